@@ -1,0 +1,83 @@
+//! Strided matrix views and one product, on top of the `gemm` crate (multithreaded for large
+//! products). Transposes are free: a view is a pointer plus row and column strides.
+
+/// A read-only `rows × cols` matrix view with arbitrary strides.
+pub struct Mat<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+    col_stride: usize,
+}
+
+impl<'a> Mat<'a> {
+    /// `data` holds a row-major `rows × cols` matrix.
+    pub fn row_major(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        assert!(data.len() >= rows * cols, "matrix view out of bounds");
+        Mat {
+            data,
+            rows,
+            cols,
+            row_stride: cols,
+            col_stride: 1,
+        }
+    }
+
+    /// The transpose of the row-major `rows × cols` matrix in `data` (a `cols × rows` view).
+    pub fn transposed(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        assert!(data.len() >= rows * cols, "matrix view out of bounds");
+        Mat {
+            data,
+            rows: cols,
+            cols: rows,
+            row_stride: 1,
+            col_stride: cols,
+        }
+    }
+}
+
+/// `c = a·b` (or `c += a·b` with `accumulate`); `c` is row-major `a.rows × b.cols`.
+pub fn matmul(a: Mat, b: Mat, c: &mut [f32], accumulate: bool) {
+    assert_eq!(a.cols, b.rows, "inner dimensions differ");
+    let (m, n, k) = (a.rows, b.cols, a.cols);
+    assert!(c.len() >= m * n, "output too small");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            c[..m * n].fill(0.0);
+        }
+        return;
+    }
+    let parallelism = if m * n * k >= 1 << 18 {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the asserts above bound every index gemm touches: a is m×k, b is k×n and c is
+    // m×n under the given strides, all inside their slices; c does not alias a or b (&mut).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.col_stride as isize,
+            a.row_stride as isize,
+            b.data.as_ptr(),
+            b.col_stride as isize,
+            b.row_stride as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}

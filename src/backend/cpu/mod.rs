@@ -1,0 +1,349 @@
+//! The CPU backend: every kernel's twin in plain Rust, multithreaded with rayon where it pays
+//! and with the `gemm` crate for the matrix products. Operations run at once; `flush` is a
+//! no-op. This is also the reference the GPU kernels are tested against.
+
+mod matmul;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rayon::prelude::*;
+
+use super::{
+    stat, Activation, AdamUpdate, Backend, Counters, LangevinUpdate, LinearShape, ReplayDraw,
+};
+use crate::rng::{self, Stream};
+use crate::Result;
+use matmul::{matmul, Mat};
+
+/// Elementwise work below this many elements stays on one thread.
+const PAR_MIN: usize = 1 << 15;
+
+/// The native CPU backend.
+#[derive(Debug, Default)]
+pub struct CpuBackend {
+    dispatches: AtomicU64,
+}
+
+impl CpuBackend {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn count(&self) {
+        self.dispatches.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Apply `f(x, y)` to pairs, in parallel for large slices.
+fn zip_map(x: &[f32], y: &mut [f32], f: impl Fn(f32) -> f32 + Sync) {
+    if x.len() >= PAR_MIN {
+        y.par_iter_mut()
+            .zip(x.par_iter())
+            .for_each(|(y, &x)| *y = f(x));
+    } else {
+        y.iter_mut().zip(x).for_each(|(y, &x)| *y = f(x));
+    }
+}
+
+fn act_forward(act: Activation, x: f32) -> f32 {
+    match act {
+        Activation::Relu => x.max(0.0),
+        Activation::LeakyRelu(slope) => {
+            if x > 0.0 {
+                x
+            } else {
+                slope * x
+            }
+        }
+        Activation::Silu => x / (1.0 + (-x).exp()),
+    }
+}
+
+fn act_derivative(act: Activation, x: f32) -> f32 {
+    match act {
+        Activation::Relu => {
+            if x > 0.0 {
+                1.0
+            } else {
+                0.0
+            }
+        }
+        Activation::LeakyRelu(slope) => {
+            if x > 0.0 {
+                1.0
+            } else {
+                slope
+            }
+        }
+        Activation::Silu => {
+            let s = 1.0 / (1.0 + (-x).exp());
+            s * (1.0 + x * (1.0 - s))
+        }
+    }
+}
+
+impl Backend for CpuBackend {
+    type Tensor = Vec<f32>;
+
+    fn name(&self) -> String {
+        format!("cpu ({} threads)", rayon::current_num_threads())
+    }
+
+    fn is_gpu(&self) -> bool {
+        false
+    }
+
+    fn zeros(&self, len: usize) -> Result<Vec<f32>> {
+        Ok(vec![0.0; len])
+    }
+
+    fn upload(&self, data: &[f32]) -> Result<Vec<f32>> {
+        Ok(data.to_vec())
+    }
+
+    fn write(&self, dst: &mut Vec<f32>, offset: usize, data: &[f32]) -> Result<()> {
+        dst[offset..offset + data.len()].copy_from_slice(data);
+        Ok(())
+    }
+
+    fn read(&self, src: &Vec<f32>) -> Result<Vec<f32>> {
+        Ok(src.clone())
+    }
+
+    fn len(&self, t: &Vec<f32>) -> usize {
+        t.len()
+    }
+
+    fn copy(&self, src: &Vec<f32>, so: usize, dst: &mut Vec<f32>, d: usize, len: usize) {
+        dst[d..d + len].copy_from_slice(&src[so..so + len]);
+    }
+
+    fn fill(&self, dst: &mut Vec<f32>, value: f32) {
+        dst.fill(value);
+    }
+
+    fn flush(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn counters(&self) -> Counters {
+        Counters {
+            dispatches: self.dispatches.load(Ordering::Relaxed),
+            ..Counters::default()
+        }
+    }
+
+    fn linear_forward(
+        &self,
+        s: LinearShape,
+        x: &Vec<f32>,
+        w: &Vec<f32>,
+        b: &Vec<f32>,
+        y: &mut Vec<f32>,
+    ) {
+        self.count();
+        let (n, i, o) = (s.batch, s.inputs, s.outputs);
+        for row in y[..n * o].chunks_mut(o) {
+            row.copy_from_slice(&b[..o]);
+        }
+        // y[n,o] += x[n,i] · wᵀ[i,o]
+        matmul(
+            Mat::row_major(x, n, i),
+            Mat::transposed(w, o, i),
+            &mut y[..n * o],
+            true,
+        );
+    }
+
+    fn linear_backward_data(&self, s: LinearShape, dy: &Vec<f32>, w: &Vec<f32>, dx: &mut Vec<f32>) {
+        self.count();
+        let (n, i, o) = (s.batch, s.inputs, s.outputs);
+        // dx[n,i] = dy[n,o] · w[o,i]
+        matmul(
+            Mat::row_major(dy, n, o),
+            Mat::row_major(w, o, i),
+            &mut dx[..n * i],
+            false,
+        );
+    }
+
+    fn linear_backward_params(
+        &self,
+        s: LinearShape,
+        dy: &Vec<f32>,
+        x: &Vec<f32>,
+        dw: &mut Vec<f32>,
+        db: &mut Vec<f32>,
+    ) {
+        self.count();
+        let (n, i, o) = (s.batch, s.inputs, s.outputs);
+        // dw[o,i] = dyᵀ[o,n] · x[n,i]
+        matmul(
+            Mat::transposed(dy, n, o),
+            Mat::row_major(x, n, i),
+            &mut dw[..o * i],
+            false,
+        );
+        db[..o].fill(0.0);
+        for row in dy[..n * o].chunks(o) {
+            db[..o].iter_mut().zip(row).for_each(|(d, &g)| *d += g);
+        }
+    }
+
+    fn activation_forward(&self, act: Activation, x: &Vec<f32>, y: &mut Vec<f32>) {
+        self.count();
+        zip_map(x, y, |v| act_forward(act, v));
+    }
+
+    fn activation_backward(&self, act: Activation, x: &Vec<f32>, dy: &Vec<f32>, dx: &mut Vec<f32>) {
+        self.count();
+        let f = |(dx, (&x, &g)): (&mut f32, (&f32, &f32))| *dx = act_derivative(act, x) * g;
+        if x.len() >= PAR_MIN {
+            dx.par_iter_mut()
+                .zip(x.par_iter().zip(dy.par_iter()))
+                .for_each(f);
+        } else {
+            dx.iter_mut().zip(x.iter().zip(dy.iter())).for_each(f);
+        }
+    }
+
+    fn cd_loss(
+        &self,
+        energies: &Vec<f32>,
+        n_pos: usize,
+        alpha: f32,
+        d_energy: &mut Vec<f32>,
+        stats: &mut Vec<f32>,
+    ) {
+        self.count();
+        let n_neg = energies.len() - n_pos;
+        let (pos, neg) = energies.split_at(n_pos);
+        let mean = |v: &[f32], f: fn(f64) -> f64| {
+            v.iter().map(|&e| f(e as f64)).sum::<f64>() / v.len() as f64
+        };
+        let (mp, mn) = (mean(pos, |e| e), mean(neg, |e| e));
+        let (mp2, mn2) = (mean(pos, |e| e * e), mean(neg, |e| e * e));
+        stats[stat::LOSS] = (mp - mn + alpha as f64 * (mp2 + mn2)) as f32;
+        stats[stat::MEAN_E_POS] = mp as f32;
+        stats[stat::MEAN_E_NEG] = mn as f32;
+        stats[stat::MEAN_E_POS_SQ] = mp2 as f32;
+        stats[stat::MEAN_E_NEG_SQ] = mn2 as f32;
+        for (j, (d, &e)) in d_energy.iter_mut().zip(energies).enumerate() {
+            *d = if j < n_pos {
+                (1.0 + 2.0 * alpha * e) / n_pos as f32
+            } else {
+                (-1.0 + 2.0 * alpha * e) / n_neg as f32
+            };
+        }
+    }
+
+    fn langevin_update(&self, u: &LangevinUpdate, x: &mut Vec<f32>, grad: &Vec<f32>) {
+        self.count();
+        let dim = u.dim;
+        let update_row = |(row, (xr, gr)): (usize, (&mut [f32], &[f32]))| {
+            for (block, (xb, gb)) in xr.chunks_mut(4).zip(gr.chunks(4)).enumerate() {
+                let xi = rng::normals(rng::words(
+                    u.seed,
+                    block as u32,
+                    u.chain_offset + row as u32,
+                    u.global_step,
+                    Stream::Langevin,
+                ));
+                for ((x, &g), z) in xb.iter_mut().zip(gb).zip(xi) {
+                    let g = match u.grad_clip {
+                        Some(c) => g.clamp(-c, c),
+                        None => g,
+                    };
+                    *x = (*x - u.step * g + u.noise * z).clamp(u.lo, u.hi);
+                }
+            }
+        };
+        let rows = x[..u.rows * dim]
+            .par_chunks_mut(dim)
+            .zip(grad.par_chunks(dim));
+        rows.enumerate().for_each(update_row);
+    }
+
+    fn sum_squares(&self, x: &Vec<f32>, out: &mut Vec<f32>, slot: usize) {
+        self.count();
+        out[slot] = x.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>() as f32;
+    }
+
+    fn adam_update(
+        &self,
+        u: &AdamUpdate,
+        param: &mut Vec<f32>,
+        grad: &Vec<f32>,
+        m: &mut Vec<f32>,
+        v: &mut Vec<f32>,
+        norms: &Vec<f32>,
+    ) {
+        self.count();
+        let scale = match u.max_grad_norm {
+            Some(c) => {
+                let norm = norms[..u.norm_slots].iter().sum::<f32>().sqrt();
+                (c / (norm + 1e-6)).min(1.0)
+            }
+            None => 1.0,
+        };
+        for (((p, &g), m), v) in param
+            .iter_mut()
+            .zip(grad)
+            .zip(m.iter_mut())
+            .zip(v.iter_mut())
+        {
+            let g = g * scale;
+            *m = u.beta1 * *m + (1.0 - u.beta1) * g;
+            *v = u.beta2 * *v + (1.0 - u.beta2) * g * g;
+            let m_hat = *m / u.bias_correction1;
+            let v_hat = *v / u.bias_correction2;
+            *p -= u.lr * m_hat / (v_hat.sqrt() + u.eps);
+        }
+    }
+
+    fn replay_draw(
+        &self,
+        d: &ReplayDraw,
+        buffer: &Vec<f32>,
+        x: &mut Vec<f32>,
+        indices: &mut Vec<f32>,
+    ) {
+        self.count();
+        let dim = d.dim;
+        for (j, row) in x[..d.batch * dim].chunks_mut(dim).enumerate() {
+            let j32 = j as u32;
+            let pick = rng::uniform_at(d.seed, j32, 0, d.iteration, Stream::ReplayDraw);
+            let index = rng::index_from_uniform(pick, d.capacity);
+            indices[j] = index as f32;
+            if rng::uniform_at(d.seed, j32, 1, d.iteration, Stream::ReplayDraw) < d.reinit_prob {
+                rng::fill_uniform(
+                    d.seed,
+                    j32,
+                    d.iteration,
+                    Stream::ReplayReinit,
+                    d.lo,
+                    d.hi,
+                    row,
+                );
+            } else {
+                row.copy_from_slice(&buffer[index * dim..(index + 1) * dim]);
+            }
+        }
+    }
+
+    fn replay_scatter(
+        &self,
+        d: &ReplayDraw,
+        x: &Vec<f32>,
+        indices: &Vec<f32>,
+        buffer: &mut Vec<f32>,
+    ) {
+        self.count();
+        let dim = d.dim;
+        // In draw order, so that a later draw of the same chain overwrites an earlier one.
+        for (j, row) in x[..d.batch * dim].chunks(dim).enumerate() {
+            let index = indices[j] as usize;
+            buffer[index * dim..(index + 1) * dim].copy_from_slice(row);
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! The `Backend` trait: the only door to a device.
+//!
+//! Model, sampler and trainer code is generic over it and never knows whether a CPU or a GPU
+//! runs it (the Burn/candle split). Backends own their buffers; the host holds opaque
+//! [`Backend::Tensor`] handles and reads values back only through [`Backend::read`].
+//!
+//! Every operation is *recorded*, not necessarily executed: the GPU backend appends it to one
+//! pending command encoder and submits on [`Backend::flush`] or [`Backend::read`], so a whole
+//! chain of K Langevin steps costs one submission and no readback. The CPU backend runs each
+//! operation at once. Results are the same up to float rounding.
+
+pub mod cpu;
+pub mod device;
+pub mod gpu;
+
+pub use cpu::CpuBackend;
+pub use device::{choose_backend, AnyBackend, DeviceChoice};
+pub use gpu::GpuBackend;
+
+use crate::Result;
+
+/// Pointwise nonlinearities.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Activation {
+    Relu,
+    /// max(x, slope·x)
+    LeakyRelu(f32),
+    /// x·σ(x)
+    Silu,
+}
+
+/// Shape of a batched linear layer `y[b, o] = Σᵢ x[b, i]·w[o, i] + bias[o]` (PyTorch layout).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinearShape {
+    pub batch: usize,
+    pub inputs: usize,
+    pub outputs: usize,
+}
+
+/// One fused Langevin update of `rows` chains of `dim` elements each:
+/// `x ← clamp(x − step·clip(g) + noise·ξ, lo, hi)` with ξ the Philox normals of
+/// `(seed, e / 4, chain_offset + row, global_step, stream 0)`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LangevinUpdate {
+    pub rows: usize,
+    pub dim: usize,
+    pub step: f32,
+    pub noise: f32,
+    /// Per-element gradient clip: g is clamped to [−c, c] when `Some(c)`.
+    pub grad_clip: Option<f32>,
+    pub lo: f32,
+    pub hi: f32,
+    pub seed: u64,
+    pub global_step: u32,
+    /// Row `r` uses Philox chain index `chain_offset + r`.
+    pub chain_offset: u32,
+}
+
+/// One Adam step (PyTorch semantics); bias corrections are computed on the host from `t`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamUpdate {
+    pub lr: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    /// 1 − β₁ᵗ
+    pub bias_correction1: f32,
+    /// 1 − β₂ᵗ
+    pub bias_correction2: f32,
+    /// Global-norm clipping: gradients are scaled by min(1, c / (‖g‖ + 1e-6)) where ‖g‖² is
+    /// the sum of the first `norm_slots` entries of the `sum_squares` buffer.
+    pub max_grad_norm: Option<f32>,
+    pub norm_slots: usize,
+}
+
+/// One replay-buffer draw (DESIGN.md §3): for j in 0..batch, chain index
+/// `min(⌊u·N⌋, N−1)` with u from counter (j/4, 0, iteration, 2) lane j%4, re-initialised
+/// when u' from counter (j/4, 1, iteration, 2) is < `reinit_prob`, with uniform values from
+/// counter (e/4, j, iteration, 1) mapped to [lo, hi].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ReplayDraw {
+    pub capacity: usize,
+    pub batch: usize,
+    pub dim: usize,
+    pub reinit_prob: f32,
+    pub lo: f32,
+    pub hi: f32,
+    pub seed: u64,
+    pub iteration: u32,
+}
+
+/// Scalars the CD-loss kernel writes (indices into its `stats` output).
+pub mod stat {
+    /// mean E⁺ − mean E⁻ + α(mean E⁺² + mean E⁻²)
+    pub const LOSS: usize = 0;
+    pub const MEAN_E_POS: usize = 1;
+    pub const MEAN_E_NEG: usize = 2;
+    pub const MEAN_E_POS_SQ: usize = 3;
+    pub const MEAN_E_NEG_SQ: usize = 4;
+    /// Length of the stats buffer.
+    pub const LEN: usize = 5;
+}
+
+/// What a backend has done so far; lets tests prove "one submission, no readback".
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Command buffers submitted to the device queue (always 0 on the CPU).
+    pub submissions: u64,
+    /// Device → host copies (always 0 on the CPU).
+    pub readbacks: u64,
+    /// Kernels dispatched or run.
+    pub dispatches: u64,
+}
+
+/// A compute device. All lengths are in f32 elements; tensors are flat, row-major.
+pub trait Backend {
+    /// An opaque handle to device memory holding f32 values.
+    type Tensor;
+
+    /// Human-readable device name, e.g. "cpu (2 threads)" or "NVIDIA H100 (Vulkan)".
+    fn name(&self) -> String;
+    /// True for a GPU (hardware or software adapter).
+    fn is_gpu(&self) -> bool;
+
+    /// A zero-filled tensor.
+    fn zeros(&self, len: usize) -> Result<Self::Tensor>;
+    /// A tensor holding `data`.
+    fn upload(&self, data: &[f32]) -> Result<Self::Tensor>;
+    /// Overwrite `dst[offset..offset + data.len()]`, ordered after all recorded work.
+    fn write(&self, dst: &mut Self::Tensor, offset: usize, data: &[f32]) -> Result<()>;
+    /// Read the whole tensor back (runs all recorded work first).
+    fn read(&self, src: &Self::Tensor) -> Result<Vec<f32>>;
+    /// Number of f32 elements.
+    fn len(&self, t: &Self::Tensor) -> usize;
+    /// `dst[dst_offset..][..len] = src[src_offset..][..len]`.
+    fn copy(
+        &self,
+        src: &Self::Tensor,
+        src_offset: usize,
+        dst: &mut Self::Tensor,
+        dst_offset: usize,
+        len: usize,
+    );
+    /// Set every element to `value`.
+    fn fill(&self, dst: &mut Self::Tensor, value: f32);
+    /// Submit recorded work without waiting for it (no-op on the CPU).
+    fn flush(&self) -> Result<()>;
+    /// What the backend has done so far.
+    fn counters(&self) -> Counters;
+
+    /// `y = x·wᵀ + b`: x [batch, in], w [out, in], b [out], y [batch, out].
+    fn linear_forward(
+        &self,
+        s: LinearShape,
+        x: &Self::Tensor,
+        w: &Self::Tensor,
+        b: &Self::Tensor,
+        y: &mut Self::Tensor,
+    );
+    /// `dx = dy·w`: dy [batch, out], w [out, in], dx [batch, in].
+    fn linear_backward_data(
+        &self,
+        s: LinearShape,
+        dy: &Self::Tensor,
+        w: &Self::Tensor,
+        dx: &mut Self::Tensor,
+    );
+    /// `dw = dyᵀ·x`, `db = Σ_b dy`: overwrites dw [out, in] and db [out].
+    fn linear_backward_params(
+        &self,
+        s: LinearShape,
+        dy: &Self::Tensor,
+        x: &Self::Tensor,
+        dw: &mut Self::Tensor,
+        db: &mut Self::Tensor,
+    );
+    /// `y = act(x)` elementwise.
+    fn activation_forward(&self, act: Activation, x: &Self::Tensor, y: &mut Self::Tensor);
+    /// `dx = act'(x)·dy` elementwise.
+    fn activation_backward(
+        &self,
+        act: Activation,
+        x: &Self::Tensor,
+        dy: &Self::Tensor,
+        dx: &mut Self::Tensor,
+    );
+    /// The CD loss over `energies` = [E(x⁺) for n_pos rows; E(x⁻) for the rest]:
+    /// writes dLoss/dE per row into `d_energy` and the [`stat`] scalars into `stats`.
+    fn cd_loss(
+        &self,
+        energies: &Self::Tensor,
+        n_pos: usize,
+        alpha: f32,
+        d_energy: &mut Self::Tensor,
+        stats: &mut Self::Tensor,
+    );
+    /// The fused Langevin update, in place on `x` [rows, dim].
+    fn langevin_update(&self, u: &LangevinUpdate, x: &mut Self::Tensor, grad: &Self::Tensor);
+    /// `out[slot] = Σ x²` (for global gradient-norm clipping).
+    fn sum_squares(&self, x: &Self::Tensor, out: &mut Self::Tensor, slot: usize);
+    /// One Adam step on `param` in place; `norms` holds the `sum_squares` slots when clipping.
+    fn adam_update(
+        &self,
+        u: &AdamUpdate,
+        param: &mut Self::Tensor,
+        grad: &Self::Tensor,
+        m: &mut Self::Tensor,
+        v: &mut Self::Tensor,
+        norms: &Self::Tensor,
+    );
+    /// Draw `batch` chains from the replay `buffer` [capacity, dim] into `x` [batch, dim],
+    /// re-initialising some; writes the drawn chain indices (as exact f32) into `indices`.
+    fn replay_draw(
+        &self,
+        d: &ReplayDraw,
+        buffer: &Self::Tensor,
+        x: &mut Self::Tensor,
+        indices: &mut Self::Tensor,
+    );
+    /// Write `x` back to the rows of `buffer` named by `indices`; where a chain was drawn
+    /// twice, the later draw wins (deterministic on every device).
+    fn replay_scatter(
+        &self,
+        d: &ReplayDraw,
+        x: &Self::Tensor,
+        indices: &Self::Tensor,
+        buffer: &mut Self::Tensor,
+    );
+}

@@ -1,0 +1,13 @@
+//! # ebm — deep energy-based models on any GPU and any CPU
+//!
+//! An energy-based model defines p(x) ∝ exp(−E(x)) with a neural network E. Training
+//! alternates short-run Langevin MCMC, which draws negative samples, with a contrastive-
+//! divergence parameter update. This crate runs both on a GPU through wgpu with hand-written
+//! WGSL kernels, or on the CPU, behind one [`Backend`] trait.
+
+pub mod backend;
+pub mod error;
+pub mod rng;
+
+pub use backend::{Backend, CpuBackend, GpuBackend};
+pub use error::{Error, Result};
