@@ -6,7 +6,9 @@
 //! WGSL kernels, or on the CPU, behind one [`Backend`] trait.
 
 pub mod backend;
+pub mod data;
 pub mod error;
+pub mod plot;
 pub mod rng;
 
 pub use backend::{Backend, CpuBackend, GpuBackend};

@@ -1,0 +1,1 @@
+//! STUB: toy 2D datasets (being written).

@@ -1,0 +1,1 @@
+//! STUB: pictures (being written).
