@@ -8,8 +8,13 @@
 pub mod backend;
 pub mod data;
 pub mod error;
+pub mod nn;
 pub mod plot;
 pub mod rng;
+pub mod sampler;
+pub mod tensorfile;
+pub mod train;
 
 pub use backend::{Backend, CpuBackend, GpuBackend};
 pub use error::{Error, Result};
+pub use nn::{EnergyNet, Spec};

@@ -90,7 +90,8 @@ pub fn fill_normal(seed: u64, chain: u32, step: u32, stream: Stream, out: &mut [
     }
 }
 
-/// Uniform values in (lo, hi) for elements `0..out.len()` of one chain at one step.
+/// Uniform values in [lo, hi] for elements `0..out.len()` of one chain at one step,
+/// computed in f64 and rounded, as `ebm_ref.py` does.
 pub fn fill_uniform(
     seed: u64,
     chain: u32,
@@ -103,7 +104,7 @@ pub fn fill_uniform(
     for (block, chunk) in out.chunks_mut(4).enumerate() {
         let w = words(seed, block as u32, chain, step, stream);
         for (o, word) in chunk.iter_mut().zip(w) {
-            *o = lo + (hi - lo) * uniform(word);
+            *o = (f64::from(lo) + (f64::from(hi) - f64::from(lo)) * uniform_f64(word)) as f32;
         }
     }
 }

@@ -1,0 +1,281 @@
+//! `EnergyNet`: a sequential net E(x) built from a [`Spec`], with the two backward passes an
+//! EBM needs — to the input only (Langevin sampling) and to the parameters (training).
+//!
+//! Activations are kept per batch size in a workspace, so the K steps of a chain reuse the
+//! same device buffers and allocate nothing.
+
+use std::collections::HashMap;
+
+use super::init;
+use super::linear::Linear;
+use super::spec::{LayerSpec, Spec};
+use crate::backend::{Activation, Backend};
+use crate::{Error, Result};
+
+/// A named parameter tensor and its gradient, both on the device.
+pub struct Param<B: Backend> {
+    /// `layers.{i}.weight` or `layers.{i}.bias` (the PyTorch state_dict names).
+    pub name: String,
+    /// PyTorch layout: linear [out, in], conv [out, in, k, k], bias [out].
+    pub shape: Vec<usize>,
+    pub value: B::Tensor,
+    pub grad: B::Tensor,
+}
+
+enum Layer {
+    Linear(Linear),
+    Activation(Activation),
+    /// Values are already flat on the device: a copy.
+    Flatten,
+}
+
+/// Device buffers for one batch size: every layer's input and the gradients flowing back.
+struct Workspace<B: Backend> {
+    /// `acts[i]` is the input of layer i; `acts[layers]` holds the energies.
+    acts: Vec<B::Tensor>,
+    /// `grads[i]` is dE/d`acts[i]`.
+    grads: Vec<B::Tensor>,
+    /// dE/dE = 1 per sample, to start the input-gradient pass.
+    ones: B::Tensor,
+}
+
+/// A sequential energy network on backend `B`.
+pub struct EnergyNet<B: Backend> {
+    spec: Spec,
+    layers: Vec<Layer>,
+    /// Per-sample length of every activation (`sizes[0]` = input, last = 1).
+    sizes: Vec<usize>,
+    params: Vec<Param<B>>,
+    workspaces: HashMap<usize, Workspace<B>>,
+}
+
+impl<B: Backend> EnergyNet<B> {
+    /// A freshly initialised net (PyTorch's default init, drawn from Philox stream 3).
+    pub fn new(b: &B, spec: &Spec, seed: u64) -> Result<Self> {
+        Self::build(b, spec, |index, _name, shape, fan_in| {
+            let len = shape.iter().product();
+            Ok(init::uniform_fan_in(seed, index, len, fan_in))
+        })
+    }
+
+    /// A net whose parameters come from `lookup(name, shape)` (a model file, say).
+    pub fn from_params(
+        b: &B,
+        spec: &Spec,
+        mut lookup: impl FnMut(&str, &[usize]) -> Result<Vec<f32>>,
+    ) -> Result<Self> {
+        Self::build(b, spec, |_, name, shape, _| lookup(name, shape))
+    }
+
+    fn build(
+        b: &B,
+        spec: &Spec,
+        mut values: impl FnMut(usize, &str, &[usize], usize) -> Result<Vec<f32>>,
+    ) -> Result<Self> {
+        let shapes = spec.shapes()?;
+        let mut layers = Vec::new();
+        let mut params = Vec::new();
+        for (i, layer) in spec.layers.iter().enumerate() {
+            layers.push(match *layer {
+                LayerSpec::Linear { inputs, outputs } => {
+                    let weight = params.len();
+                    for (suffix, shape) in
+                        [("weight", vec![outputs, inputs]), ("bias", vec![outputs])]
+                    {
+                        let name = format!("layers.{i}.{suffix}");
+                        let value = values(params.len(), &name, &shape, inputs)?;
+                        let len: usize = shape.iter().product();
+                        if value.len() != len {
+                            return Err(Error::Shape(format!(
+                                "{name} has {} values, the spec needs {shape:?}",
+                                value.len()
+                            )));
+                        }
+                        params.push(Param {
+                            name,
+                            shape,
+                            value: b.upload(&value)?,
+                            grad: b.zeros(len)?,
+                        });
+                    }
+                    Layer::Linear(Linear {
+                        inputs,
+                        outputs,
+                        weight,
+                    })
+                }
+                LayerSpec::LeakyRelu { slope } => Layer::Activation(Activation::LeakyRelu(slope)),
+                LayerSpec::Silu => Layer::Activation(Activation::Silu),
+                LayerSpec::Relu => Layer::Activation(Activation::Relu),
+                LayerSpec::Flatten => Layer::Flatten,
+                LayerSpec::Conv2d { .. } | LayerSpec::AvgPool { .. } => {
+                    return Err(Error::Spec(format!(
+                        "layers.{i}: convolution and pooling layers are not implemented yet \
+                         (planned: issue #4); this build runs linear/activation nets"
+                    )))
+                }
+            });
+        }
+        let sizes = shapes.iter().map(|s| s.iter().product()).collect();
+        Ok(EnergyNet {
+            spec: spec.clone(),
+            layers,
+            sizes,
+            params,
+            workspaces: HashMap::new(),
+        })
+    }
+
+    /// The spec this net was built from.
+    pub fn spec(&self) -> &Spec {
+        &self.spec
+    }
+
+    /// Values per input sample.
+    pub fn input_len(&self) -> usize {
+        self.sizes[0]
+    }
+
+    /// Parameters in spec order (weight, bias per layer).
+    pub fn params(&self) -> &[Param<B>] {
+        &self.params
+    }
+
+    /// Mutable parameters, for the optimiser.
+    pub fn params_mut(&mut self) -> &mut [Param<B>] {
+        &mut self.params
+    }
+
+    /// Read every parameter back: (name, shape, values).
+    pub fn read_params(&self, b: &B) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
+        self.params
+            .iter()
+            .map(|p| Ok((p.name.clone(), p.shape.clone(), b.read(&p.value)?)))
+            .collect()
+    }
+
+    fn workspace(&mut self, b: &B, batch: usize) -> Result<&mut Workspace<B>> {
+        if !self.workspaces.contains_key(&batch) {
+            let mut acts = Vec::new();
+            let mut grads = Vec::new();
+            for &size in &self.sizes {
+                acts.push(b.zeros(batch * size)?);
+                grads.push(b.zeros(batch * size)?);
+            }
+            let ones = b.upload(&vec![1.0; batch])?;
+            self.workspaces
+                .insert(batch, Workspace { acts, grads, ones });
+        }
+        Ok(self.workspaces.get_mut(&batch).expect("inserted above"))
+    }
+
+    /// E(x) for `batch` samples in `x` [batch, input_len]; returns the energies [batch].
+    pub fn forward(&mut self, b: &B, x: &B::Tensor, batch: usize) -> Result<&B::Tensor> {
+        let input_len = self.input_len();
+        if b.len(x) < batch * input_len {
+            return Err(Error::Shape(format!(
+                "input holds {} values, {batch} samples of {input_len} need {}",
+                b.len(x),
+                batch * input_len
+            )));
+        }
+        self.workspace(b, batch)?;
+        let ws = self.workspaces.get_mut(&batch).expect("created above");
+        b.copy(x, 0, &mut ws.acts[0], 0, batch * input_len);
+        for (i, layer) in self.layers.iter().enumerate() {
+            let (inputs, outputs) = ws.acts.split_at_mut(i + 1);
+            let (x, y) = (&inputs[i], &mut outputs[0]);
+            match layer {
+                Layer::Linear(l) => l.forward(b, &self.params, batch, x, y),
+                Layer::Activation(a) => b.activation_forward(*a, x, y),
+                Layer::Flatten => b.copy(x, 0, y, 0, batch * self.sizes[i]),
+            }
+        }
+        Ok(&ws.acts[self.layers.len()])
+    }
+
+    /// ∇ₓ Σ E(x) [batch, input_len] (forward + backward to the input, no parameter gradients).
+    pub fn input_grad(&mut self, b: &B, x: &B::Tensor, batch: usize) -> Result<&B::Tensor> {
+        self.forward(b, x, batch)?;
+        self.backward(b, batch, None, true, false);
+        Ok(&self.workspaces[&batch].grads[0])
+    }
+
+    /// Parameter gradients of Σ d_energy·E over the batch last passed to [`forward`](Self::forward),
+    /// written into each [`Param::grad`].
+    pub fn backward_params(&mut self, b: &B, batch: usize, d_energy: &B::Tensor) -> Result<()> {
+        if !self.workspaces.contains_key(&batch) {
+            return Err(Error::Shape(format!(
+                "backward on batch {batch} before any forward"
+            )));
+        }
+        self.backward(b, batch, Some(d_energy), false, true);
+        Ok(())
+    }
+
+    fn backward(
+        &mut self,
+        b: &B,
+        batch: usize,
+        d_energy: Option<&B::Tensor>,
+        input: bool,
+        params: bool,
+    ) {
+        let ws = self.workspaces.get_mut(&batch).expect("forward ran first");
+        let top = self.layers.len();
+        b.copy(
+            d_energy.unwrap_or(&ws.ones),
+            0,
+            &mut ws.grads[top],
+            0,
+            batch,
+        );
+        for (i, layer) in self.layers.iter().enumerate().rev() {
+            let need_dx = i > 0 || input;
+            let (lower, upper) = ws.grads.split_at_mut(i + 1);
+            let (dx, dy, x) = (&mut lower[i], &upper[0], &ws.acts[i]);
+            match layer {
+                Layer::Linear(l) => l.backward(
+                    b,
+                    &mut self.params,
+                    batch,
+                    x,
+                    dy,
+                    need_dx.then_some(dx),
+                    params,
+                ),
+                Layer::Activation(a) if need_dx => b.activation_backward(*a, x, dy, dx),
+                Layer::Flatten if need_dx => b.copy(dy, 0, dx, 0, batch * self.sizes[i]),
+                _ => {}
+            }
+        }
+    }
+
+    /// Convenience for host code: energies of `x` (host values, [batch, input_len]).
+    pub fn energies(&mut self, b: &B, x: &[f32]) -> Result<Vec<f32>> {
+        let batch = self.checked_batch(x)?;
+        let t = b.upload(x)?;
+        let e = self.forward(b, &t, batch)?;
+        b.read(e)
+    }
+
+    /// Convenience for host code: energies and ∇ₓE of `x` (host values).
+    pub fn energies_and_grad(&mut self, b: &B, x: &[f32]) -> Result<(Vec<f32>, Vec<f32>)> {
+        let batch = self.checked_batch(x)?;
+        let t = b.upload(x)?;
+        let grad = b.read(self.input_grad(b, &t, batch)?)?;
+        let energies = b.read(&self.workspaces[&batch].acts[self.layers.len()])?;
+        Ok((energies, grad))
+    }
+
+    fn checked_batch(&self, x: &[f32]) -> Result<usize> {
+        let n = self.input_len();
+        if x.is_empty() || x.len() % n != 0 {
+            return Err(Error::Shape(format!(
+                "{} values is not a whole number of samples of {n}",
+                x.len()
+            )));
+        }
+        Ok(x.len() / n)
+    }
+}

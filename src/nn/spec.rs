@@ -1,0 +1,290 @@
+//! Model specs (DESIGN.md §3): `{"input": [C,H,W] or [D], "layers": [...]}`, the JSON that
+//! `--spec FILE` reads and that model files carry in their `ebm.spec` metadata.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// One layer of a sequential energy net.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum LayerSpec {
+    Linear {
+        #[serde(rename = "in")]
+        inputs: usize,
+        #[serde(rename = "out")]
+        outputs: usize,
+    },
+    Conv2d {
+        #[serde(rename = "in")]
+        inputs: usize,
+        #[serde(rename = "out")]
+        outputs: usize,
+        kernel: usize,
+        #[serde(default = "one")]
+        stride: usize,
+        #[serde(default)]
+        padding: usize,
+    },
+    LeakyRelu {
+        #[serde(default = "default_slope")]
+        slope: f32,
+    },
+    Silu,
+    Relu,
+    AvgPool {
+        kernel: usize,
+    },
+    Flatten,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn default_slope() -> f32 {
+    0.01
+}
+
+/// A whole model: the per-sample input shape and the layers in order; the last one outputs
+/// one energy per sample.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    pub input: Vec<usize>,
+    pub layers: Vec<LayerSpec>,
+}
+
+impl Spec {
+    /// A built-in spec by name: `toy2d`, `anatomy32`, `mnist32` (DESIGN.md §4).
+    pub fn builtin(name: &str) -> Result<Spec> {
+        match name {
+            "toy2d" => Ok(Spec::mlp(2, 128, 3)),
+            "anatomy32" => Ok(Spec::convnet(3, 64)),
+            "mnist32" => Ok(Spec::convnet(1, 64)),
+            other => Err(Error::Spec(format!(
+                "unknown built-in spec '{other}' (toy2d, anatomy32, mnist32, or a .json file)"
+            ))),
+        }
+    }
+
+    /// A built-in name or a path to a spec JSON file.
+    pub fn from_name_or_file(name: &str) -> Result<Spec> {
+        if name.ends_with(".json") || std::path::Path::new(name).is_file() {
+            let text = std::fs::read_to_string(name).map_err(|e| Error::io(name, e))?;
+            Spec::from_json(&text).map_err(|e| Error::format(name, e.to_string()))
+        } else {
+            Spec::builtin(name)
+        }
+    }
+
+    /// The toy MLP: `dim → hidden → … → hidden → 1` with `depth` hidden layers and SiLU.
+    pub fn mlp(dim: usize, hidden: usize, depth: usize) -> Spec {
+        let mut layers = Vec::new();
+        let mut inputs = dim;
+        for _ in 0..depth {
+            layers.push(LayerSpec::Linear {
+                inputs,
+                outputs: hidden,
+            });
+            layers.push(LayerSpec::Silu);
+            inputs = hidden;
+        }
+        layers.push(LayerSpec::Linear { inputs, outputs: 1 });
+        Spec {
+            input: vec![dim],
+            layers,
+        }
+    }
+
+    /// ebm-anatomy's ConvNet (Nijkamp et al.) on 32×32 images with width `nf`, slope 0.2.
+    pub fn convnet(channels: usize, nf: usize) -> Spec {
+        let widths = [channels, nf, 2 * nf, 4 * nf, 8 * nf];
+        let kernels = [(3, 1, 1), (4, 2, 1), (4, 2, 1), (4, 2, 1)];
+        let mut layers = Vec::new();
+        for (i, (kernel, stride, padding)) in kernels.into_iter().enumerate() {
+            layers.push(LayerSpec::Conv2d {
+                inputs: widths[i],
+                outputs: widths[i + 1],
+                kernel,
+                stride,
+                padding,
+            });
+            layers.push(LayerSpec::LeakyRelu { slope: 0.2 });
+        }
+        layers.push(LayerSpec::Conv2d {
+            inputs: 8 * nf,
+            outputs: 1,
+            kernel: 4,
+            stride: 1,
+            padding: 0,
+        });
+        Spec {
+            input: vec![channels, 32, 32],
+            layers,
+        }
+    }
+
+    /// Parse and check a spec.
+    pub fn from_json(text: &str) -> Result<Spec> {
+        let spec: Spec = serde_json::from_str(text).map_err(|e| Error::Spec(e.to_string()))?;
+        spec.shapes()?;
+        Ok(spec)
+    }
+
+    /// Compact JSON, as stored in model files.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a spec always serialises")
+    }
+
+    /// Number of f32 values in one input sample.
+    pub fn input_len(&self) -> usize {
+        self.input.iter().product()
+    }
+
+    /// The per-sample shape after each layer (`shapes()[0]` is the input), checking every
+    /// layer against its input and that the net ends in one energy per sample.
+    pub fn shapes(&self) -> Result<Vec<Vec<usize>>> {
+        if self.input.is_empty() || self.input.contains(&0) {
+            return Err(Error::Spec(format!(
+                "input shape {:?} has a zero or no dimension",
+                self.input
+            )));
+        }
+        if self.layers.is_empty() {
+            return Err(Error::Spec("no layers".into()));
+        }
+        let mut shape = self.input.clone();
+        let mut shapes = vec![shape.clone()];
+        for (i, layer) in self.layers.iter().enumerate() {
+            let bad = |what: String| Error::Spec(format!("layers.{i}: {what}"));
+            shape = match *layer {
+                LayerSpec::Linear { inputs, outputs } => {
+                    if inputs == 0 || outputs == 0 {
+                        return Err(bad(format!(
+                            "linear in={inputs} out={outputs} has a zero size"
+                        )));
+                    }
+                    if shape != [inputs] {
+                        return Err(bad(format!(
+                            "linear in={inputs} but its input has shape {shape:?}"
+                        )));
+                    }
+                    vec![outputs]
+                }
+                LayerSpec::Conv2d {
+                    inputs,
+                    outputs,
+                    kernel,
+                    stride,
+                    padding,
+                } => {
+                    if shape.len() != 3 || shape[0] != inputs {
+                        return Err(bad(format!(
+                            "conv2d in={inputs} but its input has shape {shape:?}"
+                        )));
+                    }
+                    if outputs == 0 || kernel == 0 || stride == 0 {
+                        return Err(bad("conv2d out, kernel and stride must be positive".into()));
+                    }
+                    let out = |n: usize| {
+                        (n + 2 * padding)
+                            .checked_sub(kernel)
+                            .map(|v| v / stride + 1)
+                    };
+                    match (out(shape[1]), out(shape[2])) {
+                        (Some(h), Some(w)) => vec![outputs, h, w],
+                        _ => {
+                            return Err(bad(format!(
+                                "kernel {kernel} is larger than the padded input {shape:?}"
+                            )))
+                        }
+                    }
+                }
+                LayerSpec::AvgPool { kernel } => {
+                    if shape.len() != 3 || kernel == 0 || shape[1] < kernel || shape[2] < kernel {
+                        return Err(bad(format!("avg_pool kernel {kernel} on input {shape:?}")));
+                    }
+                    vec![shape[0], shape[1] / kernel, shape[2] / kernel]
+                }
+                LayerSpec::Flatten => vec![shape.iter().product()],
+                LayerSpec::LeakyRelu { .. } | LayerSpec::Silu | LayerSpec::Relu => shape,
+            };
+            shapes.push(shape.clone());
+        }
+        if shape.iter().product::<usize>() != 1 {
+            return Err(Error::Spec(format!(
+                "the last layer outputs shape {shape:?}, not one energy per sample"
+            )));
+        }
+        Ok(shapes)
+    }
+
+    /// Forward FLOPs per sample (a multiply-add counts 2; only linear and conv layers).
+    pub fn forward_flops(&self) -> Result<u64> {
+        let shapes = self.shapes()?;
+        Ok(self
+            .layers
+            .iter()
+            .zip(shapes.iter().skip(1))
+            .map(|(layer, out)| match *layer {
+                LayerSpec::Linear { inputs, outputs } => 2 * (inputs * outputs) as u64,
+                LayerSpec::Conv2d { inputs, kernel, .. } => {
+                    2 * (out.iter().product::<usize>() * inputs * kernel * kernel) as u64
+                }
+                _ => 0,
+            })
+            .sum())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtins_check_out() {
+        for name in ["toy2d", "anatomy32", "mnist32"] {
+            Spec::builtin(name).unwrap().shapes().unwrap();
+        }
+        // DESIGN.md §4: anatomy32 is ≈205 MFLOP forward per image.
+        let flops = Spec::builtin("anatomy32").unwrap().forward_flops().unwrap();
+        assert!((200e6..210e6).contains(&(flops as f64)), "{flops}");
+    }
+
+    #[test]
+    fn parses_reference_json() {
+        let text = r#"{"input":[2],"layers":[{"type":"linear","in":2,"out":4},{"type":"silu"},
+            {"type":"leaky_relu","slope":0.2},{"type":"linear","in":4,"out":1}]}"#;
+        let spec = Spec::from_json(text).unwrap();
+        assert_eq!(spec.layers[2], LayerSpec::LeakyRelu { slope: 0.2 });
+        assert_eq!(Spec::from_json(&spec.to_json()).unwrap(), spec);
+    }
+
+    #[test]
+    fn bad_specs_name_the_problem() {
+        let cases = [
+            (
+                r#"{"input":[2],"layers":[{"type":"linear","in":3,"out":1}]}"#,
+                "layers.0",
+            ),
+            (
+                r#"{"input":[2],"layers":[{"type":"dense","in":2,"out":1}]}"#,
+                "dense",
+            ),
+            (
+                r#"{"input":[2],"layers":[{"type":"linear","in":2,"out":3}]}"#,
+                "one energy",
+            ),
+            (
+                r#"{"input":[0],"layers":[{"type":"linear","in":0,"out":1}]}"#,
+                "zero",
+            ),
+            (r#"{"input":[2],"layers":[]}"#, "no layers"),
+        ];
+        for (text, needle) in cases {
+            let err = Spec::from_json(text).unwrap_err().to_string();
+            assert!(err.contains(needle), "{err} should mention {needle}");
+        }
+    }
+}

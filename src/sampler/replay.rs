@@ -1,0 +1,123 @@
+//! The replay buffer (IGEBM / JEM): N persistent chains kept on the device. Each training
+//! iteration draws B of them, re-initialises each with probability p from uniform noise,
+//! runs K Langevin steps and writes them back. p = 1 is Nijkamp's short-run mode (chains
+//! always start from noise, and nothing needs writing back).
+
+use crate::backend::{Backend, ReplayDraw};
+use crate::rng::{self, Stream};
+use crate::{Error, Result};
+
+/// Chain indices travel as exact f32 values, so the capacity must stay below 2²⁴.
+const MAX_CAPACITY: usize = 1 << 24;
+
+/// N persistent chains of `dim` values on the device.
+pub struct ReplayBuffer<B: Backend> {
+    chains: B::Tensor,
+    indices: B::Tensor,
+    capacity: usize,
+    dim: usize,
+    reinit_prob: f32,
+    lo: f32,
+    hi: f32,
+    seed: u64,
+}
+
+impl<B: Backend> ReplayBuffer<B> {
+    /// A buffer of `capacity` chains filled with uniform noise on [lo, hi] (Philox stream 1
+    /// at step 2³²−1, which no training iteration reaches).
+    pub fn new(
+        b: &B,
+        capacity: usize,
+        dim: usize,
+        reinit_prob: f32,
+        (lo, hi): (f32, f32),
+        seed: u64,
+    ) -> Result<Self> {
+        if capacity == 0 || capacity >= MAX_CAPACITY {
+            return Err(Error::Option(format!(
+                "replay buffer size {capacity} must be in 1..2^24"
+            )));
+        }
+        if !(0.0..=1.0).contains(&reinit_prob) {
+            return Err(Error::Option(format!(
+                "re-init probability {reinit_prob} must be in [0, 1]"
+            )));
+        }
+        let mut init = vec![0.0; capacity * dim];
+        for (n, row) in init.chunks_mut(dim).enumerate() {
+            rng::fill_uniform(seed, n as u32, u32::MAX, Stream::ReplayReinit, lo, hi, row);
+        }
+        Ok(ReplayBuffer {
+            chains: b.upload(&init)?,
+            indices: b.zeros(0)?,
+            capacity,
+            dim,
+            reinit_prob,
+            lo,
+            hi,
+            seed,
+        })
+    }
+
+    /// Restore a buffer's chains (from a checkpoint).
+    pub fn load_chains(&mut self, b: &B, chains: &[f32]) -> Result<()> {
+        if chains.len() != self.capacity * self.dim {
+            return Err(Error::Shape(format!(
+                "replay chains hold {} values, the buffer needs {} × {}",
+                chains.len(),
+                self.capacity,
+                self.dim
+            )));
+        }
+        b.write(&mut self.chains, 0, chains)
+    }
+
+    /// All chains [capacity, dim], read back.
+    pub fn read_chains(&self, b: &B) -> Result<Vec<f32>> {
+        b.read(&self.chains)
+    }
+
+    /// Number of chains.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    fn draw_params(&self, iteration: u64, batch: usize) -> ReplayDraw {
+        ReplayDraw {
+            capacity: self.capacity,
+            batch,
+            dim: self.dim,
+            reinit_prob: self.reinit_prob,
+            lo: self.lo,
+            hi: self.hi,
+            seed: self.seed,
+            iteration: iteration as u32,
+        }
+    }
+
+    /// Draw `batch` chains for `iteration` into `x` [batch, dim].
+    pub fn draw(&mut self, b: &B, iteration: u64, batch: usize, x: &mut B::Tensor) -> Result<()> {
+        if b.len(&self.indices) < batch {
+            self.indices = b.zeros(batch)?;
+        }
+        b.replay_draw(
+            &self.draw_params(iteration, batch),
+            &self.chains,
+            x,
+            &mut self.indices,
+        );
+        Ok(())
+    }
+
+    /// Write the advanced chains `x` back to where [`draw`](Self::draw) took them from.
+    pub fn write_back(&mut self, b: &B, iteration: u64, batch: usize, x: &B::Tensor) {
+        if self.reinit_prob < 1.0 {
+            b.replay_scatter(
+                &self.draw_params(iteration, batch),
+                x,
+                &self.indices,
+                &mut self.chains,
+            );
+        }
+    }
+}

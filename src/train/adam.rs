@@ -1,0 +1,104 @@
+//! Adam (PyTorch semantics) with optional global gradient-norm clipping, all on the device:
+//! the norm is reduced into a small buffer that the update kernel reads, so clipping needs
+//! no readback.
+
+use serde::{Deserialize, Serialize};
+
+use crate::backend::{AdamUpdate, Backend};
+use crate::nn::Param;
+use crate::{Error, Result};
+
+/// Adam's settings.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AdamConfig {
+    pub lr: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    /// Clip the global gradient norm to this value (PyTorch's clip_grad_norm_).
+    pub max_grad_norm: Option<f32>,
+}
+
+impl Default for AdamConfig {
+    fn default() -> Self {
+        AdamConfig {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            max_grad_norm: None,
+        }
+    }
+}
+
+impl AdamConfig {
+    /// Check the settings, naming the bad one.
+    pub fn validate(&self) -> Result<()> {
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(Error::Option(format!(
+                "learning rate {} must be > 0",
+                self.lr
+            )));
+        }
+        if !(0.0..1.0).contains(&self.beta1) || !(0.0..1.0).contains(&self.beta2) {
+            return Err(Error::Option("Adam betas must be in [0, 1)".into()));
+        }
+        if let Some(c) = self.max_grad_norm {
+            if !(c.is_finite() && c > 0.0) {
+                return Err(Error::Option(format!("gradient clip norm {c} must be > 0")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Adam's moments, one pair per parameter, and the step count.
+pub struct Adam<B: Backend> {
+    pub config: AdamConfig,
+    /// First moments, in parameter order.
+    pub m: Vec<B::Tensor>,
+    /// Second moments, in parameter order.
+    pub v: Vec<B::Tensor>,
+    /// Steps taken so far.
+    pub t: u64,
+    norms: B::Tensor,
+}
+
+impl<B: Backend> Adam<B> {
+    /// Zero moments for `params`.
+    pub fn new(b: &B, config: AdamConfig, params: &[Param<B>]) -> Result<Self> {
+        config.validate()?;
+        let zeros = |p: &Param<B>| b.zeros(p.shape.iter().product());
+        Ok(Adam {
+            config,
+            m: params.iter().map(zeros).collect::<Result<_>>()?,
+            v: params.iter().map(zeros).collect::<Result<_>>()?,
+            t: 0,
+            norms: b.zeros(params.len().max(1))?,
+        })
+    }
+
+    /// One update of every parameter from its `grad`.
+    pub fn step(&mut self, b: &B, params: &mut [Param<B>]) {
+        self.t += 1;
+        let c = &self.config;
+        if c.max_grad_norm.is_some() {
+            for (slot, p) in params.iter().enumerate() {
+                b.sum_squares(&p.grad, &mut self.norms, slot);
+            }
+        }
+        let update = AdamUpdate {
+            lr: c.lr,
+            beta1: c.beta1,
+            beta2: c.beta2,
+            eps: c.eps,
+            bias_correction1: 1.0 - c.beta1.powi(self.t as i32),
+            bias_correction2: 1.0 - c.beta2.powi(self.t as i32),
+            max_grad_norm: c.max_grad_norm,
+            norm_slots: params.len(),
+        };
+        for ((p, m), v) in params.iter_mut().zip(&mut self.m).zip(&mut self.v) {
+            b.adam_update(&update, &mut p.value, &p.grad, m, v, &self.norms);
+        }
+    }
+}

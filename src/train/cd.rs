@@ -1,0 +1,157 @@
+//! One contrastive-divergence iteration, recorded on the device end to end:
+//! draw chains from the replay buffer → K Langevin steps → write them back → energies of
+//! data and samples in one batch → CD loss (IGEBM form) → parameter gradients → Adam.
+//! Nothing is read back unless the caller asks for [`Trainer::stats`].
+
+use serde::{Deserialize, Serialize};
+
+use super::adam::{Adam, AdamConfig};
+use crate::backend::{stat, Backend};
+use crate::nn::EnergyNet;
+use crate::sampler::{Langevin, LangevinConfig, ReplayBuffer};
+use crate::{Error, Result};
+
+/// Everything that defines a training run (stored in checkpoints as `ebm.train`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Data samples and chains per iteration (B).
+    pub batch: usize,
+    pub langevin: LangevinConfig,
+    /// Weight α of the energy-magnitude penalty α(mean E⁺² + mean E⁻²).
+    pub alpha: f32,
+    pub adam: AdamConfig,
+    /// Persistent chains in the replay buffer (N).
+    pub buffer_size: usize,
+    /// Probability that a drawn chain restarts from noise (1 = short-run mode).
+    pub reinit_prob: f32,
+    /// Keys every random number of the run (init, noise, replay, data).
+    pub seed: u64,
+}
+
+impl TrainConfig {
+    /// Check the settings, naming the bad one.
+    pub fn validate(&self) -> Result<()> {
+        if self.batch == 0 {
+            return Err(Error::Option("batch size must be at least 1".into()));
+        }
+        if !(self.alpha.is_finite() && self.alpha >= 0.0) {
+            return Err(Error::Option(format!("alpha {} must be ≥ 0", self.alpha)));
+        }
+        self.langevin.validate()?;
+        self.adam.validate()
+    }
+}
+
+/// The scalars of one iteration.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Stats {
+    pub loss: f32,
+    /// mean E(x⁺) over the data batch.
+    pub e_pos: f32,
+    /// mean E(x⁻) over the samples.
+    pub e_neg: f32,
+}
+
+/// A CD trainer for one net on backend `B`.
+pub struct Trainer<B: Backend> {
+    pub config: TrainConfig,
+    pub net: EnergyNet<B>,
+    pub adam: Adam<B>,
+    pub replay: ReplayBuffer<B>,
+    sampler: Langevin,
+    /// Iterations completed.
+    pub iteration: u64,
+    /// [x⁺; x⁻], 2B samples, so one forward and one backward cover both.
+    x_both: B::Tensor,
+    /// The chains of the current iteration, [B, dim].
+    x_neg: B::Tensor,
+    d_energy: B::Tensor,
+    stats: B::Tensor,
+}
+
+impl<B: Backend> Trainer<B> {
+    /// A trainer around `net` with zero Adam moments and a fresh replay buffer.
+    pub fn new(b: &B, net: EnergyNet<B>, config: TrainConfig) -> Result<Self> {
+        config.validate()?;
+        let (batch, dim) = (config.batch, net.input_len());
+        let l = &config.langevin;
+        let replay = ReplayBuffer::new(
+            b,
+            config.buffer_size,
+            dim,
+            config.reinit_prob,
+            (l.lo, l.hi),
+            config.seed,
+        )?;
+        Ok(Trainer {
+            adam: Adam::new(b, config.adam, net.params())?,
+            sampler: Langevin {
+                config: config.langevin,
+                seed: config.seed,
+            },
+            net,
+            replay,
+            iteration: 0,
+            x_both: b.zeros(2 * batch * dim)?,
+            x_neg: b.zeros(batch * dim)?,
+            d_energy: b.zeros(2 * batch)?,
+            stats: b.zeros(stat::LEN)?,
+            config,
+        })
+    }
+
+    /// One iteration on a data batch `x_pos` (host values, [B, dim]).
+    pub fn step(&mut self, b: &B, x_pos: &[f32]) -> Result<()> {
+        let (batch, dim) = (self.config.batch, self.net.input_len());
+        if x_pos.len() != batch * dim {
+            return Err(Error::Shape(format!(
+                "data batch holds {} values, expected {batch} × {dim}",
+                x_pos.len()
+            )));
+        }
+        let t = self.iteration;
+        let k = self.config.langevin.steps as u64;
+        self.replay.draw(b, t, batch, &mut self.x_neg)?;
+        self.sampler
+            .run(b, &mut self.net, &mut self.x_neg, batch, t * k)?;
+        self.replay.write_back(b, t, batch, &self.x_neg);
+
+        b.write(&mut self.x_both, 0, x_pos)?;
+        b.copy(&self.x_neg, 0, &mut self.x_both, batch * dim, batch * dim);
+        let energies = self.net.forward(b, &self.x_both, 2 * batch)?;
+        b.cd_loss(
+            energies,
+            batch,
+            self.config.alpha,
+            &mut self.d_energy,
+            &mut self.stats,
+        );
+        self.net.backward_params(b, 2 * batch, &self.d_energy)?;
+        self.adam.step(b, self.net.params_mut());
+        b.flush()?;
+        self.iteration += 1;
+        Ok(())
+    }
+
+    /// The last iteration's loss and mean energies (one small readback).
+    pub fn stats(&self, b: &B) -> Result<Stats> {
+        let s = b.read(&self.stats)?;
+        let stats = Stats {
+            loss: s[stat::LOSS],
+            e_pos: s[stat::MEAN_E_POS],
+            e_neg: s[stat::MEAN_E_NEG],
+        };
+        if !(stats.loss.is_finite() && stats.e_pos.is_finite() && stats.e_neg.is_finite()) {
+            return Err(Error::NonFinite(format!(
+                "iteration {}: loss {} E+ {} E- {} (try a smaller learning rate or Langevin step, or a larger alpha)",
+                self.iteration, stats.loss, stats.e_pos, stats.e_neg
+            )));
+        }
+        Ok(stats)
+    }
+
+    /// The chains of the last iteration, [B, dim] (a readback).
+    pub fn last_samples(&self, b: &B) -> Result<Vec<f32>> {
+        b.read(&self.x_neg)
+    }
+}

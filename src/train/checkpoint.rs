@@ -1,0 +1,160 @@
+//! Model files and training checkpoints (DESIGN.md §3), both safetensors:
+//! parameters as `layers.{i}.weight|bias` (so a PyTorch `nn.Sequential` state_dict saved
+//! with `ebm.spec` metadata is a valid model file); a checkpoint adds Adam's moments
+//! (`adam.m.…`, `adam.v.…`), the replay buffer (`replay.chains`), the run's config
+//! (`ebm.train`) and its position (`ebm.rng`). Every write is atomic.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::cd::{TrainConfig, Trainer};
+use crate::backend::Backend;
+use crate::nn::{EnergyNet, Spec};
+use crate::tensorfile::TensorFile;
+use crate::{Error, Result};
+
+/// Metadata key holding the model spec JSON.
+pub const SPEC_KEY: &str = "ebm.spec";
+/// Metadata key holding the training config JSON.
+pub const TRAIN_KEY: &str = "ebm.train";
+/// Metadata key holding the run's position.
+pub const RNG_KEY: &str = "ebm.rng";
+
+/// Where a run stands: enough, with the config, to continue it exactly.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunPosition {
+    pub seed: u64,
+    /// Iterations completed.
+    pub iteration: u64,
+    /// Adam steps taken.
+    pub adam_t: u64,
+}
+
+fn model_tensors<B: Backend>(b: &B, net: &EnergyNet<B>) -> Result<TensorFile> {
+    let mut file = TensorFile::new();
+    for (name, shape, values) in net.read_params(b)? {
+        file.insert(name, shape, values);
+    }
+    file.metadata.insert(SPEC_KEY.into(), net.spec().to_json());
+    Ok(file)
+}
+
+/// Save a model file: parameters and spec.
+pub fn save_model<B: Backend>(b: &B, net: &EnergyNet<B>, path: &Path) -> Result<()> {
+    model_tensors(b, net)?.write(path)
+}
+
+/// Save a full training checkpoint.
+pub fn save_checkpoint<B: Backend>(b: &B, trainer: &Trainer<B>, path: &Path) -> Result<()> {
+    let mut file = model_tensors(b, &trainer.net)?;
+    for ((p, m), v) in trainer
+        .net
+        .params()
+        .iter()
+        .zip(&trainer.adam.m)
+        .zip(&trainer.adam.v)
+    {
+        file.insert(format!("adam.m.{}", p.name), p.shape.clone(), b.read(m)?);
+        file.insert(format!("adam.v.{}", p.name), p.shape.clone(), b.read(v)?);
+    }
+    let dim = trainer.net.input_len();
+    let capacity = trainer.replay.capacity();
+    file.insert(
+        "replay.chains",
+        vec![capacity, dim],
+        trainer.replay.read_chains(b)?,
+    );
+    let position = RunPosition {
+        seed: trainer.config.seed,
+        iteration: trainer.iteration,
+        adam_t: trainer.adam.t,
+    };
+    file.metadata.insert(
+        TRAIN_KEY.into(),
+        serde_json::to_string(&trainer.config).expect("serialisable"),
+    );
+    file.metadata.insert(
+        RNG_KEY.into(),
+        serde_json::to_string(&position).expect("serialisable"),
+    );
+    file.write(path)
+}
+
+/// The spec stored in a model file, or `spec` if given (for files without metadata).
+pub fn model_spec(file: &TensorFile, path: &Path, spec: Option<&Spec>) -> Result<Spec> {
+    match (spec, file.metadata.get(SPEC_KEY)) {
+        (Some(spec), _) => Ok(spec.clone()),
+        (None, Some(json)) => Spec::from_json(json).map_err(|e| Error::format(path, e.to_string())),
+        (None, None) => Err(Error::format(
+            path,
+            format!("no '{SPEC_KEY}' metadata: pass the model's spec with --spec"),
+        )),
+    }
+}
+
+/// Load a model file (ours, or a PyTorch state_dict saved with safetensors).
+pub fn load_model<B: Backend>(b: &B, path: &Path, spec: Option<&Spec>) -> Result<EnergyNet<B>> {
+    let file = TensorFile::read(path)?;
+    let spec = model_spec(&file, path, spec)?;
+    net_from_file(b, &file, path, &spec)
+}
+
+fn net_from_file<B: Backend>(
+    b: &B,
+    file: &TensorFile,
+    path: &Path,
+    spec: &Spec,
+) -> Result<EnergyNet<B>> {
+    EnergyNet::from_params(b, spec, |name, shape| {
+        let t = file.get(name, path)?;
+        if t.shape.iter().product::<usize>() != shape.iter().product::<usize>() {
+            return Err(Error::format(
+                path,
+                format!(
+                    "tensor '{name}' has shape {:?}, the spec needs {shape:?}",
+                    t.shape
+                ),
+            ));
+        }
+        Ok(t.data.clone())
+    })
+}
+
+/// Rebuild a trainer from a checkpoint, continuing exactly where it stopped.
+pub fn load_trainer<B: Backend>(b: &B, path: &Path) -> Result<Trainer<B>> {
+    let file = TensorFile::read(path)?;
+    let spec = model_spec(&file, path, None)?;
+    let meta = |key: &str| {
+        file.metadata.get(key).ok_or_else(|| {
+            Error::format(
+                path,
+                format!("no '{key}' metadata: not a training checkpoint"),
+            )
+        })
+    };
+    let config: TrainConfig = serde_json::from_str(meta(TRAIN_KEY)?)
+        .map_err(|e| Error::format(path, format!("{TRAIN_KEY}: {e}")))?;
+    let position: RunPosition = serde_json::from_str(meta(RNG_KEY)?)
+        .map_err(|e| Error::format(path, format!("{RNG_KEY}: {e}")))?;
+    let net = net_from_file(b, &file, path, &spec)?;
+    let mut trainer = Trainer::new(b, net, config)?;
+    let names: Vec<String> = trainer
+        .net
+        .params()
+        .iter()
+        .map(|p| p.name.clone())
+        .collect();
+    for (i, name) in names.iter().enumerate() {
+        let m = file.get(&format!("adam.m.{name}"), path)?;
+        let v = file.get(&format!("adam.v.{name}"), path)?;
+        b.write(&mut trainer.adam.m[i], 0, &m.data)?;
+        b.write(&mut trainer.adam.v[i], 0, &v.data)?;
+    }
+    trainer
+        .replay
+        .load_chains(b, &file.get("replay.chains", path)?.data)?;
+    trainer.iteration = position.iteration;
+    trainer.adam.t = position.adam_t;
+    Ok(trainer)
+}
