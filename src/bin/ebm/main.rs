@@ -1,0 +1,71 @@
+//! The `ebm` command line: train, sample and score energy-based models on a GPU or the CPU.
+
+mod info;
+mod sample;
+mod score;
+mod toy2d;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use ebm::backend::{choose_backend, AnyBackend, DeviceChoice};
+use ebm::Error;
+
+#[derive(Parser)]
+#[command(name = "ebm", version, about = "Deep energy-based models on any GPU (wgpu) and any CPU")]
+struct Cli {
+    /// Device: auto (a hardware GPU, else the CPU), gpu (any adapter, software included), cpu.
+    #[arg(long, global = true, env = "EBM_DEVICE", default_value = "auto")]
+    device: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List GPU adapters, their limits, and the CPU threads.
+    Info,
+    /// Train an energy-based model.
+    Train {
+        #[command(subcommand)]
+        what: TrainWhat,
+    },
+    /// Draw Langevin samples from a trained model.
+    Sample(sample::SampleArgs),
+    /// Energies (and ∇ₓE) of a batch of inputs under a model.
+    Score(score::ScoreArgs),
+}
+
+#[derive(Subcommand)]
+enum TrainWhat {
+    /// An MLP energy on a toy 2D distribution, with density plots and KL(data ‖ model).
+    Toy2d(toy2d::Toy2dArgs),
+}
+
+/// Open the device the user asked for, printing the one-line CPU fallback notice.
+pub fn open_device(choice: &str) -> ebm::Result<AnyBackend> {
+    let choice: DeviceChoice = choice.parse()?;
+    let backend = choose_backend(choice, |notice| eprintln!("{notice}"))?;
+    Ok(backend)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Info => info::run(),
+        Command::Train { what: TrainWhat::Toy2d(args) } => toy2d::run(&cli.device, &args),
+        Command::Sample(args) => sample::run(&cli.device, &args),
+        Command::Score(args) => score::run(&cli.device, &args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            // Bad input (options, specs, files) exits 2, like clap's usage errors.
+            match e {
+                Error::Gpu(_) | Error::NonFinite(_) => ExitCode::from(1),
+                _ => ExitCode::from(2),
+            }
+        }
+    }
+}
