@@ -63,7 +63,8 @@ struct Pipeline {
 pub struct GpuBackend {
     device: wgpu::Device,
     queue: wgpu::Queue,
-    report: AdapterReport,
+    /// Boxed to keep the backend small (it sits in an enum next to the CPU backend).
+    report: Box<AdapterReport>,
     /// The pending commands: everything recorded since the last submission.
     encoder: Mutex<Option<wgpu::CommandEncoder>>,
     modules: Mutex<HashMap<Shader, wgpu::ShaderModule>>,
@@ -136,7 +137,7 @@ impl GpuBackend {
         Ok(GpuBackend {
             device,
             queue,
-            report,
+            report: Box::new(report),
             encoder: Mutex::new(None),
             modules: Mutex::default(),
             pipelines: Mutex::default(),
@@ -377,7 +378,7 @@ impl GpuBackend {
 
     /// A new zero-filled storage buffer for `len` f32 values (at least 4 bytes).
     fn storage_buffer(&self, len: usize) -> Result<wgpu::Buffer> {
-        let bytes = (len as u64).checked_mul(4).unwrap_or(u64::MAX);
+        let bytes = (len as u64).saturating_mul(4);
         let limit = self.storage_limit();
         if bytes > limit {
             return Err(Error::Gpu(format!(
