@@ -563,5 +563,37 @@ fn adapter_is_described() {
     assert!(text.contains(&report.name), "{text}");
     let all = ebm::backend::gpu::describe_adapters();
     assert!(all.iter().any(|r| r.name == report.name));
-    eprintln!("{text}");
+    for r in &all {
+        eprintln!("{r}");
+    }
+}
+
+/// `new(false)` (what `--device auto` uses) never opens a software adapter: it either finds
+/// hardware or says what it found instead.
+#[test]
+fn hardware_only_refuses_software_adapters() {
+    match GpuBackend::new(false) {
+        Ok(gpu) => assert!(
+            !gpu.adapter_report().is_software,
+            "{}",
+            gpu.adapter_report()
+        ),
+        Err(Error::NoGpu(msg)) => eprintln!("as expected on this machine: {msg}"),
+        Err(e) => panic!("unexpected error kind: {e}"),
+    }
+}
+
+/// More than 65535 workgroups: the elementwise kernels fall back to a 2D grid and flatten it.
+#[test]
+fn large_dispatch_uses_a_2d_grid() {
+    let gpu = gpu_or_skip!();
+    let max = gpu.adapter_report().max_compute_workgroups_per_dimension as usize;
+    let n = (max + 3) * 256 + 5;
+    let x: Vec<f32> = (0..n).map(|i| (i % 1000) as f32 - 500.0).collect();
+    let gx = up(&gpu, &x);
+    let mut y = gpu.zeros(n).unwrap();
+    gpu.activation_forward(Activation::Relu, &gx, &mut y);
+    let got = read(&gpu, &y);
+    let bad = got.iter().zip(&x).position(|(&g, &v)| g != v.max(0.0));
+    assert_eq!(bad, None, "first wrong element of {n}");
 }

@@ -16,21 +16,31 @@ pub struct AdapterReport {
     pub backend: String,
     /// "DiscreteGpu", "IntegratedGpu", "VirtualGpu", "Cpu" or "Other".
     pub device_type: String,
+    /// Driver name, e.g. "NVIDIA" or "llvmpipe".
     pub driver: String,
+    /// Driver version string, e.g. "550.54.15" or "Mesa 22.3.6 (LLVM 15.0.6)".
     pub driver_info: String,
     /// A software rasteriser (lavapipe, llvmpipe, SwiftShader): correct but ~15× slower than
     /// plain Rust, so never an automatic choice.
     pub is_software: bool,
+    /// Largest tensor in bytes: every tensor is bound whole as one storage buffer.
     pub max_storage_buffer_binding_size: u64,
+    /// Largest buffer in bytes.
     pub max_buffer_size: u64,
+    /// Bytes of workgroup memory per workgroup (bounds the tile sizes of matrix kernels).
     pub max_compute_workgroup_storage_size: u32,
+    /// Threads per workgroup.
     pub max_compute_invocations_per_workgroup: u32,
+    /// Workgroups per grid dimension (65535 almost everywhere); larger 1D problems use a 2D
+    /// grid.
     pub max_compute_workgroups_per_dimension: u32,
     /// Bytes of immediate data (push constants) per pipeline; 0 without `IMMEDIATES`.
     pub max_immediate_size: u32,
     /// GPU timestamps, for kernel timings in `ebm bench`.
     pub timestamp_query: bool,
+    /// Half-precision arithmetic in shaders.
     pub shader_f16: bool,
+    /// Subgroup (warp / wave) operations.
     pub subgroup: bool,
     /// Per-dispatch parameters as immediates, which this backend requires.
     pub immediates: bool,

@@ -77,6 +77,12 @@ pub struct GpuBackend {
     dispatches: AtomicU64,
 }
 
+// Model code may share a backend between threads (e.g. a data loader next to the trainer).
+const _: fn() = || {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<GpuBackend>();
+};
+
 /// Lock a mutex, recovering from poisoning: the guarded values stay consistent because no
 /// code here panics while holding a lock on purpose.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
