@@ -23,7 +23,7 @@ const RNG: &str = include_str!("../../../shaders/rng.wgsl");
 
 impl Shader {
     /// The file name under `shaders/`.
-    fn file(self) -> &'static str {
+    pub(crate) fn file(self) -> &'static str {
         match self {
             Shader::Linear => "linear.wgsl",
             Shader::Activation => "activation.wgsl",

@@ -29,7 +29,7 @@ use super::{
 use crate::{Error, Result};
 pub use adapter::{describe_adapters, AdapterReport};
 pub use kernels::shader_source;
-use kernels::{Kernel, Shader};
+use kernels::{Kernel, LinearParams, Shader};
 
 /// Threads per workgroup of the elementwise kernels (must match `WG` in the shaders).
 const WG: u32 = 256;
@@ -109,22 +109,25 @@ impl GpuBackend {
         if !allow_software {
             candidates.retain(|(r, _)| !r.is_software);
         }
-        candidates.sort_by_key(|(r, _)| std::cmp::Reverse(adapter::rank(r)));
-        let Some((report, adapter)) = candidates.into_iter().next() else {
+        if candidates.is_empty() {
             return Err(Error::NoGpu(if found.is_empty() {
                 "no GPU adapter found".into()
             } else {
                 format!("no hardware GPU adapter (found: {found})")
             }));
-        };
-        if !report.immediates || report.max_immediate_size < kernels::MAX_IMMEDIATE_BYTES {
+        }
+        // The kernels take their parameters as immediates (push constants); an adapter
+        // without them (WebGPU in a browser, some GL drivers) cannot run them.
+        candidates
+            .retain(|(r, _)| r.immediates && r.max_immediate_size >= kernels::MAX_IMMEDIATE_BYTES);
+        candidates.sort_by_key(|(r, _)| std::cmp::Reverse(adapter::rank(r)));
+        let Some((report, adapter)) = candidates.into_iter().next() else {
             return Err(Error::NoGpu(format!(
-                "adapter {} lacks immediates (push constants) of {} bytes, which the kernels \
-                 need for their parameters",
-                report.name,
+                "no adapter offers immediates (push constants) of {} bytes, which the kernels \
+                 need for their parameters (found: {found})",
                 kernels::MAX_IMMEDIATE_BYTES
             )));
-        }
+        };
         let desc = wgpu::DeviceDescriptor {
             label: Some("ebm"),
             required_features: wgpu::Features::IMMEDIATES,
@@ -278,7 +281,7 @@ impl GpuBackend {
             .or_insert_with(|| {
                 self.device
                     .create_shader_module(wgpu::ShaderModuleDescriptor {
-                        label: Some(shader_label(shader)),
+                        label: Some(shader.file()),
                         source: wgpu::ShaderSource::Wgsl(shader.source().into()),
                     })
             })
@@ -469,21 +472,6 @@ impl GpuBackend {
             return None;
         }
         Some((gx as u32, gy as u32, 1))
-    }
-}
-
-use kernels::LinearParams;
-
-fn shader_label(s: Shader) -> &'static str {
-    match s {
-        Shader::Linear => "linear.wgsl",
-        Shader::Activation => "activation.wgsl",
-        Shader::Reduce => "reduce.wgsl",
-        Shader::Langevin => "langevin.wgsl",
-        Shader::Adam => "adam.wgsl",
-        Shader::Chains => "chains.wgsl",
-        Shader::Fill => "fill.wgsl",
-        Shader::RngWords => "rng_words.wgsl",
     }
 }
 
