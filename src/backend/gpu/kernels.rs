@@ -1,0 +1,342 @@
+//! The WGSL sources, the kernel table (entry point → shader file and bindings) and the
+//! per-dispatch parameter blocks, which travel as immediates (push constants).
+//!
+//! Each parameter struct mirrors the WGSL struct of the same role field for field; all fields
+//! are 4-byte scalars, so the layouts agree without padding rules.
+
+use bytemuck::{Pod, Zeroable};
+
+/// One WGSL file under `shaders/`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Shader {
+    Linear,
+    Activation,
+    Reduce,
+    Langevin,
+    Adam,
+    Chains,
+    Fill,
+    RngWords,
+}
+
+const RNG: &str = include_str!("../../../shaders/rng.wgsl");
+
+impl Shader {
+    /// The file name under `shaders/`.
+    pub(crate) fn file(self) -> &'static str {
+        match self {
+            Shader::Linear => "linear.wgsl",
+            Shader::Activation => "activation.wgsl",
+            Shader::Reduce => "reduce.wgsl",
+            Shader::Langevin => "langevin.wgsl",
+            Shader::Adam => "adam.wgsl",
+            Shader::Chains => "chains.wgsl",
+            Shader::Fill => "fill.wgsl",
+            Shader::RngWords => "rng_words.wgsl",
+        }
+    }
+
+    fn body(self) -> &'static str {
+        match self {
+            Shader::Linear => include_str!("../../../shaders/linear.wgsl"),
+            Shader::Activation => include_str!("../../../shaders/activation.wgsl"),
+            Shader::Reduce => include_str!("../../../shaders/reduce.wgsl"),
+            Shader::Langevin => include_str!("../../../shaders/langevin.wgsl"),
+            Shader::Adam => include_str!("../../../shaders/adam.wgsl"),
+            Shader::Chains => include_str!("../../../shaders/chains.wgsl"),
+            Shader::Fill => include_str!("../../../shaders/fill.wgsl"),
+            Shader::RngWords => include_str!("../../../shaders/rng_words.wgsl"),
+        }
+    }
+
+    /// Whether the shader draws random numbers, and so gets `rng.wgsl` prepended.
+    fn needs_rng(self) -> bool {
+        matches!(self, Shader::Langevin | Shader::Chains | Shader::RngWords)
+    }
+
+    /// The complete WGSL module as compiled: `rng.wgsl` first where needed.
+    pub(crate) fn source(self) -> String {
+        if self.needs_rng() {
+            format!("{RNG}\n{}", self.body())
+        } else {
+            self.body().to_string()
+        }
+    }
+
+    const ALL: [Shader; 8] = [
+        Shader::Linear,
+        Shader::Activation,
+        Shader::Reduce,
+        Shader::Langevin,
+        Shader::Adam,
+        Shader::Chains,
+        Shader::Fill,
+        Shader::RngWords,
+    ];
+}
+
+/// The WGSL module the backend builds from `shaders/<file>` (e.g. `"langevin.wgsl"`), with
+/// `rng.wgsl` prepended where the backend does that; `None` for a file the backend does not
+/// use. `rng.wgsl` itself (functions only) is returned as is. Lets the shader tests validate
+/// exactly what the GPU compiles.
+pub fn shader_source(file: &str) -> Option<String> {
+    if file == "rng.wgsl" {
+        return Some(RNG.to_string());
+    }
+    Shader::ALL
+        .iter()
+        .find(|s| s.file() == file)
+        .map(|s| s.source())
+}
+
+/// Whether a kernel only reads a binding or also writes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Access {
+    Read,
+    ReadWrite,
+}
+
+/// One compute entry point: where its code lives and its storage bindings (group 0), in
+/// the order the dispatch passes buffers.
+#[derive(Debug)]
+pub(crate) struct Kernel {
+    pub shader: Shader,
+    pub entry: &'static str,
+    pub bindings: &'static [(u32, Access)],
+}
+
+use Access::{Read, ReadWrite};
+
+macro_rules! kernel {
+    ($name:ident, $shader:ident, $entry:literal, [$(($b:literal, $a:ident)),* $(,)?]) => {
+        pub(crate) const $name: Kernel = Kernel {
+            shader: Shader::$shader,
+            entry: $entry,
+            bindings: &[$(($b, $a)),*],
+        };
+    };
+}
+
+kernel!(
+    LINEAR_FORWARD,
+    Linear,
+    "linear_forward",
+    [(0, Read), (1, Read), (2, ReadWrite), (3, Read)]
+);
+kernel!(
+    LINEAR_BACKWARD_DATA,
+    Linear,
+    "linear_backward_data",
+    [(0, Read), (1, Read), (2, ReadWrite)]
+);
+kernel!(
+    LINEAR_BACKWARD_PARAMS,
+    Linear,
+    "linear_backward_params",
+    [(0, Read), (1, Read), (2, ReadWrite)]
+);
+kernel!(
+    LINEAR_BACKWARD_BIAS,
+    Linear,
+    "linear_backward_bias",
+    [(0, Read), (2, ReadWrite)]
+);
+kernel!(
+    RELU_FORWARD,
+    Activation,
+    "relu_forward",
+    [(0, Read), (1, ReadWrite)]
+);
+kernel!(
+    LEAKY_RELU_FORWARD,
+    Activation,
+    "leaky_relu_forward",
+    [(0, Read), (1, ReadWrite)]
+);
+kernel!(
+    SILU_FORWARD,
+    Activation,
+    "silu_forward",
+    [(0, Read), (1, ReadWrite)]
+);
+kernel!(
+    RELU_BACKWARD,
+    Activation,
+    "relu_backward",
+    [(0, Read), (2, Read), (3, ReadWrite)]
+);
+kernel!(
+    LEAKY_RELU_BACKWARD,
+    Activation,
+    "leaky_relu_backward",
+    [(0, Read), (2, Read), (3, ReadWrite)]
+);
+kernel!(
+    SILU_BACKWARD,
+    Activation,
+    "silu_backward",
+    [(0, Read), (2, Read), (3, ReadWrite)]
+);
+kernel!(
+    CD_LOSS,
+    Reduce,
+    "cd_loss",
+    [(0, Read), (1, ReadWrite), (2, ReadWrite)]
+);
+kernel!(
+    SUM_SQUARES,
+    Reduce,
+    "sum_squares",
+    [(0, Read), (1, ReadWrite)]
+);
+kernel!(
+    LANGEVIN_UPDATE,
+    Langevin,
+    "langevin_update",
+    [(0, ReadWrite), (1, Read)]
+);
+kernel!(
+    ADAM_UPDATE,
+    Adam,
+    "adam_update",
+    [
+        (0, ReadWrite),
+        (1, Read),
+        (2, ReadWrite),
+        (3, ReadWrite),
+        (4, Read)
+    ]
+);
+kernel!(
+    REPLAY_DRAW,
+    Chains,
+    "replay_draw",
+    [(0, Read), (1, ReadWrite), (2, ReadWrite)]
+);
+kernel!(
+    REPLAY_SCATTER,
+    Chains,
+    "replay_scatter",
+    [(0, Read), (1, Read), (2, ReadWrite)]
+);
+kernel!(FILL, Fill, "fill", [(0, ReadWrite)]);
+kernel!(
+    PHILOX_WORDS,
+    RngWords,
+    "philox_words",
+    [(0, Read), (1, ReadWrite)]
+);
+
+/// `LinearParams` in linear.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub(crate) struct LinearParams {
+    pub batch: u32,
+    pub inputs: u32,
+    pub outputs: u32,
+}
+
+/// `ActParams` in activation.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub(crate) struct ActParams {
+    pub n: u32,
+    pub slope: f32,
+}
+
+/// `CdParams` in reduce.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub(crate) struct CdParams {
+    pub n: u32,
+    pub n_pos: u32,
+    pub alpha: f32,
+}
+
+/// `SumSqParams` in reduce.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub(crate) struct SumSqParams {
+    pub n: u32,
+    pub slot: u32,
+}
+
+/// `LangevinParams` in langevin.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub(crate) struct LangevinParams {
+    pub rows: u32,
+    pub dim: u32,
+    pub blocks_per_row: u32,
+    pub step: f32,
+    pub noise: f32,
+    pub clip: f32,
+    pub has_clip: u32,
+    pub lo: f32,
+    pub hi: f32,
+    pub seed_lo: u32,
+    pub seed_hi: u32,
+    pub global_step: u32,
+    pub chain_offset: u32,
+}
+
+/// `AdamParams` in adam.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub(crate) struct AdamParams {
+    pub n: u32,
+    pub lr: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub bias_correction1: f32,
+    pub bias_correction2: f32,
+    pub max_grad_norm: f32,
+    pub has_clip: u32,
+    pub norm_slots: u32,
+}
+
+/// `DrawParams` in chains.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub(crate) struct DrawParams {
+    pub capacity: u32,
+    pub batch: u32,
+    pub dim: u32,
+    pub blocks_per_row: u32,
+    pub reinit_prob: f32,
+    pub lo: f32,
+    pub hi: f32,
+    pub seed_lo: u32,
+    pub seed_hi: u32,
+    pub iteration: u32,
+}
+
+/// `ScatterParams` in chains.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub(crate) struct ScatterParams {
+    pub capacity: u32,
+    pub batch: u32,
+    pub dim: u32,
+}
+
+/// `FillParams` in fill.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub(crate) struct FillParams {
+    pub n: u32,
+    pub value: f32,
+}
+
+/// `WordsParams` in rng_words.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub(crate) struct WordsParams {
+    pub n: u32,
+    pub seed_lo: u32,
+    pub seed_hi: u32,
+}
+
+/// The largest parameter block, in bytes: the device must offer this much immediate data.
+pub(crate) const MAX_IMMEDIATE_BYTES: u32 = std::mem::size_of::<LangevinParams>() as u32;

@@ -1,0 +1,65 @@
+//! Shared by the GPU test files: open the backend (software adapters allowed), and compare
+//! results by relative error in the 2-norm.
+
+#![allow(dead_code)]
+
+use ebm::backend::GpuBackend;
+
+/// The GPU backend on any adapter, lavapipe included. With no adapter at all the test fails
+/// when `CI` is set (CI must run the kernels) and is skipped with a message otherwise.
+pub fn gpu() -> Option<GpuBackend> {
+    match GpuBackend::new(true) {
+        Ok(b) => Some(b),
+        Err(e) if std::env::var_os("CI").is_some() => {
+            panic!("CI is set but the GPU backend cannot open an adapter: {e}")
+        }
+        Err(e) => {
+            eprintln!("skipping GPU test: {e}");
+            None
+        }
+    }
+}
+
+/// Open the backend or return from the test (see [`gpu`]).
+#[macro_export]
+macro_rules! gpu_or_skip {
+    () => {
+        match $crate::gpu_common::gpu() {
+            Some(b) => b,
+            None => return,
+        }
+    };
+}
+
+/// ‖got − want‖₂ / ‖want‖₂, in f64; the absolute 2-norm of the difference when `want` is 0.
+/// Elementwise relative error is ill-posed near zero (DESIGN.md §5), this is not.
+pub fn rel_err(got: &[f32], want: &[f32]) -> f64 {
+    assert_eq!(got.len(), want.len(), "lengths differ");
+    let diff: f64 = got
+        .iter()
+        .zip(want)
+        .map(|(&g, &w)| (g as f64 - w as f64).powi(2))
+        .sum::<f64>()
+        .sqrt();
+    let norm: f64 = want.iter().map(|&w| (w as f64).powi(2)).sum::<f64>().sqrt();
+    if norm == 0.0 {
+        diff
+    } else {
+        diff / norm
+    }
+}
+
+/// The seed for this run's random shapes and data: `EBM_TEST_SEED` if set (to reproduce a
+/// failure), else fresh from the clock. Tests print it in every failure message.
+pub fn test_seed() -> u64 {
+    if let Some(s) = std::env::var("EBM_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        return s;
+    }
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,599 @@
+//! Every `Backend` op on the GPU against the CPU twin on fresh random shapes and data, plus
+//! the properties only the GPU has: Philox bit-exactness, deterministic duplicate scatter,
+//! one submission per recorded chain, and writes ordered after recorded work.
+//!
+//! Tolerances are relative errors in the 2-norm. Both devices compute in f32 and differ only
+//! in summation order, fused multiply-adds and transcendental rounding (a few ulp), so
+//! 1e-5 (≈ 80 ulp of f32 over the whole vector) leaves room for sums of a few hundred terms
+//! while catching any indexing or formula mistake, which shows up as O(1) error. Random
+//! words, chain indices and copies must match exactly.
+//!
+//! Set `EBM_TEST_SEED` to replay a failure; the seed is in every failure message.
+
+#[path = "common/gpu.rs"]
+mod gpu_common;
+
+use ebm::backend::gpu::GpuTensor;
+use ebm::backend::{
+    stat, Activation, AdamUpdate, Backend, CpuBackend, GpuBackend, LangevinUpdate, LinearShape,
+    ReplayDraw,
+};
+use ebm::rng::{self, Stream};
+use ebm::Error;
+use gpu_common::{rel_err, test_seed};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
+/// See the module documentation.
+const TOL: f64 = 1e-5;
+
+fn randn(rng: &mut StdRng, n: usize) -> Vec<f32> {
+    (0..n).map(|_| rng.random_range(-2.0f32..2.0)).collect()
+}
+
+fn up(gpu: &GpuBackend, data: &[f32]) -> GpuTensor {
+    gpu.upload(data).expect("upload")
+}
+
+fn read(gpu: &GpuBackend, t: &GpuTensor) -> Vec<f32> {
+    gpu.read(t).expect("read")
+}
+
+fn assert_close(got: &[f32], want: &[f32], tol: f64, what: &str, seed: u64) {
+    let e = rel_err(got, want);
+    assert!(
+        e <= tol,
+        "{what}: relative error {e:.3e} > {tol:.0e} (EBM_TEST_SEED={seed})\n gpu {:?}\n cpu {:?}",
+        &got[..got.len().min(8)],
+        &want[..want.len().min(8)]
+    );
+}
+
+const BATCHES: [usize; 4] = [1, 7, 33, 130];
+const INPUTS: [usize; 5] = [1, 2, 3, 17, 65];
+
+#[test]
+fn linear_matches_cpu() {
+    let gpu = gpu_or_skip!();
+    let cpu = CpuBackend::new();
+    let seed = test_seed();
+    let mut rng = StdRng::seed_from_u64(seed);
+    for batch in BATCHES {
+        for inputs in INPUTS {
+            let outputs = [1, 16, 31, rng.random_range(2..=40)][rng.random_range(0..4)];
+            let s = LinearShape {
+                batch,
+                inputs,
+                outputs,
+            };
+            let what = format!("{s:?}");
+            let x = randn(&mut rng, batch * inputs);
+            let w = randn(&mut rng, outputs * inputs);
+            let b = randn(&mut rng, outputs);
+            let dy = randn(&mut rng, batch * outputs);
+
+            let mut y = vec![0.0; batch * outputs];
+            cpu.linear_forward(s, &x, &w, &b, &mut y);
+            let mut gy = gpu.zeros(batch * outputs).unwrap();
+            gpu.linear_forward(s, &up(&gpu, &x), &up(&gpu, &w), &up(&gpu, &b), &mut gy);
+            assert_close(&read(&gpu, &gy), &y, TOL, &format!("forward {what}"), seed);
+
+            let mut dx = vec![0.0; batch * inputs];
+            cpu.linear_backward_data(s, &dy, &w, &mut dx);
+            let mut gdx = gpu.zeros(batch * inputs).unwrap();
+            gpu.linear_backward_data(s, &up(&gpu, &dy), &up(&gpu, &w), &mut gdx);
+            assert_close(
+                &read(&gpu, &gdx),
+                &dx,
+                TOL,
+                &format!("backward_data {what}"),
+                seed,
+            );
+
+            let (mut dw, mut db) = (vec![0.0; outputs * inputs], vec![0.0; outputs]);
+            cpu.linear_backward_params(s, &dy, &x, &mut dw, &mut db);
+            // Stale values in dw/db must be overwritten, not accumulated into.
+            let mut gdw = up(&gpu, &vec![7.0; outputs * inputs]);
+            let mut gdb = up(&gpu, &vec![7.0; outputs]);
+            gpu.linear_backward_params(s, &up(&gpu, &dy), &up(&gpu, &x), &mut gdw, &mut gdb);
+            assert_close(&read(&gpu, &gdw), &dw, TOL, &format!("dw {what}"), seed);
+            assert_close(&read(&gpu, &gdb), &db, TOL, &format!("db {what}"), seed);
+        }
+    }
+}
+
+#[test]
+fn activations_match_cpu() {
+    let gpu = gpu_or_skip!();
+    let cpu = CpuBackend::new();
+    let seed = test_seed();
+    let mut rng = StdRng::seed_from_u64(seed);
+    for act in [
+        Activation::Relu,
+        Activation::LeakyRelu(0.2),
+        Activation::Silu,
+    ] {
+        for n in [1, 255, 257, rng.random_range(2..3000)] {
+            let mut x = randn(&mut rng, n);
+            x[0] = 0.0; // the kink: both devices take the x ≤ 0 branch
+            let dy = randn(&mut rng, n);
+            let mut y = vec![0.0; n];
+            cpu.activation_forward(act, &x, &mut y);
+            let gx = up(&gpu, &x);
+            let mut gy = gpu.zeros(n).unwrap();
+            gpu.activation_forward(act, &gx, &mut gy);
+            assert_close(
+                &read(&gpu, &gy),
+                &y,
+                TOL,
+                &format!("{act:?} forward n={n}"),
+                seed,
+            );
+
+            let mut dx = vec![0.0; n];
+            cpu.activation_backward(act, &x, &dy, &mut dx);
+            let mut gdx = gpu.zeros(n).unwrap();
+            gpu.activation_backward(act, &gx, &up(&gpu, &dy), &mut gdx);
+            assert_close(
+                &read(&gpu, &gdx),
+                &dx,
+                TOL,
+                &format!("{act:?} backward n={n}"),
+                seed,
+            );
+        }
+    }
+}
+
+#[test]
+fn cd_loss_matches_cpu() {
+    let gpu = gpu_or_skip!();
+    let cpu = CpuBackend::new();
+    let seed = test_seed();
+    let mut rng = StdRng::seed_from_u64(seed);
+    for n in [2, 7, 300, rng.random_range(2..2000)] {
+        let n_pos = rng.random_range(1..n);
+        let alpha = rng.random_range(0.0f32..1.0);
+        let e = randn(&mut rng, n);
+        let (mut d, mut stats) = (vec![0.0; n], vec![0.0; stat::LEN]);
+        cpu.cd_loss(&e, n_pos, alpha, &mut d, &mut stats);
+        let (mut gd, mut gstats) = (gpu.zeros(n).unwrap(), gpu.zeros(stat::LEN).unwrap());
+        gpu.cd_loss(&up(&gpu, &e), n_pos, alpha, &mut gd, &mut gstats);
+        let what = format!("cd_loss n={n} n_pos={n_pos} alpha={alpha}");
+        assert_close(&read(&gpu, &gd), &d, TOL, &format!("{what} d_energy"), seed);
+        let got = read(&gpu, &gstats);
+        // Each statistic on its own: the loss is a difference and may be small.
+        for (k, (&g, &c)) in got.iter().zip(&stats).enumerate() {
+            assert_close(&[g], &[c], 1e-4, &format!("{what} stat {k}"), seed);
+        }
+    }
+}
+
+#[test]
+fn langevin_matches_cpu() {
+    let gpu = gpu_or_skip!();
+    let cpu = CpuBackend::new();
+    let seed = test_seed();
+    let mut rng = StdRng::seed_from_u64(seed);
+    for rows in [1, 3, 33] {
+        for dim in [1, 2, 3, 5, 17, 64] {
+            let u = LangevinUpdate {
+                rows,
+                dim,
+                step: rng.random_range(0.0f32..0.5),
+                noise: rng.random_range(0.0f32..0.1),
+                grad_clip: if rng.random_bool(0.5) {
+                    Some(0.5)
+                } else {
+                    None
+                },
+                lo: -1.5,
+                hi: 1.5,
+                seed: rng.random(),
+                global_step: rng.random_range(0..1_000_000),
+                chain_offset: rng.random_range(0..1000),
+            };
+            let x0 = randn(&mut rng, rows * dim);
+            let g = randn(&mut rng, rows * dim);
+            let mut x = x0.clone();
+            cpu.langevin_update(&u, &mut x, &g);
+            let mut gx = up(&gpu, &x0);
+            gpu.langevin_update(&u, &mut gx, &up(&gpu, &g));
+            assert_close(&read(&gpu, &gx), &x, TOL, &format!("{u:?}"), seed);
+        }
+    }
+}
+
+/// step 0, noise 1, x = 0 and a wide clamp: the update writes ξ itself.
+#[test]
+fn langevin_noise_is_the_philox_normals() {
+    let gpu = gpu_or_skip!();
+    let seed = test_seed();
+    let (rows, dim) = (5, 37);
+    let u = LangevinUpdate {
+        rows,
+        dim,
+        step: 0.0,
+        noise: 1.0,
+        grad_clip: None,
+        lo: -1e9,
+        hi: 1e9,
+        seed,
+        global_step: 12345,
+        chain_offset: 7,
+    };
+    let mut x = gpu.zeros(rows * dim).unwrap();
+    gpu.langevin_update(&u, &mut x, &gpu.zeros(rows * dim).unwrap());
+    let got = read(&gpu, &x);
+    let mut want = vec![0.0; rows * dim];
+    for (r, row) in want.chunks_mut(dim).enumerate() {
+        rng::fill_normal(seed, 7 + r as u32, 12345, Stream::Langevin, row);
+    }
+    assert_close(&got, &want, TOL, "Langevin noise vs rng::fill_normal", seed);
+}
+
+#[test]
+fn philox_words_are_bit_exact() {
+    let gpu = gpu_or_skip!();
+    // Random123's known answers first.
+    let kat = gpu.philox_words(0, &[[0; 4]]).unwrap();
+    assert_eq!(kat, vec![[0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8]]);
+    let all_ones = gpu.philox_words(u64::MAX, &[[u32::MAX; 4]]).unwrap();
+    assert_eq!(
+        all_ones,
+        vec![[0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD]]
+    );
+
+    let seed = test_seed();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let key_seed: u64 = rng.random();
+    let counters: Vec<[u32; 4]> = (0..1000).map(|_| rng.random()).collect();
+    let got = gpu.philox_words(key_seed, &counters).unwrap();
+    for (c, g) in counters.iter().zip(&got) {
+        let want = rng::philox4x32_10(*c, rng::seed_key(key_seed));
+        assert_eq!(
+            *g, want,
+            "counter {c:08x?} key seed {key_seed} (EBM_TEST_SEED={seed})"
+        );
+    }
+}
+
+/// A drawn batch and its chain indices.
+type Drawn = (Vec<f32>, Vec<f32>);
+
+/// The same draw on the GPU and on the CPU: (gpu, cpu).
+fn draw_on_both(gpu: &GpuBackend, d: &ReplayDraw, buffer: &[f32]) -> (Drawn, Drawn) {
+    let cpu = CpuBackend::new();
+    let (mut x, mut idx) = (vec![0.0; d.batch * d.dim], vec![0.0; d.batch]);
+    cpu.replay_draw(d, &buffer.to_vec(), &mut x, &mut idx);
+    let (mut gx, mut gidx) = (
+        gpu.zeros(d.batch * d.dim).unwrap(),
+        gpu.zeros(d.batch).unwrap(),
+    );
+    gpu.replay_draw(d, &up(gpu, buffer), &mut gx, &mut gidx);
+    ((read(gpu, &gx), read(gpu, &gidx)), (x, idx))
+}
+
+/// reinit_prob 2: every row is re-initialised with uniforms in [0, 1], which are exact in f32
+/// on both devices (lo + 1·u = u), so the GPU's words are checked bit for bit.
+#[test]
+fn replay_draw_uniforms_are_bit_exact() {
+    let gpu = gpu_or_skip!();
+    let seed = test_seed();
+    let d = ReplayDraw {
+        capacity: 50,
+        batch: 9,
+        dim: 7,
+        reinit_prob: 2.0,
+        lo: 0.0,
+        hi: 1.0,
+        seed,
+        iteration: 3,
+    };
+    let buffer = vec![-5.0; d.capacity * d.dim];
+    let ((x, idx), (cx, cidx)) = draw_on_both(&gpu, &d, &buffer);
+    for j in 0..d.batch {
+        let mut want = vec![0.0; d.dim];
+        rng::fill_uniform(seed, j as u32, 3, Stream::ReplayReinit, 0.0, 1.0, &mut want);
+        let got = &x[j * d.dim..(j + 1) * d.dim];
+        assert_eq!(
+            got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            want.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            "row {j} (EBM_TEST_SEED={seed})"
+        );
+    }
+    assert_eq!(x, cx, "EBM_TEST_SEED={seed}");
+    assert_eq!(idx, cidx, "chain indices (EBM_TEST_SEED={seed})");
+}
+
+#[test]
+fn replay_draw_matches_cpu() {
+    let gpu = gpu_or_skip!();
+    let seed = test_seed();
+    let mut rng = StdRng::seed_from_u64(seed);
+    for (capacity, batch, dim) in [(1, 1, 1), (10, 33, 3), (1000, 130, 17), (7, 5, 4)] {
+        let d = ReplayDraw {
+            capacity,
+            batch,
+            dim,
+            reinit_prob: 0.3,
+            lo: -1.0,
+            hi: 1.0,
+            seed: rng.random(),
+            iteration: rng.random_range(0..100_000),
+        };
+        let buffer = randn(&mut rng, capacity * dim);
+        let ((x, idx), (cx, cidx)) = draw_on_both(&gpu, &d, &buffer);
+        // Indices are f32 of exact integers: equal or wrong.
+        assert_eq!(idx, cidx, "{d:?} (EBM_TEST_SEED={seed})");
+        // Copied rows are exact; re-initialised ones differ by at most a fused multiply-add.
+        assert_close(&x, &cx, 1e-6, &format!("{d:?}"), seed);
+    }
+}
+
+#[test]
+fn replay_scatter_later_draw_wins() {
+    let gpu = gpu_or_skip!();
+    let cpu = CpuBackend::new();
+    let seed = test_seed();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let (capacity, dim) = (6, 5);
+    // Forced duplicates: chain 3 three times, chain 1 twice; then a random batch of 70 out
+    // of 6 chains (duplicates guaranteed, including across more than 64 rows).
+    let forced = vec![3.0, 1.0, 3.0, 0.0, 1.0, 3.0];
+    let random: Vec<f32> = (0..70)
+        .map(|_| rng.random_range(0..capacity) as f32)
+        .collect();
+    for indices in [forced, random] {
+        let batch = indices.len();
+        let d = ReplayDraw {
+            capacity,
+            batch,
+            dim,
+            reinit_prob: 0.0,
+            lo: 0.0,
+            hi: 1.0,
+            seed: 0,
+            iteration: 0,
+        };
+        let x = randn(&mut rng, batch * dim);
+        let buffer0 = randn(&mut rng, capacity * dim);
+        let mut buffer = buffer0.clone();
+        cpu.replay_scatter(&d, &x, &indices, &mut buffer);
+        let mut gbuf = up(&gpu, &buffer0);
+        gpu.replay_scatter(&d, &up(&gpu, &x), &up(&gpu, &indices), &mut gbuf);
+        assert_eq!(
+            read(&gpu, &gbuf),
+            buffer,
+            "indices {indices:?} (EBM_TEST_SEED={seed})"
+        );
+    }
+}
+
+#[test]
+fn sum_squares_and_adam_match_cpu() {
+    let gpu = gpu_or_skip!();
+    let cpu = CpuBackend::new();
+    let seed = test_seed();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let sizes = [1, 300, rng.random_range(2..5000)];
+    let grads: Vec<Vec<f32>> = sizes.iter().map(|&n| randn(&mut rng, n)).collect();
+    let (mut norms, mut gnorms) = (vec![0.0; 4], gpu.zeros(4).unwrap());
+    for (slot, g) in grads.iter().enumerate() {
+        cpu.sum_squares(g, &mut norms, slot);
+        gpu.sum_squares(&up(&gpu, g), &mut gnorms, slot);
+    }
+    assert_close(&read(&gpu, &gnorms), &norms, TOL, "sum_squares", seed);
+
+    for clip in [None, Some(0.5), Some(1e3)] {
+        for (slot, g) in grads.iter().enumerate() {
+            let n = g.len();
+            let t = rng.random_range(1..100);
+            let u = AdamUpdate {
+                lr: 1e-3,
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+                bias_correction1: 1.0 - 0.9f32.powi(t),
+                bias_correction2: 1.0 - 0.999f32.powi(t),
+                max_grad_norm: clip,
+                norm_slots: 3,
+            };
+            let p0 = randn(&mut rng, n);
+            let m0 = randn(&mut rng, n);
+            let v0: Vec<f32> = randn(&mut rng, n).iter().map(|v| v.abs()).collect();
+            let (mut p, mut m, mut v) = (p0.clone(), m0.clone(), v0.clone());
+            cpu.adam_update(&u, &mut p, g, &mut m, &mut v, &norms);
+            let (mut gp, mut gm, mut gv) = (up(&gpu, &p0), up(&gpu, &m0), up(&gpu, &v0));
+            gpu.adam_update(&u, &mut gp, &up(&gpu, g), &mut gm, &mut gv, &gnorms);
+            let what = format!("adam slot {slot} clip {clip:?}");
+            assert_close(&read(&gpu, &gp), &p, TOL, &format!("{what} param"), seed);
+            assert_close(&read(&gpu, &gm), &m, TOL, &format!("{what} m"), seed);
+            assert_close(&read(&gpu, &gv), &v, TOL, &format!("{what} v"), seed);
+        }
+    }
+}
+
+#[test]
+fn fill_copy_write_and_empty_tensors() {
+    let gpu = gpu_or_skip!();
+    let empty = gpu.zeros(0).unwrap();
+    assert_eq!(gpu.len(&empty), 0);
+    assert_eq!(read(&gpu, &empty), Vec::<f32>::new());
+    let mut empty2 = up(&gpu, &[]);
+    gpu.fill(&mut empty2, 3.0);
+    gpu.copy(&empty, 0, &mut empty2, 0, 0);
+    assert_eq!(read(&gpu, &empty2), Vec::<f32>::new());
+
+    let mut t = gpu.zeros(1000).unwrap();
+    gpu.fill(&mut t, 2.5);
+    assert!(read(&gpu, &t).iter().all(|&v| v == 2.5));
+    gpu.fill(&mut t, 0.0);
+    assert!(read(&gpu, &t).iter().all(|&v| v == 0.0));
+    gpu.fill(&mut t, -0.0);
+    assert!(read(&gpu, &t)
+        .iter()
+        .all(|&v| v.to_bits() == (-0.0f32).to_bits()));
+
+    let src: Vec<f32> = (0..10).map(|i| i as f32).collect();
+    let gsrc = up(&gpu, &src);
+    let mut dst = gpu.zeros(8).unwrap();
+    gpu.copy(&gsrc, 3, &mut dst, 2, 5);
+    gpu.write(&mut dst, 7, &[-1.0]).unwrap();
+    assert_eq!(
+        read(&gpu, &dst),
+        vec![0.0, 0.0, 3.0, 4.0, 5.0, 6.0, 7.0, -1.0]
+    );
+
+    assert!(matches!(
+        gpu.write(&mut dst, 7, &[1.0, 2.0]),
+        Err(Error::Shape(_))
+    ));
+}
+
+/// A bad shape cannot fail the op itself (ops record, they do not run); the next flush says.
+#[test]
+fn shape_errors_surface_at_flush() {
+    let gpu = gpu_or_skip!();
+    let x = gpu.zeros(4).unwrap();
+    let mut y = gpu.zeros(4).unwrap();
+    let s = LinearShape {
+        batch: 2,
+        inputs: 3,
+        outputs: 2,
+    };
+    gpu.linear_forward(s, &x, &x, &x, &mut y);
+    assert!(matches!(gpu.flush(), Err(Error::Shape(_))));
+    // Reported once; the backend stays usable.
+    gpu.flush().unwrap();
+    assert_eq!(read(&gpu, &y), vec![0.0; 4]);
+}
+
+/// Twenty recorded Langevin steps are one submission, made by the read, with no readback
+/// before it.
+#[test]
+fn recorded_chain_is_one_submission() {
+    let gpu = gpu_or_skip!();
+    let (rows, dim) = (8, 10);
+    let mut x = gpu.zeros(rows * dim).unwrap();
+    let g = up(&gpu, &vec![0.1; rows * dim]);
+    let before = gpu.counters();
+    for k in 0..20 {
+        let u = LangevinUpdate {
+            rows,
+            dim,
+            step: 0.01,
+            noise: 0.005,
+            grad_clip: None,
+            lo: -1.0,
+            hi: 1.0,
+            seed: 42,
+            global_step: k,
+            chain_offset: 0,
+        };
+        gpu.langevin_update(&u, &mut x, &g);
+    }
+    let mid = gpu.counters();
+    assert_eq!(
+        mid.submissions, before.submissions,
+        "nothing submitted while recording"
+    );
+    assert_eq!(mid.readbacks, 0);
+    assert_eq!(mid.dispatches - before.dispatches, 20);
+    let got = read(&gpu, &x);
+    let after = gpu.counters();
+    assert_eq!(
+        after.submissions,
+        mid.submissions + 1,
+        "exactly one submission for the read"
+    );
+    assert_eq!(after.readbacks, 1);
+
+    // The same chain on the CPU.
+    let cpu = CpuBackend::new();
+    let mut cx = vec![0.0; rows * dim];
+    for k in 0..20 {
+        let u = LangevinUpdate {
+            rows,
+            dim,
+            step: 0.01,
+            noise: 0.005,
+            grad_clip: None,
+            lo: -1.0,
+            hi: 1.0,
+            seed: 42,
+            global_step: k,
+            chain_offset: 0,
+        };
+        cpu.langevin_update(&u, &mut cx, &vec![0.1; rows * dim]);
+    }
+    assert_close(&got, &cx, TOL, "20 recorded Langevin steps", 42);
+}
+
+/// A write is ordered after the work recorded before it: the op must see the old contents.
+#[test]
+fn write_is_ordered_after_recorded_ops() {
+    let gpu = gpu_or_skip!();
+    let mut t = up(&gpu, &[1.0, -2.0, 3.0, -4.0]);
+    let mut y = gpu.zeros(4).unwrap();
+    let mut c = gpu.zeros(4).unwrap();
+    gpu.activation_forward(Activation::Relu, &t, &mut y);
+    gpu.copy(&t, 0, &mut c, 0, 4);
+    gpu.write(&mut t, 0, &[10.0, 20.0, 30.0, 40.0]).unwrap();
+    assert_eq!(
+        gpu.counters().submissions,
+        0,
+        "write recorded, not submitted"
+    );
+    assert_eq!(read(&gpu, &y), vec![1.0, 0.0, 3.0, 0.0]);
+    assert_eq!(read(&gpu, &c), vec![1.0, -2.0, 3.0, -4.0]);
+    assert_eq!(read(&gpu, &t), vec![10.0, 20.0, 30.0, 40.0]);
+    // And an op recorded after the write sees the new contents.
+    gpu.activation_forward(Activation::Relu, &t, &mut y);
+    assert_eq!(read(&gpu, &y), vec![10.0, 20.0, 30.0, 40.0]);
+}
+
+#[test]
+fn adapter_is_described() {
+    let gpu = gpu_or_skip!();
+    let report = gpu.adapter_report();
+    assert!(report.immediates);
+    assert!(report.max_compute_workgroups_per_dimension >= 65535);
+    let text = report.to_string();
+    assert!(text.contains(&report.name), "{text}");
+    let all = ebm::backend::gpu::describe_adapters();
+    assert!(all.iter().any(|r| r.name == report.name));
+    for r in &all {
+        eprintln!("{r}");
+    }
+}
+
+/// `new(false)` (what `--device auto` uses) never opens a software adapter: it either finds
+/// hardware or says what it found instead.
+#[test]
+fn hardware_only_refuses_software_adapters() {
+    match GpuBackend::new(false) {
+        Ok(gpu) => assert!(
+            !gpu.adapter_report().is_software,
+            "{}",
+            gpu.adapter_report()
+        ),
+        Err(Error::NoGpu(msg)) => eprintln!("as expected on this machine: {msg}"),
+        Err(e) => panic!("unexpected error kind: {e}"),
+    }
+}
+
+/// More than 65535 workgroups: the elementwise kernels fall back to a 2D grid and flatten it.
+#[test]
+fn large_dispatch_uses_a_2d_grid() {
+    let gpu = gpu_or_skip!();
+    let max = gpu.adapter_report().max_compute_workgroups_per_dimension as usize;
+    let n = (max + 3) * 256 + 5;
+    let x: Vec<f32> = (0..n).map(|i| (i % 1000) as f32 - 500.0).collect();
+    let gx = up(&gpu, &x);
+    let mut y = gpu.zeros(n).unwrap();
+    gpu.activation_forward(Activation::Relu, &gx, &mut y);
+    let got = read(&gpu, &y);
+    let bad = got.iter().zip(&x).position(|(&g, &v)| g != v.max(0.0));
+    assert_eq!(bad, None, "first wrong element of {n}");
+}
