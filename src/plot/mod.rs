@@ -1,1 +1,6 @@
-//! STUB: pictures (being written).
+//! Pictures: PNG figures of toy 2D densities, samples and training curves.
+pub mod canvas;
+pub mod colormap;
+pub mod contour;
+pub mod font;
+pub mod grid;
