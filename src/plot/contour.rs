@@ -40,11 +40,11 @@ pub fn isolines(grid: &Grid2d, field: &[f32], level: f32) -> Vec<Segment> {
             let p = corners.map(|(r, c)| [grid.x_of(c), grid.y_of(r)]);
             // Crossings on the edges top (0–1), right (1–2), bottom (2–3), left (3–0).
             let mut cross: [Option<[f32; 2]>; 4] = [None; 4];
-            for e in 0..4 {
-                let (a, b) = (e, (e + 1) % 4);
+            for (a, slot) in cross.iter_mut().enumerate() {
+                let b = (a + 1) % 4;
                 if (v[a] > level) != (v[b] > level) {
                     let t = (level - v[a]) / (v[b] - v[a]);
-                    cross[e] = Some([
+                    *slot = Some([
                         p[a][0] + t * (p[b][0] - p[a][0]),
                         p[a][1] + t * (p[b][1] - p[a][1]),
                     ]);
