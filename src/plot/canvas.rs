@@ -16,6 +16,9 @@ use super::colormap::Rgb;
 use super::font;
 use crate::{Error, Result};
 
+/// A line segment between two pixel positions, for [`Canvas::draw_lines`].
+pub type Segment = ((f32, f32), (f32, f32));
+
 /// An 8-bit RGB image being drawn on.
 #[derive(Clone, Debug)]
 pub struct Canvas {
@@ -130,33 +133,61 @@ impl Canvas {
 
     /// An anti-aliased line segment of the given `width` (pixels) from (x0, y0) to (x1, y1)
     /// with round caps: every pixel near the segment is blended by how much of it lies
-    /// within width/2 of the segment.
-    pub fn draw_line(
-        &mut self,
+    /// within width/2 of the segment. Non-finite endpoints draw nothing.
+    pub fn draw_line(&mut self, a: (f32, f32), b: (f32, f32), width: f32, color: Rgb, alpha: f32) {
+        let mut cov = Vec::new();
+        self.line_coverage(a, b, width, |px, py, c| cov.push((px, py, c)));
+        for (px, py, c) in cov {
+            self.blend_pixel(px, py, color, alpha * c);
+        }
+    }
+
+    /// Many segments drawn as one translucent stroke: each pixel is blended once, with the
+    /// largest coverage any segment gives it. Drawing the segments one by one would blend
+    /// twice where they meet and put a darker dot at every joint of a polyline or contour.
+    pub fn draw_lines(&mut self, segments: &[Segment], width: f32, color: Rgb, alpha: f32) {
+        let (w, h) = (self.width as usize, self.height as usize);
+        let mut cov = vec![0.0f32; w * h];
+        for &(a, b) in segments {
+            self.line_coverage(a, b, width, |px, py, c| {
+                let i = py as usize * w + px as usize;
+                cov[i] = cov[i].max(c);
+            });
+        }
+        for (i, &c) in cov.iter().enumerate() {
+            if c > 0.0 {
+                self.blend_pixel((i % w) as i32, (i / w) as i32, color, alpha * c);
+            }
+        }
+    }
+
+    /// Calls `visit(x, y, coverage)` for every on-canvas pixel the segment touches, with
+    /// coverage ∈ (0, 1]: linear in the distance from the pixel centre to the segment over
+    /// a one-pixel band at the stroke's edge.
+    fn line_coverage(
+        &self,
         (x0, y0): (f32, f32),
         (x1, y1): (f32, f32),
         width: f32,
-        color: Rgb,
-        alpha: f32,
+        mut visit: impl FnMut(i32, i32, f32),
     ) {
         if !(x0.is_finite() && y0.is_finite() && x1.is_finite() && y1.is_finite()) {
             return;
         }
-        let half = width / 2.0;
-        let reach = half + 1.0;
-        let bx0 = (x0.min(x1) - reach).floor().max(-1.0) as i32;
-        let bx1 = (x0.max(x1) + reach).ceil().min(self.width as f32) as i32;
-        let by0 = (y0.min(y1) - reach).floor().max(-1.0) as i32;
-        let by1 = (y0.max(y1) + reach).ceil().min(self.height as f32) as i32;
-        let (dx, dy) = (x1 - x0, y1 - y0);
-        let len2 = dx * dx + dy * dy;
         // Lines thinner than a pixel are drawn one pixel wide but fainter, which reads as
         // thinner and avoids broken, aliased hairlines.
-        let (half, alpha) = if width < 1.0 {
-            (0.5, alpha * width.max(0.0))
+        let (half, fade) = if width < 1.0 {
+            (0.5, width.max(0.0))
         } else {
-            (half, alpha)
+            (width / 2.0, 1.0)
         };
+        let reach = half + 1.0;
+        let bx0 = (x0.min(x1) - reach).floor().max(0.0) as i32;
+        let bx1 = (x0.max(x1) + reach).ceil().min(self.width as f32 - 1.0) as i32;
+        let by0 = (y0.min(y1) - reach).floor().max(0.0) as i32;
+        let by1 = (y0.max(y1) + reach).ceil().min(self.height as f32 - 1.0) as i32;
+        let (dx, dy) = (x1 - x0, y1 - y0);
+        let len2 = dx * dx + dy * dy;
         for py in by0..=by1 {
             for px in bx0..=bx1 {
                 let (qx, qy) = (px as f32 + 0.5, py as f32 + 0.5);
@@ -166,9 +197,9 @@ impl Canvas {
                     0.0
                 };
                 let d = ((qx - x0 - t * dx).powi(2) + (qy - y0 - t * dy).powi(2)).sqrt();
-                let coverage = (half + 0.5 - d).clamp(0.0, 1.0);
+                let coverage = (half + 0.5 - d).clamp(0.0, 1.0) * fade;
                 if coverage > 0.0 {
-                    self.blend_pixel(px, py, color, alpha * coverage);
+                    visit(px, py, coverage);
                 }
             }
         }
@@ -182,7 +213,7 @@ impl Canvas {
         let mut pen = x;
         for c in text.chars() {
             for col in 0..5 {
-                for row in 0..font::GLYPH_H {
+                for row in 0..font::GLYPH_H + font::DESCENT {
                     if font::ink(c, col, row) {
                         self.fill_rect(pen + col as i32 * s, y + row as i32 * s, s, s, color);
                     }
@@ -204,7 +235,8 @@ impl Canvas {
         }
     }
 
-    /// Height in pixels of a line of text at `scale` (the glyph body, without spacing).
+    /// Height in pixels of a line of text at `scale`: the glyph body, capitals to baseline
+    /// (descenders of g, j, p, q, y hang [`font::DESCENT`] font pixels below it).
     pub fn text_height(scale: u32) -> i32 {
         (font::GLYPH_H * scale.max(1)) as i32
     }
@@ -298,6 +330,23 @@ mod tests {
         // 40 px long, 1 px wide, plus round caps.
         assert!((total - 41.0).abs() < 2.5, "ink {total}");
         c.draw_line((f32::NAN, 0.0), (1.0, 1.0), 1.0, WHITE, 1.0); // ignored, no panic
+        c.draw_line((-100.0, -100.0), (100.0, 100.0), 3.0, WHITE, 1.0); // clipped, no panic
+    }
+
+    #[test]
+    fn polyline_joints_are_not_darker() {
+        // A translucent straight line split into two segments must look like one segment.
+        let mut one = Canvas::new(40, 10, BLACK);
+        one.draw_lines(&[((5.0, 5.0), (35.0, 5.0))], 1.5, WHITE, 0.4);
+        let mut two = Canvas::new(40, 10, BLACK);
+        two.draw_lines(
+            &[((5.0, 5.0), (20.0, 5.0)), ((20.0, 5.0), (35.0, 5.0))],
+            1.5,
+            WHITE,
+            0.4,
+        );
+        assert_eq!(one.as_bytes(), two.as_bytes());
+        assert!(one.pixel(20, 4).unwrap()[0] > 50);
     }
 
     #[test]

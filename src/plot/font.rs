@@ -5,13 +5,18 @@
 //! displays), printable ASCII 32..=126. Each glyph is five column bytes, left to right; bit 0
 //! of a column is the top row. A glyph occupies a 6 × 8 cell: one blank column to its right
 //! and one blank row below, so text set cell by cell is already spaced.
+//!
+//! The LCD font squeezes g, j, p, q and y into the seven rows, which makes "Langevin" read
+//! as "Lan9evin"; those five get proper two-row descenders here ([`DESCENDERS`]), drawn
+//! below the baseline (row 6), so a line of text is [`GLYPH_H`] tall plus descenders.
 
 /// Width of one character cell in font pixels (5 glyph columns + 1 spacing).
 pub const CELL_W: u32 = 6;
-/// Height of one character cell in font pixels (7 glyph rows + 1 spacing).
-pub const CELL_H: u32 = 8;
-/// Height of the glyph body in font pixels (the cell without its spacing row).
+/// Height of the glyph body in font pixels: capitals and digits span rows 0..7, lowercase
+/// letters rows 2..7; row 6 is the baseline.
 pub const GLYPH_H: u32 = 7;
+/// Rows below the baseline used by descenders (g, j, p, q, y).
+pub const DESCENT: u32 = 2;
 
 /// The column bytes of `c`; characters outside printable ASCII draw as '?'.
 pub fn glyph(c: char) -> [u8; 5] {
@@ -23,10 +28,50 @@ pub fn glyph(c: char) -> [u8; 5] {
     }
 }
 
-/// Whether font pixel (col, row) of `c` is ink; `col` < 5, `row` < 7.
+/// Whether font pixel (col, row) of `c` is ink, for `col` < 5 and `row` < GLYPH_H + DESCENT.
 pub fn ink(c: char, col: u32, row: u32) -> bool {
-    col < 5 && row < GLYPH_H && glyph(c)[col as usize] >> row & 1 == 1
+    if col >= 5 || row >= GLYPH_H + DESCENT {
+        return false;
+    }
+    if let Some((_, art)) = DESCENDERS.iter().find(|(d, _)| *d == c) {
+        return art[row as usize].as_bytes()[col as usize] == b'#';
+    }
+    row < GLYPH_H && glyph(c)[col as usize] >> row & 1 == 1
 }
+
+/// Lowercase letters with descenders, drawn as row art (rows 0..9, `#` = ink).
+const DESCENDERS: [(char, [&str; 9]); 5] = [
+    (
+        'g',
+        [
+            ".....", ".....", ".####", "#...#", "#...#", "#...#", ".####", "....#", ".###.",
+        ],
+    ),
+    (
+        'j',
+        [
+            "...#.", ".....", "..##.", "...#.", "...#.", "...#.", "...#.", "#..#.", ".##..",
+        ],
+    ),
+    (
+        'p',
+        [
+            ".....", ".....", "####.", "#...#", "#...#", "#...#", "####.", "#....", "#....",
+        ],
+    ),
+    (
+        'q',
+        [
+            ".....", ".....", ".####", "#...#", "#...#", "#...#", ".####", "....#", "....#",
+        ],
+    ),
+    (
+        'y',
+        [
+            ".....", ".....", "#...#", "#...#", "#...#", "#...#", ".####", "....#", ".###.",
+        ],
+    ),
+];
 
 #[rustfmt::skip]
 const GLYPHS: [[u8; 5]; 95] = [
@@ -139,6 +184,13 @@ mod tests {
             assert!(g.iter().all(|&c| c < 0x80), "{:?} uses row 8", code as char);
         }
         assert_eq!(glyph(' '), [0; 5]);
+        for (c, art) in DESCENDERS {
+            assert!(art.iter().all(|r| r.len() == 5), "{c}");
+            assert!(
+                (0..5).any(|col| ink(c, col, GLYPH_H)),
+                "{c} has no descender"
+            );
+        }
         assert_eq!(glyph('é'), glyph('?'));
     }
 }

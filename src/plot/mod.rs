@@ -2,5 +2,6 @@
 pub mod canvas;
 pub mod colormap;
 pub mod contour;
+pub mod figures;
 pub mod font;
 pub mod grid;
