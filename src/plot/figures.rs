@@ -126,14 +126,32 @@ pub fn toy2d_figure(path: &Path, fig: &Toy2dFigure) -> Result<()> {
     for (i, p) in panels.iter().enumerate() {
         p.frame_and_ticks(&mut c, i == 0);
     }
-    c.draw_text(
-        LEFT,
-        height - 8 - Canvas::text_height(LABEL_SCALE),
-        fig.footer,
-        LABEL_SCALE,
-        MUTED,
-    );
+    let footer_y = height - 12 - Canvas::text_height(LABEL_SCALE);
+    c.draw_text(LEFT, footer_y, fig.footer, LABEL_SCALE, MUTED);
+    // The shared density scale, bottom right: what full brightness means in both panels.
+    colorbar(&mut c, panels[1].x + PANEL, footer_y, vmax);
     c.save_png(path)
+}
+
+/// A horizontal colorbar for the density colormap whose right end is at `right`, with text
+/// top at `y`: "density 0 [gradient] vmax".
+fn colorbar(c: &mut Canvas, right: i32, y: i32, vmax: f32) {
+    const BAR_W: i32 = 160;
+    let th = Canvas::text_height(LABEL_SCALE);
+    let hi = tick_label(vmax, vmax / 100.0);
+    let hi_w = Canvas::text_width(&hi, LABEL_SCALE);
+    let bar_x = right - hi_w - 8 - BAR_W;
+    for i in 0..BAR_W {
+        let color = DENSITY_MAP.map(i as f32 / (BAR_W - 1) as f32);
+        c.fill_rect(bar_x + i, y, 1, th, color);
+    }
+    c.stroke_rect(bar_x - 1, y - 1, BAR_W + 2, th + 2, FRAME);
+    c.draw_text(right - hi_w, y, &hi, LABEL_SCALE, MUTED);
+    let lo_w = Canvas::text_width("0", LABEL_SCALE);
+    c.draw_text(bar_x - 8 - lo_w, y, "0", LABEL_SCALE, MUTED);
+    let label = "density";
+    let w = Canvas::text_width(label, LABEL_SCALE);
+    c.draw_text(bar_x - 8 - lo_w - 12 - w, y, label, LABEL_SCALE, MUTED);
 }
 
 /// Writes one square panel of `points` (`[k, 2]`) over [−range, range]², drawn over the
@@ -750,6 +768,25 @@ mod tests {
             footer: "iter 1500  KL 0.12  loss -0.03",
         };
         toy2d_figure(&dir.join("toy2d.png"), &fig).unwrap();
+        // An early, barely trained model: a wide bowl, samples still spread out.
+        let bowl: Vec<f32> = grid
+            .points()
+            .chunks_exact(2)
+            .map(|p| 0.08 * (p[0] * p[0] + p[1] * p[1]))
+            .collect();
+        let spread: Vec<f32> = Toy2d::TwentyFiveGaussians
+            .sample(1, 0, 1024)
+            .iter()
+            .map(|v| v * 1.2)
+            .collect();
+        let early = Toy2dFigure {
+            title: "8gaussians  -  early",
+            samples: &spread,
+            energy: &bowl,
+            footer: "iter 10  KL 2.31  loss 0.87",
+            ..fig
+        };
+        toy2d_figure(&dir.join("toy2d_early.png"), &early).unwrap();
         let pts = Toy2d::EightGaussians.sample(3, 0, 5000);
         scatter_figure(
             &dir.join("scatter.png"),
