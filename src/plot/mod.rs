@@ -1,27 +1,35 @@
-//! STUB: pictures (being written).
+//! Pictures: PNG figures of toy 2D densities, samples and training curves.
+//!
+//! For a 2D energy-based model the pictures *are* the evaluation most people look at first:
+//! does the model density match the data, do the Langevin samples sit in the energy wells,
+//! is the loss settling. This module draws them with nothing but the `image` crate's PNG
+//! encoder, so the engine needs no font, plotting or system graphics library.
+//!
+//! The pieces, bottom up:
+//! - [`canvas`]: an RGB raster with anti-aliased discs and lines, alpha blending, an
+//!   embedded bitmap font ([`font`]) and atomic PNG saving — the only drawing primitives
+//!   the figures need.
+//! - [`colormap`]: viridis, magma and inferno, perceptual colormaps, so that heatmaps show
+//!   density differences honestly and read in grayscale.
+//! - [`grid`]: [`Grid2d`], the n × n grid over [−range, range]² on which energies are
+//!   evaluated and data is binned; its row-major cell order is image order.
+//! - [`contour`]: marching-squares isolines, for energy contours.
+//! - [`figures`]: the figures the CLI writes — [`toy2d_figure`] (data vs model density vs
+//!   samples), [`scatter_figure`] and [`line_chart`] — plus the grid densities they show
+//!   ([`histogram_density`], [`density_from_energy`]), which also serve grid estimates
+//!   such as the KL between data and model.
+
+pub mod canvas;
+pub mod colormap;
+pub mod contour;
+pub mod figures;
+pub mod font;
 pub mod grid;
+
+pub use canvas::{Canvas, Segment};
+pub use colormap::{inferno, magma, viridis, Colormap, Rgb};
+pub use contour::{isolines, quantile_levels};
+pub use figures::{
+    density_from_energy, histogram_density, line_chart, scatter_figure, toy2d_figure, Toy2dFigure,
+};
 pub use grid::Grid2d;
-// TEMPORARY stubs until the plot helper's figures land.
-pub struct Toy2dFigure<'a> {
-    pub title: &'a str,
-    pub data: &'a [f32],
-    pub samples: &'a [f32],
-    pub grid: Grid2d,
-    pub energy: &'a [f32],
-    pub footer: &'a str,
-}
-pub fn toy2d_figure(_: &std::path::Path, _: &Toy2dFigure) -> crate::Result<()> {
-    Ok(())
-}
-pub fn scatter_figure(
-    _: &std::path::Path,
-    _: &str,
-    _: &[f32],
-    _: f32,
-    _: Option<(&Grid2d, &[f32])>,
-) -> crate::Result<()> {
-    Ok(())
-}
-pub fn line_chart(_: &std::path::Path, _: &str, _: &[f32], _: &[(&str, &[f32])]) -> crate::Result<()> {
-    Ok(())
-}
