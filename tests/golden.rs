@@ -3,7 +3,8 @@
 //! Langevin steps, matched on every backend to relative error ≤ 1e-4 per tensor.
 //! Also the Philox words, normals and uniforms against tests/golden/philox.json.
 
-mod support;
+#[path = "common/gpu.rs"]
+mod gpu_common;
 
 use std::path::Path;
 
@@ -12,7 +13,7 @@ use ebm::rng::{self, Stream};
 use ebm::sampler::{Langevin, LangevinConfig};
 use ebm::tensorfile::TensorFile;
 use ebm::{CpuBackend, EnergyNet, Spec};
-use support::rel_err;
+use gpu_common::rel_err;
 
 const TOL: f64 = 1e-4;
 
@@ -112,7 +113,7 @@ fn toy2d_golden_cpu() {
 
 #[test]
 fn toy2d_golden_gpu() {
-    if let Some(gpu) = support::gpu() {
+    if let Some(gpu) = gpu_common::gpu() {
         check_workload(&gpu, "toy2d");
     }
 }

@@ -34,24 +34,28 @@ impl Linear {
         b.linear_forward(self.shape(batch), x, w, bias, y);
     }
 
-    /// Writes dx (when asked for) and, with `params_grad`, the weight and bias gradients.
-    pub fn backward<B: Backend>(
+    /// `dx = dy·w`.
+    pub fn backward_data<B: Backend>(
+        &self,
+        b: &B,
+        params: &[Param<B>],
+        batch: usize,
+        dy: &B::Tensor,
+        dx: &mut B::Tensor,
+    ) {
+        b.linear_backward_data(self.shape(batch), dy, &params[self.weight].value, dx);
+    }
+
+    /// The weight and bias gradients, into their [`Param::grad`]s.
+    pub fn backward_params<B: Backend>(
         &self,
         b: &B,
         params: &mut [Param<B>],
         batch: usize,
         x: &B::Tensor,
         dy: &B::Tensor,
-        dx: Option<&mut B::Tensor>,
-        params_grad: bool,
     ) {
-        let s = self.shape(batch);
-        if let Some(dx) = dx {
-            b.linear_backward_data(s, dy, &params[self.weight].value, dx);
-        }
-        if params_grad {
-            let (w, rest) = params[self.weight..].split_at_mut(1);
-            b.linear_backward_params(s, dy, x, &mut w[0].grad, &mut rest[0].grad);
-        }
+        let (w, rest) = params[self.weight..].split_at_mut(1);
+        b.linear_backward_params(self.shape(batch), dy, x, &mut w[0].grad, &mut rest[0].grad);
     }
 }

@@ -10,6 +10,7 @@ use super::init;
 use super::linear::Linear;
 use super::spec::{LayerSpec, Spec};
 use crate::backend::{Activation, Backend};
+use crate::tensorfile::Tensor;
 use crate::{Error, Result};
 
 /// A named parameter tensor and its gradient, both on the device.
@@ -146,11 +147,20 @@ impl<B: Backend> EnergyNet<B> {
         &mut self.params
     }
 
-    /// Read every parameter back: (name, shape, values).
-    pub fn read_params(&self, b: &B) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
+    /// Read every parameter back, by name.
+    pub fn read_params(&self, b: &B) -> Result<Vec<(String, Tensor)>> {
         self.params
             .iter()
-            .map(|p| Ok((p.name.clone(), p.shape.clone(), b.read(&p.value)?)))
+            .map(|p| {
+                let data = b.read(&p.value)?;
+                Ok((
+                    p.name.clone(),
+                    Tensor {
+                        shape: p.shape.clone(),
+                        data,
+                    },
+                ))
+            })
             .collect()
     }
 
@@ -235,15 +245,14 @@ impl<B: Backend> EnergyNet<B> {
             let (lower, upper) = ws.grads.split_at_mut(i + 1);
             let (dx, dy, x) = (&mut lower[i], &upper[0], &ws.acts[i]);
             match layer {
-                Layer::Linear(l) => l.backward(
-                    b,
-                    &mut self.params,
-                    batch,
-                    x,
-                    dy,
-                    need_dx.then_some(dx),
-                    params,
-                ),
+                Layer::Linear(l) => {
+                    if params {
+                        l.backward_params(b, &mut self.params, batch, x, dy);
+                    }
+                    if need_dx {
+                        l.backward_data(b, &self.params, batch, dy, dx);
+                    }
+                }
                 Layer::Activation(a) if need_dx => b.activation_backward(*a, x, dy, dx),
                 Layer::Flatten if need_dx => b.copy(dy, 0, dx, 0, batch * self.sizes[i]),
                 _ => {}

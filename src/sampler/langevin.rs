@@ -44,7 +44,7 @@ impl LangevinConfig {
                 return bad("Langevin gradient clip must be finite and > 0");
             }
         }
-        if !(self.lo < self.hi) {
+        if !(self.lo.is_finite() && self.hi.is_finite()) || self.lo >= self.hi {
             return bad("Langevin clamp range needs lo < hi");
         }
         Ok(())

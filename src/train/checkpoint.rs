@@ -33,8 +33,8 @@ pub struct RunPosition {
 
 fn model_tensors<B: Backend>(b: &B, net: &EnergyNet<B>) -> Result<TensorFile> {
     let mut file = TensorFile::new();
-    for (name, shape, values) in net.read_params(b)? {
-        file.insert(name, shape, values);
+    for (name, tensor) in net.read_params(b)? {
+        file.tensors.insert(name, tensor);
     }
     file.metadata.insert(SPEC_KEY.into(), net.spec().to_json());
     Ok(file)

@@ -50,8 +50,13 @@ mod tests {
         let grid = Grid2d { n: 4, range: 2.0 };
         let pts = grid.points();
         // Data: one point in each of the 4 top-left cells' centres → p_data = 1/4 there.
-        let data: Vec<f32> = [0usize, 1, 4, 5].iter().flat_map(|&c| [pts[2 * c], pts[2 * c + 1]]).collect();
-        let exact: Vec<f32> = (0..16).map(|c| if [0, 1, 4, 5].contains(&c) { 0.0 } else { 60.0 }).collect();
+        let data: Vec<f32> = [0usize, 1, 4, 5]
+            .iter()
+            .flat_map(|&c| [pts[2 * c], pts[2 * c + 1]])
+            .collect();
+        let exact: Vec<f32> = (0..16)
+            .map(|c| if [0, 1, 4, 5].contains(&c) { 0.0 } else { 60.0 })
+            .collect();
         assert!(kl_data_model(&grid, &data, &exact).abs() < 1e-9);
         let uniform = vec![3.0; 16];
         assert!((kl_data_model(&grid, &data, &uniform) - 4f64.ln()).abs() < 1e-9);

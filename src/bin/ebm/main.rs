@@ -1,5 +1,6 @@
 //! The `ebm` command line: train, sample and score energy-based models on a GPU or the CPU.
 
+mod bench;
 mod info;
 mod sample;
 mod score;
@@ -12,7 +13,11 @@ use ebm::backend::{choose_backend, AnyBackend, DeviceChoice};
 use ebm::Error;
 
 #[derive(Parser)]
-#[command(name = "ebm", version, about = "Deep energy-based models on any GPU (wgpu) and any CPU")]
+#[command(
+    name = "ebm",
+    version,
+    about = "Deep energy-based models on any GPU (wgpu) and any CPU"
+)]
 struct Cli {
     /// Device: auto (a hardware GPU, else the CPU), gpu (any adapter, software included), cpu.
     #[arg(long, global = true, env = "EBM_DEVICE", default_value = "auto")]
@@ -34,6 +39,8 @@ enum Command {
     Sample(sample::SampleArgs),
     /// Energies (and ∇ₓE) of a batch of inputs under a model.
     Score(score::ScoreArgs),
+    /// Time the reference workloads (same fields as shared/bench/ebm_ref.py bench).
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Subcommand)]
@@ -53,9 +60,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Info => info::run(),
-        Command::Train { what: TrainWhat::Toy2d(args) } => toy2d::run(&cli.device, &args),
+        Command::Train {
+            what: TrainWhat::Toy2d(args),
+        } => toy2d::run(&cli.device, &args),
         Command::Sample(args) => sample::run(&cli.device, &args),
         Command::Score(args) => score::run(&cli.device, &args),
+        Command::Bench(args) => bench::run(&cli.device, &args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -57,7 +57,11 @@ pub fn run(device: &str, args: &SampleArgs) -> Result<()> {
 }
 
 fn sample<B: Backend>(b: &B, args: &SampleArgs) -> Result<()> {
-    let spec = args.spec.as_deref().map(Spec::from_name_or_file).transpose()?;
+    let spec = args
+        .spec
+        .as_deref()
+        .map(Spec::from_name_or_file)
+        .transpose()?;
     let mut net = load_model(b, &args.model, spec.as_ref())?;
     let trained = TensorFile::read(&args.model)?
         .metadata
@@ -65,10 +69,17 @@ fn sample<B: Backend>(b: &B, args: &SampleArgs) -> Result<()> {
         .and_then(|json| serde_json::from_str::<TrainConfig>(json).ok())
         .map(|c| c.langevin);
     let two_d = net.input_len() == 2;
-    let (lo, hi) = if two_d { (-toy2d::RANGE, toy2d::RANGE) } else { (-1.0, 1.0) };
+    let (lo, hi) = if two_d {
+        (-toy2d::RANGE, toy2d::RANGE)
+    } else {
+        (-1.0, 1.0)
+    };
     let config = LangevinConfig {
         steps: args.steps,
-        step_size: args.step_size.or(trained.map(|c| c.step_size)).unwrap_or(0.02),
+        step_size: args
+            .step_size
+            .or(trained.map(|c| c.step_size))
+            .unwrap_or(0.02),
         noise: args.noise.or(trained.map(|c| c.noise)).unwrap_or(0.2),
         grad_clip: trained.and_then(|c| c.grad_clip),
         lo: args.lo.or(trained.map(|c| c.lo)).unwrap_or(lo),
@@ -78,10 +89,21 @@ fn sample<B: Backend>(b: &B, args: &SampleArgs) -> Result<()> {
     let dim = net.input_len();
     let mut init = vec![0.0; args.n * dim];
     for (chain, row) in init.chunks_mut(dim).enumerate() {
-        rng::fill_uniform(args.seed, chain as u32, 0, Stream::ReplayReinit, config.lo, config.hi, row);
+        rng::fill_uniform(
+            args.seed,
+            chain as u32,
+            0,
+            Stream::ReplayReinit,
+            config.lo,
+            config.hi,
+            row,
+        );
     }
     let mut x = b.upload(&init)?;
-    let sampler = Langevin { config, seed: args.seed };
+    let sampler = Langevin {
+        config,
+        seed: args.seed,
+    };
     let t0 = std::time::Instant::now();
     sampler.run(b, &mut net, &mut x, args.n, 0)?;
     let samples = b.read(&x)?;
@@ -93,8 +115,12 @@ fn sample<B: Backend>(b: &B, args: &SampleArgs) -> Result<()> {
     shape.extend(&net.spec().input);
     let mut file = TensorFile::new();
     file.insert("x", shape, samples.clone());
-    file.metadata.insert("ebm.spec".into(), net.spec().to_json());
-    file.metadata.insert("ebm.langevin".into(), serde_json::to_string(&config).expect("serialisable"));
+    file.metadata
+        .insert("ebm.spec".into(), net.spec().to_json());
+    file.metadata.insert(
+        "ebm.langevin".into(),
+        serde_json::to_string(&config).expect("serialisable"),
+    );
     file.write(&args.out)?;
     eprintln!(
         "{} chains × {} steps in {secs:.2} s ({:.3e} chain-steps/s) on {}; wrote {}",
@@ -105,7 +131,10 @@ fn sample<B: Backend>(b: &B, args: &SampleArgs) -> Result<()> {
         args.out.display()
     );
     if two_d {
-        let grid = Grid2d { n: 128, range: toy2d::RANGE };
+        let grid = Grid2d {
+            n: 128,
+            range: toy2d::RANGE,
+        };
         let energy = net.energies(b, &grid.points())?;
         let png = args.out.with_extension("png");
         let title = format!("{} Langevin samples, K = {}", args.n, args.steps);

@@ -35,7 +35,11 @@ pub fn run(device: &str, args: &ScoreArgs) -> Result<()> {
 }
 
 fn score<B: Backend>(b: &B, args: &ScoreArgs) -> Result<()> {
-    let spec = args.spec.as_deref().map(Spec::from_name_or_file).transpose()?;
+    let spec = args
+        .spec
+        .as_deref()
+        .map(Spec::from_name_or_file)
+        .transpose()?;
     let mut net = load_model(b, &args.model, spec.as_ref())?;
     let input = TensorFile::read(&args.input)?;
     let x = input.get("x", &args.input)?;
@@ -43,9 +47,12 @@ fn score<B: Backend>(b: &B, args: &ScoreArgs) -> Result<()> {
     if x.shape.len() != sample_shape.len() + 1 || &x.shape[1..] != sample_shape.as_slice() {
         return Err(Error::format(
             &args.input,
-            format!("x has shape {:?}; the model takes [B, {sample_shape:?}]", x.shape)
-                .replace("[B, [", "[B, ")
-                .replace("]]", "]"),
+            format!(
+                "x has shape {:?}; the model takes [B, {sample_shape:?}]",
+                x.shape
+            )
+            .replace("[B, [", "[B, ")
+            .replace("]]", "]"),
         ));
     }
     if x.data.iter().any(|v| !v.is_finite()) {
@@ -64,6 +71,10 @@ fn score<B: Backend>(b: &B, args: &ScoreArgs) -> Result<()> {
     out.insert("x", x.shape.clone(), x.data.clone());
     out.metadata.insert("ebm.spec".into(), net.spec().to_json());
     out.write(&args.out)?;
-    eprintln!("scored {batch} inputs on {}; wrote {}", b.name(), args.out.display());
+    eprintln!(
+        "scored {batch} inputs on {}; wrote {}",
+        b.name(),
+        args.out.display()
+    );
     Ok(())
 }

@@ -25,7 +25,7 @@ pub struct Toy2dArgs {
     #[arg(long, default_value = "8gaussians")]
     pub dataset: String,
     /// Training iterations.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 3000)]
     pub iters: u64,
     /// Data samples and chains per iteration (B).
     #[arg(long, default_value_t = 256)]
@@ -46,7 +46,7 @@ pub struct Toy2dArgs {
     #[arg(long, default_value_t = 0.1)]
     pub alpha: f32,
     /// Adam learning rate.
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 3e-3)]
     pub lr: f32,
     /// Adam β₁.
     #[arg(long, default_value_t = 0.9)]
@@ -96,14 +96,21 @@ pub struct Toy2dArgs {
 }
 
 /// The grid on which KL(data ‖ model) is measured.
-const KL_GRID: Grid2d = Grid2d { n: 64, range: toy2d::RANGE };
+const KL_GRID: Grid2d = Grid2d {
+    n: 64,
+    range: toy2d::RANGE,
+};
 /// Data points for the KL histogram (a batch index no training iteration uses).
 const KL_POINTS: usize = 200_000;
 const KL_BATCH: u32 = u32::MAX;
 
 pub fn run(device: &str, args: &Toy2dArgs) -> Result<()> {
     let dataset: Toy2d = args.dataset.parse()?;
-    for (name, every) in [("plot-every", args.plot_every), ("log-every", args.log_every), ("ckpt-every", args.ckpt_every)] {
+    for (name, every) in [
+        ("plot-every", args.plot_every),
+        ("log-every", args.log_every),
+        ("ckpt-every", args.ckpt_every),
+    ] {
         if every == 0 {
             return Err(Error::Option(format!("--{name} must be at least 1")));
         }
@@ -139,7 +146,10 @@ fn config(args: &Toy2dArgs) -> TrainConfig {
 }
 
 fn train<B: Backend>(b: &B, dataset: Toy2d, args: &Toy2dArgs) -> Result<()> {
-    let out = args.out.clone().unwrap_or_else(|| PathBuf::from(format!("runs/toy2d-{dataset}")));
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("runs/toy2d-{dataset}")));
     std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
     let mut trainer = match &args.resume {
         Some(ckpt) => load_trainer(b, ckpt)?,
@@ -149,12 +159,18 @@ fn train<B: Backend>(b: &B, dataset: Toy2d, args: &Toy2dArgs) -> Result<()> {
                 None => Spec::mlp(2, args.hidden, args.depth),
             };
             if spec.input_len() != 2 {
-                return Err(Error::Shape(format!("toy2d needs a spec with input [2], not {:?}", spec.input)));
+                return Err(Error::Shape(format!(
+                    "toy2d needs a spec with input [2], not {:?}",
+                    spec.input
+                )));
             }
             Trainer::new(b, EnergyNet::new(b, &spec, args.seed)?, config(args))?
         }
     };
-    let mut data = ToyData { dataset, seed: trainer.config.seed };
+    let mut data = ToyData {
+        dataset,
+        seed: trainer.config.seed,
+    };
     let kl_data = dataset.sample(trainer.config.seed, KL_BATCH, KL_POINTS);
     let csv_path = out.join("metrics.csv");
     let mut csv = open_csv(&csv_path, args.resume.is_some())?;
@@ -253,7 +269,10 @@ fn write_figure<B: Backend>(
     kl: f64,
     path: &Path,
 ) -> Result<()> {
-    let grid = Grid2d { n: 128, range: toy2d::RANGE };
+    let grid = Grid2d {
+        n: 128,
+        range: toy2d::RANGE,
+    };
     let energy = trainer.net.energies(b, &grid.points())?;
     // Persistent chains show the model's long-run samples; in short-run mode the buffer is
     // never written, so show the last batch instead.
@@ -283,7 +302,11 @@ fn plot_metrics(csv: &Path, png: &Path) -> Result<()> {
     let rows: Vec<Vec<f32>> = text
         .lines()
         .skip(1)
-        .map(|l| l.split(',').map(|v| v.parse().unwrap_or(f32::NAN)).collect())
+        .map(|l| {
+            l.split(',')
+                .map(|v| v.parse().unwrap_or(f32::NAN))
+                .collect()
+        })
         .filter(|r: &Vec<f32>| r.len() >= 5)
         .collect();
     let col = |i: usize| rows.iter().map(|r| r[i]).collect::<Vec<_>>();
@@ -291,6 +314,11 @@ fn plot_metrics(csv: &Path, png: &Path) -> Result<()> {
         png,
         "training curves",
         &col(0),
-        &[("loss", &col(1)), ("E+", &col(2)), ("E-", &col(3)), ("KL", &col(4))],
+        &[
+            ("loss", &col(1)),
+            ("E+", &col(2)),
+            ("E-", &col(3)),
+            ("KL", &col(4)),
+        ],
     )
 }

@@ -1,0 +1,187 @@
+//! `ebm bench`: the reference workloads, timed the way `ebm_ref.py bench` times them, with
+//! the same fields, so the two compare line by line (DESIGN.md §4).
+
+use std::time::Instant;
+
+use clap::Args;
+use ebm::backend::Backend;
+use ebm::data::{DataSource, Toy2d, ToyData};
+use ebm::rng::{self, Stream};
+use ebm::sampler::{Langevin, LangevinConfig};
+use ebm::train::{AdamConfig, TrainConfig, Trainer};
+use ebm::{with_backend, EnergyNet, Error, Result, Spec};
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// toy2d (anatomy32 and mnist32 need the conv layers of issue #4), or a spec JSON file.
+    #[arg(long, default_value = "toy2d")]
+    pub workload: String,
+    /// Chains B (default: toy2d 1024, ConvNets 100).
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Langevin steps K (default: toy2d 20, ConvNets 100).
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Timed repeats (median/min/max).
+    #[arg(long, default_value_t = 5)]
+    pub iters: usize,
+    /// Untimed warm-up repeats.
+    #[arg(long, default_value_t = 1)]
+    pub warmup: usize,
+    /// Only one measurement: sampling or train.
+    #[arg(long)]
+    pub only: Option<String>,
+    /// One JSON object per measurement.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(device: &str, args: &BenchArgs) -> Result<()> {
+    if args.iters == 0 {
+        return Err(Error::Option("--iters must be at least 1".into()));
+    }
+    if let Some(only) = args
+        .only
+        .as_deref()
+        .filter(|o| !["sampling", "train"].contains(o))
+    {
+        return Err(Error::Option(format!(
+            "--only {only}: expected sampling or train"
+        )));
+    }
+    let spec = Spec::from_name_or_file(&args.workload)?;
+    let backend = crate::open_device(device)?;
+    with_backend!(backend, |b| bench(&b, &spec, args))
+}
+
+fn median_min_max(mut t: Vec<f64>) -> (f64, f64, f64) {
+    t.sort_by(f64::total_cmp);
+    let n = t.len();
+    let median = if n % 2 == 1 {
+        t[n / 2]
+    } else {
+        0.5 * (t[n / 2 - 1] + t[n / 2])
+    };
+    (median, t[0], t[n - 1])
+}
+
+fn time(warmup: usize, iters: usize, mut f: impl FnMut() -> Result<()>) -> Result<(f64, f64, f64)> {
+    for _ in 0..warmup {
+        f()?;
+    }
+    let mut times = Vec::with_capacity(iters);
+    for _ in 0..iters {
+        let t0 = Instant::now();
+        f()?;
+        times.push(t0.elapsed().as_secs_f64());
+    }
+    Ok(median_min_max(times))
+}
+
+fn bench<B: Backend>(b: &B, spec: &Spec, args: &BenchArgs) -> Result<()> {
+    let one_d = spec.input.len() == 1;
+    let batch = args.batch.unwrap_or(if one_d { 1024 } else { 100 });
+    let steps = args.steps.unwrap_or(if one_d { 20 } else { 100 });
+    if batch == 0 || steps == 0 {
+        return Err(Error::Option(
+            "--batch and --steps must be at least 1".into(),
+        ));
+    }
+    let dim = spec.input_len();
+    let fwd_flops = spec.forward_flops()? as f64;
+    // ebm_ref.py's defaults: step 0.01, noise 0.005, clamp [−1, 1], α 0.1, Adam lr 1e-4.
+    let langevin = LangevinConfig {
+        steps,
+        step_size: 0.01,
+        noise: 0.005,
+        grad_clip: None,
+        lo: -1.0,
+        hi: 1.0,
+    };
+    let mut net = EnergyNet::new(b, spec, 0)?;
+    let mut init = vec![0.0; batch * dim];
+    for (chain, row) in init.chunks_mut(dim).enumerate() {
+        rng::fill_uniform(0, chain as u32, 0, Stream::ReplayReinit, -1.0, 1.0, row);
+    }
+    let mut x = b.upload(&init)?;
+    let sampler = Langevin {
+        config: langevin,
+        seed: 0,
+    };
+    let mut round = 0u64;
+    let mut measures = Vec::new();
+    if args.only.as_deref() != Some("train") {
+        let t = time(args.warmup, args.iters, || {
+            b.write(&mut x, 0, &init)?;
+            sampler.run(b, &mut net, &mut x, batch, round * steps as u64)?;
+            round += 1;
+            b.read(&x).map(|_| ())
+        })?;
+        measures.push(("sampling", t, 2.0 * fwd_flops * (batch * steps) as f64));
+    }
+    if args.only.as_deref() != Some("sampling") {
+        let config = TrainConfig {
+            batch,
+            langevin,
+            alpha: 0.1,
+            adam: AdamConfig {
+                lr: 1e-4,
+                ..AdamConfig::default()
+            },
+            buffer_size: batch,
+            reinit_prob: 1.0, // short-run chains from noise, as ebm_ref.py's train_iter
+            seed: 0,
+        };
+        let mut trainer = Trainer::new(b, net, config)?;
+        let mut data = ToyData {
+            dataset: Toy2d::EightGaussians,
+            seed: 0,
+        };
+        let x_data = if one_d && dim == 2 {
+            data.batch(0, batch)?
+        } else {
+            init.clone()
+        };
+        let t = time(args.warmup, args.iters, || {
+            trainer.step(b, &x_data)?;
+            trainer.stats(b).map(|_| ())
+        })?;
+        let flops = 2.0 * fwd_flops * (batch * steps) as f64 + 3.0 * fwd_flops * (2 * batch) as f64;
+        measures.push(("train", t, flops));
+    }
+    for (name, (median, min, max), flops) in measures {
+        let rate = if name == "sampling" {
+            (batch * steps) as f64 / median
+        } else {
+            1.0 / median
+        };
+        if args.json {
+            let record = serde_json::json!({
+                "workload": args.workload, "engine": "ebm", "device": if b.is_gpu() { "gpu" } else { "cpu" },
+                "device_name": b.name(), "threads": rayon::current_num_threads(), "batch": batch, "steps": steps,
+                "flops_per_sample": fwd_flops, "iters": args.iters, "measure": name,
+                "chain_steps_per_s": (name == "sampling").then_some(rate),
+                "train_iters_per_s": (name == "train").then_some(rate),
+                "gflops": flops / median / 1e9, "seconds_median": median, "seconds_min": min, "seconds_max": max,
+            });
+            println!("{record}");
+        } else {
+            let rate = if name == "sampling" {
+                format!("{rate:.4e} chain-steps/s")
+            } else {
+                format!("{rate:.4} it/s")
+            };
+            println!(
+                "{} {name:8} {} B={batch} K={steps}: {rate}, {:.2} GFLOP/s, median {:.1} ms [{:.1}, {:.1}] ({})",
+                args.workload,
+                if b.is_gpu() { "gpu" } else { "cpu" },
+                flops / median / 1e9,
+                median * 1e3,
+                min * 1e3,
+                max * 1e3,
+                b.name()
+            );
+        }
+    }
+    Ok(())
+}
