@@ -135,9 +135,29 @@ pub(crate) fn rank(report: &AdapterReport) -> (u8, u8, u8) {
     (hardware, kind, native)
 }
 
-/// A new instance honouring `WGPU_BACKEND` and friends.
-pub(crate) fn instance() -> wgpu::Instance {
-    wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
+/// The process's one instance (honouring `WGPU_BACKEND` and friends), behind a lock: opening
+/// adapters from several threads at once — tests do — deadlocked in the NVIDIA driver's
+/// EGL/GL path on an H100, so enumeration and device creation take turns.
+pub(crate) fn instance() -> std::sync::MutexGuard<'static, wgpu::Instance> {
+    static INSTANCE: std::sync::OnceLock<std::sync::Mutex<wgpu::Instance>> = std::sync::OnceLock::new();
+    INSTANCE
+        .get_or_init(|| {
+            let desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+            std::sync::Mutex::new(wgpu::Instance::new(desc))
+        })
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Adapters of the native APIs (Vulkan, Metal, DX12) or, only where there are none, OpenGL:
+/// GL is the last resort (wgpu's fallback onto Mesa's llvmpipe), and waking the GL driver
+/// needlessly costs start-up time and, on NVIDIA, risks the hang above.
+pub(crate) fn enumerate(instance: &wgpu::Instance) -> Vec<wgpu::Adapter> {
+    let native = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY));
+    if !native.is_empty() {
+        return native;
+    }
+    pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
 }
 
 /// Every adapter wgpu can see on this machine, for `ebm info`. Creates no device.

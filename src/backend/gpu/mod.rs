@@ -96,7 +96,7 @@ impl GpuBackend {
     /// the CPU backend; tests pass `true` to run the kernels on lavapipe.
     pub fn new(allow_software: bool) -> Result<Self> {
         let instance = adapter::instance();
-        let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+        let adapters = adapter::enumerate(&instance);
         let mut candidates: Vec<(AdapterReport, wgpu::Adapter)> = adapters
             .into_iter()
             .map(|a| (AdapterReport::from_adapter(&a), a))
