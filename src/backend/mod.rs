@@ -148,7 +148,7 @@ pub trait Backend {
     /// What the backend has done so far.
     fn counters(&self) -> Counters;
 
-    /// `y = x·wᵀ + b`: x [batch, in], w [out, in], b [out], y [batch, out].
+    /// `y = x·wᵀ + b`: x `[batch, in]`, w `[out, in]`, b `[out]`, y `[batch, out]`.
     fn linear_forward(
         &self,
         s: LinearShape,
@@ -157,7 +157,7 @@ pub trait Backend {
         b: &Self::Tensor,
         y: &mut Self::Tensor,
     );
-    /// `dx = dy·w`: dy [batch, out], w [out, in], dx [batch, in].
+    /// `dx = dy·w`: dy `[batch, out]`, w `[out, in]`, dx `[batch, in]`.
     fn linear_backward_data(
         &self,
         s: LinearShape,
@@ -165,7 +165,7 @@ pub trait Backend {
         w: &Self::Tensor,
         dx: &mut Self::Tensor,
     );
-    /// `dw = dyᵀ·x`, `db = Σ_b dy`: overwrites dw [out, in] and db [out].
+    /// `dw = dyᵀ·x`, `db = Σ_b dy`: overwrites dw `[out, in]` and db `[out]`.
     fn linear_backward_params(
         &self,
         s: LinearShape,

@@ -17,7 +17,7 @@ use crate::{Error, Result};
 pub struct Param<B: Backend> {
     /// `layers.{i}.weight` or `layers.{i}.bias` (the PyTorch state_dict names).
     pub name: String,
-    /// PyTorch layout: linear [out, in], conv [out, in, k, k], bias [out].
+    /// PyTorch layout: linear `[out, in]`, conv `[out, in, k, k]`, bias `[out]`.
     pub shape: Vec<usize>,
     pub value: B::Tensor,
     pub grad: B::Tensor,
@@ -179,7 +179,7 @@ impl<B: Backend> EnergyNet<B> {
         Ok(self.workspaces.get_mut(&batch).expect("inserted above"))
     }
 
-    /// E(x) for `batch` samples in `x` [batch, input_len]; returns the energies [batch].
+    /// E(x) for `batch` samples in `x` (`[batch, input_len]`); returns the energies (`[batch]`).
     pub fn forward(&mut self, b: &B, x: &B::Tensor, batch: usize) -> Result<&B::Tensor> {
         let input_len = self.input_len();
         if b.len(x) < batch * input_len {

@@ -7,7 +7,7 @@
 //! and one blank row below, so text set cell by cell is already spaced.
 //!
 //! The LCD font squeezes g, j, p, q and y into the seven rows, which makes "Langevin" read
-//! as "Lan9evin"; those five get proper two-row descenders here ([`DESCENDERS`]), drawn
+//! as "Lan9evin"; those five get proper two-row descenders here (`DESCENDERS`), drawn
 //! below the baseline (row 6), so a line of text is [`GLYPH_H`] tall plus descenders.
 
 /// Width of one character cell in font pixels (5 glyph columns + 1 spacing).

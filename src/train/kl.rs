@@ -10,7 +10,7 @@
 use crate::plot::Grid2d;
 
 /// KL(data ‖ model) in nats from `data` points [m, 2] and the model's `energy` at
-/// `grid.points()` [n²]. Data outside the grid are ignored.
+/// `grid.points()` (`[n²]`). Data outside the grid are ignored.
 pub fn kl_data_model(grid: &Grid2d, data: &[f32], energy: &[f32]) -> f64 {
     let cells = grid.n * grid.n;
     assert_eq!(energy.len(), cells, "one energy per grid cell");

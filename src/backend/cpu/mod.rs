@@ -102,7 +102,14 @@ impl Backend for CpuBackend {
     }
 
     fn write(&self, dst: &mut Vec<f32>, offset: usize, data: &[f32]) -> Result<()> {
-        dst[offset..offset + data.len()].copy_from_slice(data);
+        let len = dst.len();
+        let slot = dst.get_mut(offset..offset + data.len()).ok_or_else(|| {
+            crate::Error::Shape(format!(
+                "writing {} values at offset {offset} into a tensor of {len}",
+                data.len()
+            ))
+        })?;
+        slot.copy_from_slice(data);
         Ok(())
     }
 

@@ -139,7 +139,8 @@ pub(crate) fn rank(report: &AdapterReport) -> (u8, u8, u8) {
 /// adapters from several threads at once — tests do — deadlocked in the NVIDIA driver's
 /// EGL/GL path on an H100, so enumeration and device creation take turns.
 pub(crate) fn instance() -> std::sync::MutexGuard<'static, wgpu::Instance> {
-    static INSTANCE: std::sync::OnceLock<std::sync::Mutex<wgpu::Instance>> = std::sync::OnceLock::new();
+    static INSTANCE: std::sync::OnceLock<std::sync::Mutex<wgpu::Instance>> =
+        std::sync::OnceLock::new();
     INSTANCE
         .get_or_init(|| {
             let desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
