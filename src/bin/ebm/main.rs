@@ -56,10 +56,30 @@ pub fn open_device(choice: &str) -> ebm::Result<AnyBackend> {
     Ok(backend)
 }
 
+/// Mesa's Vulkan and GL drivers print "error: XDG_RUNTIME_DIR is invalid" when it is unset
+/// (containers, CI), which reads like one of ours; give them a private directory instead.
+fn quiet_mesa_runtime_dir() {
+    if std::env::var_os("XDG_RUNTIME_DIR").is_some() {
+        return;
+    }
+    let user = std::env::var("USER").unwrap_or_default();
+    let dir = std::env::temp_dir().join(format!("ebm-runtime-{user}"));
+    if std::fs::create_dir_all(&dir).is_ok() {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+        }
+        // Single-threaded here: nothing else reads the environment yet.
+        std::env::set_var("XDG_RUNTIME_DIR", &dir);
+    }
+}
+
 fn main() -> ExitCode {
+    quiet_mesa_runtime_dir();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Info => info::run(),
+        Command::Info => cli.device.parse::<DeviceChoice>().and_then(|_| info::run()),
         Command::Train {
             what: TrainWhat::Toy2d(args),
         } => toy2d::run(&cli.device, &args),

@@ -15,6 +15,7 @@ use ebm::train::TrainConfig;
 use ebm::{with_backend, Error, Result, Spec};
 
 #[derive(Args, Debug)]
+#[command(allow_negative_numbers = true)]
 pub struct SampleArgs {
     /// Model file or training checkpoint (safetensors with `ebm.spec` metadata).
     #[arg(long)]

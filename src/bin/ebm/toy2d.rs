@@ -20,6 +20,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 /// Options of `ebm train toy2d`; the defaults train 8gaussians visibly well in about two
 /// minutes on a two-core CPU.
 #[derive(Args, Debug, Clone)]
+#[command(allow_negative_numbers = true)]
 pub struct Toy2dArgs {
     /// 8gaussians, 25gaussians, rings, 2spirals, checkerboard, moons or swissroll.
     #[arg(long, default_value = "8gaussians")]
@@ -75,7 +76,7 @@ pub struct Toy2dArgs {
     /// Seed of every random number of the run.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Output folder (default runs/toy2d-<dataset>).
+    /// Output folder (default runs/toy2d-<dataset>, or the checkpoint's folder with --resume).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Write a picture every N iterations (and at the end).
