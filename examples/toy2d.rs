@@ -6,9 +6,8 @@
 use ebm::backend::{choose_backend, Backend, DeviceChoice};
 use ebm::data::{toy2d, DataSource, Toy2d, ToyData};
 use ebm::plot::Grid2d;
-use ebm::sampler::LangevinConfig;
 use ebm::train::kl::kl_data_model;
-use ebm::train::{AdamConfig, TrainConfig, Trainer};
+use ebm::train::{TrainConfig, Trainer};
 use ebm::{with_backend, EnergyNet, Spec};
 
 fn main() -> ebm::Result<()> {
@@ -20,25 +19,7 @@ fn main() -> ebm::Result<()> {
 }
 
 fn run<B: Backend>(b: &B, dataset: Toy2d, iterations: u64) -> ebm::Result<()> {
-    let config = TrainConfig {
-        batch: 256,
-        langevin: LangevinConfig {
-            steps: 20,
-            step_size: 0.02,
-            noise: 0.2,
-            grad_clip: None,
-            lo: -toy2d::RANGE,
-            hi: toy2d::RANGE,
-        },
-        alpha: 0.1,
-        adam: AdamConfig {
-            lr: 3e-3,
-            ..AdamConfig::default()
-        },
-        buffer_size: 10_000,
-        reinit_prob: 0.05,
-        seed: 0,
-    };
+    let config = TrainConfig::toy2d(0);
     let net = EnergyNet::new(b, &Spec::mlp(2, 128, 3), config.seed)?;
     let mut trainer = Trainer::new(b, net, config)?;
     let mut data = ToyData { dataset, seed: 0 };

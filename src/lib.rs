@@ -4,6 +4,23 @@
 //! alternates short-run Langevin MCMC, which draws negative samples, with a contrastive-
 //! divergence parameter update. This crate runs both on a GPU through wgpu with hand-written
 //! WGSL kernels, or on the CPU, behind one [`Backend`] trait.
+//!
+//! ```
+//! use ebm::backend::{choose_backend, Backend, DeviceChoice};
+//! use ebm::{with_backend, EnergyNet, Spec};
+//!
+//! # fn main() -> ebm::Result<()> {
+//! // A hardware GPU if there is one, else the CPU (with a one-line notice).
+//! let backend = choose_backend(DeviceChoice::Auto, |notice| eprintln!("{notice}"))?;
+//! with_backend!(backend, |b| {
+//!     let mut net = EnergyNet::new(&b, &Spec::mlp(2, 128, 3), 0)?;
+//!     let (energies, grad_x) = net.energies_and_grad(&b, &[0.0, 1.0, 2.0, -1.0])?;
+//!     assert_eq!((energies.len(), grad_x.len()), (2, 4));
+//!     Ok::<_, ebm::Error>(())
+//! })?;
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod backend;
 pub mod data;

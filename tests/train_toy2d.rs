@@ -7,9 +7,8 @@ mod gpu_common;
 use ebm::backend::Backend;
 use ebm::data::{toy2d, DataSource, Toy2d, ToyData};
 use ebm::plot::Grid2d;
-use ebm::sampler::LangevinConfig;
 use ebm::train::kl::kl_data_model;
-use ebm::train::{AdamConfig, TrainConfig, Trainer};
+use ebm::train::{TrainConfig, Trainer};
 use ebm::{CpuBackend, EnergyNet, Spec};
 use gpu_common::rel_err;
 
@@ -19,25 +18,10 @@ const GRID: Grid2d = Grid2d {
 };
 
 fn config(batch: usize, steps: usize) -> TrainConfig {
-    TrainConfig {
-        batch,
-        langevin: LangevinConfig {
-            steps,
-            step_size: 0.02,
-            noise: 0.2,
-            grad_clip: None,
-            lo: -toy2d::RANGE,
-            hi: toy2d::RANGE,
-        },
-        alpha: 0.1,
-        adam: AdamConfig {
-            lr: 3e-3,
-            ..AdamConfig::default()
-        },
-        buffer_size: 10_000,
-        reinit_prob: 0.05,
-        seed: 0,
-    }
+    let mut config = TrainConfig::toy2d(0);
+    config.batch = batch;
+    config.langevin.steps = steps;
+    config
 }
 
 /// Train `iters` iterations; returns (KL before, KL after, final parameters).

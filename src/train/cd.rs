@@ -29,6 +29,32 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
+    /// The toy-2D demo's settings (`ebm train toy2d`'s defaults): B = 256, K = 20 steps of
+    /// size 0.02 with noise 0.2 (temperature 1: noise² = 2·step) clamped to the toy box,
+    /// α = 0.1, Adam at 3e-3, IGEBM's replay buffer (10 000 chains, re-init 5 %).
+    pub fn toy2d(seed: u64) -> Self {
+        let range = crate::data::toy2d::RANGE;
+        TrainConfig {
+            batch: 256,
+            langevin: LangevinConfig {
+                steps: 20,
+                step_size: 0.02,
+                noise: 0.2,
+                grad_clip: None,
+                lo: -range,
+                hi: range,
+            },
+            alpha: 0.1,
+            adam: AdamConfig {
+                lr: 3e-3,
+                ..AdamConfig::default()
+            },
+            buffer_size: 10_000,
+            reinit_prob: 0.05,
+            seed,
+        }
+    }
+
     /// Check the settings, naming the bad one.
     pub fn validate(&self) -> Result<()> {
         if self.batch == 0 {

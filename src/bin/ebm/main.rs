@@ -75,6 +75,16 @@ fn quiet_mesa_runtime_dir() {
     }
 }
 
+/// A model file with, for files that carry no `ebm.spec`, the spec given on the command line.
+pub fn load_net<B: ebm::Backend>(
+    b: &B,
+    model: &std::path::Path,
+    spec: Option<&str>,
+) -> ebm::Result<ebm::EnergyNet<B>> {
+    let spec = spec.map(ebm::Spec::from_name_or_file).transpose()?;
+    ebm::train::checkpoint::load_model(b, model, spec.as_ref())
+}
+
 fn main() -> ExitCode {
     quiet_mesa_runtime_dir();
     let cli = Cli::parse();

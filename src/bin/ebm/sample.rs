@@ -10,9 +10,9 @@ use ebm::plot::{self, Grid2d};
 use ebm::rng::{self, Stream};
 use ebm::sampler::{Langevin, LangevinConfig};
 use ebm::tensorfile::TensorFile;
-use ebm::train::checkpoint::{load_model, TRAIN_KEY};
+use ebm::train::checkpoint::TRAIN_KEY;
 use ebm::train::TrainConfig;
-use ebm::{with_backend, Error, Result, Spec};
+use ebm::{with_backend, Error, Result};
 
 #[derive(Args, Debug)]
 #[command(allow_negative_numbers = true)]
@@ -58,12 +58,7 @@ pub fn run(device: &str, args: &SampleArgs) -> Result<()> {
 }
 
 fn sample<B: Backend>(b: &B, args: &SampleArgs) -> Result<()> {
-    let spec = args
-        .spec
-        .as_deref()
-        .map(Spec::from_name_or_file)
-        .transpose()?;
-    let mut net = load_model(b, &args.model, spec.as_ref())?;
+    let mut net = crate::load_net(b, &args.model, args.spec.as_deref())?;
     let trained = TensorFile::read(&args.model)?
         .metadata
         .get(TRAIN_KEY)

@@ -7,8 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 use ebm::backend::Backend;
 use ebm::tensorfile::TensorFile;
-use ebm::train::checkpoint::load_model;
-use ebm::{with_backend, Error, Result, Spec};
+use ebm::{with_backend, Error, Result};
 
 #[derive(Args, Debug)]
 pub struct ScoreArgs {
@@ -35,12 +34,7 @@ pub fn run(device: &str, args: &ScoreArgs) -> Result<()> {
 }
 
 fn score<B: Backend>(b: &B, args: &ScoreArgs) -> Result<()> {
-    let spec = args
-        .spec
-        .as_deref()
-        .map(Spec::from_name_or_file)
-        .transpose()?;
-    let mut net = load_model(b, &args.model, spec.as_ref())?;
+    let mut net = crate::load_net(b, &args.model, args.spec.as_deref())?;
     let input = TensorFile::read(&args.input)?;
     let x = input.get("x", &args.input)?;
     let sample_shape = &net.spec().input;
