@@ -1,0 +1,975 @@
+//! Both backends against float64 finite differences of an independent f64 reference.
+//!
+//! `gpu_kernels.rs` proves that the GPU computes what the CPU computes; this file proves that
+//! what they both compute is *right*. Every hand-written backward pass — the linear layer
+//! (to its input, weight and bias), each activation, the CD loss, and their composition
+//! through a whole [`EnergyNet`] both to the input (∇ₓE, what Langevin sampling uses) and to
+//! every parameter tensor (what training uses) — is compared with central differences of a
+//! plain f64 re-implementation written here from the formulas, not from the backend code.
+//! The updates that are not gradients (Langevin with per-element clipping and clamping,
+//! `sum_squares`, Adam with global-norm clipping) are compared with their formulas evaluated
+//! in f64 on the same inputs and the same Philox noise.
+//!
+//! Why finite differences in f64: in f32 a central difference (f(x+h) − f(x−h)) / 2h carries
+//! a rounding error of about ε₃₂·|f|/h ≈ 1e-7·|f|/h, which for any usable h is as large as
+//! the bugs worth catching. In f64, with h = 1e-6·max(1, |x|), rounding is ≈ 1e-16·|f|/h ≈
+//! 1e-10·|f| and truncation ≈ h²·|f'''| ≈ 1e-12, so the reference is exact far below the f32
+//! noise of the backends and any disagreement is the backend's. The backends are fed exactly
+//! the f32 values the reference widens, so the only difference left is their f32 arithmetic.
+//! Kinks are kept away from: pointwise inputs have |x| ≥ 1e-2, and the network checks redraw
+//! their data until every ReLU / leaky-ReLU input lies at least [`KINK_MARGIN`] from 0,
+//! farther than any perturbation (≤ 1e-5) or f32-vs-f64 disagreement can move it.
+//!
+//! How results are compared: ‖got − want‖₂ ≤ tol·‖scale‖₂, where `scale` is, element by
+//! element, the magnitude of the terms the result is made of (Σ|terms|, computed in f64 from
+//! the same data). Where nothing cancels, scale = |want| and this is the plain relative error
+//! in the 2-norm. Where terms cancel — y = x·w + b ≈ 0 in a 1×1 layer, SiLU's derivative near
+//! its root, the CD loss's (±1 + 2αE) and its difference of means — f32 can promise no better
+//! than ε₃₂·Σ|terms| (the classical forward-error bound of a sum), and a plain relative error
+//! of a one-element vector would fail by chance on a correct backend. Whole-net energies and
+//! ∇ₓE, whose cancellations lie deep inside the net, are instead compared as one vector over
+//! 39 independent samples (batches 1, 5 and 33 together). A wrong index, sign, transposition
+//! or factor is an O(1) error under either measure; each check was seen to fail when its f64
+//! reference was broken (a sign, a slope, SiLU × 1.001, Adam's ε inside the square root, the
+//! clipping coefficient's 1e-6, the Philox chain index).
+//!
+//! Tolerances and why (f32 backend vs f64 reference):
+//! - [`TOL_POINTWISE`] 1e-5 — activations, CD-loss d_energy, Langevin, sum_squares, Adam:
+//!   a few f32 roundings per element (≈ 6e-8 each) or sums whose magnitude is the scale.
+//! - [`TOL_LINEAR`] 1e-4 — linear forward and backward, whole-net energies and ∇ₓE: f32 dot
+//!   products of up to a few hundred terms, chained through several layers.
+//! - [`TOL_PARAM_GRAD`] 1e-3 — CD-loss parameter gradients of a whole net: per-row backward
+//!   chains through every layer, then a sum over 2B rows with d_energy of both signs;
+//!   compared on about 20 random entries per tensor.
+//!
+//! Shapes and data are fresh each run from `test_seed()` (set `EBM_TEST_SEED` to replay; it
+//! is in every failure message), with sizes that are not multiples of the GPU's 16×16 tiles
+//! or 256-wide workgroups. Each check is one generic function run by a CPU test and a GPU
+//! test; the GPU tests use any adapter, lavapipe included, and skip without one unless `CI`
+//! is set.
+
+#[path = "common/gpu.rs"]
+mod gpu_common;
+
+use ebm::backend::{
+    stat, Activation, AdamUpdate, Backend, CpuBackend, LangevinUpdate, LinearShape,
+};
+use ebm::nn::{EnergyNet, LayerSpec, Spec};
+use ebm::rng::{self, Stream};
+use gpu_common::test_seed;
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use std::sync::Mutex;
+
+/// Elementwise results and short sums (see the module documentation).
+const TOL_POINTWISE: f64 = 1e-5;
+/// Dot products: linear layers, whole-net energies and ∇ₓE.
+const TOL_LINEAR: f64 = 1e-4;
+/// CD-loss parameter gradients of a whole net.
+const TOL_PARAM_GRAD: f64 = 1e-3;
+/// Smallest |input| of a ReLU / leaky ReLU that the network checks accept.
+const KINK_MARGIN: f64 = 3e-5;
+/// Parameter entries per tensor checked by finite differences in the CD-loss check.
+const ENTRIES_PER_TENSOR: usize = 20;
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+/// The GPU tests of this file take turns, each with its own backend. On an NVIDIA H100
+/// (Vulkan), backends created and driven from parallel test threads of one process
+/// intermittently deadlocked (2 of 25 runs of this file, 4 of 12 of `gpu_kernels.rs`); run
+/// one at a time, none did. They take well under a second together, so this costs nothing.
+static GPU_TURN: Mutex<()> = Mutex::new(());
+
+/// Declares the CPU and the GPU test of one generic check.
+macro_rules! on_both_backends {
+    ($check:ident, $cpu:ident, $gpu:ident) => {
+        #[test]
+        fn $cpu() {
+            $check(&CpuBackend::new(), test_seed());
+        }
+
+        #[test]
+        fn $gpu() {
+            // A failed GPU test poisons the lock; the next one still runs.
+            let _turn = GPU_TURN.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(g) = gpu_common::gpu() else { return };
+            $check(&g, test_seed());
+        }
+    };
+}
+
+fn uniform(rng: &mut StdRng, n: usize, lo: f32, hi: f32) -> Vec<f32> {
+    (0..n).map(|_| rng.random_range(lo..hi)).collect()
+}
+
+fn widen(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| f64::from(x)).collect()
+}
+
+fn up<B: Backend>(b: &B, data: &[f32]) -> B::Tensor {
+    b.upload(data).expect("upload")
+}
+
+fn rd<B: Backend>(b: &B, t: &B::Tensor) -> Vec<f32> {
+    b.read(t).expect("read")
+}
+
+/// ‖got − want‖₂ / ‖scale‖₂ (the absolute ‖got − want‖₂ when `scale` is 0).
+fn scaled_err(got: &[f64], want: &[f64], scale: &[f64]) -> f64 {
+    assert_eq!(got.len(), want.len(), "lengths differ");
+    assert_eq!(scale.len(), want.len(), "lengths differ");
+    let diff = got
+        .iter()
+        .zip(want)
+        .map(|(g, w)| (g - w).powi(2))
+        .sum::<f64>()
+        .sqrt();
+    let norm = scale.iter().map(|s| s * s).sum::<f64>().sqrt();
+    if norm == 0.0 {
+        diff
+    } else {
+        diff / norm
+    }
+}
+
+/// What every failure message names: the backend and the seed that replays the run.
+fn context<B: Backend>(b: &B, seed: u64) -> String {
+    format!("{} EBM_TEST_SEED={seed}", b.name())
+}
+
+/// ‖got − want‖₂ ≤ tol·‖scale‖₂, with `scale` the magnitude of the terms of `want` (see the
+/// module documentation).
+fn assert_close(got: &[f64], want: &[f64], scale: &[f64], tol: f64, what: &str, ctx: &str) {
+    let e = scaled_err(got, want, scale);
+    assert!(
+        e <= tol,
+        "{what}: error {e:.3e} > {tol:.0e} relative to the magnitude of the terms ({ctx})\n  \
+         got   {:?}\n  want  {:?}\n  scale {:?}",
+        &got[..got.len().min(8)],
+        &want[..want.len().min(8)],
+        &scale[..scale.len().min(8)]
+    );
+}
+
+/// The plain relative error in the 2-norm: for results in which nothing cancels.
+fn assert_rel(got: &[f64], want: &[f64], tol: f64, what: &str, ctx: &str) {
+    assert_close(got, want, want, tol, what, ctx);
+}
+
+fn abs(v: &[f64]) -> Vec<f64> {
+    v.iter().map(|x| x.abs()).collect()
+}
+
+/// The finite-difference step for a value: 1e-6 relative, 1e-6 absolute near 0.
+fn fd_step(v: f64) -> f64 {
+    1e-6 * v.abs().max(1.0)
+}
+
+/// Central differences of a vector-valued `f` at `at`, in f64: one column ∂f/∂θⱼ for each j
+/// in `which`.
+fn central_diff_vec(f: impl Fn(&[f64]) -> Vec<f64>, at: &[f64], which: &[usize]) -> Vec<Vec<f64>> {
+    let mut p = at.to_vec();
+    which
+        .iter()
+        .map(|&i| {
+            let h = fd_step(at[i]);
+            let (plus, minus) = (at[i] + h, at[i] - h);
+            p[i] = plus;
+            let f_plus = f(&p);
+            p[i] = minus;
+            let f_minus = f(&p);
+            p[i] = at[i];
+            // The step actually taken, after rounding of at ± h.
+            let step = plus - minus;
+            f_plus
+                .iter()
+                .zip(&f_minus)
+                .map(|(a, b)| (a - b) / step)
+                .collect()
+        })
+        .collect()
+}
+
+/// Central differences of a scalar `f` at `at` with respect to the entries `which`, in f64.
+fn central_diff(f: impl Fn(&[f64]) -> f64, at: &[f64], which: &[usize]) -> Vec<f64> {
+    central_diff_vec(|t| vec![f(t)], at, which)
+        .into_iter()
+        .map(|column| column[0])
+        .collect()
+}
+
+/// Up to `k` distinct indices out of `0..len` (all of them when `len ≤ k`), sorted.
+fn pick(rng: &mut StdRng, len: usize, k: usize) -> Vec<usize> {
+    let mut all: Vec<usize> = (0..len).collect();
+    if len > k {
+        for i in 0..k {
+            let j = rng.random_range(i..len);
+            all.swap(i, j);
+        }
+        all.truncate(k);
+        all.sort_unstable();
+    }
+    all
+}
+
+// ---------------------------------------------------------------------------------------------
+// The f64 reference
+
+/// `y[n, o] = Σᵢ x[n, i]·w[o, i] + bias[o]`.
+fn linear64(
+    batch: usize,
+    inputs: usize,
+    outputs: usize,
+    x: &[f64],
+    w: &[f64],
+    bias: &[f64],
+) -> Vec<f64> {
+    let mut y = vec![0.0; batch * outputs];
+    for n in 0..batch {
+        for o in 0..outputs {
+            let dot: f64 = (0..inputs)
+                .map(|i| x[n * inputs + i] * w[o * inputs + i])
+                .sum();
+            y[n * outputs + o] = dot + bias[o];
+        }
+    }
+    y
+}
+
+fn act64(act: Activation, x: f64) -> f64 {
+    match act {
+        Activation::Relu => x.max(0.0),
+        Activation::LeakyRelu(slope) => {
+            if x > 0.0 {
+                x
+            } else {
+                f64::from(slope) * x
+            }
+        }
+        Activation::Silu => x / (1.0 + (-x).exp()),
+    }
+}
+
+/// The magnitude of the terms of act'(x): |act'(x)| for the piecewise-linear ones, and
+/// σ + |x|·σ(1 − σ) for SiLU, whose derivative σ + x·σ(1 − σ) cancels near x ≈ −1.28.
+fn act_derivative_magnitude(act: Activation, x: f64) -> f64 {
+    match act {
+        Activation::Relu => f64::from(u8::from(x > 0.0)),
+        Activation::LeakyRelu(slope) => {
+            if x > 0.0 {
+                1.0
+            } else {
+                f64::from(slope).abs()
+            }
+        }
+        Activation::Silu => {
+            let s = 1.0 / (1.0 + (-x).exp());
+            s + x.abs() * s * (1.0 - s)
+        }
+    }
+}
+
+/// mean E⁺ − mean E⁻ + α(mean E⁺² + mean E⁻²), with E⁺ the first `n_pos` energies.
+fn cd_loss64(e: &[f64], n_pos: usize, alpha: f64) -> f64 {
+    let (pos, neg) = e.split_at(n_pos);
+    let mean = |v: &[f64], f: fn(f64) -> f64| v.iter().map(|&x| f(x)).sum::<f64>() / v.len() as f64;
+    mean(pos, |x| x) - mean(neg, |x| x) + alpha * (mean(pos, |x| x * x) + mean(neg, |x| x * x))
+}
+
+/// One layer of the f64 re-implementation of an [`EnergyNet`].
+enum Op64 {
+    /// Weight [out, in] at `params[weight]`, bias at `params[weight + 1]`.
+    Linear {
+        inputs: usize,
+        outputs: usize,
+        weight: usize,
+    },
+    Act(Activation),
+    Flatten,
+}
+
+/// The net of a [`Spec`] in f64, its parameters looked up by their PyTorch names.
+struct Net64 {
+    ops: Vec<Op64>,
+    input_len: usize,
+}
+
+impl Net64 {
+    /// `names` are the parameter names in the order of the parameter vectors to be passed.
+    fn new(spec: &Spec, names: &[String]) -> Net64 {
+        let find = |name: String| {
+            names
+                .iter()
+                .position(|n| *n == name)
+                .unwrap_or_else(|| panic!("no parameter {name} in {names:?}"))
+        };
+        let ops = spec
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, layer)| match *layer {
+                LayerSpec::Linear { inputs, outputs } => {
+                    let weight = find(format!("layers.{i}.weight"));
+                    assert_eq!(find(format!("layers.{i}.bias")), weight + 1);
+                    Op64::Linear {
+                        inputs,
+                        outputs,
+                        weight,
+                    }
+                }
+                LayerSpec::Relu => Op64::Act(Activation::Relu),
+                LayerSpec::LeakyRelu { slope } => Op64::Act(Activation::LeakyRelu(slope)),
+                LayerSpec::Silu => Op64::Act(Activation::Silu),
+                LayerSpec::Flatten => Op64::Flatten,
+                ref other => panic!("the f64 reference has no {other:?}"),
+            })
+            .collect();
+        Net64 {
+            ops,
+            input_len: spec.input_len(),
+        }
+    }
+
+    /// The energies of the samples in `x` and the smallest |input| of any ReLU / leaky ReLU
+    /// (∞ when there is none).
+    fn energies(&self, params: &[Vec<f64>], x: &[f64]) -> (Vec<f64>, f64) {
+        let mut margin = f64::INFINITY;
+        let energies = x
+            .chunks(self.input_len)
+            .map(|sample| {
+                let mut h = sample.to_vec();
+                for op in &self.ops {
+                    match *op {
+                        Op64::Linear {
+                            inputs,
+                            outputs,
+                            weight,
+                        } => {
+                            let (w, bias) = (&params[weight], &params[weight + 1]);
+                            assert_eq!((w.len(), bias.len()), (outputs * inputs, outputs));
+                            h = linear64(1, inputs, outputs, &h, w, bias);
+                        }
+                        Op64::Act(act) => {
+                            if act != Activation::Silu {
+                                margin = h.iter().fold(margin, |m, v| m.min(v.abs()));
+                            }
+                            h.iter_mut().for_each(|v| *v = act64(act, *v));
+                        }
+                        Op64::Flatten => {}
+                    }
+                }
+                assert_eq!(h.len(), 1, "the net ends in one energy");
+                h[0]
+            })
+            .collect();
+        (energies, margin)
+    }
+}
+
+/// The nets the whole-net checks run: the toy MLP on a random shape and two JSON specs that
+/// mix every activation (one with a flatten of a 3-d input, one with the default slope).
+fn nets(rng: &mut StdRng) -> Vec<(String, Spec)> {
+    let dim = [1, 3, 17][rng.random_range(0..3)];
+    let hidden = [3, 17, 40][rng.random_range(0..3)];
+    let depth = rng.random_range(1..=3);
+    let mixed_flatten = r#"{"input": [2, 3, 3], "layers": [
+        {"type": "flatten"},
+        {"type": "linear", "in": 18, "out": 17}, {"type": "relu"},
+        {"type": "linear", "in": 17, "out": 40}, {"type": "leaky_relu", "slope": 0.2},
+        {"type": "linear", "in": 40, "out": 5}, {"type": "silu"},
+        {"type": "linear", "in": 5, "out": 1}]}"#;
+    let mixed_default_slope = r#"{"input": [1], "layers": [
+        {"type": "linear", "in": 1, "out": 40}, {"type": "leaky_relu"},
+        {"type": "linear", "in": 40, "out": 3}, {"type": "silu"},
+        {"type": "linear", "in": 3, "out": 17}, {"type": "relu"},
+        {"type": "linear", "in": 17, "out": 1}]}"#;
+    vec![
+        (
+            format!("Spec::mlp({dim}, {hidden}, {depth})"),
+            Spec::mlp(dim, hidden, depth),
+        ),
+        (
+            "relu/leaky_relu(0.2)/silu with flatten".into(),
+            Spec::from_json(mixed_flatten).expect("spec"),
+        ),
+        (
+            "leaky_relu(default)/silu/relu".into(),
+            Spec::from_json(mixed_default_slope).expect("spec"),
+        ),
+    ]
+}
+
+/// The net's parameters as f64 vectors, with their names, in `params()` order.
+fn read_params64<B: Backend>(b: &B, net: &EnergyNet<B>) -> (Vec<String>, Vec<Vec<f64>>) {
+    let params = net.read_params(b).expect("read_params");
+    for ((name, t), p) in params.iter().zip(net.params()) {
+        assert_eq!(*name, p.name);
+        assert_eq!(t.shape, p.shape, "{name}");
+    }
+    params
+        .into_iter()
+        .map(|(name, t)| (name, widen(&t.data)))
+        .unzip()
+}
+
+/// Data from `draw`, redrawn until every ReLU / leaky-ReLU input is clear of its kink.
+fn clear_of_kinks(
+    net: &Net64,
+    params: &[Vec<f64>],
+    rng: &mut StdRng,
+    draw: impl Fn(&mut StdRng) -> Vec<f32>,
+    ctx: &str,
+) -> Vec<f32> {
+    for _ in 0..1000 {
+        let x = draw(rng);
+        if net.energies(params, &widen(&x)).1 >= KINK_MARGIN {
+            return x;
+        }
+    }
+    panic!("no data clear of the kinks in 1000 draws ({ctx})");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. The linear layer
+
+/// forward, backward_data (dx = r·w) and backward_params (dw = rᵀ·x, db = Σ r) against the
+/// f64 forward and central differences of L(x, w, b) = Σ r ⊙ (x·wᵀ + b). The scales are the
+/// same computations on absolute values (|x|·|w|ᵀ + |b|, and the differences of
+/// Σ |r| ⊙ (|x|·|w|ᵀ + |b|)): the magnitude of every dot product's terms.
+fn check_linear<B: Backend>(b: &B, seed: u64) {
+    let ctx = context(b, seed);
+    let mut rng = StdRng::seed_from_u64(seed);
+    for batch in [1, 5, 33] {
+        for inputs in [1, 3, 17, 40] {
+            let outputs = [1, 3, 17, 40, rng.random_range(2..=48)][rng.random_range(0..5)];
+            let s = LinearShape {
+                batch,
+                inputs,
+                outputs,
+            };
+            let x = uniform(&mut rng, batch * inputs, -2.0, 2.0);
+            let w = uniform(&mut rng, outputs * inputs, -1.0, 1.0);
+            let bias = uniform(&mut rng, outputs, -1.0, 1.0);
+            let r = uniform(&mut rng, batch * outputs, -2.0, 2.0);
+
+            let (tx, tw, tr) = (up(b, &x), up(b, &w), up(b, &r));
+            let mut y = b.zeros(batch * outputs).expect("zeros");
+            b.linear_forward(s, &tx, &tw, &up(b, &bias), &mut y);
+            // Stale values everywhere: every output must be overwritten, not accumulated into.
+            let mut dx = up(b, &vec![7.0; batch * inputs]);
+            b.linear_backward_data(s, &tr, &tw, &mut dx);
+            let mut dw = up(b, &vec![7.0; outputs * inputs]);
+            let mut db = up(b, &vec![7.0; outputs]);
+            b.linear_backward_params(s, &tr, &tx, &mut dw, &mut db);
+
+            let (nx, nw) = (batch * inputs, outputs * inputs);
+            let theta: Vec<f64> = [widen(&x), widen(&w), widen(&bias)].concat();
+            let loss = |r: &[f64], t: &[f64]| {
+                let (x, rest) = t.split_at(nx);
+                let (w, bias) = rest.split_at(nw);
+                let y = linear64(batch, inputs, outputs, x, w, bias);
+                y.iter().zip(r).map(|(y, r)| y * r).sum::<f64>()
+            };
+            let (r64, r_abs, theta_abs) = (widen(&r), abs(&widen(&r)), abs(&theta));
+            let all: Vec<usize> = (0..theta.len()).collect();
+            let fd = central_diff(|t| loss(&r64, t), &theta, &all);
+            let fd_abs = central_diff(|t| loss(&r_abs, t), &theta_abs, &all);
+            let grads = |v: &[f64]| {
+                let (x, rest) = v.split_at(nx);
+                let (w, b) = rest.split_at(nw);
+                (x.to_vec(), w.to_vec(), b.to_vec())
+            };
+            let (want_dx, want_dw, want_db) = grads(&fd);
+            let (scale_dx, scale_dw, scale_db) = grads(&fd_abs);
+            let (x64, w64, b64) = grads(&theta);
+            let (xa, wa, ba) = grads(&theta_abs);
+            let want_y = linear64(batch, inputs, outputs, &x64, &w64, &b64);
+            let scale_y = linear64(batch, inputs, outputs, &xa, &wa, &ba);
+
+            let checks = [
+                ("forward", &y, &want_y, &scale_y),
+                ("dx", &dx, &want_dx, &scale_dx),
+                ("dw", &dw, &want_dw, &scale_dw),
+                ("db", &db, &want_db, &scale_db),
+            ];
+            for (what, t, want, scale) in checks {
+                let got = widen(&rd(b, t));
+                let what = format!("{what} {s:?}");
+                assert_close(&got, want, scale, TOL_LINEAR, &what, &ctx);
+            }
+        }
+    }
+}
+
+on_both_backends!(check_linear, linear_layer_cpu, linear_layer_gpu);
+
+// ---------------------------------------------------------------------------------------------
+// 2. Activations
+
+/// activation_forward against act(x) and activation_backward against central differences of
+/// Σ r ⊙ act(x), with |x| ≥ 1e-2 (clear of the kinks) and some |x| up to 40 (SiLU's tails).
+fn check_activations<B: Backend>(b: &B, seed: u64) {
+    let ctx = context(b, seed);
+    let mut rng = StdRng::seed_from_u64(seed);
+    for act in [
+        Activation::Relu,
+        Activation::LeakyRelu(0.2),
+        Activation::Silu,
+    ] {
+        for n in [1, 5, 33, 257, rng.random_range(2..600)] {
+            let x: Vec<f32> = (0..n)
+                .map(|_| {
+                    let magnitude = if rng.random_bool(0.1) {
+                        rng.random_range(4.0f32..40.0)
+                    } else {
+                        rng.random_range(1e-2f32..4.0)
+                    };
+                    if rng.random_bool(0.5) {
+                        magnitude
+                    } else {
+                        -magnitude
+                    }
+                })
+                .collect();
+            let r = uniform(&mut rng, n, -2.0, 2.0);
+
+            let tx = up(b, &x);
+            let mut y = b.zeros(n).expect("zeros");
+            b.activation_forward(act, &tx, &mut y);
+            let mut dx = up(b, &vec![7.0; n]);
+            b.activation_backward(act, &tx, &up(b, &r), &mut dx);
+
+            let (x64, r64) = (widen(&x), widen(&r));
+            let loss = |x: &[f64]| x.iter().zip(&r64).map(|(&x, r)| act64(act, x) * r).sum();
+            let all: Vec<usize> = (0..n).collect();
+            let want_dx = central_diff(loss, &x64, &all);
+            let scale_dx: Vec<f64> = x64
+                .iter()
+                .zip(&r64)
+                .map(|(&x, r)| r.abs() * act_derivative_magnitude(act, x))
+                .collect();
+            // A product or a selection: nothing cancels in the forward.
+            let want_y: Vec<f64> = x64.iter().map(|&x| act64(act, x)).collect();
+
+            let what = format!("{act:?} n={n}");
+            let (got_y, got_dx) = (widen(&rd(b, &y)), widen(&rd(b, &dx)));
+            let tol = TOL_POINTWISE;
+            assert_rel(&got_y, &want_y, tol, &format!("{what} forward"), &ctx);
+            assert_close(
+                &got_dx,
+                &want_dx,
+                &scale_dx,
+                tol,
+                &format!("{what} dx"),
+                &ctx,
+            );
+        }
+    }
+}
+
+on_both_backends!(check_activations, activations_cpu, activations_gpu);
+
+// ---------------------------------------------------------------------------------------------
+// 3. The CD loss
+
+/// d_energy against central differences of the f64 loss (scale (1 + 2α|E|)/n±, the terms of
+/// (±1 + 2αE)/n±), and every stat against its f64 value relative to the magnitude of what it
+/// sums (the loss is a difference and may be much smaller than its terms).
+fn check_cd_loss<B: Backend>(b: &B, seed: u64) {
+    let ctx = context(b, seed);
+    let mut rng = StdRng::seed_from_u64(seed);
+    for n in [2, 5, 33, 257, rng.random_range(2..2000)] {
+        let n_pos = rng.random_range(1..n);
+        let alpha = if rng.random_bool(0.25) {
+            0.0
+        } else {
+            rng.random_range(0.0f32..1.0)
+        };
+        let offset = rng.random_range(-10.0f32..10.0);
+        let spread = [0.1f32, 1.0, 5.0][rng.random_range(0..3)];
+        let e: Vec<f32> = (0..n)
+            .map(|_| offset + spread * rng.random_range(-1.0f32..1.0))
+            .collect();
+
+        let mut d = up(b, &vec![7.0; n]);
+        let mut stats = up(b, &[7.0; stat::LEN]);
+        b.cd_loss(&up(b, &e), n_pos, alpha, &mut d, &mut stats);
+
+        let (e64, a64) = (widen(&e), f64::from(alpha));
+        let all: Vec<usize> = (0..n).collect();
+        let want_d = central_diff(|e| cd_loss64(e, n_pos, a64), &e64, &all);
+        let scale_d: Vec<f64> = e64
+            .iter()
+            .enumerate()
+            .map(|(j, e)| {
+                (1.0 + 2.0 * a64 * e.abs()) / (if j < n_pos { n_pos } else { n - n_pos }) as f64
+            })
+            .collect();
+        let what = format!("cd_loss n={n} n_pos={n_pos} alpha={alpha}");
+        let got_d = widen(&rd(b, &d));
+        assert_close(
+            &got_d,
+            &want_d,
+            &scale_d,
+            TOL_POINTWISE,
+            &format!("{what} d_energy"),
+            &ctx,
+        );
+
+        let (pos, neg) = e64.split_at(n_pos);
+        let mean =
+            |v: &[f64], f: fn(f64) -> f64| v.iter().map(|&x| f(x)).sum::<f64>() / v.len() as f64;
+        let (mp, mn) = (mean(pos, |x| x), mean(neg, |x| x));
+        let (mp2, mn2) = (mean(pos, |x| x * x), mean(neg, |x| x * x));
+        let (ap, an) = (mean(pos, f64::abs), mean(neg, f64::abs));
+        let mut want = [0.0; stat::LEN];
+        let mut scale = [0.0; stat::LEN];
+        want[stat::LOSS] = cd_loss64(&e64, n_pos, a64);
+        scale[stat::LOSS] = ap + an + a64 * (mp2 + mn2);
+        want[stat::MEAN_E_POS] = mp;
+        scale[stat::MEAN_E_POS] = ap;
+        want[stat::MEAN_E_NEG] = mn;
+        scale[stat::MEAN_E_NEG] = an;
+        want[stat::MEAN_E_POS_SQ] = mp2;
+        scale[stat::MEAN_E_POS_SQ] = mp2;
+        want[stat::MEAN_E_NEG_SQ] = mn2;
+        scale[stat::MEAN_E_NEG_SQ] = mn2;
+        let got = widen(&rd(b, &stats));
+        // Each statistic on its own.
+        for k in 0..stat::LEN {
+            assert_close(
+                &got[k..=k],
+                &want[k..=k],
+                &scale[k..=k],
+                TOL_POINTWISE,
+                &format!("{what} stat {k}"),
+                &ctx,
+            );
+        }
+    }
+}
+
+on_both_backends!(check_cd_loss, cd_loss_cpu, cd_loss_gpu);
+
+// ---------------------------------------------------------------------------------------------
+// 4. Whole nets
+
+/// `energies_and_grad` against the f64 net's energies and central differences of Σ E(x), for
+/// batches of 1, 5 and 33 on the same net (each batch size has its own workspace). The three
+/// batches are compared as one vector: a single energy or gradient entry (batch 1, input
+/// width 1) can be ≈ 0 by cancellation deep inside the net, where f32 has no relative
+/// accuracy; 39 independent samples together cannot. The message names each batch's error.
+fn check_net_input_grad<B: Backend>(b: &B, seed: u64) {
+    let ctx = context(b, seed);
+    let mut rng = StdRng::seed_from_u64(seed);
+    for (name, spec) in nets(&mut rng) {
+        let mut net = EnergyNet::new(b, &spec, rng.random()).expect("net");
+        let (names, params) = read_params64(b, &net);
+        let net64 = Net64::new(&spec, &names);
+        let (mut got_e, mut want_e, mut got_g, mut want_g) = (vec![], vec![], vec![], vec![]);
+        let mut per_batch = String::new();
+        for batch in [1, 5, 33] {
+            let len = batch * spec.input_len();
+            let x = clear_of_kinks(
+                &net64,
+                &params,
+                &mut rng,
+                |rng| uniform(rng, len, -2.0, 2.0),
+                &format!("{name} batch {batch}, {ctx}"),
+            );
+            let (energies, grad) = net.energies_and_grad(b, &x).expect("energies_and_grad");
+
+            let x64 = widen(&x);
+            let total = |x: &[f64]| net64.energies(&params, x).0.iter().sum::<f64>();
+            let all: Vec<usize> = (0..len).collect();
+            let (e, g) = (widen(&energies), widen(&grad));
+            let (we, wg) = (
+                net64.energies(&params, &x64).0,
+                central_diff(total, &x64, &all),
+            );
+            per_batch += &format!(
+                " batch {batch}: energies {:.1e}, ∇ₓE {:.1e};",
+                scaled_err(&e, &we, &we),
+                scaled_err(&g, &wg, &wg)
+            );
+            got_e.extend(e);
+            want_e.extend(we);
+            got_g.extend(g);
+            want_g.extend(wg);
+        }
+        let tol = TOL_LINEAR;
+        assert_rel(
+            &got_e,
+            &want_e,
+            tol,
+            &format!("{name} energies ({per_batch})"),
+            &ctx,
+        );
+        assert_rel(
+            &got_g,
+            &want_g,
+            tol,
+            &format!("{name} ∇ₓE ({per_batch})"),
+            &ctx,
+        );
+    }
+}
+
+on_both_backends!(check_net_input_grad, net_input_grad_cpu, net_input_grad_gpu);
+
+/// The training gradient: forward on [x⁺; x⁻] (2B rows), `cd_loss`, `backward_params`, and
+/// each `Param::grad` against central differences of the f64 CD loss with respect to
+/// [`ENTRIES_PER_TENSOR`] random entries of that tensor. The scale of entry θⱼ is
+/// Σ_rows (1 + 2α|E|)/B · |∂E_row/∂θⱼ|, from central differences of each row's energy: the
+/// magnitude of the terms of the sum over rows, in which positives and negatives cancel.
+fn check_net_param_grads<B: Backend>(b: &B, seed: u64) {
+    let ctx = context(b, seed);
+    let mut rng = StdRng::seed_from_u64(seed);
+    for (name, spec) in nets(&mut rng) {
+        let mut net = EnergyNet::new(b, &spec, rng.random()).expect("net");
+        let (names, params) = read_params64(b, &net);
+        let net64 = Net64::new(&spec, &names);
+        let len = spec.input_len();
+        let (mut got_e, mut want_e) = (vec![], vec![]);
+        for half in [1, 5, 33] {
+            let alpha = rng.random_range(0.05f32..1.0);
+            let what = format!("{name} B={half} alpha={alpha}");
+            // Positives and negatives from different ranges, as data and samples would be.
+            let x = clear_of_kinks(
+                &net64,
+                &params,
+                &mut rng,
+                |rng| {
+                    let mut x = uniform(rng, half * len, -1.0, 1.0);
+                    x.extend(uniform(rng, half * len, -3.0, 3.0));
+                    x
+                },
+                &format!("{what}, {ctx}"),
+            );
+
+            let rows = 2 * half;
+            let tx = up(b, &x);
+            let mut d_energy = b.zeros(rows).expect("zeros");
+            let mut stats = b.zeros(stat::LEN).expect("zeros");
+            let energies = net.forward(b, &tx, rows).expect("forward");
+            b.cd_loss(energies, half, alpha, &mut d_energy, &mut stats);
+            got_e.extend(widen(&rd(b, energies)));
+            net.backward_params(b, rows, &d_energy)
+                .expect("backward_params");
+
+            let x64 = widen(&x);
+            let e64 = net64.energies(&params, &x64).0;
+            let a64 = f64::from(alpha);
+            let d_magnitude: Vec<f64> = e64
+                .iter()
+                .map(|e| (1.0 + 2.0 * a64 * e.abs()) / half as f64)
+                .collect();
+            want_e.extend(e64);
+            for (k, p) in net.params().iter().enumerate() {
+                let grad = rd(b, &p.grad);
+                let which = pick(&mut rng, grad.len(), ENTRIES_PER_TENSOR);
+                // [E of every row..., loss] as a function of tensor k.
+                let energies_and_loss = |theta: &[f64]| {
+                    let mut ps = params.clone();
+                    ps[k] = theta.to_vec();
+                    let mut e = net64.energies(&ps, &x64).0;
+                    e.push(cd_loss64(&e, half, a64));
+                    e
+                };
+                let columns = central_diff_vec(energies_and_loss, &params[k], &which);
+                let want: Vec<f64> = columns.iter().map(|c| c[rows]).collect();
+                let scale: Vec<f64> = columns
+                    .iter()
+                    .map(|c| {
+                        c[..rows]
+                            .iter()
+                            .zip(&d_magnitude)
+                            .map(|(de, d)| d * de.abs())
+                            .sum()
+                    })
+                    .collect();
+                let got: Vec<f64> = which.iter().map(|&i| f64::from(grad[i])).collect();
+                assert_close(
+                    &got,
+                    &want,
+                    &scale,
+                    TOL_PARAM_GRAD,
+                    &format!("{what} dLoss/d{} at {which:?}", p.name),
+                    &ctx,
+                );
+            }
+        }
+        let what = format!("{name} energies of [x⁺; x⁻], B = 1, 5, 33");
+        assert_rel(&got_e, &want_e, TOL_LINEAR, &what, &ctx);
+    }
+}
+
+on_both_backends!(
+    check_net_param_grads,
+    net_cd_param_grads_cpu,
+    net_cd_param_grads_gpu
+);
+
+// ---------------------------------------------------------------------------------------------
+// 5. Updates
+
+/// `x ← clamp(x − step·clip(g) + noise·ξ, lo, hi)` in f64 with ξ from `rng::fill_normal`,
+/// with and without per-element clipping, on data that the clamp and the clip both touch.
+/// Scale |x| + step·|clip(g)| + noise·|ξ| + |x_new|.
+fn check_langevin<B: Backend>(b: &B, seed: u64) {
+    let ctx = context(b, seed);
+    let mut rng = StdRng::seed_from_u64(seed);
+    let (mut clipped, mut clamped, mut case) = (0, 0, 0);
+    for rows in [1, 5, 33] {
+        for dim in [1, 3, 17, 40] {
+            case += 1;
+            let u = LangevinUpdate {
+                rows,
+                dim,
+                step: rng.random_range(0.0f32..0.5),
+                noise: rng.random_range(0.0f32..0.5),
+                grad_clip: (case % 2 == 1).then(|| rng.random_range(0.1f32..1.0)),
+                lo: rng.random_range(-2.0f32..-1.0),
+                hi: rng.random_range(1.0f32..2.0),
+                seed: rng.random(),
+                global_step: rng.random(),
+                chain_offset: rng.random_range(0..1 << 20),
+            };
+            let x0 = uniform(&mut rng, rows * dim, -2.5, 2.5);
+            let g = uniform(&mut rng, rows * dim, -3.0, 3.0);
+            let mut x = up(b, &x0);
+            b.langevin_update(&u, &mut x, &up(b, &g));
+
+            let (mut want, mut scale) = (vec![0.0; rows * dim], vec![0.0; rows * dim]);
+            let mut xi = vec![0.0f32; dim];
+            let (step, noise) = (f64::from(u.step), f64::from(u.noise));
+            let (lo, hi) = (f64::from(u.lo), f64::from(u.hi));
+            for row in 0..rows {
+                let chain = u.chain_offset + row as u32;
+                rng::fill_normal(u.seed, chain, u.global_step, Stream::Langevin, &mut xi);
+                for e in 0..dim {
+                    let i = row * dim + e;
+                    let (x0, mut gi, xi) = (f64::from(x0[i]), f64::from(g[i]), f64::from(xi[e]));
+                    if let Some(c) = u.grad_clip.map(f64::from) {
+                        clipped += usize::from(gi.abs() > c);
+                        gi = gi.clamp(-c, c);
+                    }
+                    let moved = x0 - step * gi + noise * xi;
+                    clamped += usize::from(!(lo..=hi).contains(&moved));
+                    want[i] = moved.clamp(lo, hi);
+                    scale[i] = x0.abs() + step * gi.abs() + noise * xi.abs() + want[i].abs();
+                }
+            }
+            let got = widen(&rd(b, &x));
+            assert_close(&got, &want, &scale, TOL_POINTWISE, &format!("{u:?}"), &ctx);
+        }
+    }
+    assert!(
+        clipped > 0 && clamped > 0,
+        "the data must exercise the clip ({clipped}) and the clamp ({clamped}) ({ctx})"
+    );
+}
+
+on_both_backends!(check_langevin, langevin_update_cpu, langevin_update_gpu);
+
+/// `sum_squares` against Σ g² in f64, then Adam (PyTorch semantics; global-norm clipping off,
+/// active and inactive) against its formula in f64: the new m and v, and the parameter step
+/// p_new − p₀. The step rather than p_new, with |p₀| ≤ lr/100, so that the check sees the
+/// update and not p₀, while a p₀ that is lost or double-counted is still a 1e-2 error.
+fn check_adam<B: Backend>(b: &B, seed: u64) {
+    let ctx = context(b, seed);
+    let mut rng = StdRng::seed_from_u64(seed);
+    let sizes = [1, 5, 33, 257, rng.random_range(2..600)];
+    let grads: Vec<Vec<f32>> = sizes
+        .iter()
+        .map(|&n| uniform(&mut rng, n, -2.0, 2.0))
+        .collect();
+    let slots = grads.len();
+    // One slot more than is summed, poisoned: Adam must read only `norm_slots` slots.
+    let mut norms = up(b, &vec![1e6; slots + 1]);
+    for (slot, g) in grads.iter().enumerate() {
+        b.sum_squares(&up(b, g), &mut norms, slot);
+    }
+    let want_sq: Vec<f64> = grads
+        .iter()
+        .map(|g| g.iter().map(|&v| f64::from(v).powi(2)).sum())
+        .collect();
+    let got_sq = widen(&rd(b, &norms));
+    assert_rel(
+        &got_sq[..slots],
+        &want_sq,
+        TOL_POINTWISE,
+        "sum_squares",
+        &ctx,
+    );
+    let total_norm = want_sq.iter().sum::<f64>().sqrt();
+
+    for clip in [
+        None,
+        Some(0.3 * total_norm as f32),
+        Some(1e3 * total_norm as f32),
+    ] {
+        for g in &grads {
+            let n = g.len();
+            let t = rng.random_range(1..200);
+            let (beta1, beta2) = [(0.9f32, 0.999f32), (0.5, 0.9)][rng.random_range(0..2)];
+            let lr = [1e-3f32, 0.05, 1.0][rng.random_range(0..3)];
+            let u = AdamUpdate {
+                lr,
+                beta1,
+                beta2,
+                eps: [1e-8f32, 1e-3][rng.random_range(0..2)],
+                bias_correction1: 1.0 - beta1.powi(t),
+                bias_correction2: 1.0 - beta2.powi(t),
+                max_grad_norm: clip,
+                norm_slots: slots,
+            };
+            let p0 = uniform(&mut rng, n, -0.01 * lr, 0.01 * lr);
+            let m0 = uniform(&mut rng, n, -1.0, 1.0);
+            let v0 = uniform(&mut rng, n, 0.0, 1.0);
+            let (mut p, mut m, mut v) = (up(b, &p0), up(b, &m0), up(b, &v0));
+            b.adam_update(&u, &mut p, &up(b, g), &mut m, &mut v, &norms);
+
+            let f = f64::from;
+            let clip_coef = clip.map_or(1.0, |c| (f(c) / (total_norm + 1e-6)).min(1.0));
+            let mut want_m = vec![0.0; n];
+            let mut want_v = vec![0.0; n];
+            let mut want_step = vec![0.0; n];
+            let mut m_magnitude = vec![0.0; n];
+            let mut step_magnitude = vec![0.0; n];
+            for i in 0..n {
+                let gi = f(g[i]) * clip_coef;
+                want_m[i] = f(beta1) * f(m0[i]) + (1.0 - f(beta1)) * gi;
+                m_magnitude[i] = f(beta1) * f(m0[i]).abs() + (1.0 - f(beta1)) * gi.abs();
+                want_v[i] = f(beta2) * f(v0[i]) + (1.0 - f(beta2)) * gi * gi;
+                let m_hat = want_m[i] / f(u.bias_correction1);
+                let v_hat = want_v[i] / f(u.bias_correction2);
+                let denominator = v_hat.sqrt() + f(u.eps);
+                want_step[i] = -f(lr) * m_hat / denominator;
+                step_magnitude[i] = f(lr) * m_magnitude[i] / f(u.bias_correction1) / denominator;
+            }
+            let got_step: Vec<f64> = rd(b, &p)
+                .iter()
+                .zip(&p0)
+                .map(|(&p, &p0)| f(p) - f(p0))
+                .collect();
+            let what = format!("adam n={n} t={t} {u:?}");
+            let (got_m, got_v) = (widen(&rd(b, &m)), widen(&rd(b, &v)));
+            let tol = TOL_POINTWISE;
+            assert_close(
+                &got_m,
+                &want_m,
+                &m_magnitude,
+                tol,
+                &format!("{what} m"),
+                &ctx,
+            );
+            assert_rel(&got_v, &want_v, tol, &format!("{what} v"), &ctx);
+            let what = format!("{what} step");
+            assert_close(&got_step, &want_step, &step_magnitude, tol, &what, &ctx);
+        }
+    }
+}
+
+on_both_backends!(check_adam, adam_update_cpu, adam_update_gpu);
