@@ -59,7 +59,6 @@ use ebm::rng::{self, Stream};
 use gpu_common::test_seed;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use std::sync::Mutex;
 
 /// Elementwise results and short sums (see the module documentation).
 const TOL_POINTWISE: f64 = 1e-5;
@@ -75,12 +74,6 @@ const ENTRIES_PER_TENSOR: usize = 20;
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-/// The GPU tests of this file take turns, each with its own backend. On an NVIDIA H100
-/// (Vulkan), backends created and driven from parallel test threads of one process
-/// intermittently deadlocked (2 of 25 runs of this file, 4 of 12 of `gpu_kernels.rs`); run
-/// one at a time, none did. They take well under a second together, so this costs nothing.
-static GPU_TURN: Mutex<()> = Mutex::new(());
-
 /// Declares the CPU and the GPU test of one generic check.
 macro_rules! on_both_backends {
     ($check:ident, $cpu:ident, $gpu:ident) => {
@@ -91,10 +84,9 @@ macro_rules! on_both_backends {
 
         #[test]
         fn $gpu() {
-            // A failed GPU test poisons the lock; the next one still runs.
-            let _turn = GPU_TURN.lock().unwrap_or_else(|e| e.into_inner());
+            // gpu() hands out one GPU at a time (see tests/common/gpu.rs).
             let Some(g) = gpu_common::gpu() else { return };
-            $check(&g, test_seed());
+            $check(&*g, test_seed());
         }
     };
 }

@@ -114,7 +114,7 @@ fn toy2d_golden_cpu() {
 #[test]
 fn toy2d_golden_gpu() {
     if let Some(gpu) = gpu_common::gpu() {
-        check_workload(&gpu, "toy2d");
+        check_workload(&*gpu, "toy2d");
     }
 }
 

@@ -24,8 +24,11 @@ fn langevin(steps: usize) -> LangevinConfig {
 
 #[test]
 fn k_langevin_steps_are_one_submission() {
-    let Some(gpu) = gpu_common::gpu() else { return };
-    let mut net = EnergyNet::new(&gpu, &Spec::mlp(2, 16, 2), 0).unwrap();
+    let Some(turn) = gpu_common::gpu() else {
+        return;
+    };
+    let gpu: &ebm::GpuBackend = &turn;
+    let mut net = EnergyNet::new(gpu, &Spec::mlp(2, 16, 2), 0).unwrap();
     let mut x = gpu.upload(&vec![0.5; 2 * 33]).unwrap();
     gpu.flush().unwrap();
     let before = gpu.counters();
@@ -33,7 +36,7 @@ fn k_langevin_steps_are_one_submission() {
         config: langevin(25),
         seed: 3,
     }
-    .run(&gpu, &mut net, &mut x, 33, 0)
+    .run(gpu, &mut net, &mut x, 33, 0)
     .unwrap();
     let recorded = gpu.counters();
     assert_eq!(
@@ -61,7 +64,10 @@ fn k_langevin_steps_are_one_submission() {
 
 #[test]
 fn a_training_iteration_is_one_submission_and_no_readback() {
-    let Some(gpu) = gpu_common::gpu() else { return };
+    let Some(turn) = gpu_common::gpu() else {
+        return;
+    };
+    let gpu: &ebm::GpuBackend = &turn;
     let config = TrainConfig {
         batch: 16,
         langevin: langevin(5),
@@ -74,17 +80,17 @@ fn a_training_iteration_is_one_submission_and_no_readback() {
         reinit_prob: 0.05,
         seed: 0,
     };
-    let net = EnergyNet::new(&gpu, &Spec::mlp(2, 16, 2), 0).unwrap();
-    let mut trainer = Trainer::new(&gpu, net, config).unwrap();
+    let net = EnergyNet::new(gpu, &Spec::mlp(2, 16, 2), 0).unwrap();
+    let mut trainer = Trainer::new(gpu, net, config).unwrap();
     let mut data = ToyData {
         dataset: Toy2d::Moons,
         seed: 0,
     };
     let batches: Vec<Vec<f32>> = (0..4).map(|t| data.batch(t, 16).unwrap()).collect();
-    trainer.step(&gpu, &batches[0]).unwrap(); // first use builds pipelines and workspaces
+    trainer.step(gpu, &batches[0]).unwrap(); // first use builds pipelines and workspaces
     let before = gpu.counters();
     for batch in &batches[1..] {
-        trainer.step(&gpu, batch).unwrap();
+        trainer.step(gpu, batch).unwrap();
     }
     let after = gpu.counters();
     assert_eq!(
@@ -96,6 +102,6 @@ fn a_training_iteration_is_one_submission_and_no_readback() {
         after.readbacks, before.readbacks,
         "no readback unless stats are asked for"
     );
-    trainer.stats(&gpu).unwrap();
+    trainer.stats(gpu).unwrap();
     assert_eq!(gpu.counters().readbacks, before.readbacks + 1);
 }

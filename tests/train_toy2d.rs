@@ -85,7 +85,7 @@ fn gpu_training_follows_cpu() {
         ..config(64, 10)
     };
     let (_, kl_cpu, p_cpu) = train(&CpuBackend::new(), &spec, cfg.clone(), 100);
-    let (_, kl_gpu, p_gpu) = train(&gpu, &spec, cfg, 100);
+    let (_, kl_gpu, p_gpu) = train(&*gpu, &spec, cfg, 100);
     let err = rel_err(&p_gpu, &p_cpu);
     eprintln!("KL cpu {kl_cpu:.4} gpu {kl_gpu:.4}; parameter relative error {err:.2e}");
     assert!(

@@ -3,13 +3,37 @@
 
 #![allow(dead_code)]
 
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
 use ebm::backend::GpuBackend;
+
+/// Several devices in one process, driven from parallel test threads, hung the NVIDIA driver
+/// now and then (an H100, 4 runs in 12); so GPU tests take turns, one device at a time.
+static GPU_TURN: Mutex<()> = Mutex::new(());
+
+/// A GPU backend for one test, holding the process's GPU turn until it is dropped.
+pub struct GpuTest {
+    // Field order matters: the device goes before the turn is handed on.
+    backend: GpuBackend,
+    _turn: MutexGuard<'static, ()>,
+}
+
+impl std::ops::Deref for GpuTest {
+    type Target = GpuBackend;
+    fn deref(&self) -> &GpuBackend {
+        &self.backend
+    }
+}
 
 /// The GPU backend on any adapter, lavapipe included. With no adapter at all the test fails
 /// when `CI` is set (CI must run the kernels) and is skipped with a message otherwise.
-pub fn gpu() -> Option<GpuBackend> {
+pub fn gpu() -> Option<GpuTest> {
+    let turn = GPU_TURN.lock().unwrap_or_else(PoisonError::into_inner);
     match GpuBackend::new(true) {
-        Ok(b) => Some(b),
+        Ok(backend) => Some(GpuTest {
+            backend,
+            _turn: turn,
+        }),
         Err(e) if std::env::var_os("CI").is_some() => {
             panic!("CI is set but the GPU backend cannot open an adapter: {e}")
         }
