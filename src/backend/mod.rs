@@ -37,6 +37,65 @@ pub struct LinearShape {
     pub outputs: usize,
 }
 
+/// Shape of a batched 2D convolution: input x `[batch, in_channels, height, width]` (NCHW),
+/// weight `[out_channels, in_channels, kernel, kernel]` (PyTorch layout), zero padding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dShape {
+    pub batch: usize,
+    pub in_channels: usize,
+    pub out_channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub padding: usize,
+}
+
+impl Conv2dShape {
+    /// Output height: ⌊(H + 2p − k) / s⌋ + 1.
+    pub fn out_height(&self) -> usize {
+        (self.height + 2 * self.padding - self.kernel) / self.stride + 1
+    }
+
+    /// Output width: ⌊(W + 2p − k) / s⌋ + 1.
+    pub fn out_width(&self) -> usize {
+        (self.width + 2 * self.padding - self.kernel) / self.stride + 1
+    }
+
+    /// Values in one input sample.
+    pub fn in_len(&self) -> usize {
+        self.in_channels * self.height * self.width
+    }
+
+    /// Values in one output sample.
+    pub fn out_len(&self) -> usize {
+        self.out_channels * self.out_height() * self.out_width()
+    }
+}
+
+/// Shape of average pooling with a square window of `kernel` and stride `kernel`, no padding
+/// (PyTorch's `AvgPool2d(k)`): rows and columns past the last whole window are dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolShape {
+    pub batch: usize,
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub kernel: usize,
+}
+
+impl PoolShape {
+    /// Output height ⌊H / k⌋.
+    pub fn out_height(&self) -> usize {
+        self.height / self.kernel
+    }
+
+    /// Output width ⌊W / k⌋.
+    pub fn out_width(&self) -> usize {
+        self.width / self.kernel
+    }
+}
+
 /// One fused Langevin update of `rows` chains of `dim` elements each:
 /// `x ← clamp(x − step·clip(g) + noise·ξ, lo, hi)` with ξ the Philox normals of
 /// `(seed, e / 4, chain_offset + row, global_step, stream 0)`.
@@ -174,6 +233,36 @@ pub trait Backend {
         dw: &mut Self::Tensor,
         db: &mut Self::Tensor,
     );
+    /// `y = conv2d(x, w) + b`: x `[batch, in, H, W]`, y `[batch, out, H', W']`.
+    fn conv2d_forward(
+        &self,
+        s: Conv2dShape,
+        x: &Self::Tensor,
+        w: &Self::Tensor,
+        b: &Self::Tensor,
+        y: &mut Self::Tensor,
+    );
+    /// `dx = conv2dᵀ(dy, w)`: the input gradient (overwrites dx).
+    fn conv2d_backward_data(
+        &self,
+        s: Conv2dShape,
+        dy: &Self::Tensor,
+        w: &Self::Tensor,
+        dx: &mut Self::Tensor,
+    );
+    /// The weight and bias gradients, summed over the batch (overwrites dw and db).
+    fn conv2d_backward_params(
+        &self,
+        s: Conv2dShape,
+        dy: &Self::Tensor,
+        x: &Self::Tensor,
+        dw: &mut Self::Tensor,
+        db: &mut Self::Tensor,
+    );
+    /// `y` = the mean of each k×k window of `x`.
+    fn avg_pool_forward(&self, s: PoolShape, x: &Self::Tensor, y: &mut Self::Tensor);
+    /// `dx` = dy/k² spread over each window (0 outside whole windows).
+    fn avg_pool_backward(&self, s: PoolShape, dy: &Self::Tensor, dx: &mut Self::Tensor);
     /// `y = act(x)` elementwise.
     fn activation_forward(&self, act: Activation, x: &Self::Tensor, y: &mut Self::Tensor);
     /// `dx = act'(x)·dy` elementwise.

@@ -2,6 +2,7 @@
 //! and with the `gemm` crate for the matrix products. Operations run at once; `flush` is a
 //! no-op. This is also the reference the GPU kernels are tested against.
 
+mod conv;
 mod matmul;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,7 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rayon::prelude::*;
 
 use super::{
-    stat, Activation, AdamUpdate, Backend, Counters, LangevinUpdate, LinearShape, ReplayDraw,
+    stat, Activation, AdamUpdate, Backend, Conv2dShape, Counters, LangevinUpdate, LinearShape,
+    PoolShape, ReplayDraw,
 };
 use crate::rng::{self, Stream};
 use crate::Result;
@@ -195,6 +197,45 @@ impl Backend for CpuBackend {
         for row in dy[..n * o].chunks(o) {
             db[..o].iter_mut().zip(row).for_each(|(d, &g)| *d += g);
         }
+    }
+
+    fn conv2d_forward(
+        &self,
+        s: Conv2dShape,
+        x: &Vec<f32>,
+        w: &Vec<f32>,
+        b: &Vec<f32>,
+        y: &mut Vec<f32>,
+    ) {
+        self.count();
+        conv::forward(s, x, w, b, y);
+    }
+
+    fn conv2d_backward_data(&self, s: Conv2dShape, dy: &Vec<f32>, w: &Vec<f32>, dx: &mut Vec<f32>) {
+        self.count();
+        conv::backward_data(s, dy, w, dx);
+    }
+
+    fn conv2d_backward_params(
+        &self,
+        s: Conv2dShape,
+        dy: &Vec<f32>,
+        x: &Vec<f32>,
+        dw: &mut Vec<f32>,
+        db: &mut Vec<f32>,
+    ) {
+        self.count();
+        conv::backward_params(s, dy, x, dw, db);
+    }
+
+    fn avg_pool_forward(&self, s: PoolShape, x: &Vec<f32>, y: &mut Vec<f32>) {
+        self.count();
+        conv::pool_forward(s, x, y);
+    }
+
+    fn avg_pool_backward(&self, s: PoolShape, dy: &Vec<f32>, dx: &mut Vec<f32>) {
+        self.count();
+        conv::pool_backward(s, dy, dx);
     }
 
     fn activation_forward(&self, act: Activation, x: &Vec<f32>, y: &mut Vec<f32>) {

@@ -24,7 +24,8 @@ use bytemuck::Pod;
 use wgpu::util::DeviceExt;
 
 use super::{
-    stat, Activation, AdamUpdate, Backend, Counters, LangevinUpdate, LinearShape, ReplayDraw,
+    stat, Activation, AdamUpdate, Backend, Conv2dShape, Counters, LangevinUpdate, LinearShape,
+    PoolShape, ReplayDraw,
 };
 use crate::{Error, Result};
 pub use adapter::{describe_adapters, AdapterReport};
@@ -720,6 +721,57 @@ impl Backend for GpuBackend {
             return;
         }
         self.dispatch(&kernels::LINEAR_BACKWARD_BIAS, &[dy, db], &params, groups);
+    }
+
+    // PLACEHOLDER until the conv2d/pool kernels land: a clear error at the next flush/read.
+    fn conv2d_forward(
+        &self,
+        _: Conv2dShape,
+        _: &GpuTensor,
+        _: &GpuTensor,
+        _: &GpuTensor,
+        _: &mut GpuTensor,
+    ) {
+        self.defer_error(Error::Gpu(
+            "conv2d is not implemented on the GPU yet".into(),
+        ));
+    }
+
+    fn conv2d_backward_data(
+        &self,
+        _: Conv2dShape,
+        _: &GpuTensor,
+        _: &GpuTensor,
+        _: &mut GpuTensor,
+    ) {
+        self.defer_error(Error::Gpu(
+            "conv2d is not implemented on the GPU yet".into(),
+        ));
+    }
+
+    fn conv2d_backward_params(
+        &self,
+        _: Conv2dShape,
+        _: &GpuTensor,
+        _: &GpuTensor,
+        _: &mut GpuTensor,
+        _: &mut GpuTensor,
+    ) {
+        self.defer_error(Error::Gpu(
+            "conv2d is not implemented on the GPU yet".into(),
+        ));
+    }
+
+    fn avg_pool_forward(&self, _: PoolShape, _: &GpuTensor, _: &mut GpuTensor) {
+        self.defer_error(Error::Gpu(
+            "avg_pool is not implemented on the GPU yet".into(),
+        ));
+    }
+
+    fn avg_pool_backward(&self, _: PoolShape, _: &GpuTensor, _: &mut GpuTensor) {
+        self.defer_error(Error::Gpu(
+            "avg_pool is not implemented on the GPU yet".into(),
+        ));
     }
 
     fn activation_forward(&self, act: Activation, x: &GpuTensor, y: &mut GpuTensor) {

@@ -1,0 +1,196 @@
+//! Convolution and pooling on the CPU: im2col + GEMM per sample, samples in parallel.
+//!
+//! For sample n, `cols` is the [C·k·k, H'·W'] matrix of input patches, so that
+//! y_n = W·cols + b, dcols = Wᵀ·dy_n (scattered back by col2im) and dW = Σ_n dy_n·colsᵀ.
+
+use rayon::prelude::*;
+
+use super::matmul::{matmul, Mat};
+use crate::backend::{Conv2dShape, PoolShape};
+
+/// Patches of one sample `x` [C, H, W] as a [C·k·k, H'·W'] matrix (zeros for padding).
+fn im2col(s: &Conv2dShape, x: &[f32], cols: &mut [f32]) {
+    let (k, st, p) = (s.kernel, s.stride, s.padding as isize);
+    let (ho, wo) = (s.out_height(), s.out_width());
+    for c in 0..s.in_channels {
+        for ki in 0..k {
+            for kj in 0..k {
+                let row = &mut cols[((c * k + ki) * k + kj) * ho * wo..][..ho * wo];
+                for oh in 0..ho {
+                    let ih = (oh * st + ki) as isize - p;
+                    for ow in 0..wo {
+                        let iw = (ow * st + kj) as isize - p;
+                        let inside = (0..s.height as isize).contains(&ih)
+                            && (0..s.width as isize).contains(&iw);
+                        row[oh * wo + ow] = if inside {
+                            x[(c * s.height + ih as usize) * s.width + iw as usize]
+                        } else {
+                            0.0
+                        };
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of [`im2col`]: adds each patch column back into `dx` [C, H, W] (zeroed first).
+fn col2im(s: &Conv2dShape, cols: &[f32], dx: &mut [f32]) {
+    let (k, st, p) = (s.kernel, s.stride, s.padding as isize);
+    let (ho, wo) = (s.out_height(), s.out_width());
+    dx.fill(0.0);
+    for c in 0..s.in_channels {
+        for ki in 0..k {
+            for kj in 0..k {
+                let row = &cols[((c * k + ki) * k + kj) * ho * wo..][..ho * wo];
+                for oh in 0..ho {
+                    let ih = (oh * st + ki) as isize - p;
+                    if !(0..s.height as isize).contains(&ih) {
+                        continue;
+                    }
+                    for ow in 0..wo {
+                        let iw = (ow * st + kj) as isize - p;
+                        if (0..s.width as isize).contains(&iw) {
+                            dx[(c * s.height + ih as usize) * s.width + iw as usize] +=
+                                row[oh * wo + ow];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn patch_rows(s: &Conv2dShape) -> usize {
+    s.in_channels * s.kernel * s.kernel
+}
+
+pub fn forward(s: Conv2dShape, x: &[f32], w: &[f32], b: &[f32], y: &mut [f32]) {
+    let (r, px, o) = (
+        patch_rows(&s),
+        s.out_height() * s.out_width(),
+        s.out_channels,
+    );
+    let (in_len, out_len) = (s.in_len(), s.out_len());
+    y[..s.batch * out_len]
+        .par_chunks_mut(out_len)
+        .enumerate()
+        .for_each_init(
+            || vec![0.0; r * px],
+            |cols, (n, yn)| {
+                im2col(&s, &x[n * in_len..][..in_len], cols);
+                for (row, &bias) in yn.chunks_mut(px).zip(&b[..o]) {
+                    row.fill(bias);
+                }
+                matmul(
+                    Mat::row_major(w, o, r),
+                    Mat::row_major(cols, r, px),
+                    yn,
+                    true,
+                );
+            },
+        );
+}
+
+pub fn backward_data(s: Conv2dShape, dy: &[f32], w: &[f32], dx: &mut [f32]) {
+    let (r, px, o) = (
+        patch_rows(&s),
+        s.out_height() * s.out_width(),
+        s.out_channels,
+    );
+    let (in_len, out_len) = (s.in_len(), s.out_len());
+    dx[..s.batch * in_len]
+        .par_chunks_mut(in_len)
+        .enumerate()
+        .for_each_init(
+            || vec![0.0; r * px],
+            |dcols, (n, dxn)| {
+                let dyn_ = &dy[n * out_len..][..out_len];
+                matmul(
+                    Mat::transposed(w, o, r),
+                    Mat::row_major(dyn_, o, px),
+                    dcols,
+                    false,
+                );
+                col2im(&s, dcols, dxn);
+            },
+        );
+}
+
+pub fn backward_params(s: Conv2dShape, dy: &[f32], x: &[f32], dw: &mut [f32], db: &mut [f32]) {
+    let (r, px, o) = (
+        patch_rows(&s),
+        s.out_height() * s.out_width(),
+        s.out_channels,
+    );
+    let (in_len, out_len) = (s.in_len(), s.out_len());
+    // Each thread sums its samples into its own (dW, db); the partial sums are then added.
+    let (w_sum, b_sum) = (0..s.batch)
+        .into_par_iter()
+        .fold(
+            || (vec![0.0f32; o * r], vec![0.0f32; o], vec![0.0f32; r * px]),
+            |(mut gw, mut gb, mut cols), n| {
+                im2col(&s, &x[n * in_len..][..in_len], &mut cols);
+                let dyn_ = &dy[n * out_len..][..out_len];
+                matmul(
+                    Mat::row_major(dyn_, o, px),
+                    Mat::transposed(&cols, r, px),
+                    &mut gw,
+                    true,
+                );
+                for (g, row) in gb.iter_mut().zip(dyn_.chunks(px)) {
+                    *g += row.iter().sum::<f32>();
+                }
+                (gw, gb, cols)
+            },
+        )
+        .map(|(gw, gb, _)| (gw, gb))
+        .reduce(
+            || (vec![0.0; o * r], vec![0.0; o]),
+            |(mut aw, mut ab), (gw, gb)| {
+                aw.iter_mut().zip(&gw).for_each(|(a, g)| *a += g);
+                ab.iter_mut().zip(&gb).for_each(|(a, g)| *a += g);
+                (aw, ab)
+            },
+        );
+    dw[..o * r].copy_from_slice(&w_sum);
+    db[..o].copy_from_slice(&b_sum);
+}
+
+pub fn pool_forward(s: PoolShape, x: &[f32], y: &mut [f32]) {
+    let (k, ho, wo) = (s.kernel, s.out_height(), s.out_width());
+    let scale = 1.0 / (k * k) as f32;
+    for plane in 0..s.batch * s.channels {
+        let xp = &x[plane * s.height * s.width..][..s.height * s.width];
+        for i in 0..ho {
+            for j in 0..wo {
+                let mut sum = 0.0;
+                for di in 0..k {
+                    sum += xp[(i * k + di) * s.width + j * k..][..k]
+                        .iter()
+                        .sum::<f32>();
+                }
+                y[(plane * ho + i) * wo + j] = sum * scale;
+            }
+        }
+    }
+}
+
+pub fn pool_backward(s: PoolShape, dy: &[f32], dx: &mut [f32]) {
+    let (k, ho, wo) = (s.kernel, s.out_height(), s.out_width());
+    let scale = 1.0 / (k * k) as f32;
+    dx[..s.batch * s.channels * s.height * s.width].fill(0.0);
+    for plane in 0..s.batch * s.channels {
+        let dxp = &mut dx[plane * s.height * s.width..][..s.height * s.width];
+        for i in 0..ho {
+            for j in 0..wo {
+                let g = dy[(plane * ho + i) * wo + j] * scale;
+                for di in 0..k {
+                    dxp[(i * k + di) * s.width + j * k..][..k]
+                        .iter_mut()
+                        .for_each(|d| *d = g);
+                }
+            }
+        }
+    }
+}
