@@ -112,6 +112,16 @@ fn toy2d_golden_cpu() {
 }
 
 #[test]
+fn anatomy32_golden_cpu() {
+    check_workload(&CpuBackend::new(), "anatomy32");
+}
+
+#[test]
+fn mnist32_golden_cpu() {
+    check_workload(&CpuBackend::new(), "mnist32");
+}
+
+#[test]
 fn toy2d_golden_gpu() {
     if let Some(gpu) = gpu_common::gpu() {
         check_workload(&*gpu, "toy2d");

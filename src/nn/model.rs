@@ -6,10 +6,11 @@
 
 use std::collections::HashMap;
 
+use super::conv2d::Conv2d;
 use super::init;
 use super::linear::Linear;
 use super::spec::{LayerSpec, Spec};
-use crate::backend::{Activation, Backend};
+use crate::backend::{Activation, Backend, PoolShape};
 use crate::tensorfile::Tensor;
 use crate::{Error, Result};
 
@@ -25,6 +26,8 @@ pub struct Param<B: Backend> {
 
 enum Layer {
     Linear(Linear),
+    Conv2d(Conv2d),
+    AvgPool(PoolShape),
     Activation(Activation),
     /// Values are already flat on the device: a copy.
     Flatten,
@@ -77,14 +80,13 @@ impl<B: Backend> EnergyNet<B> {
         let mut layers = Vec::new();
         let mut params = Vec::new();
         for (i, layer) in spec.layers.iter().enumerate() {
-            layers.push(match *layer {
-                LayerSpec::Linear { inputs, outputs } => {
-                    let weight = params.len();
-                    for (suffix, shape) in
-                        [("weight", vec![outputs, inputs]), ("bias", vec![outputs])]
-                    {
+            let input = &shapes[i];
+            let mut add_params =
+                |weight_shape: Vec<usize>, outputs: usize, fan_in: usize| -> Result<usize> {
+                    let first = params.len();
+                    for (suffix, shape) in [("weight", weight_shape), ("bias", vec![outputs])] {
                         let name = format!("layers.{i}.{suffix}");
-                        let value = values(params.len(), &name, &shape, inputs)?;
+                        let value = values(params.len(), &name, &shape, fan_in)?;
                         let len: usize = shape.iter().product();
                         if value.len() != len {
                             return Err(Error::Shape(format!(
@@ -99,22 +101,51 @@ impl<B: Backend> EnergyNet<B> {
                             grad: b.zeros(len)?,
                         });
                     }
+                    Ok(first)
+                };
+            layers.push(match *layer {
+                LayerSpec::Linear { inputs, outputs } => {
+                    let weight = add_params(vec![outputs, inputs], outputs, inputs)?;
                     Layer::Linear(Linear {
                         inputs,
                         outputs,
                         weight,
                     })
                 }
+                LayerSpec::Conv2d {
+                    inputs,
+                    outputs,
+                    kernel,
+                    stride,
+                    padding,
+                } => {
+                    let weight = add_params(
+                        vec![outputs, inputs, kernel, kernel],
+                        outputs,
+                        inputs * kernel * kernel,
+                    )?;
+                    Layer::Conv2d(Conv2d {
+                        in_channels: inputs,
+                        out_channels: outputs,
+                        height: input[1],
+                        width: input[2],
+                        kernel,
+                        stride,
+                        padding,
+                        weight,
+                    })
+                }
+                LayerSpec::AvgPool { kernel } => Layer::AvgPool(PoolShape {
+                    batch: 0,
+                    channels: input[0],
+                    height: input[1],
+                    width: input[2],
+                    kernel,
+                }),
                 LayerSpec::LeakyRelu { slope } => Layer::Activation(Activation::LeakyRelu(slope)),
                 LayerSpec::Silu => Layer::Activation(Activation::Silu),
                 LayerSpec::Relu => Layer::Activation(Activation::Relu),
                 LayerSpec::Flatten => Layer::Flatten,
-                LayerSpec::Conv2d { .. } | LayerSpec::AvgPool { .. } => {
-                    return Err(Error::Spec(format!(
-                        "layers.{i}: convolution and pooling layers are not implemented yet \
-                         (planned: issue #4); this build runs linear/activation nets"
-                    )))
-                }
             });
         }
         let sizes = shapes.iter().map(|s| s.iter().product()).collect();
@@ -197,6 +228,8 @@ impl<B: Backend> EnergyNet<B> {
             let (x, y) = (&inputs[i], &mut outputs[0]);
             match layer {
                 Layer::Linear(l) => l.forward(b, &self.params, batch, x, y),
+                Layer::Conv2d(c) => c.forward(b, &self.params, batch, x, y),
+                Layer::AvgPool(p) => b.avg_pool_forward(PoolShape { batch, ..*p }, x, y),
                 Layer::Activation(a) => b.activation_forward(*a, x, y),
                 Layer::Flatten => b.copy(x, 0, y, 0, batch * self.sizes[i]),
             }
@@ -252,6 +285,17 @@ impl<B: Backend> EnergyNet<B> {
                     if need_dx {
                         l.backward_data(b, &self.params, batch, dy, dx);
                     }
+                }
+                Layer::Conv2d(c) => {
+                    if params {
+                        c.backward_params(b, &mut self.params, batch, x, dy);
+                    }
+                    if need_dx {
+                        c.backward_data(b, &self.params, batch, dy, dx);
+                    }
+                }
+                Layer::AvgPool(p) if need_dx => {
+                    b.avg_pool_backward(PoolShape { batch, ..*p }, dy, dx)
                 }
                 Layer::Activation(a) if need_dx => b.activation_backward(*a, x, dy, dx),
                 Layer::Flatten if need_dx => b.copy(dy, 0, dx, 0, batch * self.sizes[i]),
