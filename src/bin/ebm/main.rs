@@ -5,6 +5,7 @@ mod info;
 mod sample;
 mod score;
 mod toy2d;
+mod train_loop;
 
 use std::process::ExitCode;
 

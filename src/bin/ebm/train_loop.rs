@@ -1,0 +1,219 @@
+//! The loop every `ebm train …` command shares: iterations with a progress bar, scalars read
+//! back every `--log-every`, a metrics CSV and chart, pictures every `--plot-every`, atomic
+//! checkpoints every `--ckpt-every`, and `--resume`.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use clap::Args;
+use ebm::backend::Backend;
+use ebm::data::DataSource;
+use ebm::plot;
+use ebm::train::checkpoint::{save_checkpoint, save_model};
+use ebm::train::Trainer;
+use ebm::{Error, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Options common to every training command.
+#[derive(Args, Debug, Clone)]
+pub struct LoopArgs {
+    /// Output folder (default runs/<name>, or the checkpoint's folder with --resume).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Write pictures every N iterations (and at the end).
+    #[arg(long, default_value_t = 500)]
+    pub plot_every: u64,
+    /// Read back and log loss and energies every N iterations.
+    #[arg(long, default_value_t = 50)]
+    pub log_every: u64,
+    /// Write a checkpoint every N iterations (and at the end).
+    #[arg(long, default_value_t = 1000)]
+    pub ckpt_every: u64,
+    /// Continue a run from its checkpoint.
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// No progress bar (log lines instead).
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl LoopArgs {
+    /// Check the options, naming the bad one.
+    pub fn validate(&self) -> Result<()> {
+        for (name, every) in [
+            ("plot-every", self.plot_every),
+            ("log-every", self.log_every),
+            ("ckpt-every", self.ckpt_every),
+        ] {
+            if every == 0 {
+                return Err(Error::Option(format!("--{name} must be at least 1")));
+            }
+        }
+        Ok(())
+    }
+
+    /// `--out`, else the resumed checkpoint's folder, else runs/`name`; created.
+    pub fn out_dir(&self, name: &str) -> Result<PathBuf> {
+        let resumed = self
+            .resume
+            .as_deref()
+            .and_then(Path::parent)
+            .filter(|d| !d.as_os_str().is_empty());
+        let out = match (&self.out, resumed) {
+            (Some(out), _) => out.clone(),
+            (None, Some(dir)) => dir.to_path_buf(),
+            (None, None) => PathBuf::from("runs").join(name),
+        };
+        std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
+        Ok(out)
+    }
+}
+
+/// What a training command adds to the loop: one quality metric and its pictures.
+pub trait Watch<B: Backend> {
+    /// Name of the metric's CSV column and log label (e.g. "kl"), if there is one.
+    fn metric_name(&self) -> Option<&'static str>;
+    /// The metric now (called every `--log-every`).
+    fn metric(&mut self, b: &B, trainer: &mut Trainer<B>) -> Result<f64>;
+    /// Write the pictures for `iteration` into `out`.
+    fn pictures(
+        &mut self,
+        b: &B,
+        trainer: &mut Trainer<B>,
+        iteration: u64,
+        metric: f64,
+        out: &Path,
+    ) -> Result<()>;
+}
+
+/// Train to `iters` iterations (counting from where `trainer` stands).
+pub fn run<B: Backend>(
+    b: &B,
+    trainer: &mut Trainer<B>,
+    data: &mut dyn DataSource,
+    iters: u64,
+    args: &LoopArgs,
+    out: &Path,
+    watch: &mut dyn Watch<B>,
+) -> Result<()> {
+    let csv_path = out.join("metrics.csv");
+    let mut csv = open_csv(&csv_path, args.resume.is_some(), watch.metric_name())?;
+    let (start, end) = (trainer.iteration, trainer.iteration.max(iters));
+    let bar = progress_bar(start, end, args.quiet);
+    let t0 = Instant::now();
+    let mut metric = f64::NAN;
+    for it in start..end {
+        trainer.step(b, &data.batch(it, trainer.config.batch)?)?;
+        let done = it + 1;
+        let last = done == end;
+        if done % args.log_every == 0 || last {
+            let stats = trainer.stats(b)?;
+            let rate = (done - start) as f64 / t0.elapsed().as_secs_f64();
+            let mut line = format!(
+                "loss {:+.4}  E+ {:+.3}  E- {:+.3}",
+                stats.loss, stats.e_pos, stats.e_neg
+            );
+            let mut row = format!("{done},{},{},{}", stats.loss, stats.e_pos, stats.e_neg);
+            if let Some(name) = watch.metric_name() {
+                metric = watch.metric(b, trainer)?;
+                line += &format!("  {} {metric:.3}", name.to_uppercase());
+                row += &format!(",{metric}");
+            }
+            line += &format!("  {rate:.2} it/s");
+            writeln!(csv, "{row},{rate},{}", t0.elapsed().as_secs_f64())
+                .map_err(|e| Error::io(&csv_path, e))?;
+            csv.flush().map_err(|e| Error::io(&csv_path, e))?;
+            if args.quiet {
+                eprintln!("iter {done}: {line}");
+            }
+            bar.set_message(line);
+        }
+        bar.set_position(done);
+        if done % args.plot_every == 0 || last {
+            watch.pictures(b, trainer, done, metric, out)?;
+        }
+        if done % args.ckpt_every == 0 || last {
+            save_checkpoint(b, trainer, &out.join("checkpoint.safetensors"))?;
+            save_model(b, &trainer.net, &out.join("model.safetensors"))?;
+        }
+    }
+    bar.finish();
+    plot_metrics(&csv_path, &out.join("metrics.png"))?;
+    let metric_note = watch
+        .metric_name()
+        .map(|n| format!(", {} = {metric:.3}", n.to_uppercase()))
+        .unwrap_or_default();
+    eprintln!(
+        "done: {} iterations in {:.1} s{metric_note}; wrote {}",
+        end - start,
+        t0.elapsed().as_secs_f64(),
+        out.display()
+    );
+    Ok(())
+}
+
+fn open_csv(path: &Path, append: bool, metric: Option<&str>) -> Result<BufWriter<File>> {
+    let exists = path.exists();
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .append(append)
+        .truncate(!append)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    let mut w = BufWriter::new(file);
+    if !(append && exists) {
+        let metric = metric.map(|m| format!("{m},")).unwrap_or_default();
+        writeln!(w, "iter,loss,e_pos,e_neg,{metric}it_per_s,seconds")
+            .map_err(|e| Error::io(path, e))?;
+    }
+    Ok(w)
+}
+
+fn progress_bar(start: u64, end: u64, quiet: bool) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(end);
+    bar.set_position(start);
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30.cyan/blue}] {pos}/{len} {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+/// The CSV's columns over the run, as a chart (every column but iter, it/s and seconds).
+fn plot_metrics(csv: &Path, png: &Path) -> Result<()> {
+    let text = std::fs::read_to_string(csv).map_err(|e| Error::io(csv, e))?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    let rows: Vec<Vec<f32>> = lines
+        .map(|l| {
+            l.split(',')
+                .map(|v| v.parse().unwrap_or(f32::NAN))
+                .collect()
+        })
+        .filter(|r: &Vec<f32>| r.len() == header.len())
+        .collect();
+    let col = |i: usize| rows.iter().map(|r| r[i]).collect::<Vec<_>>();
+    let curves: Vec<(&str, Vec<f32>)> = header
+        .iter()
+        .enumerate()
+        .filter(|(_, name)| !["iter", "it_per_s", "seconds"].contains(name))
+        .map(|(i, name)| {
+            let label = match *name {
+                "e_pos" => "E+",
+                "e_neg" => "E-",
+                "kl" => "KL",
+                other => other,
+            };
+            (label, col(i))
+        })
+        .collect();
+    let series: Vec<(&str, &[f32])> = curves.iter().map(|(n, c)| (*n, c.as_slice())).collect();
+    plot::line_chart(png, "training curves", &col(0), &series)
+}
