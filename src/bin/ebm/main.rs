@@ -1,6 +1,7 @@
 //! The `ebm` command line: train, sample and score energy-based models on a GPU or the CPU.
 
 mod bench;
+mod images;
 mod info;
 mod sample;
 mod score;
@@ -48,6 +49,8 @@ enum Command {
 enum TrainWhat {
     /// An MLP energy on a toy 2D distribution, with density plots and KL(data ‖ model).
     Toy2d(toy2d::Toy2dArgs),
+    /// A ConvNet energy on images (MNIST digits by default), with sample grids.
+    Images(images::ImagesArgs),
 }
 
 /// Open the device the user asked for, printing the one-line CPU fallback notice.
