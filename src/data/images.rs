@@ -11,10 +11,12 @@
 //! - **channels**: gray → RGB replicates the gray plane; RGB → gray takes the luma
 //!   0.299 R + 0.587 G + 0.114 B (ITU-R BT.601, what PIL's `convert("L")` uses, so a gray
 //!   model trained here sees what a PyTorch pipeline would). Alpha is dropped.
-//! - **size, IDX files**: an image smaller than the target in both directions is *padded*,
-//!   centred, with the background value −1 (MNIST's background is 0 → −1). This is the
-//!   ebm-anatomy `mnist32` convention: 28 × 28 → 32 × 32 with 2 pixels on each side, so the
-//!   digit strokes keep their exact pixel values. Any other mismatch is resized as below.
+//! - **size, IDX files**: a target exactly 4 pixels taller and wider than the images
+//!   ([`PAD`] per side) is reached by *padding* with the background value −1 (MNIST's
+//!   background is 0 → −1). This is the ebm-anatomy `mnist32` convention, 28 × 28 → 32 × 32,
+//!   and it keeps the digit strokes' exact pixel values. Any other mismatch is resized as
+//!   below: a user asking for 64 × 64 digits wants them to fill the frame, not a 28-pixel
+//!   digit in a sea of black.
 //! - **size, otherwise**: bilinear resize (the `image` crate's `Triangle` filter, which
 //!   also averages when shrinking) so that the *shorter* side matches, then a centre crop to
 //!   the target: the aspect ratio is kept and nothing is squashed. Photos are not padded:
@@ -55,6 +57,9 @@ const IDX_LABELS: u32 = 0x0000_0801;
 /// One CIFAR-10 record: a label byte, then 32 × 32 red, green and blue planes.
 const CIFAR_SIDE: usize = 32;
 const CIFAR_RECORD: usize = 1 + 3 * CIFAR_SIDE * CIFAR_SIDE;
+/// Background pixels added on each side of IDX images when the target is exactly that much
+/// larger: 28 × 28 MNIST → 32 × 32, as ebm-anatomy's `mnist32` pads it.
+pub const PAD: usize = 2;
 /// The first bytes of a gzip stream; compression is detected by content, not by name.
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
@@ -130,8 +135,8 @@ impl Target {
 /// How a size mismatch is resolved for a given source.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Fit {
-    /// Pad with −1 when the target is at least as large in both directions, else resize
-    /// (IDX: digits on a known black background).
+    /// Pad [`PAD`] pixels of −1 on each side when the target is exactly that much larger,
+    /// else resize (IDX: digits on a known black background).
     PadOrResize,
     /// Resize the shorter side and centre-crop (photos).
     Resize,
@@ -142,7 +147,7 @@ enum Fit {
 fn push_image(out: &mut Vec<f32>, px: &[u8], sc: usize, sh: usize, sw: usize, t: Target, fit: Fit) {
     debug_assert_eq!(px.len(), sc * sh * sw);
     let same = sh == t.h && sw == t.w;
-    let pad = !same && fit == Fit::PadOrResize && t.h >= sh && t.w >= sw;
+    let pad = fit == Fit::PadOrResize && t.h == sh + 2 * PAD && t.w == sw + 2 * PAD;
     let resized;
     let (px, sh, sw) = if same || pad {
         (px, sh, sw)
@@ -150,8 +155,7 @@ fn push_image(out: &mut Vec<f32>, px: &[u8], sc: usize, sh: usize, sw: usize, t:
         resized = resize_fill(px, sc, sh, sw, t);
         (&resized[..], t.h, t.w)
     };
-    // Placement of the (possibly padded) source inside the target; an odd margin puts the
-    // extra pixel at the bottom / right, as torchvision's Pad does with a symmetric request.
+    // Placement of the (possibly padded) source inside the target.
     let (top, left) = ((t.h - sh) / 2, (t.w - sw) / 2);
     let start = out.len();
     out.resize(start + t.len(), -1.0);
@@ -219,8 +223,9 @@ fn be_u32(b: &[u8], at: usize) -> u32 {
 /// Loads an MNIST / Fashion-MNIST IDX image file (magic 0x00000803, u8 pixels; gzipped or
 /// raw, detected by content) and, when it exists beside it, the matching labels file
 /// (`…-images-idx3-ubyte[.gz]` → `…-labels-idx1-ubyte[.gz]`, also the `images.idx3-ubyte`
-/// spelling). Images smaller than the target are padded with the background −1 (28 × 28 →
-/// 32 × 32: 2 pixels per side); other size mismatches are resized bilinearly (module docs).
+/// spelling). A target [`PAD`] pixels larger on every side is padded with the background −1
+/// (28 × 28 → 32 × 32, the `mnist32` convention); other size mismatches are resized
+/// bilinearly (module docs).
 pub fn load_idx(
     path: impl AsRef<Path>,
     channels: usize,
@@ -910,14 +915,16 @@ mod tests {
                 assert_eq!(set.data[y * 32 + x], want, "({x}, {y})");
             }
         }
-        // Shrinking is a resize, not a crop: a uniform image stays uniform.
-        let small = load_idx(&p, 1, 14, 14).unwrap();
-        assert_eq!(small.data.len(), 196);
-        assert!(
-            small.data.iter().all(|&v| v == 1.0),
-            "{:?}",
-            &small.data[..4]
-        );
+        // Other sizes are resized, not padded or cropped: a uniform image stays uniform.
+        for side in [14, 30, 56] {
+            let r = load_idx(&p, 1, side, side).unwrap();
+            assert_eq!(r.data.len(), side * side);
+            assert!(
+                r.data.iter().all(|&v| v == 1.0),
+                "{side}: {:?}",
+                &r.data[..4]
+            );
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
