@@ -1118,5 +1118,9 @@ mod tests {
         assert!(set.data.iter().all(|v| (-1.0..=1.0).contains(v)));
         assert!(set.data.contains(&1.0));
         assert_eq!(set.labels.as_ref().map(Vec::len), Some(10000));
+        // The folder: `load` picks the training images and their labels.
+        let train = load(p.parent().unwrap(), 1, 28, 28).unwrap();
+        assert_eq!((train.len(), train.sample_len()), (60000, 784));
+        assert_eq!(train.labels.as_ref().map(Vec::len), Some(60000));
     }
 }
