@@ -1,8 +1,11 @@
-//! Training data: deterministic toy 2D distributions (and, later, image datasets), behind
-//! one trait that an embedding program can implement for its own data.
+//! Training data: deterministic toy 2D distributions and image datasets (MNIST IDX,
+//! CIFAR-10 binary, PNG/JPEG folders), behind one trait that an embedding program can
+//! implement for its own data.
 
+pub mod images;
 pub mod toy2d;
 
+pub use images::{ImageData, ImageSet};
 pub use toy2d::Toy2d;
 
 use crate::Result;

@@ -14,6 +14,8 @@
 //! - [`grid`]: [`Grid2d`], the n × n grid over [−range, range]² on which energies are
 //!   evaluated and data is binned; its row-major cell order is image order.
 //! - [`contour`]: marching-squares isolines, for energy contours.
+//! - [`image_grid`](mod@image_grid): tile grids of `[n, C, H, W]` images ([`image_grid()`]) and before /
+//!   after pairs ([`image_pairs`]), for image datasets and samples.
 //! - [`figures`]: the figures the CLI writes — [`toy2d_figure`] (data vs model density vs
 //!   samples), [`scatter_figure`] and [`line_chart`] — plus the grid densities they show
 //!   ([`histogram_density`], [`density_from_energy`]), which also serve grid estimates
@@ -25,6 +27,7 @@ pub mod contour;
 pub mod figures;
 pub mod font;
 pub mod grid;
+pub mod image_grid;
 
 pub use canvas::{Canvas, Segment};
 pub use colormap::{inferno, magma, viridis, Colormap, Rgb};
@@ -33,3 +36,4 @@ pub use figures::{
     density_from_energy, histogram_density, line_chart, scatter_figure, toy2d_figure, Toy2dFigure,
 };
 pub use grid::Grid2d;
+pub use image_grid::{image_grid, image_pairs};
