@@ -97,6 +97,9 @@ fn main() -> ExitCode {
         Command::Train {
             what: TrainWhat::Toy2d(args),
         } => toy2d::run(&cli.device, &args),
+        Command::Train {
+            what: TrainWhat::Images(args),
+        } => images::run(&cli.device, &args),
         Command::Sample(args) => sample::run(&cli.device, &args),
         Command::Score(args) => score::run(&cli.device, &args),
         Command::Bench(args) => bench::run(&cli.device, &args),
