@@ -571,3 +571,113 @@ fn bad_input_shape() {
     );
     assert!(!out.exists(), "no output on error");
 }
+
+/// `ebm score` on the ConvNet goldens (anatomy32, mnist32 at n_f = 8): the golden's weights
+/// saved as a model file with its spec, x_neg as the input, PyTorch's f64 energies and ∇ₓE.
+fn score_matches_convnet_golden(device: &str, workload: &str) {
+    let dir = TempDir::new(&format!("score-{workload}"));
+    let path = golden("golden.safetensors");
+    let file = TensorFile::read(&path).unwrap();
+    let t = |key: &str| {
+        file.get(&format!("{workload}/{key}"), &path)
+            .unwrap()
+            .clone()
+    };
+    let spec = Spec::from_json(&file.metadata[&format!("{workload}/spec")]).unwrap();
+    let mut model = TensorFile::new();
+    for (name, tensor) in &file.tensors {
+        if let Some(param) = name.strip_prefix(&format!("{workload}/layers.")) {
+            model
+                .tensors
+                .insert(format!("layers.{param}"), tensor.clone());
+        }
+    }
+    model.metadata.insert("ebm.spec".into(), spec.to_json());
+    model.write(&dir.join("model.safetensors")).unwrap();
+    let mut input = TensorFile::new();
+    input.tensors.insert("x".into(), t("x_neg"));
+    input.write(&dir.join("x.safetensors")).unwrap();
+    run_ok(
+        &dir.0,
+        &[
+            "--device",
+            device,
+            "score",
+            "--model",
+            "model.safetensors",
+            "--input",
+            "x.safetensors",
+            "--out",
+            "y.safetensors",
+            "--grad",
+        ],
+    );
+    let scores = TensorFile::read(&dir.join("y.safetensors")).unwrap();
+    let out = |key: &str| {
+        scores
+            .get(key, &dir.join("y.safetensors"))
+            .unwrap()
+            .data
+            .clone()
+    };
+    for (ours, want) in [("energy", "energy_neg"), ("grad_x", "grad_x_neg")] {
+        let e = rel_err(&out(ours), &t(want).data);
+        assert!(
+            e <= TOL,
+            "{workload} {ours} on {device}: relative error {e:.3e}"
+        );
+    }
+}
+
+#[test]
+fn score_convnet_goldens_cpu() {
+    for workload in ["anatomy32", "mnist32"] {
+        score_matches_convnet_golden("cpu", workload);
+    }
+}
+
+#[test]
+fn train_images_tiny_run() {
+    let dir = TempDir::new("images");
+    let out = dir.join("run");
+    run_ok(
+        &dir.0,
+        &[
+            "--device",
+            "cpu",
+            "train",
+            "images",
+            "--nf",
+            "4",
+            "--iters",
+            "4",
+            "--batch",
+            "8",
+            "--steps",
+            "3",
+            "--buffer",
+            "32",
+            "--plot-every",
+            "2",
+            "--log-every",
+            "2",
+            "--quiet",
+            "--out",
+            path_str(&out),
+        ],
+    );
+    for png in [
+        "samples_000002.png",
+        "samples_000004.png",
+        "samples.png",
+        "replay.png",
+        "metrics.png",
+    ] {
+        check_png(&out.join(png));
+    }
+    let (header, rows) = read_csv(&out.join("metrics.csv"));
+    assert_eq!(header, "iter,loss,e_pos,e_neg,it_per_s,seconds");
+    assert_eq!(rows.len(), 2);
+    let ckpt = TensorFile::read(&out.join("checkpoint.safetensors")).unwrap();
+    assert_eq!(ckpt.tensors["replay.chains"].shape, vec![32, 1024]);
+}

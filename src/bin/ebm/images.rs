@@ -138,7 +138,10 @@ fn train<B: Backend>(b: &B, args: &ImagesArgs) -> Result<()> {
         None => {
             let spec = spec(args, b.is_gpu())?;
             if spec.input.len() != 3 {
-                return Err(Error::Shape(format!("images need a spec with input [C, H, W], not {:?}", spec.input)));
+                return Err(Error::Shape(format!(
+                    "images need a spec with input [C, H, W], not {:?}",
+                    spec.input
+                )));
             }
             Trainer::new(b, EnergyNet::new(b, &spec, args.seed)?, config(args))?
         }
@@ -147,12 +150,27 @@ fn train<B: Backend>(b: &B, args: &ImagesArgs) -> Result<()> {
     let (c, h, w) = (shape[0], shape[1], shape[2]);
     let data_path = args.data.clone().unwrap_or_else(default_data);
     let set = images::load(&data_path, c, h, w)?;
-    eprintln!("data: {} images of {c}×{h}×{w} from {}", set.len(), data_path.display());
-    let spec_name = Path::new(&args.spec).file_stem().and_then(|s| s.to_str()).unwrap_or("images");
+    eprintln!(
+        "data: {} images of {c}×{h}×{w} from {}",
+        set.len(),
+        data_path.display()
+    );
+    let spec_name = Path::new(&args.spec)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("images");
     let out = args.run.out_dir(&format!("images-{spec_name}"))?;
     let mut data = ImageData::new(set, trainer.config.seed)?;
     let mut watch = ImageWatch { shape: (c, h, w) };
-    train_loop::run(b, &mut trainer, &mut data, args.iters, &args.run, &out, &mut watch)
+    train_loop::run(
+        b,
+        &mut trainer,
+        &mut data,
+        args.iters,
+        &args.run,
+        &out,
+        &mut watch,
+    )
 }
 
 /// Sample grids of the current chains and of the replay buffer.
@@ -172,18 +190,40 @@ impl<B: Backend> Watch<B> for ImageWatch {
         Ok(f64::NAN)
     }
 
-    fn pictures(&mut self, b: &B, trainer: &mut Trainer<B>, iteration: u64, _: f64, out: &Path) -> Result<()> {
+    fn pictures(
+        &mut self,
+        b: &B,
+        trainer: &mut Trainer<B>,
+        iteration: u64,
+        _: f64,
+        out: &Path,
+    ) -> Result<()> {
         let (c, h, w) = self.shape;
         let len = c * h * w;
         let samples = trainer.last_samples(b)?;
         let n = (samples.len() / len).min(TILES);
         let path = out.join(format!("samples_{iteration:06}.png"));
-        let title = format!("Langevin samples, iter {iteration} (K = {})", trainer.config.langevin.steps);
+        let title = format!(
+            "Langevin samples, iter {iteration} (K = {})",
+            trainer.config.langevin.steps
+        );
         plot::image_grid(&path, &title, &samples[..n * len], c, h, w, 8, 3)?;
         std::fs::copy(&path, out.join("samples.png")).map_err(|e| Error::io(&path, e))?;
         let buffer = trainer.replay.read_chains(b)?;
         let m = (buffer.len() / len).min(TILES);
-        let title = format!("replay buffer (first {m} of {}), iter {iteration}", buffer.len() / len);
-        plot::image_grid(&out.join("replay.png"), &title, &buffer[..m * len], c, h, w, 8, 3)
+        let title = format!(
+            "replay buffer (first {m} of {}), iter {iteration}",
+            buffer.len() / len
+        );
+        plot::image_grid(
+            &out.join("replay.png"),
+            &title,
+            &buffer[..m * len],
+            c,
+            h,
+            w,
+            8,
+            3,
+        )
     }
 }
