@@ -13,9 +13,12 @@ use ebm::{with_backend, EnergyNet, Error, Result, Spec};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// toy2d (anatomy32 and mnist32 need the conv layers of issue #4), or a spec JSON file.
+    /// toy2d, anatomy32, mnist32, or a spec JSON file.
     #[arg(long, default_value = "toy2d")]
     pub workload: String,
+    /// Width n_f of the built-in ConvNets (as ebm_ref.py's --nf).
+    #[arg(long, default_value_t = 64)]
+    pub nf: usize,
     /// Chains B (default: toy2d 1024, ConvNets 100).
     #[arg(long)]
     pub batch: Option<usize>,
@@ -49,7 +52,14 @@ pub fn run(device: &str, args: &BenchArgs) -> Result<()> {
             "--only {only}: expected sampling or train"
         )));
     }
-    let spec = Spec::from_name_or_file(&args.workload)?;
+    if args.nf == 0 {
+        return Err(Error::Option("--nf must be at least 1".into()));
+    }
+    let spec = match args.workload.as_str() {
+        "anatomy32" => Spec::convnet(3, args.nf),
+        "mnist32" => Spec::convnet(1, args.nf),
+        other => Spec::from_name_or_file(other)?,
+    };
     let backend = crate::open_device(device)?;
     with_backend!(backend, |b| bench(&b, &spec, args))
 }
@@ -157,7 +167,7 @@ fn bench<B: Backend>(b: &B, spec: &Spec, args: &BenchArgs) -> Result<()> {
         };
         if args.json {
             let record = serde_json::json!({
-                "workload": args.workload, "engine": "ebm", "device": if b.is_gpu() { "gpu" } else { "cpu" },
+                "workload": args.workload, "nf": (spec.input.len() == 3).then_some(args.nf), "engine": "ebm", "device": if b.is_gpu() { "gpu" } else { "cpu" },
                 "device_name": b.name(), "threads": rayon::current_num_threads(), "batch": batch, "steps": steps,
                 "flops_per_sample": fwd_flops, "iters": args.iters, "measure": name,
                 "chain_steps_per_s": (name == "sampling").then_some(rate),
