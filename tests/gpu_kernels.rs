@@ -102,6 +102,12 @@ fn linear_matches_cpu() {
     }
 }
 
+// Conv tolerance: the same TOL as everything else. The largest sums here are the anatomy32
+// layers' (K = 64·4·4 = 1024 terms forward, 2·32·32 = 2048 in dw), and f32 rounding of a sum
+// of n random-sign terms grows like √n·ε relative to its size, not n·ε: over many seeds the
+// worst relative 2-norm error seen on lavapipe was ≈ 1e-6 (dw), a tenth of TOL, while a
+// wrong padding or stride test gives 0.1–1.
+
 /// Channel counts for the random conv shapes: never a multiple of 4, so vector-width
 /// assumptions would show.
 const CHANNELS: [usize; 6] = [1, 2, 3, 5, 6, 7];
@@ -152,7 +158,11 @@ fn conv_weights(s: &Conv2dShape) -> usize {
 /// overwrite start out stale (7.0), not zero.
 fn check_conv_ops(gpu: &GpuBackend, rng: &mut StdRng, s: Conv2dShape, ops: &[&str], seed: u64) {
     let cpu = CpuBackend::new();
-    let (x_len, y_len, w_len) = (s.batch * s.in_len(), s.batch * s.out_len(), conv_weights(&s));
+    let (x_len, y_len, w_len) = (
+        s.batch * s.in_len(),
+        s.batch * s.out_len(),
+        conv_weights(&s),
+    );
     let x = randn(rng, x_len);
     let w = randn(rng, w_len);
     let b = randn(rng, s.out_channels);
@@ -279,7 +289,13 @@ fn avg_pool_matches_cpu() {
         cpu.avg_pool_backward(s, &dy, &mut dx);
         let mut gdx = up(&gpu, &vec![7.0; x_len]);
         gpu.avg_pool_backward(s, &up(&gpu, &dy), &mut gdx);
-        assert_close(&read(&gpu, &gdx), &dx, TOL, &format!("backward {s:?}"), seed);
+        assert_close(
+            &read(&gpu, &gdx),
+            &dx,
+            TOL,
+            &format!("backward {s:?}"),
+            seed,
+        );
     }
 }
 

@@ -492,7 +492,9 @@ impl GpuBackend {
             return None;
         }
         let weights = s.out_channels * s.in_channels * s.kernel * s.kernel;
-        let largest = (s.batch * s.in_len()).max(s.batch * s.out_len()).max(weights);
+        let largest = (s.batch * s.in_len())
+            .max(s.batch * s.out_len())
+            .max(weights);
         let u = |n: usize| self.dim_u32(n).map_err(|e| self.defer_error(e)).ok();
         u(largest + s.padding)?;
         Some(ConvParams {
