@@ -299,6 +299,37 @@ fn avg_pool_matches_cpu() {
     }
 }
 
+/// More than 65535 column tiles: the conv grid spills into y and the shader flattens it
+/// back. A 1×1 conv of one channel over a 1×(65537·64 + 5) image: y = 3x − 1.
+#[test]
+fn conv2d_large_grid_flattens() {
+    let gpu = gpu_or_skip!();
+    let max = gpu.adapter_report().max_compute_workgroups_per_dimension as usize;
+    let width = (max + 2) * 64 + 5;
+    let s = Conv2dShape {
+        batch: 1,
+        in_channels: 1,
+        out_channels: 1,
+        height: 1,
+        width,
+        kernel: 1,
+        stride: 1,
+        padding: 0,
+    };
+    let x: Vec<f32> = (0..width).map(|i| (i % 1000) as f32).collect();
+    let mut y = gpu.zeros(width).unwrap();
+    gpu.conv2d_forward(
+        s,
+        &up(&gpu, &x),
+        &up(&gpu, &[3.0]),
+        &up(&gpu, &[-1.0]),
+        &mut y,
+    );
+    let got = read(&gpu, &y);
+    let bad = got.iter().zip(&x).position(|(&g, &v)| g != 3.0 * v - 1.0);
+    assert_eq!(bad, None, "first wrong element of {width}");
+}
+
 /// An impossible conv geometry (kernel larger than the padded input) is a shape error at
 /// the next flush, not a panic or a garbage dispatch.
 #[test]
