@@ -2,10 +2,12 @@
 //!
 //! `gpu_kernels.rs` proves that the GPU computes what the CPU computes; this file proves that
 //! what they both compute is *right*. Every hand-written backward pass — the linear layer
-//! (to its input, weight and bias), each activation, the CD loss, and their composition
-//! through a whole [`EnergyNet`] both to the input (∇ₓE, what Langevin sampling uses) and to
-//! every parameter tensor (what training uses) — is compared with central differences of a
-//! plain f64 re-implementation written here from the formulas, not from the backend code.
+//! (to its input, weight and bias), the 2D convolution (the same three, against a direct f64
+//! convolution with zero padding and stride, no im2col), average pooling, each activation,
+//! the CD loss, and their composition through a whole [`EnergyNet`] both to the input (∇ₓE,
+//! what Langevin sampling uses) and to every parameter tensor (what training uses) — is
+//! compared with central differences of a plain f64 re-implementation written here from the
+//! formulas, not from the backend code.
 //! The updates that are not gradients (Langevin with per-element clipping and clamping,
 //! `sum_squares`, Adam with global-norm clipping) are compared with their formulas evaluated
 //! in f64 on the same inputs and the same Philox noise.
@@ -34,17 +36,18 @@
 //! clipping coefficient's 1e-6, the Philox chain index).
 //!
 //! Tolerances and why (f32 backend vs f64 reference):
-//! - [`TOL_POINTWISE`] 1e-5 — activations, CD-loss d_energy, Langevin, sum_squares, Adam:
-//!   a few f32 roundings per element (≈ 6e-8 each) or sums whose magnitude is the scale.
-//! - [`TOL_LINEAR`] 1e-4 — linear forward and backward, whole-net energies and ∇ₓE: f32 dot
-//!   products of up to a few hundred terms, chained through several layers.
+//! - [`TOL_POINTWISE`] 1e-5 — activations, average pooling, CD-loss d_energy, Langevin,
+//!   sum_squares, Adam: a few f32 roundings per element (≈ 6e-8 each) or sums whose
+//!   magnitude is the scale.
+//! - [`TOL_LINEAR`] 1e-4 — linear and conv2d forward and backward, whole-net energies and
+//!   ∇ₓE: f32 dot products of up to a few hundred terms, chained through several layers.
 //! - [`TOL_PARAM_GRAD`] 1e-3 — CD-loss parameter gradients of a whole net: per-row backward
 //!   chains through every layer, then a sum over 2B rows with d_energy of both signs;
 //!   compared on about 20 random entries per tensor.
 //!
 //! Shapes and data are fresh each run from `test_seed()` (set `EBM_TEST_SEED` to replay; it
-//! is in every failure message), with sizes that are not multiples of the GPU's 16×16 tiles
-//! or 256-wide workgroups. Each check is one generic function run by a CPU test and a GPU
+//! is in every failure message), with sizes that are not multiples of the GPU's 16×16
+//! (linear) or 64×64 (conv2d) tiles or 256-wide workgroups. Each check is one generic function run by a CPU test and a GPU
 //! test; the GPU tests use any adapter, lavapipe included, and skip without one unless `CI`
 //! is set.
 
@@ -52,7 +55,8 @@
 mod gpu_common;
 
 use ebm::backend::{
-    stat, Activation, AdamUpdate, Backend, CpuBackend, LangevinUpdate, LinearShape,
+    stat, Activation, AdamUpdate, Backend, Conv2dShape, CpuBackend, LangevinUpdate, LinearShape,
+    PoolShape,
 };
 use ebm::nn::{EnergyNet, LayerSpec, Spec};
 use ebm::rng::{self, Stream};
@@ -495,6 +499,198 @@ fn check_linear<B: Backend>(b: &B, seed: u64) {
 }
 
 on_both_backends!(check_linear, linear_layer_cpu, linear_layer_gpu);
+
+// ---------------------------------------------------------------------------------------------
+// 1b. Convolution and average pooling
+
+/// `y[n, o, oh, ow] = Σ_(c, ki, kj) x[n, c, oh·s + ki − p, ow·s + kj − p]·w[o, c, ki, kj] +
+/// bias[o]`, the taps that fall in the zero padding left out: straight from the definition,
+/// no im2col.
+fn conv64(s: &Conv2dShape, x: &[f64], w: &[f64], bias: &[f64]) -> Vec<f64> {
+    let (ho, wo, k) = (s.out_height(), s.out_width(), s.kernel);
+    let mut y = vec![0.0; s.batch * s.out_channels * ho * wo];
+    for n in 0..s.batch {
+        for o in 0..s.out_channels {
+            for oh in 0..ho {
+                for ow in 0..wo {
+                    let mut acc = bias[o];
+                    for c in 0..s.in_channels {
+                        for ki in 0..k {
+                            for kj in 0..k {
+                                let ih = (oh * s.stride + ki).checked_sub(s.padding);
+                                let iw = (ow * s.stride + kj).checked_sub(s.padding);
+                                let (Some(ih), Some(iw)) = (ih, iw) else {
+                                    continue;
+                                };
+                                if ih < s.height && iw < s.width {
+                                    acc += x
+                                        [((n * s.in_channels + c) * s.height + ih) * s.width + iw]
+                                        * w[((o * s.in_channels + c) * k + ki) * k + kj];
+                                }
+                            }
+                        }
+                    }
+                    y[((n * s.out_channels + o) * ho + oh) * wo + ow] = acc;
+                }
+            }
+        }
+    }
+    y
+}
+
+/// The mean of each whole k×k window (stride k, no padding; the leftover rows and columns
+/// are dropped).
+fn avg_pool64(s: &PoolShape, x: &[f64]) -> Vec<f64> {
+    let (k, ho, wo) = (s.kernel, s.out_height(), s.out_width());
+    let mut y = Vec::with_capacity(s.batch * s.channels * ho * wo);
+    for plane in x.chunks(s.height * s.width).take(s.batch * s.channels) {
+        for i in 0..ho {
+            for j in 0..wo {
+                let sum: f64 = (0..k * k)
+                    .map(|t| plane[(i * k + t / k) * s.width + j * k + t % k])
+                    .sum();
+                y.push(sum / (k * k) as f64);
+            }
+        }
+    }
+    y
+}
+
+/// A random conv geometry small enough for full finite differences (every entry of x, w and
+/// b): batch 1..2, channels not multiples of 4, H and W 4..9, kernel 1..4, stride 1..2,
+/// padding 0..1; redrawn until the kernel fits the padded input.
+fn small_conv_shape(rng: &mut StdRng) -> Conv2dShape {
+    loop {
+        let s = Conv2dShape {
+            batch: rng.random_range(1..=2),
+            in_channels: [1, 2, 3, 5][rng.random_range(0..4)],
+            out_channels: [1, 2, 3, 5][rng.random_range(0..4)],
+            height: rng.random_range(4..=9),
+            width: rng.random_range(4..=9),
+            kernel: rng.random_range(1..=4),
+            stride: rng.random_range(1..=2),
+            padding: rng.random_range(0..=1),
+        };
+        if s.kernel <= s.height.min(s.width) + 2 * s.padding {
+            return s;
+        }
+    }
+}
+
+/// conv2d forward, backward_data and backward_params against the f64 [`conv64`] and central
+/// differences of L(x, w, b) = Σ r ⊙ conv(x, w, b), with the same `scale` as the linear
+/// layer: the same computations on absolute values. Each output is a dot product of up to
+/// C·k·k = 80 terms and each gradient a sum over up to batch·H'·W' of them: [`TOL_LINEAR`].
+fn check_conv2d<B: Backend>(b: &B, seed: u64) {
+    let ctx = context(b, seed);
+    let mut rng = StdRng::seed_from_u64(seed);
+    for _ in 0..6 {
+        let s = small_conv_shape(&mut rng);
+        let (nx, nw) = (
+            s.batch * s.in_len(),
+            s.out_channels * s.in_channels * s.kernel * s.kernel,
+        );
+        let ny = s.batch * s.out_len();
+        let x = uniform(&mut rng, nx, -2.0, 2.0);
+        let w = uniform(&mut rng, nw, -1.0, 1.0);
+        let bias = uniform(&mut rng, s.out_channels, -1.0, 1.0);
+        let r = uniform(&mut rng, ny, -2.0, 2.0);
+
+        let (tx, tw, tr) = (up(b, &x), up(b, &w), up(b, &r));
+        let mut y = up(b, &vec![7.0; ny]);
+        b.conv2d_forward(s, &tx, &tw, &up(b, &bias), &mut y);
+        // Stale values everywhere: every output must be overwritten, not accumulated into.
+        let mut dx = up(b, &vec![7.0; nx]);
+        b.conv2d_backward_data(s, &tr, &tw, &mut dx);
+        let mut dw = up(b, &vec![7.0; nw]);
+        let mut db = up(b, &vec![7.0; s.out_channels]);
+        b.conv2d_backward_params(s, &tr, &tx, &mut dw, &mut db);
+
+        let theta: Vec<f64> = [widen(&x), widen(&w), widen(&bias)].concat();
+        let split = |v: &[f64]| {
+            let (x, rest) = v.split_at(nx);
+            let (w, b) = rest.split_at(nw);
+            (x.to_vec(), w.to_vec(), b.to_vec())
+        };
+        let loss = |r: &[f64], t: &[f64]| {
+            let (x, w, bias) = split(t);
+            let y = conv64(&s, &x, &w, &bias);
+            y.iter().zip(r).map(|(y, r)| y * r).sum::<f64>()
+        };
+        let (r64, r_abs, theta_abs) = (widen(&r), abs(&widen(&r)), abs(&theta));
+        let all: Vec<usize> = (0..theta.len()).collect();
+        let fd = central_diff(|t| loss(&r64, t), &theta, &all);
+        let fd_abs = central_diff(|t| loss(&r_abs, t), &theta_abs, &all);
+        let (want_dx, want_dw, want_db) = split(&fd);
+        let (scale_dx, scale_dw, scale_db) = split(&fd_abs);
+        let (x64, w64, b64) = split(&theta);
+        let (xa, wa, ba) = split(&theta_abs);
+        let want_y = conv64(&s, &x64, &w64, &b64);
+        let scale_y = conv64(&s, &xa, &wa, &ba);
+
+        let checks = [
+            ("forward", &y, &want_y, &scale_y),
+            ("dx", &dx, &want_dx, &scale_dx),
+            ("dw", &dw, &want_dw, &scale_dw),
+            ("db", &db, &want_db, &scale_db),
+        ];
+        for (what, t, want, scale) in checks {
+            let got = widen(&rd(b, t));
+            let what = format!("conv2d {what} {s:?}");
+            assert_close(&got, want, scale, TOL_LINEAR, &what, &ctx);
+        }
+    }
+}
+
+on_both_backends!(check_conv2d, conv2d_cpu, conv2d_gpu);
+
+/// avg_pool forward and backward against the f64 [`avg_pool64`] and central differences of
+/// Σ r ⊙ pool(x); windows 1..4 on sizes that often leave rows and columns over (their
+/// gradient must be 0). Sums of at most 16 terms scaled by 1/k²: [`TOL_POINTWISE`] relative
+/// to the same computation on absolute values.
+fn check_avg_pool<B: Backend>(b: &B, seed: u64) {
+    let ctx = context(b, seed);
+    let mut rng = StdRng::seed_from_u64(seed);
+    for _ in 0..6 {
+        let s = PoolShape {
+            batch: rng.random_range(1..=2),
+            channels: [1, 2, 3, 5][rng.random_range(0..4)],
+            height: rng.random_range(4..=9),
+            width: rng.random_range(4..=9),
+            kernel: rng.random_range(1..=4),
+        };
+        let nx = s.batch * s.channels * s.height * s.width;
+        let ny = s.batch * s.channels * s.out_height() * s.out_width();
+        let x = uniform(&mut rng, nx, -2.0, 2.0);
+        let r = uniform(&mut rng, ny, -2.0, 2.0);
+
+        let mut y = up(b, &vec![7.0; ny]);
+        b.avg_pool_forward(s, &up(b, &x), &mut y);
+        let mut dx = up(b, &vec![7.0; nx]);
+        b.avg_pool_backward(s, &up(b, &r), &mut dx);
+
+        let loss = |r: &[f64], x: &[f64]| {
+            let y = avg_pool64(&s, x);
+            y.iter().zip(r).map(|(y, r)| y * r).sum::<f64>()
+        };
+        let (x64, r64) = (widen(&x), widen(&r));
+        let (x_abs, r_abs) = (abs(&x64), abs(&r64));
+        let all: Vec<usize> = (0..nx).collect();
+        let want_dx = central_diff(|t| loss(&r64, t), &x64, &all);
+        let scale_dx = central_diff(|t| loss(&r_abs, t), &x_abs, &all);
+        let want_y = avg_pool64(&s, &x64);
+        let scale_y = avg_pool64(&s, &x_abs);
+
+        let got_y = widen(&rd(b, &y));
+        let what = format!("avg_pool forward {s:?}");
+        assert_close(&got_y, &want_y, &scale_y, TOL_POINTWISE, &what, &ctx);
+        let got_dx = widen(&rd(b, &dx));
+        let what = format!("avg_pool dx {s:?}");
+        assert_close(&got_dx, &want_dx, &scale_dx, TOL_POINTWISE, &what, &ctx);
+    }
+}
+
+on_both_backends!(check_avg_pool, avg_pool_cpu, avg_pool_gpu);
 
 // ---------------------------------------------------------------------------------------------
 // 2. Activations

@@ -15,8 +15,8 @@ mod gpu_common;
 
 use ebm::backend::gpu::GpuTensor;
 use ebm::backend::{
-    stat, Activation, AdamUpdate, Backend, CpuBackend, GpuBackend, LangevinUpdate, LinearShape,
-    ReplayDraw,
+    stat, Activation, AdamUpdate, Backend, Conv2dShape, CpuBackend, GpuBackend, LangevinUpdate,
+    LinearShape, PoolShape, ReplayDraw,
 };
 use ebm::rng::{self, Stream};
 use ebm::Error;
@@ -100,6 +100,256 @@ fn linear_matches_cpu() {
             assert_close(&read(&gpu, &gdb), &db, TOL, &format!("db {what}"), seed);
         }
     }
+}
+
+// Conv tolerance: the same TOL as everything else. The largest sums here are the anatomy32
+// layers' (K = 64·4·4 = 1024 terms forward, 2·32·32 = 2048 in dw), and f32 rounding of a sum
+// of n random-sign terms grows like √n·ε relative to its size, not n·ε: over many seeds the
+// worst relative 2-norm error seen on lavapipe was ≈ 1e-6 (dw), a tenth of TOL, while a
+// wrong padding or stride test gives 0.1–1.
+
+/// Channel counts for the random conv shapes: never a multiple of 4, so vector-width
+/// assumptions would show.
+const CHANNELS: [usize; 6] = [1, 2, 3, 5, 6, 7];
+
+/// A random conv shape: batch 1..3, channels from [`CHANNELS`], H and W 5..13 (odd and
+/// even), kernel 1..4, stride 1..2, padding 0..1. The kernel always fits the padded input
+/// at these sizes; the loop guards it anyway.
+fn random_conv_shape(rng: &mut StdRng) -> Conv2dShape {
+    loop {
+        let s = Conv2dShape {
+            batch: rng.random_range(1..=3),
+            in_channels: CHANNELS[rng.random_range(0..CHANNELS.len())],
+            out_channels: CHANNELS[rng.random_range(0..CHANNELS.len())],
+            height: rng.random_range(5..=13),
+            width: rng.random_range(5..=13),
+            kernel: rng.random_range(1..=4),
+            stride: rng.random_range(1..=2),
+            padding: rng.random_range(0..=1),
+        };
+        if s.kernel <= s.height.min(s.width) + 2 * s.padding {
+            return s;
+        }
+    }
+}
+
+/// Ten random shapes plus one with more than one 64-wide tile of channels and a K of
+/// several hundred (67·3·3), which the small random ones never reach.
+fn conv_shapes(rng: &mut StdRng) -> Vec<Conv2dShape> {
+    let mut shapes: Vec<_> = (0..10).map(|_| random_conv_shape(rng)).collect();
+    shapes.push(Conv2dShape {
+        batch: 2,
+        in_channels: 67,
+        out_channels: 70,
+        height: 9,
+        width: 7,
+        kernel: 3,
+        stride: 2,
+        padding: 1,
+    });
+    shapes
+}
+
+fn conv_weights(s: &Conv2dShape) -> usize {
+    s.out_channels * s.in_channels * s.kernel * s.kernel
+}
+
+/// The three conv ops at shape `s` on both devices, compared; outputs the GPU must
+/// overwrite start out stale (7.0), not zero.
+fn check_conv_ops(gpu: &GpuBackend, rng: &mut StdRng, s: Conv2dShape, ops: &[&str], seed: u64) {
+    let cpu = CpuBackend::new();
+    let (x_len, y_len, w_len) = (
+        s.batch * s.in_len(),
+        s.batch * s.out_len(),
+        conv_weights(&s),
+    );
+    let x = randn(rng, x_len);
+    let w = randn(rng, w_len);
+    let b = randn(rng, s.out_channels);
+    let dy = randn(rng, y_len);
+    let what = format!("{s:?}");
+    if ops.contains(&"forward") {
+        let mut y = vec![0.0; y_len];
+        cpu.conv2d_forward(s, &x, &w, &b, &mut y);
+        let mut gy = up(gpu, &vec![7.0; y_len]);
+        gpu.conv2d_forward(s, &up(gpu, &x), &up(gpu, &w), &up(gpu, &b), &mut gy);
+        assert_close(&read(gpu, &gy), &y, TOL, &format!("forward {what}"), seed);
+    }
+    if ops.contains(&"backward_data") {
+        let mut dx = vec![0.0; x_len];
+        cpu.conv2d_backward_data(s, &dy, &w, &mut dx);
+        let mut gdx = up(gpu, &vec![7.0; x_len]);
+        gpu.conv2d_backward_data(s, &up(gpu, &dy), &up(gpu, &w), &mut gdx);
+        let what = format!("backward_data {what}");
+        assert_close(&read(gpu, &gdx), &dx, TOL, &what, seed);
+    }
+    if ops.contains(&"backward_params") {
+        let (mut dw, mut db) = (vec![0.0; w_len], vec![0.0; s.out_channels]);
+        cpu.conv2d_backward_params(s, &dy, &x, &mut dw, &mut db);
+        let mut gdw = up(gpu, &vec![7.0; w_len]);
+        let mut gdb = up(gpu, &vec![7.0; s.out_channels]);
+        gpu.conv2d_backward_params(s, &up(gpu, &dy), &up(gpu, &x), &mut gdw, &mut gdb);
+        assert_close(&read(gpu, &gdw), &dw, TOL, &format!("dw {what}"), seed);
+        assert_close(&read(gpu, &gdb), &db, TOL, &format!("db {what}"), seed);
+    }
+}
+
+#[test]
+fn conv2d_forward_matches_cpu() {
+    let gpu = gpu_or_skip!();
+    let seed = test_seed();
+    let mut rng = StdRng::seed_from_u64(seed);
+    for s in conv_shapes(&mut rng) {
+        check_conv_ops(&gpu, &mut rng, s, &["forward"], seed);
+    }
+}
+
+#[test]
+fn conv2d_backward_data_matches_cpu() {
+    let gpu = gpu_or_skip!();
+    let seed = test_seed();
+    let mut rng = StdRng::seed_from_u64(seed);
+    for s in conv_shapes(&mut rng) {
+        check_conv_ops(&gpu, &mut rng, s, &["backward_data"], seed);
+    }
+}
+
+#[test]
+fn conv2d_backward_params_matches_cpu() {
+    let gpu = gpu_or_skip!();
+    let seed = test_seed();
+    let mut rng = StdRng::seed_from_u64(seed);
+    for s in conv_shapes(&mut rng) {
+        check_conv_ops(&gpu, &mut rng, s, &["backward_params"], seed);
+    }
+}
+
+/// Every conv layer of `anatomy32` (DESIGN.md §4) with n_f = 8 instead of 64, batch 2: the
+/// real kernel sizes, strides, paddings and spatial sizes 32 → 32 → 16 → 8 → 4 → 1.
+#[test]
+fn conv2d_anatomy32_layers_match_cpu() {
+    let gpu = gpu_or_skip!();
+    let seed = test_seed();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let nf = 8;
+    let layers = [
+        (3, nf, 32, 3, 1, 1),
+        (nf, 2 * nf, 32, 4, 2, 1),
+        (2 * nf, 4 * nf, 16, 4, 2, 1),
+        (4 * nf, 8 * nf, 8, 4, 2, 1),
+        (8 * nf, 1, 4, 4, 1, 0),
+    ];
+    for (in_channels, out_channels, size, kernel, stride, padding) in layers {
+        let s = Conv2dShape {
+            batch: 2,
+            in_channels,
+            out_channels,
+            height: size,
+            width: size,
+            kernel,
+            stride,
+            padding,
+        };
+        let ops = ["forward", "backward_data", "backward_params"];
+        check_conv_ops(&gpu, &mut rng, s, &ops, seed);
+    }
+}
+
+/// Average pooling both ways on random shapes, windows 1..4 that often leave rows and
+/// columns over (floor semantics); dx starts stale and must be 0 outside whole windows.
+#[test]
+fn avg_pool_matches_cpu() {
+    let gpu = gpu_or_skip!();
+    let cpu = CpuBackend::new();
+    let seed = test_seed();
+    let mut rng = StdRng::seed_from_u64(seed);
+    for _ in 0..10 {
+        let s = PoolShape {
+            batch: rng.random_range(1..=3),
+            channels: CHANNELS[rng.random_range(0..CHANNELS.len())],
+            height: rng.random_range(5..=13),
+            width: rng.random_range(5..=13),
+            kernel: rng.random_range(1..=4),
+        };
+        let planes = s.batch * s.channels;
+        let (x_len, y_len) = (
+            planes * s.height * s.width,
+            planes * s.out_height() * s.out_width(),
+        );
+        let x = randn(&mut rng, x_len);
+        let dy = randn(&mut rng, y_len);
+
+        let mut y = vec![0.0; y_len];
+        cpu.avg_pool_forward(s, &x, &mut y);
+        let mut gy = up(&gpu, &vec![7.0; y_len]);
+        gpu.avg_pool_forward(s, &up(&gpu, &x), &mut gy);
+        assert_close(&read(&gpu, &gy), &y, TOL, &format!("forward {s:?}"), seed);
+
+        let mut dx = vec![0.0; x_len];
+        cpu.avg_pool_backward(s, &dy, &mut dx);
+        let mut gdx = up(&gpu, &vec![7.0; x_len]);
+        gpu.avg_pool_backward(s, &up(&gpu, &dy), &mut gdx);
+        assert_close(
+            &read(&gpu, &gdx),
+            &dx,
+            TOL,
+            &format!("backward {s:?}"),
+            seed,
+        );
+    }
+}
+
+/// More than 65535 column tiles: the conv grid spills into y and the shader flattens it
+/// back. A 1×1 conv of one channel over a 1×(65537·64 + 5) image: y = 3x − 1.
+#[test]
+fn conv2d_large_grid_flattens() {
+    let gpu = gpu_or_skip!();
+    let max = gpu.adapter_report().max_compute_workgroups_per_dimension as usize;
+    let width = (max + 2) * 64 + 5;
+    let s = Conv2dShape {
+        batch: 1,
+        in_channels: 1,
+        out_channels: 1,
+        height: 1,
+        width,
+        kernel: 1,
+        stride: 1,
+        padding: 0,
+    };
+    let x: Vec<f32> = (0..width).map(|i| (i % 1000) as f32).collect();
+    let mut y = gpu.zeros(width).unwrap();
+    gpu.conv2d_forward(
+        s,
+        &up(&gpu, &x),
+        &up(&gpu, &[3.0]),
+        &up(&gpu, &[-1.0]),
+        &mut y,
+    );
+    let got = read(&gpu, &y);
+    let bad = got.iter().zip(&x).position(|(&g, &v)| g != 3.0 * v - 1.0);
+    assert_eq!(bad, None, "first wrong element of {width}");
+}
+
+/// An impossible conv geometry (kernel larger than the padded input) is a shape error at
+/// the next flush, not a panic or a garbage dispatch.
+#[test]
+fn conv2d_bad_geometry_is_a_shape_error() {
+    let gpu = gpu_or_skip!();
+    let s = Conv2dShape {
+        batch: 1,
+        in_channels: 1,
+        out_channels: 1,
+        height: 2,
+        width: 2,
+        kernel: 5,
+        stride: 1,
+        padding: 0,
+    };
+    let t = gpu.zeros(32).unwrap();
+    let mut y = gpu.zeros(32).unwrap();
+    gpu.conv2d_forward(s, &t, &t, &t, &mut y);
+    assert!(matches!(gpu.flush(), Err(Error::Shape(_))));
+    gpu.flush().unwrap();
 }
 
 #[test]

@@ -92,6 +92,16 @@ fn entry_points_exist() {
         ("chains.wgsl", &["replay_draw", "replay_scatter"][..]),
         ("fill.wgsl", &["fill"][..]),
         ("rng_words.wgsl", &["philox_words"][..]),
+        (
+            "conv2d.wgsl",
+            &[
+                "conv2d_forward",
+                "conv2d_backward_data",
+                "conv2d_backward_weight",
+                "conv2d_backward_bias",
+            ][..],
+        ),
+        ("pool.wgsl", &["avg_pool_forward", "avg_pool_backward"][..]),
     ];
     for (file, entries) in expected {
         let source = ebm::backend::gpu::shader_source(file).expect(file);

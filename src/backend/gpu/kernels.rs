@@ -17,6 +17,8 @@ pub(crate) enum Shader {
     Chains,
     Fill,
     RngWords,
+    Conv2d,
+    Pool,
 }
 
 const RNG: &str = include_str!("../../../shaders/rng.wgsl");
@@ -33,6 +35,8 @@ impl Shader {
             Shader::Chains => "chains.wgsl",
             Shader::Fill => "fill.wgsl",
             Shader::RngWords => "rng_words.wgsl",
+            Shader::Conv2d => "conv2d.wgsl",
+            Shader::Pool => "pool.wgsl",
         }
     }
 
@@ -46,6 +50,8 @@ impl Shader {
             Shader::Chains => include_str!("../../../shaders/chains.wgsl"),
             Shader::Fill => include_str!("../../../shaders/fill.wgsl"),
             Shader::RngWords => include_str!("../../../shaders/rng_words.wgsl"),
+            Shader::Conv2d => include_str!("../../../shaders/conv2d.wgsl"),
+            Shader::Pool => include_str!("../../../shaders/pool.wgsl"),
         }
     }
 
@@ -63,7 +69,7 @@ impl Shader {
         }
     }
 
-    const ALL: [Shader; 8] = [
+    const ALL: [Shader; 10] = [
         Shader::Linear,
         Shader::Activation,
         Shader::Reduce,
@@ -72,6 +78,8 @@ impl Shader {
         Shader::Chains,
         Shader::Fill,
         Shader::RngWords,
+        Shader::Conv2d,
+        Shader::Pool,
     ];
 }
 
@@ -227,6 +235,43 @@ kernel!(
     [(0, Read), (1, ReadWrite)]
 );
 
+kernel!(
+    CONV2D_FORWARD,
+    Conv2d,
+    "conv2d_forward",
+    [(0, Read), (1, Read), (2, ReadWrite), (3, Read)]
+);
+kernel!(
+    CONV2D_BACKWARD_DATA,
+    Conv2d,
+    "conv2d_backward_data",
+    [(0, Read), (1, Read), (2, ReadWrite)]
+);
+kernel!(
+    CONV2D_BACKWARD_WEIGHT,
+    Conv2d,
+    "conv2d_backward_weight",
+    [(0, Read), (1, Read), (2, ReadWrite)]
+);
+kernel!(
+    CONV2D_BACKWARD_BIAS,
+    Conv2d,
+    "conv2d_backward_bias",
+    [(0, Read), (2, ReadWrite)]
+);
+kernel!(
+    AVG_POOL_FORWARD,
+    Pool,
+    "avg_pool_forward",
+    [(0, Read), (1, ReadWrite)]
+);
+kernel!(
+    AVG_POOL_BACKWARD,
+    Pool,
+    "avg_pool_backward",
+    [(0, Read), (1, ReadWrite)]
+);
+
 /// `LinearParams` in linear.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
@@ -234,6 +279,34 @@ pub(crate) struct LinearParams {
     pub batch: u32,
     pub inputs: u32,
     pub outputs: u32,
+}
+
+/// `ConvParams` in conv2d.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub(crate) struct ConvParams {
+    pub batch: u32,
+    pub in_channels: u32,
+    pub out_channels: u32,
+    pub height: u32,
+    pub width: u32,
+    pub kernel: u32,
+    pub stride: u32,
+    pub padding: u32,
+    pub out_height: u32,
+    pub out_width: u32,
+}
+
+/// `PoolParams` in pool.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub(crate) struct PoolParams {
+    pub planes: u32,
+    pub height: u32,
+    pub width: u32,
+    pub kernel: u32,
+    pub out_height: u32,
+    pub out_width: u32,
 }
 
 /// `ActParams` in activation.wgsl.
@@ -340,3 +413,5 @@ pub(crate) struct WordsParams {
 
 /// The largest parameter block, in bytes: the device must offer this much immediate data.
 pub(crate) const MAX_IMMEDIATE_BYTES: u32 = std::mem::size_of::<LangevinParams>() as u32;
+const _: () = assert!(std::mem::size_of::<ConvParams>() as u32 <= MAX_IMMEDIATE_BYTES);
+const _: () = assert!(std::mem::size_of::<PoolParams>() as u32 <= MAX_IMMEDIATE_BYTES);

@@ -30,12 +30,15 @@ use super::{
 use crate::{Error, Result};
 pub use adapter::{describe_adapters, AdapterReport};
 pub use kernels::shader_source;
-use kernels::{Kernel, LinearParams, Shader};
+use kernels::{ConvParams, Kernel, LinearParams, PoolParams, Shader};
 
 /// Threads per workgroup of the elementwise kernels (must match `WG` in the shaders).
 const WG: u32 = 256;
 /// Side of the square output tile of the linear kernels (must match `TILE` in linear.wgsl).
 const TILE: u32 = 16;
+
+/// Side of the square output tile of the conv2d kernels (must match `TILE` in conv2d.wgsl).
+const CONV_TILE: usize = 64;
 
 /// A tensor in device memory: a storage buffer of `len` f32 values.
 ///
@@ -474,6 +477,70 @@ impl GpuBackend {
         }
         Some((gx as u32, gy as u32, 1))
     }
+
+    /// The conv2d kernels' parameters, or `None` (error deferred) when the geometry is
+    /// impossible (kernel or stride 0, kernel larger than the padded input) or an index
+    /// would leave the u32 range the kernels compute in.
+    fn conv_params(&self, s: Conv2dShape, op: &str) -> Option<ConvParams> {
+        if !self.check(
+            s.kernel > 0
+                && s.stride > 0
+                && s.height + 2 * s.padding >= s.kernel
+                && s.width + 2 * s.padding >= s.kernel,
+            || format!("{op} {s:?}: the kernel must fit the padded input, stride ≥ 1"),
+        ) {
+            return None;
+        }
+        let weights = s.out_channels * s.in_channels * s.kernel * s.kernel;
+        let largest = (s.batch * s.in_len())
+            .max(s.batch * s.out_len())
+            .max(weights);
+        let u = |n: usize| self.dim_u32(n).map_err(|e| self.defer_error(e)).ok();
+        u(largest + s.padding)?;
+        Some(ConvParams {
+            batch: u(s.batch)?,
+            in_channels: u(s.in_channels)?,
+            out_channels: u(s.out_channels)?,
+            height: u(s.height)?,
+            width: u(s.width)?,
+            kernel: u(s.kernel)?,
+            stride: u(s.stride)?,
+            padding: u(s.padding)?,
+            out_height: u(s.out_height())?,
+            out_width: u(s.out_width())?,
+        })
+    }
+
+    /// Grid of [`CONV_TILE`]² output tiles over a `rows` × `cols` matrix: column tiles on
+    /// x (spilling into y past the per-dimension limit; the shader flattens them), row tiles
+    /// on z.
+    fn conv_grid(&self, rows: usize, cols: usize) -> Option<(u32, u32, u32)> {
+        let max = self.report.max_compute_workgroups_per_dimension as usize;
+        let (x, y, _) = self.grid(cols.div_ceil(CONV_TILE))?;
+        let z = rows.div_ceil(CONV_TILE);
+        if !self.check(z <= max, || {
+            format!("{rows} rows need more than {max} conv tiles")
+        }) {
+            return None;
+        }
+        Some((x, y, z as u32))
+    }
+
+    fn pool_params(&self, s: PoolShape, op: &str) -> Option<PoolParams> {
+        if !self.check(s.kernel > 0, || format!("{op} {s:?}: kernel 0")) {
+            return None;
+        }
+        let u = |n: usize| self.dim_u32(n).map_err(|e| self.defer_error(e)).ok();
+        u(s.batch * s.channels * s.height * s.width)?;
+        Some(PoolParams {
+            planes: u(s.batch * s.channels)?,
+            height: u(s.height)?,
+            width: u(s.width)?,
+            kernel: u(s.kernel)?,
+            out_height: u(s.out_height())?,
+            out_width: u(s.out_width())?,
+        })
+    }
 }
 
 fn tensor_usage() -> wgpu::BufferUsages {
@@ -723,55 +790,160 @@ impl Backend for GpuBackend {
         self.dispatch(&kernels::LINEAR_BACKWARD_BIAS, &[dy, db], &params, groups);
     }
 
-    // PLACEHOLDER until the conv2d/pool kernels land: a clear error at the next flush/read.
     fn conv2d_forward(
         &self,
-        _: Conv2dShape,
-        _: &GpuTensor,
-        _: &GpuTensor,
-        _: &GpuTensor,
-        _: &mut GpuTensor,
+        s: Conv2dShape,
+        x: &GpuTensor,
+        w: &GpuTensor,
+        b: &GpuTensor,
+        y: &mut GpuTensor,
     ) {
-        self.defer_error(Error::Gpu(
-            "conv2d is not implemented on the GPU yet".into(),
-        ));
+        let Some(params) = self.conv_params(s, "conv2d_forward") else {
+            return;
+        };
+        let weights = s.out_channels * s.in_channels * s.kernel * s.kernel;
+        let (x_len, y_len) = (s.batch * s.in_len(), s.batch * s.out_len());
+        if !self.check(
+            x.len >= x_len && w.len >= weights && b.len >= s.out_channels && y.len >= y_len,
+            || {
+                format!(
+                    "conv2d_forward {s:?}: x {}, w {}, b {}, y {}",
+                    x.len, w.len, b.len, y.len
+                )
+            },
+        ) || y_len == 0
+        {
+            return;
+        }
+        let pixels = s.batch * s.out_height() * s.out_width();
+        let Some(groups) = self.conv_grid(s.out_channels, pixels) else {
+            return;
+        };
+        self.dispatch(&kernels::CONV2D_FORWARD, &[w, x, y, b], &params, groups);
     }
 
     fn conv2d_backward_data(
         &self,
-        _: Conv2dShape,
-        _: &GpuTensor,
-        _: &GpuTensor,
-        _: &mut GpuTensor,
+        s: Conv2dShape,
+        dy: &GpuTensor,
+        w: &GpuTensor,
+        dx: &mut GpuTensor,
     ) {
-        self.defer_error(Error::Gpu(
-            "conv2d is not implemented on the GPU yet".into(),
-        ));
+        let Some(params) = self.conv_params(s, "conv2d_backward_data") else {
+            return;
+        };
+        let weights = s.out_channels * s.in_channels * s.kernel * s.kernel;
+        let (x_len, y_len) = (s.batch * s.in_len(), s.batch * s.out_len());
+        if !self.check(
+            dy.len >= y_len && w.len >= weights && dx.len >= x_len,
+            || {
+                format!(
+                    "conv2d_backward_data {s:?}: dy {}, w {}, dx {}",
+                    dy.len, w.len, dx.len
+                )
+            },
+        ) || x_len == 0
+        {
+            return;
+        }
+        let pixels = s.batch * s.height * s.width;
+        let Some(groups) = self.conv_grid(s.in_channels, pixels) else {
+            return;
+        };
+        self.dispatch(
+            &kernels::CONV2D_BACKWARD_DATA,
+            &[w, dy, dx],
+            &params,
+            groups,
+        );
     }
 
     fn conv2d_backward_params(
         &self,
-        _: Conv2dShape,
-        _: &GpuTensor,
-        _: &GpuTensor,
-        _: &mut GpuTensor,
-        _: &mut GpuTensor,
+        s: Conv2dShape,
+        dy: &GpuTensor,
+        x: &GpuTensor,
+        dw: &mut GpuTensor,
+        db: &mut GpuTensor,
     ) {
-        self.defer_error(Error::Gpu(
-            "conv2d is not implemented on the GPU yet".into(),
-        ));
+        let Some(params) = self.conv_params(s, "conv2d_backward_params") else {
+            return;
+        };
+        let rows = s.in_channels * s.kernel * s.kernel;
+        let (x_len, y_len) = (s.batch * s.in_len(), s.batch * s.out_len());
+        if !self.check(
+            dy.len >= y_len
+                && x.len >= x_len
+                && dw.len >= s.out_channels * rows
+                && db.len >= s.out_channels,
+            || {
+                format!(
+                    "conv2d_backward_params {s:?}: dy {}, x {}, dw {}, db {}",
+                    dy.len, x.len, dw.len, db.len
+                )
+            },
+        ) || s.out_channels == 0
+        {
+            return;
+        }
+        // With an empty batch the kernels store zeros, as the CPU does.
+        if rows > 0 {
+            let Some(groups) = self.conv_grid(s.out_channels, rows) else {
+                return;
+            };
+            self.dispatch(
+                &kernels::CONV2D_BACKWARD_WEIGHT,
+                &[dy, x, dw],
+                &params,
+                groups,
+            );
+        }
+        let Some(groups) = self.grid(s.out_channels) else {
+            return;
+        };
+        self.dispatch(&kernels::CONV2D_BACKWARD_BIAS, &[dy, db], &params, groups);
     }
 
-    fn avg_pool_forward(&self, _: PoolShape, _: &GpuTensor, _: &mut GpuTensor) {
-        self.defer_error(Error::Gpu(
-            "avg_pool is not implemented on the GPU yet".into(),
-        ));
+    fn avg_pool_forward(&self, s: PoolShape, x: &GpuTensor, y: &mut GpuTensor) {
+        let Some(params) = self.pool_params(s, "avg_pool_forward") else {
+            return;
+        };
+        let planes = s.batch * s.channels;
+        let (x_len, y_len) = (
+            planes * s.height * s.width,
+            planes * s.out_height() * s.out_width(),
+        );
+        if !self.check(x.len >= x_len && y.len >= y_len, || {
+            format!("avg_pool_forward {s:?}: x {}, y {}", x.len, y.len)
+        }) || y_len == 0
+        {
+            return;
+        }
+        let Some(groups) = self.grid_1d(y_len) else {
+            return;
+        };
+        self.dispatch(&kernels::AVG_POOL_FORWARD, &[x, y], &params, groups);
     }
 
-    fn avg_pool_backward(&self, _: PoolShape, _: &GpuTensor, _: &mut GpuTensor) {
-        self.defer_error(Error::Gpu(
-            "avg_pool is not implemented on the GPU yet".into(),
-        ));
+    fn avg_pool_backward(&self, s: PoolShape, dy: &GpuTensor, dx: &mut GpuTensor) {
+        let Some(params) = self.pool_params(s, "avg_pool_backward") else {
+            return;
+        };
+        let planes = s.batch * s.channels;
+        let (x_len, y_len) = (
+            planes * s.height * s.width,
+            planes * s.out_height() * s.out_width(),
+        );
+        if !self.check(dy.len >= y_len && dx.len >= x_len, || {
+            format!("avg_pool_backward {s:?}: dy {}, dx {}", dy.len, dx.len)
+        }) || x_len == 0
+        {
+            return;
+        }
+        let Some(groups) = self.grid_1d(x_len) else {
+            return;
+        };
+        self.dispatch(&kernels::AVG_POOL_BACKWARD, &[dy, dx], &params, groups);
     }
 
     fn activation_forward(&self, act: Activation, x: &GpuTensor, y: &mut GpuTensor) {
