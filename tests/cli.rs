@@ -637,6 +637,16 @@ fn score_convnet_goldens_cpu() {
 }
 
 #[test]
+fn score_convnet_goldens_gpu() {
+    if gpu_common::gpu().is_none() {
+        return;
+    }
+    for workload in ["anatomy32", "mnist32"] {
+        score_matches_convnet_golden("gpu", workload);
+    }
+}
+
+#[test]
 fn train_images_tiny_run() {
     let dir = TempDir::new("images");
     let out = dir.join("run");

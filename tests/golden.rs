@@ -129,6 +129,14 @@ fn toy2d_golden_gpu() {
 }
 
 #[test]
+fn convnet_goldens_gpu() {
+    if let Some(gpu) = gpu_common::gpu() {
+        check_workload(&*gpu, "anatomy32");
+        check_workload(&*gpu, "mnist32");
+    }
+}
+
+#[test]
 fn philox_matches_ebm_ref() {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
