@@ -5,8 +5,8 @@
 
 use ebm::backend::{choose_backend, Backend, DeviceChoice};
 use ebm::data::{toy2d, DataSource, Toy2d, ToyData};
+use ebm::eval::kl::kl_data_model;
 use ebm::plot::Grid2d;
-use ebm::train::kl::kl_data_model;
 use ebm::train::{TrainConfig, Trainer};
 use ebm::{with_backend, EnergyNet, Spec};
 

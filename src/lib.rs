@@ -25,6 +25,7 @@
 pub mod backend;
 pub mod data;
 pub mod error;
+pub mod eval;
 pub mod nn;
 pub mod plot;
 pub mod rng;

@@ -90,7 +90,7 @@ fn entry_points_exist() {
         ("langevin.wgsl", &["langevin_update"][..]),
         ("adam.wgsl", &["adam_update"][..]),
         ("chains.wgsl", &["replay_draw", "replay_scatter"][..]),
-        ("fill.wgsl", &["fill"][..]),
+        ("fill.wgsl", &["fill", "keep_known"][..]),
         ("rng_words.wgsl", &["philox_words"][..]),
         (
             "conv2d.wgsl",

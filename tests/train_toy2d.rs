@@ -6,8 +6,8 @@ mod gpu_common;
 
 use ebm::backend::Backend;
 use ebm::data::{toy2d, DataSource, Toy2d, ToyData};
+use ebm::eval::kl::kl_data_model;
 use ebm::plot::Grid2d;
-use ebm::train::kl::kl_data_model;
 use ebm::train::{TrainConfig, Trainer};
 use ebm::{CpuBackend, EnergyNet, Spec};
 use gpu_common::rel_err;

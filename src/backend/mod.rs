@@ -202,6 +202,9 @@ pub trait Backend {
     );
     /// Set every element to `value`.
     fn fill(&self, dst: &mut Self::Tensor, value: f32);
+    /// `x[i] = known[i]` wherever `mask[i] ≠ 0`: the known pixels of an inpainting chain stay
+    /// fixed while Langevin moves the rest.
+    fn keep_known(&self, x: &mut Self::Tensor, known: &Self::Tensor, mask: &Self::Tensor);
     /// Submit recorded work without waiting for it (no-op on the CPU).
     fn flush(&self) -> Result<()>;
     /// What the backend has done so far.

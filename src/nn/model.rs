@@ -14,6 +14,10 @@ use crate::backend::{Activation, Backend, PoolShape};
 use crate::tensorfile::Tensor;
 use crate::{Error, Result};
 
+/// Host-side convenience calls ([`EnergyNet::energies`]) work through at most this many
+/// samples at a time.
+pub const HOST_CHUNK: usize = 1024;
+
 /// A named parameter tensor and its gradient, both on the device.
 pub struct Param<B: Backend> {
     /// `layers.{i}.weight` or `layers.{i}.bias` (the PyTorch state_dict names).
@@ -304,12 +308,18 @@ impl<B: Backend> EnergyNet<B> {
         }
     }
 
-    /// Convenience for host code: energies of `x` (host values, [batch, input_len]).
+    /// Convenience for host code: energies of `x` (host values, [batch, input_len]), in
+    /// chunks of at most [`HOST_CHUNK`] samples so that a whole dataset fits in memory.
     pub fn energies(&mut self, b: &B, x: &[f32]) -> Result<Vec<f32>> {
-        let batch = self.checked_batch(x)?;
-        let t = b.upload(x)?;
-        let e = self.forward(b, &t, batch)?;
-        b.read(e)
+        self.checked_batch(x)?;
+        let chunk = HOST_CHUNK * self.input_len();
+        let mut energies = Vec::with_capacity(x.len() / self.input_len());
+        for part in x.chunks(chunk) {
+            let t = b.upload(part)?;
+            let e = self.forward(b, &t, part.len() / self.input_len())?;
+            energies.extend(b.read(e)?);
+        }
+        Ok(energies)
     }
 
     /// Convenience for host code: energies and ∇ₓE of `x` (host values).

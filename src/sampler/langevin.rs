@@ -68,6 +68,33 @@ impl Langevin {
         rows: usize,
         first_step: u64,
     ) -> Result<()> {
+        self.run_with(b, net, x, rows, first_step, None)
+    }
+
+    /// [`run`](Self::run) with the values of `known` held fixed wherever `mask` ≠ 0 after
+    /// every step: inpainting, sampling from p(x_unknown | x_known).
+    pub fn run_inpainting<B: Backend>(
+        &self,
+        b: &B,
+        net: &mut EnergyNet<B>,
+        x: &mut B::Tensor,
+        rows: usize,
+        known: &B::Tensor,
+        mask: &B::Tensor,
+    ) -> Result<()> {
+        b.keep_known(x, known, mask);
+        self.run_with(b, net, x, rows, 0, Some((known, mask)))
+    }
+
+    fn run_with<B: Backend>(
+        &self,
+        b: &B,
+        net: &mut EnergyNet<B>,
+        x: &mut B::Tensor,
+        rows: usize,
+        first_step: u64,
+        fixed: Option<(&B::Tensor, &B::Tensor)>,
+    ) -> Result<()> {
         let c = &self.config;
         let dim = net.input_len();
         for k in 0..c.steps as u64 {
@@ -85,6 +112,9 @@ impl Langevin {
                 chain_offset: 0,
             };
             b.langevin_update(&update, x, grad);
+            if let Some((known, mask)) = fixed {
+                b.keep_known(x, known, mask);
+            }
         }
         Ok(())
     }

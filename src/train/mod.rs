@@ -3,7 +3,6 @@
 pub mod adam;
 pub mod cd;
 pub mod checkpoint;
-pub mod kl;
 
 pub use adam::{Adam, AdamConfig};
 pub use cd::{Stats, TrainConfig, Trainer};

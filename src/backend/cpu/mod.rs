@@ -131,6 +131,15 @@ impl Backend for CpuBackend {
         dst.fill(value);
     }
 
+    fn keep_known(&self, x: &mut Vec<f32>, known: &Vec<f32>, mask: &Vec<f32>) {
+        self.count();
+        for ((x, &k), &m) in x.iter_mut().zip(known).zip(mask) {
+            if m != 0.0 {
+                *x = k;
+            }
+        }
+    }
+
     fn flush(&self) -> Result<()> {
         Ok(())
     }

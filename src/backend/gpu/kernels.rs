@@ -229,6 +229,12 @@ kernel!(
 );
 kernel!(FILL, Fill, "fill", [(0, ReadWrite)]);
 kernel!(
+    KEEP_KNOWN,
+    Fill,
+    "keep_known",
+    [(0, ReadWrite), (1, Read), (2, Read)]
+);
+kernel!(
     PHILOX_WORDS,
     RngWords,
     "philox_words",

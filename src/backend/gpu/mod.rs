@@ -670,6 +670,26 @@ impl Backend for GpuBackend {
         self.dispatch(&kernels::FILL, &[dst], &params, groups);
     }
 
+    fn keep_known(&self, x: &mut GpuTensor, known: &GpuTensor, mask: &GpuTensor) {
+        if !self.check(known.len >= x.len && mask.len >= x.len, || {
+            format!(
+                "keep_known: x {}, known {}, mask {}",
+                x.len, known.len, mask.len
+            )
+        }) || x.len == 0
+        {
+            return;
+        }
+        let Some(groups) = self.grid_1d(x.len) else {
+            return;
+        };
+        let params = kernels::FillParams {
+            n: x.len as u32,
+            value: 0.0,
+        };
+        self.dispatch(&kernels::KEEP_KNOWN, &[x, known, mask], &params, groups);
+    }
+
     fn flush(&self) -> Result<()> {
         if self.submit_pending().is_some() {
             // Reclaim finished submissions without waiting for this one.

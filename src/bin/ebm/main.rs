@@ -3,6 +3,7 @@
 mod bench;
 mod images;
 mod info;
+mod restore;
 mod sample;
 mod score;
 mod toy2d;
@@ -41,6 +42,10 @@ enum Command {
     Sample(sample::SampleArgs),
     /// Energies (and ∇ₓE) of a batch of inputs under a model.
     Score(score::ScoreArgs),
+    /// Fill in the masked pixels of images by Langevin on the known ones (before/after grid).
+    Inpaint(restore::InpaintArgs),
+    /// Remove added Gaussian noise from images by Langevin on the energy (before/after grid).
+    Denoise(restore::DenoiseArgs),
     /// Time the reference workloads (same fields as shared/bench/ebm_ref.py bench).
     Bench(bench::BenchArgs),
 }
@@ -103,6 +108,8 @@ fn main() -> ExitCode {
         Command::Sample(args) => sample::run(&cli.device, &args),
         Command::Score(args) => score::run(&cli.device, &args),
         Command::Bench(args) => bench::run(&cli.device, &args),
+        Command::Inpaint(args) => restore::inpaint(&cli.device, &args),
+        Command::Denoise(args) => restore::denoise(&cli.device, &args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,13 +1,17 @@
-//! `ebm score`: energies (and ∇ₓE) of a batch under any model file, PyTorch ones included.
-//! Input: safetensors with tensor `x` [B, …]; output: `x`, `energy` [B] and, with `--grad`,
-//! `grad_x` [B, …] (DESIGN.md §3).
+//! `ebm score`: energies (and ∇ₓE) under any model file, PyTorch ones included.
+//! - `--input X.safetensors` (tensor `x` [B, …]) → `x`, `energy` [B] and, with `--grad`,
+//!   `grad_x` [B, …] (DESIGN.md §3);
+//! - `--data PATH` (an image dataset) → per-image `energy` [N], and with `--ood PATH|noise`
+//!   the energies of a second set and the AUROC of telling them apart.
 
 use std::path::PathBuf;
 
 use clap::Args;
 use ebm::backend::Backend;
+use ebm::data::images;
+use ebm::rng::{self, Stream};
 use ebm::tensorfile::TensorFile;
-use ebm::{with_backend, Error, Result};
+use ebm::{with_backend, EnergyNet, Error, Result};
 
 #[derive(Args, Debug)]
 pub struct ScoreArgs {
@@ -18,8 +22,17 @@ pub struct ScoreArgs {
     #[arg(long)]
     pub spec: Option<String>,
     /// Inputs: safetensors with tensor `x` [B, …].
+    #[arg(long, required_unless_present = "data", conflicts_with = "data")]
+    pub input: Option<PathBuf>,
+    /// An image dataset to score instead (folder of PNG/JPEG, IDX, CIFAR-10 batches).
     #[arg(long)]
-    pub input: PathBuf,
+    pub data: Option<PathBuf>,
+    /// Out-of-distribution set for --data: a dataset path, or `noise` (uniform on [−1, 1]).
+    #[arg(long, requires = "data")]
+    pub ood: Option<String>,
+    /// Score at most this many images of each set.
+    #[arg(long, default_value_t = 10_000)]
+    pub limit: usize,
     /// Where to write `x`, `energy` and (with --grad) `grad_x`.
     #[arg(long)]
     pub out: PathBuf,
@@ -35,12 +48,15 @@ pub fn run(device: &str, args: &ScoreArgs) -> Result<()> {
 
 fn score<B: Backend>(b: &B, args: &ScoreArgs) -> Result<()> {
     let mut net = crate::load_net(b, &args.model, args.spec.as_deref())?;
-    let input = TensorFile::read(&args.input)?;
-    let x = input.get("x", &args.input)?;
+    let Some(input_path) = &args.input else {
+        return score_datasets(b, &mut net, args);
+    };
+    let input = TensorFile::read(input_path)?;
+    let x = input.get("x", input_path)?;
     let sample_shape = &net.spec().input;
     if x.shape.len() != sample_shape.len() + 1 || &x.shape[1..] != sample_shape.as_slice() {
         return Err(Error::format(
-            &args.input,
+            input_path,
             format!(
                 "x has shape {:?}; the model takes [B, {sample_shape:?}]",
                 x.shape
@@ -50,7 +66,7 @@ fn score<B: Backend>(b: &B, args: &ScoreArgs) -> Result<()> {
         ));
     }
     if x.data.iter().any(|v| !v.is_finite()) {
-        return Err(Error::format(&args.input, "x contains NaN or infinity"));
+        return Err(Error::format(input_path, "x contains NaN or infinity"));
     }
     let mut out = TensorFile::new();
     let batch = x.shape[0];
@@ -70,5 +86,62 @@ fn score<B: Backend>(b: &B, args: &ScoreArgs) -> Result<()> {
         b.name(),
         args.out.display()
     );
+    Ok(())
+}
+
+/// The first `limit` images of `path` at the model's input shape, or as many uniform-noise
+/// images for `noise`.
+fn dataset(path: &str, shape: &[usize], limit: usize) -> Result<Vec<f32>> {
+    let len: usize = shape.iter().product();
+    if path == "noise" {
+        let mut x = vec![0.0; limit * len];
+        for (n, image) in x.chunks_mut(len).enumerate() {
+            rng::fill_uniform(0, n as u32, 0, Stream::Data, -1.0, 1.0, image);
+        }
+        return Ok(x);
+    }
+    let mut set = images::load(path, shape[0], shape[1], shape[2])?;
+    set.data.truncate(limit.min(set.len()) * len);
+    Ok(set.data)
+}
+
+fn summary(name: &str, e: &[f32]) -> String {
+    let n = e.len() as f64;
+    let mean = e.iter().map(|&v| v as f64).sum::<f64>() / n;
+    let std = (e.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n).sqrt();
+    format!("{name}: {} images, energy {mean:+.4} ± {std:.4}", e.len())
+}
+
+fn score_datasets<B: Backend>(b: &B, net: &mut EnergyNet<B>, args: &ScoreArgs) -> Result<()> {
+    let shape = net.spec().input.clone();
+    if shape.len() != 3 {
+        return Err(Error::Shape(format!(
+            "--data needs an image model, this one takes {shape:?}"
+        )));
+    }
+    if args.limit == 0 {
+        return Err(Error::Option("--limit must be at least 1".into()));
+    }
+    let data_path = args.data.as_ref().expect("clap requires --input or --data");
+    let x = dataset(&data_path.to_string_lossy(), &shape, args.limit)?;
+    let energy = net.energies(b, &x)?;
+    eprintln!("{}", summary(&data_path.display().to_string(), &energy));
+    let mut out = TensorFile::new();
+    out.insert("energy", vec![energy.len()], energy.clone());
+    out.metadata.insert("ebm.spec".into(), net.spec().to_json());
+    if let Some(ood) = &args.ood {
+        let x_ood = dataset(ood, &shape, args.limit)?;
+        let energy_ood = net.energies(b, &x_ood)?;
+        let auroc = ebm::eval::auroc(&energy, &energy_ood);
+        eprintln!("{}", summary(ood, &energy_ood));
+        println!(
+            "AUROC (energy as OOD score, {} vs {ood}): {auroc:.4}",
+            data_path.display()
+        );
+        out.insert("energy_ood", vec![energy_ood.len()], energy_ood);
+        out.metadata.insert("ebm.auroc".into(), auroc.to_string());
+    }
+    out.write(&args.out)?;
+    eprintln!("wrote {}", args.out.display());
     Ok(())
 }

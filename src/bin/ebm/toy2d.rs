@@ -6,10 +6,10 @@ use std::path::Path;
 use clap::Args;
 use ebm::backend::Backend;
 use ebm::data::{toy2d, Toy2d, ToyData};
+use ebm::eval::kl::kl_data_model;
 use ebm::plot::{self, Grid2d};
 use ebm::sampler::LangevinConfig;
 use ebm::train::checkpoint::load_trainer;
-use ebm::train::kl::kl_data_model;
 use ebm::train::{AdamConfig, TrainConfig, Trainer};
 use ebm::{with_backend, EnergyNet, Error, Result, Spec};
 
