@@ -16,7 +16,7 @@ use ebm::{with_backend, EnergyNet, Error, Result, Spec};
 use crate::train_loop::{self, LoopArgs, Watch};
 
 /// Options of `ebm train images`; defaults follow IGEBM's sampler (step 10, noise 0.005,
-/// per-element gradient clip 0.01, replay buffer of 10 000 chains re-initialised at 5 %).
+/// per-element gradient clip 0.01, chains re-initialised at 5 %) with a smaller buffer.
 #[derive(Args, Debug, Clone)]
 #[command(allow_negative_numbers = true)]
 pub struct ImagesArgs {
@@ -64,8 +64,10 @@ pub struct ImagesArgs {
     /// Clip the global gradient norm.
     #[arg(long)]
     pub max_grad_norm: Option<f32>,
-    /// Persistent chains in the replay buffer (N).
-    #[arg(long, default_value_t = 10000)]
+    /// Persistent chains in the replay buffer (N). IGEBM keeps 10 000 over long GPU runs; with
+    /// B = 64, 1000 chains are each revisited every ~16 iterations, so a short CPU run
+    /// already shows digits (10 000 chains stayed mostly noise after 450 iterations).
+    #[arg(long, default_value_t = 1000)]
     pub buffer: usize,
     /// Probability that a drawn chain restarts from noise (1 = short-run mode).
     #[arg(long, default_value_t = 0.05)]
