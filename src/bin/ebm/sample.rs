@@ -29,10 +29,12 @@ pub struct SampleArgs {
     /// Langevin steps K from uniform noise.
     #[arg(long, default_value_t = 200)]
     pub steps: usize,
-    /// Step size (default: the training run's, from the checkpoint, else 0.02).
+    /// Step size (default: the training run's, from a checkpoint, else 0.02 for 2D models
+    /// and 10 for images).
     #[arg(long)]
     pub step_size: Option<f32>,
-    /// Noise standard deviation (default: the training run's, else 0.2).
+    /// Noise standard deviation (default: the training run's, else 0.2 for 2D models and
+    /// 0.005 for images).
     #[arg(long)]
     pub noise: Option<f32>,
     /// Clamp range lo (default: the training run's, else −4.5 for 2D and −1 otherwise).
@@ -65,19 +67,20 @@ fn sample<B: Backend>(b: &B, args: &SampleArgs) -> Result<()> {
         .and_then(|json| serde_json::from_str::<TrainConfig>(json).ok())
         .map(|c| c.langevin);
     let two_d = net.input_len() == 2;
-    let (lo, hi) = if two_d {
-        (-toy2d::RANGE, toy2d::RANGE)
+    // Without the training run's settings: the toy demo's for 2D models, IGEBM's for images.
+    let (lo, hi, step, noise, clip) = if two_d {
+        (-toy2d::RANGE, toy2d::RANGE, 0.02, 0.2, None)
     } else {
-        (-1.0, 1.0)
+        (-1.0, 1.0, 10.0, 0.005, Some(0.01))
     };
     let config = LangevinConfig {
         steps: args.steps,
         step_size: args
             .step_size
             .or(trained.map(|c| c.step_size))
-            .unwrap_or(0.02),
-        noise: args.noise.or(trained.map(|c| c.noise)).unwrap_or(0.2),
-        grad_clip: trained.and_then(|c| c.grad_clip),
+            .unwrap_or(step),
+        noise: args.noise.or(trained.map(|c| c.noise)).unwrap_or(noise),
+        grad_clip: trained.map_or(clip, |c| c.grad_clip),
         lo: args.lo.or(trained.map(|c| c.lo)).unwrap_or(lo),
         hi: args.hi.or(trained.map(|c| c.hi)).unwrap_or(hi),
     };
@@ -135,6 +138,12 @@ fn sample<B: Backend>(b: &B, args: &SampleArgs) -> Result<()> {
         let png = args.out.with_extension("png");
         let title = format!("{} Langevin samples, K = {}", args.n, args.steps);
         plot::scatter_figure(&png, &title, &samples, toy2d::RANGE, Some((&grid, &energy)))?;
+        eprintln!("wrote {}", png.display());
+    } else if let [c, h, w] = net.spec().input[..] {
+        let png = args.out.with_extension("png");
+        let shown = args.n.min(64);
+        let title = format!("{shown} of {} Langevin samples, K = {}", args.n, args.steps);
+        plot::image_grid(&png, &title, &samples[..shown * c * h * w], c, h, w, 8, 3)?;
         eprintln!("wrote {}", png.display());
     }
     Ok(())
