@@ -95,9 +95,19 @@ pub fn model_spec(file: &TensorFile, path: &Path, spec: Option<&Spec>) -> Result
 
 /// Load a model file (ours, or a PyTorch state_dict saved with safetensors).
 pub fn load_model<B: Backend>(b: &B, path: &Path, spec: Option<&Spec>) -> Result<EnergyNet<B>> {
-    let file = TensorFile::read(path)?;
-    let spec = model_spec(&file, path, spec)?;
-    net_from_file(b, &file, path, &spec)
+    model_from_file(b, &TensorFile::read(path)?, path, spec)
+}
+
+/// [`load_model`] from a file already read (`path` names it in errors), for callers that
+/// also want its metadata.
+pub fn model_from_file<B: Backend>(
+    b: &B,
+    file: &TensorFile,
+    path: &Path,
+    spec: Option<&Spec>,
+) -> Result<EnergyNet<B>> {
+    let spec = model_spec(file, path, spec)?;
+    net_from_file(b, file, path, &spec)
 }
 
 fn net_from_file<B: Backend>(

@@ -10,9 +10,9 @@ use ebm::plot::{self, Grid2d};
 use ebm::rng::{self, Stream};
 use ebm::sampler::{Langevin, LangevinConfig};
 use ebm::tensorfile::TensorFile;
-use ebm::train::checkpoint::TRAIN_KEY;
+use ebm::train::checkpoint::{model_from_file, TRAIN_KEY};
 use ebm::train::TrainConfig;
-use ebm::{with_backend, Error, Result};
+use ebm::{with_backend, Error, Result, Spec};
 
 #[derive(Args, Debug)]
 #[command(allow_negative_numbers = true)]
@@ -60,8 +60,15 @@ pub fn run(device: &str, args: &SampleArgs) -> Result<()> {
 }
 
 fn sample<B: Backend>(b: &B, args: &SampleArgs) -> Result<()> {
-    let mut net = crate::load_net(b, &args.model, args.spec.as_deref())?;
-    let trained = TensorFile::read(&args.model)?
+    // One read serves both the parameters and the training run's sampler settings.
+    let file = TensorFile::read(&args.model)?;
+    let spec = args
+        .spec
+        .as_deref()
+        .map(Spec::from_name_or_file)
+        .transpose()?;
+    let mut net = model_from_file(b, &file, &args.model, spec.as_ref())?;
+    let trained = file
         .metadata
         .get(TRAIN_KEY)
         .and_then(|json| serde_json::from_str::<TrainConfig>(json).ok())

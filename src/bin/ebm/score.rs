@@ -55,14 +55,14 @@ fn score<B: Backend>(b: &B, args: &ScoreArgs) -> Result<()> {
     let x = input.get("x", input_path)?;
     let sample_shape = &net.spec().input;
     if x.shape.len() != sample_shape.len() + 1 || &x.shape[1..] != sample_shape.as_slice() {
+        let dims: Vec<String> = sample_shape.iter().map(usize::to_string).collect();
         return Err(Error::format(
             input_path,
             format!(
-                "x has shape {:?}; the model takes [B, {sample_shape:?}]",
-                x.shape
-            )
-            .replace("[B, [", "[B, ")
-            .replace("]]", "]"),
+                "x has shape {:?}; the model takes [B, {}]",
+                x.shape,
+                dims.join(", ")
+            ),
         ));
     }
     if x.data.iter().any(|v| !v.is_finite()) {
