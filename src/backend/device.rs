@@ -38,6 +38,9 @@ impl FromStr for DeviceChoice {
 
 /// A backend picked at run time; use [`with_backend!`](crate::with_backend) to run generic
 /// code on it.
+// There is one per process, so the size difference costs nothing; boxing the GPU variant
+// would make `with_backend!` hand generic code a `Box` instead of the backend itself.
+#[allow(clippy::large_enum_variant)]
 pub enum AnyBackend {
     Cpu(CpuBackend),
     Gpu(GpuBackend),

@@ -115,6 +115,35 @@ pub struct LangevinUpdate {
     pub chain_offset: u32,
 }
 
+/// A whole K-step Langevin chain on an MLP energy
+/// `E(x) = W_L·act_{L−1}(…act_1(W_1·x + b_1)…) + b_L` (last width 1), run as one fused op:
+/// on the GPU one dispatch with every chain's activations in workgroup memory, on the CPU one
+/// cache-resident block of chains per thread. Step k is exactly [`LangevinUpdate`] with
+/// `global_step = update.global_step + k` applied to ∇ₓE, so the fused and the layer-by-layer
+/// chains differ only by float rounding.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MlpChain {
+    /// Layer widths: input, hidden…, 1.
+    pub widths: Vec<usize>,
+    /// The activation after each hidden layer (`widths.len() − 2` of them).
+    pub activations: Vec<Activation>,
+    /// Step settings; `rows` chains of `dim = widths[0]`.
+    pub update: LangevinUpdate,
+    /// K.
+    pub steps: usize,
+}
+
+impl MlpChain {
+    /// Checks the shape invariants that every backend relies on.
+    pub fn is_well_formed(&self) -> bool {
+        self.widths.len() >= 2
+            && self.widths.iter().all(|&w| w > 0)
+            && self.widths.last() == Some(&1)
+            && self.activations.len() == self.widths.len() - 2
+            && self.update.dim == self.widths[0]
+    }
+}
+
 /// One Adam step (PyTorch semantics); bias corrections are computed on the host from `t`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdamUpdate {
@@ -288,6 +317,13 @@ pub trait Backend {
     );
     /// The fused Langevin update, in place on `x` [rows, dim].
     fn langevin_update(&self, u: &LangevinUpdate, x: &mut Self::Tensor, grad: &Self::Tensor);
+    /// Whether [`mlp_langevin_chain`](Self::mlp_langevin_chain) runs nets of these widths
+    /// and activations (the GPU kernel keeps a whole chain in workgroup memory, which bounds
+    /// widths and depth); otherwise the sampler goes layer by layer.
+    fn mlp_chain_supported(&self, widths: &[usize], activations: &[Activation]) -> bool;
+    /// Run all K steps of [`MlpChain`] in place on `x` [rows, widths[0]]; `params` are
+    /// `[W_1, b_1, …, W_L, b_L]` in PyTorch layout.
+    fn mlp_langevin_chain(&self, chain: &MlpChain, params: &[&Self::Tensor], x: &mut Self::Tensor);
     /// `out[slot] = Σ x²` (for global gradient-norm clipping).
     fn sum_squares(&self, x: &Self::Tensor, out: &mut Self::Tensor, slot: usize);
     /// One Adam step on `param` in place; `norms` holds the `sum_squares` slots when clipping.

@@ -182,6 +182,37 @@ impl<B: Backend> EnergyNet<B> {
         &mut self.params
     }
 
+    /// The widths and activations of this net when it is a plain MLP —
+    /// `Linear (Activation Linear)*` ending in one output, flattens ignored — the shape the
+    /// fused [`Backend::mlp_langevin_chain`] runs; `None` for anything else (ConvNets, two
+    /// activations in a row, a trailing activation).
+    pub fn mlp_layout(&self) -> Option<(Vec<usize>, Vec<Activation>)> {
+        let mut widths = Vec::new();
+        let mut activations = Vec::new();
+        let mut expect_linear = true;
+        for layer in &self.layers {
+            match (layer, expect_linear) {
+                (Layer::Linear(l), true) => {
+                    if widths.is_empty() {
+                        widths.push(l.inputs);
+                    }
+                    widths.push(l.outputs);
+                }
+                (Layer::Activation(a), false) => activations.push(*a),
+                // Values are flat on the device already.
+                (Layer::Flatten, _) => continue,
+                _ => return None,
+            }
+            expect_linear = !expect_linear;
+        }
+        (!expect_linear && widths.last() == Some(&1)).then_some((widths, activations))
+    }
+
+    /// Parameter values in spec order, for the fused ops.
+    pub fn param_values(&self) -> Vec<&B::Tensor> {
+        self.params.iter().map(|p| &p.value).collect()
+    }
+
     /// Read every parameter back, by name.
     pub fn read_params(&self, b: &B) -> Result<Vec<(String, Tensor)>> {
         self.params

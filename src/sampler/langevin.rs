@@ -1,11 +1,13 @@
 //! Unadjusted Langevin dynamics: `x ← clamp(x − step·∇ₓE(x) + noise·ξ, lo, hi)`.
 //!
 //! All K steps are recorded on the backend back to back — on the GPU into one command
-//! encoder, submitted once — with no readback between steps.
+//! encoder, submitted once — with no readback between steps. An MLP energy runs the whole
+//! chain as one fused op ([`Backend::mlp_langevin_chain`]) where the backend can; other nets
+//! (and inpainting) go layer by layer.
 
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{Backend, LangevinUpdate};
+use crate::backend::{Backend, LangevinUpdate, MlpChain};
 use crate::nn::EnergyNet;
 use crate::{Error, Result};
 
@@ -68,6 +70,39 @@ impl Langevin {
         rows: usize,
         first_step: u64,
     ) -> Result<()> {
+        let dim = net.input_len();
+        if b.len(x) < rows * dim {
+            return Err(Error::Shape(format!(
+                "Langevin chains hold {} values, {rows} chains of {dim} need {}",
+                b.len(x),
+                rows * dim
+            )));
+        }
+        if let Some((widths, activations)) = net.mlp_layout() {
+            if b.mlp_chain_supported(&widths, &activations) {
+                let chain = MlpChain {
+                    update: self.update(rows, widths[0], first_step),
+                    widths,
+                    activations,
+                    steps: self.config.steps,
+                };
+                b.mlp_langevin_chain(&chain, &net.param_values(), x);
+                return Ok(());
+            }
+        }
+        self.run_with(b, net, x, rows, first_step, None)
+    }
+
+    /// [`run`](Self::run) one layer-by-layer step at a time even where a fused chain exists:
+    /// the reference the fused ops are tested against, and `ebm bench --unfused`.
+    pub fn run_unfused<B: Backend>(
+        &self,
+        b: &B,
+        net: &mut EnergyNet<B>,
+        x: &mut B::Tensor,
+        rows: usize,
+        first_step: u64,
+    ) -> Result<()> {
         self.run_with(b, net, x, rows, first_step, None)
     }
 
@@ -95,27 +130,31 @@ impl Langevin {
         first_step: u64,
         fixed: Option<(&B::Tensor, &B::Tensor)>,
     ) -> Result<()> {
-        let c = &self.config;
         let dim = net.input_len();
-        for k in 0..c.steps as u64 {
+        for k in 0..self.config.steps as u64 {
             let grad = net.input_grad(b, x, rows)?;
-            let update = LangevinUpdate {
-                rows,
-                dim,
-                step: c.step_size,
-                noise: c.noise,
-                grad_clip: c.grad_clip,
-                lo: c.lo,
-                hi: c.hi,
-                seed: self.seed,
-                global_step: (first_step + k) as u32,
-                chain_offset: 0,
-            };
-            b.langevin_update(&update, x, grad);
+            b.langevin_update(&self.update(rows, dim, first_step + k), x, grad);
             if let Some((known, mask)) = fixed {
                 b.keep_known(x, known, mask);
             }
         }
         Ok(())
+    }
+
+    /// The update of the step that draws its noise at `global_step`.
+    fn update(&self, rows: usize, dim: usize, global_step: u64) -> LangevinUpdate {
+        let c = &self.config;
+        LangevinUpdate {
+            rows,
+            dim,
+            step: c.step_size,
+            noise: c.noise,
+            grad_clip: c.grad_clip,
+            lo: c.lo,
+            hi: c.hi,
+            seed: self.seed,
+            global_step: global_step as u32,
+            chain_offset: 0,
+        }
     }
 }

@@ -37,7 +37,18 @@ impl<'a> Mat<'a> {
 }
 
 /// `c = a·b` (or `c += a·b` with `accumulate`); `c` is row-major `a.rows × b.cols`.
+/// Large products are split across threads.
 pub fn matmul(a: Mat, b: Mat, c: &mut [f32], accumulate: bool) {
+    let parallel = a.rows * b.cols * a.cols >= 1 << 18;
+    product(a, b, c, accumulate, parallel);
+}
+
+/// [`matmul`] on the calling thread only: for callers that already run one task per thread.
+pub fn matmul_serial(a: Mat, b: Mat, c: &mut [f32], accumulate: bool) {
+    product(a, b, c, accumulate, false);
+}
+
+fn product(a: Mat, b: Mat, c: &mut [f32], accumulate: bool, parallel: bool) {
     assert_eq!(a.cols, b.rows, "inner dimensions differ");
     let (m, n, k) = (a.rows, b.cols, a.cols);
     assert!(c.len() >= m * n, "output too small");
@@ -50,7 +61,7 @@ pub fn matmul(a: Mat, b: Mat, c: &mut [f32], accumulate: bool) {
         }
         return;
     }
-    let parallelism = if m * n * k >= 1 << 18 {
+    let parallelism = if parallel {
         gemm::Parallelism::Rayon(0)
     } else {
         gemm::Parallelism::None

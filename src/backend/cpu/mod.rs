@@ -2,8 +2,10 @@
 //! and with the `gemm` crate for the matrix products. Operations run at once; `flush` is a
 //! no-op. This is also the reference the GPU kernels are tested against.
 
+mod activation;
 mod conv;
 mod matmul;
+mod mlp_chain;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -11,14 +13,11 @@ use rayon::prelude::*;
 
 use super::{
     stat, Activation, AdamUpdate, Backend, Conv2dShape, Counters, LangevinUpdate, LinearShape,
-    PoolShape, ReplayDraw,
+    MlpChain, PoolShape, ReplayDraw,
 };
 use crate::rng::{self, Stream};
 use crate::Result;
 use matmul::{matmul, Mat};
-
-/// Elementwise work below this many elements stays on one thread.
-const PAR_MIN: usize = 1 << 15;
 
 /// The native CPU backend.
 #[derive(Debug, Default)]
@@ -36,50 +35,23 @@ impl CpuBackend {
     }
 }
 
-/// Apply `f(x, y)` to pairs, in parallel for large slices.
-fn zip_map(x: &[f32], y: &mut [f32], f: impl Fn(f32) -> f32 + Sync) {
-    if x.len() >= PAR_MIN {
-        y.par_iter_mut()
-            .zip(x.par_iter())
-            .for_each(|(y, &x)| *y = f(x));
-    } else {
-        y.iter_mut().zip(x).for_each(|(y, &x)| *y = f(x));
-    }
-}
-
-fn act_forward(act: Activation, x: f32) -> f32 {
-    match act {
-        Activation::Relu => x.max(0.0),
-        Activation::LeakyRelu(slope) => {
-            if x > 0.0 {
-                x
-            } else {
-                slope * x
-            }
-        }
-        Activation::Silu => x / (1.0 + (-x).exp()),
-    }
-}
-
-fn act_derivative(act: Activation, x: f32) -> f32 {
-    match act {
-        Activation::Relu => {
-            if x > 0.0 {
-                1.0
-            } else {
-                0.0
-            }
-        }
-        Activation::LeakyRelu(slope) => {
-            if x > 0.0 {
-                1.0
-            } else {
-                slope
-            }
-        }
-        Activation::Silu => {
-            let s = 1.0 / (1.0 + (-x).exp());
-            s * (1.0 + x * (1.0 - s))
+/// The Langevin update of one chain `row` (relative to `u.chain_offset`): one Philox call
+/// per 4-element block, exactly as shaders/langevin.wgsl consumes it.
+fn langevin_row(u: &LangevinUpdate, row: usize, x: &mut [f32], grad: &[f32]) {
+    for (block, (xb, gb)) in x.chunks_mut(4).zip(grad.chunks(4)).enumerate() {
+        let xi = rng::normals(rng::words(
+            u.seed,
+            block as u32,
+            u.chain_offset + row as u32,
+            u.global_step,
+            Stream::Langevin,
+        ));
+        for ((x, &g), z) in xb.iter_mut().zip(gb).zip(xi) {
+            let g = match u.grad_clip {
+                Some(c) => g.clamp(-c, c),
+                None => g,
+            };
+            *x = (*x - u.step * g + u.noise * z).clamp(u.lo, u.hi);
         }
     }
 }
@@ -249,19 +221,12 @@ impl Backend for CpuBackend {
 
     fn activation_forward(&self, act: Activation, x: &Vec<f32>, y: &mut Vec<f32>) {
         self.count();
-        zip_map(x, y, |v| act_forward(act, v));
+        activation::forward(act, x, y);
     }
 
     fn activation_backward(&self, act: Activation, x: &Vec<f32>, dy: &Vec<f32>, dx: &mut Vec<f32>) {
         self.count();
-        let f = |(dx, (&x, &g)): (&mut f32, (&f32, &f32))| *dx = act_derivative(act, x) * g;
-        if x.len() >= PAR_MIN {
-            dx.par_iter_mut()
-                .zip(x.par_iter().zip(dy.par_iter()))
-                .for_each(f);
-        } else {
-            dx.iter_mut().zip(x.iter().zip(dy.iter())).for_each(f);
-        }
+        activation::backward(act, x, dy, dx);
     }
 
     fn cd_loss(
@@ -296,29 +261,21 @@ impl Backend for CpuBackend {
 
     fn langevin_update(&self, u: &LangevinUpdate, x: &mut Vec<f32>, grad: &Vec<f32>) {
         self.count();
-        let dim = u.dim;
-        let update_row = |(row, (xr, gr)): (usize, (&mut [f32], &[f32]))| {
-            for (block, (xb, gb)) in xr.chunks_mut(4).zip(gr.chunks(4)).enumerate() {
-                let xi = rng::normals(rng::words(
-                    u.seed,
-                    block as u32,
-                    u.chain_offset + row as u32,
-                    u.global_step,
-                    Stream::Langevin,
-                ));
-                for ((x, &g), z) in xb.iter_mut().zip(gb).zip(xi) {
-                    let g = match u.grad_clip {
-                        Some(c) => g.clamp(-c, c),
-                        None => g,
-                    };
-                    *x = (*x - u.step * g + u.noise * z).clamp(u.lo, u.hi);
-                }
-            }
-        };
-        let rows = x[..u.rows * dim]
-            .par_chunks_mut(dim)
-            .zip(grad.par_chunks(dim));
-        rows.enumerate().for_each(update_row);
+        let rows = x[..u.rows * u.dim]
+            .par_chunks_mut(u.dim)
+            .zip(grad.par_chunks(u.dim));
+        rows.enumerate()
+            .for_each(|(row, (xr, gr))| langevin_row(u, row, xr, gr));
+    }
+
+    fn mlp_chain_supported(&self, _widths: &[usize], _activations: &[Activation]) -> bool {
+        true
+    }
+
+    fn mlp_langevin_chain(&self, chain: &MlpChain, params: &[&Vec<f32>], x: &mut Vec<f32>) {
+        self.count();
+        let params: Vec<&[f32]> = params.iter().map(|p| p.as_slice()).collect();
+        mlp_chain::run(chain, &params, x);
     }
 
     fn sum_squares(&self, x: &Vec<f32>, out: &mut Vec<f32>, slot: usize) {

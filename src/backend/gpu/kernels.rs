@@ -19,6 +19,7 @@ pub(crate) enum Shader {
     RngWords,
     Conv2d,
     Pool,
+    MlpChain,
 }
 
 const RNG: &str = include_str!("../../../shaders/rng.wgsl");
@@ -37,6 +38,7 @@ impl Shader {
             Shader::RngWords => "rng_words.wgsl",
             Shader::Conv2d => "conv2d.wgsl",
             Shader::Pool => "pool.wgsl",
+            Shader::MlpChain => "mlp_chain.wgsl",
         }
     }
 
@@ -52,12 +54,16 @@ impl Shader {
             Shader::RngWords => include_str!("../../../shaders/rng_words.wgsl"),
             Shader::Conv2d => include_str!("../../../shaders/conv2d.wgsl"),
             Shader::Pool => include_str!("../../../shaders/pool.wgsl"),
+            Shader::MlpChain => include_str!("../../../shaders/mlp_chain.wgsl"),
         }
     }
 
     /// Whether the shader draws random numbers, and so gets `rng.wgsl` prepended.
     fn needs_rng(self) -> bool {
-        matches!(self, Shader::Langevin | Shader::Chains | Shader::RngWords)
+        matches!(
+            self,
+            Shader::Langevin | Shader::Chains | Shader::RngWords | Shader::MlpChain
+        )
     }
 
     /// The complete WGSL module as compiled: `rng.wgsl` first where needed.
@@ -69,7 +75,7 @@ impl Shader {
         }
     }
 
-    const ALL: [Shader; 10] = [
+    const ALL: [Shader; 11] = [
         Shader::Linear,
         Shader::Activation,
         Shader::Reduce,
@@ -80,6 +86,7 @@ impl Shader {
         Shader::RngWords,
         Shader::Conv2d,
         Shader::Pool,
+        Shader::MlpChain,
     ];
 }
 
@@ -202,6 +209,12 @@ kernel!(
     Langevin,
     "langevin_update",
     [(0, ReadWrite), (1, Read)]
+);
+kernel!(
+    MLP_LANGEVIN_CHAIN,
+    MlpChain,
+    "mlp_langevin_chain",
+    [(0, Read), (1, ReadWrite)]
 );
 kernel!(
     ADAM_UPDATE,
@@ -358,6 +371,35 @@ pub(crate) struct LangevinParams {
     pub global_step: u32,
     pub chain_offset: u32,
 }
+
+/// `MlpChainParams` in mlp_chain.wgsl (the two vec4s first, so no padding is needed).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub(crate) struct MlpChainParams {
+    pub widths: [u32; 8],
+    pub rows: u32,
+    pub layers: u32,
+    pub activations: u32,
+    pub slope: f32,
+    pub steps: u32,
+    pub step: f32,
+    pub noise: f32,
+    pub clip: f32,
+    pub has_clip: u32,
+    pub lo: f32,
+    pub hi: f32,
+    pub seed_lo: u32,
+    pub seed_hi: u32,
+    pub global_step: u32,
+    pub chain_offset: u32,
+}
+
+/// Limits of mlp_chain.wgsl (its `MAX_WIDTH`, `MAX_HIDDEN`, workgroup size and memory).
+pub(crate) const MLP_CHAIN_MAX_WIDTH: usize = 128;
+pub(crate) const MLP_CHAIN_MAX_HIDDEN: usize = 4;
+pub(crate) const MLP_CHAIN_WORKGROUP: u32 = 128;
+pub(crate) const MLP_CHAIN_CHAINS: usize = 8;
+pub(crate) const MLP_CHAIN_WORKGROUP_BYTES: u32 = 1792 * 16;
 
 /// `AdamParams` in adam.wgsl.
 #[repr(C)]

@@ -25,7 +25,7 @@ use wgpu::util::DeviceExt;
 
 use super::{
     stat, Activation, AdamUpdate, Backend, Conv2dShape, Counters, LangevinUpdate, LinearShape,
-    PoolShape, ReplayDraw,
+    MlpChain, PoolShape, ReplayDraw,
 };
 use crate::{Error, Result};
 pub use adapter::{describe_adapters, AdapterReport};
@@ -76,6 +76,8 @@ pub struct GpuBackend {
     /// The first error since the last `flush`/`read`: a rejected shape, or one wgpu reported
     /// through the uncaptured-error handler.
     error: Arc<Mutex<Option<Error>>>,
+    /// The MLP chain kernel's parameters packed into one buffer (reused between calls).
+    mlp_params: Mutex<Option<GpuTensor>>,
     submissions: AtomicU64,
     readbacks: AtomicU64,
     dispatches: AtomicU64,
@@ -155,6 +157,7 @@ impl GpuBackend {
             modules: Mutex::default(),
             pipelines: Mutex::default(),
             error,
+            mlp_params: Mutex::new(None),
             submissions: AtomicU64::new(0),
             readbacks: AtomicU64::new(0),
             dispatches: AtomicU64::new(0),
@@ -1065,6 +1068,104 @@ impl Backend for GpuBackend {
             chain_offset: u.chain_offset,
         };
         self.dispatch(&kernels::LANGEVIN_UPDATE, &[x, grad], &params, groups);
+    }
+
+    fn mlp_chain_supported(&self, widths: &[usize], activations: &[Activation]) -> bool {
+        let r = &self.report;
+        let slopes = activations.iter().filter_map(|a| match a {
+            Activation::LeakyRelu(s) => Some(s.to_bits()),
+            _ => None,
+        });
+        let one_slope = slopes.clone().min() == slopes.max();
+        widths.len() >= 2
+            && widths.len() - 2 <= kernels::MLP_CHAIN_MAX_HIDDEN
+            && widths
+                .iter()
+                .all(|&w| w > 0 && w <= kernels::MLP_CHAIN_MAX_WIDTH)
+            && one_slope
+            && r.max_compute_workgroup_storage_size >= kernels::MLP_CHAIN_WORKGROUP_BYTES
+            && r.max_compute_invocations_per_workgroup >= kernels::MLP_CHAIN_WORKGROUP
+            && r.max_immediate_size as usize >= std::mem::size_of::<kernels::MlpChainParams>()
+    }
+
+    fn mlp_langevin_chain(&self, chain: &MlpChain, params: &[&GpuTensor], x: &mut GpuTensor) {
+        let u = &chain.update;
+        let w = &chain.widths;
+        if !self.check(
+            chain.is_well_formed() && self.mlp_chain_supported(w, &chain.activations),
+            || format!("the fused MLP chain kernel cannot run widths {w:?}"),
+        ) {
+            return;
+        }
+        let expected: Vec<usize> = w.windows(2).flat_map(|io| [io[0] * io[1], io[1]]).collect();
+        let lens: Vec<usize> = params.iter().map(|t| t.len).collect();
+        if !self.check(lens == expected && x.len >= u.rows * u.dim, || {
+            format!(
+                "mlp_langevin_chain of widths {w:?}: parameter lengths {lens:?} (expected \
+                 {expected:?}), x {} for {} rows",
+                x.len, u.rows
+            )
+        }) || u.rows == 0
+            || chain.steps == 0
+        {
+            return;
+        }
+        let Some(groups) = self.grid(u.rows.div_ceil(kernels::MLP_CHAIN_CHAINS)) else {
+            return;
+        };
+        let total: usize = expected.iter().sum();
+        let mut packed = lock(&self.mlp_params);
+        if packed.as_ref().is_none_or(|t| t.len < total) {
+            match self.zeros(total) {
+                Ok(t) => *packed = Some(t),
+                Err(e) => return self.defer_error(e),
+            }
+        }
+        let Some(packed) = packed.as_mut() else {
+            return;
+        };
+        let mut offset = 0;
+        for t in params {
+            self.copy(t, 0, packed, offset, t.len);
+            offset += t.len;
+        }
+        let mut widths = [0u32; 8];
+        for (slot, &width) in widths.iter_mut().zip(w) {
+            *slot = width as u32;
+        }
+        let mut codes = 0u32;
+        let mut slope = 0.0f32;
+        for (l, a) in chain.activations.iter().enumerate() {
+            let code = match *a {
+                Activation::Relu => 0,
+                Activation::LeakyRelu(s) => {
+                    slope = s;
+                    1
+                }
+                Activation::Silu => 2,
+            };
+            codes |= code << (4 * l);
+        }
+        let (seed_lo, seed_hi) = seed_words(u.seed);
+        let p = kernels::MlpChainParams {
+            widths,
+            rows: u.rows as u32,
+            layers: (w.len() - 1) as u32,
+            activations: codes,
+            slope,
+            steps: chain.steps as u32,
+            step: u.step,
+            noise: u.noise,
+            clip: u.grad_clip.unwrap_or(0.0),
+            has_clip: u32::from(u.grad_clip.is_some()),
+            lo: u.lo,
+            hi: u.hi,
+            seed_lo,
+            seed_hi,
+            global_step: u.global_step,
+            chain_offset: u.chain_offset,
+        };
+        self.dispatch(&kernels::MLP_LANGEVIN_CHAIN, &[packed, x], &p, groups);
     }
 
     fn sum_squares(&self, x: &GpuTensor, out: &mut GpuTensor, slot: usize) {

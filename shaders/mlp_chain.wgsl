@@ -1,0 +1,237 @@
+// A whole K-step Langevin chain of an MLP energy in one dispatch:
+//   E(x) = W_L·act(…act(W_1·x + b_1)…) + b_L,  last width 1,
+//   x ← clamp(x − step·clip(∇ₓE) + noise·ξ, lo, hi)   K times,
+// with ξ exactly as in langevin.wgsl (counter (e / 4, chain_offset + chain, global_step + k, 0)).
+//
+// Layer by layer, every step costs ~2·layers dispatches and a round trip of every activation
+// through device memory. Here a workgroup owns CHAINS chains for all K steps: their inputs,
+// pre-activations and gradients live in workgroup memory, and only the weights (a few hundred
+// KB at most, shared by all workgroups, so cache-resident) are read from device memory.
+// Thread t owns output unit t of a layer (and t + WG, … for wider layers) for all CHAINS
+// chains at once: each weight read feeds CHAINS multiply-adds.
+//
+// Workgroup memory layout: one array of vec4s, each holding one unit of 4 chains; unit i of
+// a region is at region + i·2 (chains 0–3) and region + i·2 + 1 (chains 4–7).
+// rng.wgsl is prepended to this file.
+
+struct MlpChainParams {
+    // Layer widths: input, hidden…, 1 (widths[0..layers + 1]).
+    widths_lo: vec4<u32>,
+    widths_hi: vec4<u32>,
+    rows: u32,
+    // Linear layers L; hidden layers L − 1.
+    layers: u32,
+    // Activation of hidden layer l in bits 4l..4l+3: 0 ReLU, 1 LeakyReLU, 2 SiLU.
+    activations: u32,
+    slope: f32,
+    steps: u32,
+    step: f32,
+    noise: f32,
+    clip: f32,
+    has_clip: u32,
+    lo: f32,
+    hi: f32,
+    seed_lo: u32,
+    seed_hi: u32,
+    global_step: u32,
+    chain_offset: u32,
+}
+
+var<immediate> p: MlpChainParams;
+
+// The packed parameters [W_1, b_1, …, W_L, b_L] (PyTorch layout) and the chains [rows, dim].
+@group(0) @binding(0) var<storage, read> params: array<f32>;
+@group(0) @binding(1) var<storage, read_write> x: array<f32>;
+
+const WG: u32 = 128u;
+// Chains per workgroup (two vec4s per unit) and the limits the host checks before dispatch.
+const CHAINS: u32 = 8u;
+const MAX_WIDTH: u32 = 128u;
+const MAX_HIDDEN: u32 = 4u;
+
+const REGION: u32 = 256u; // MAX_WIDTH · 2 vec4s
+const XS: u32 = 0u;
+const BUF0: u32 = 256u;
+const BUF1: u32 = 512u;
+const PRE: u32 = 768u; // + l · REGION for hidden layer l
+var<workgroup> mem: array<vec4<f32>, 1792>; // 28 KiB: XS, BUF0, BUF1, 4 × PRE
+
+fn width(i: u32) -> u32 {
+    if i < 4u {
+        return p.widths_lo[i];
+    }
+    return p.widths_hi[i - 4u];
+}
+
+// Offset of W_l in `params`; b_l follows it.
+fn weight_offset(l: u32) -> u32 {
+    var off = 0u;
+    for (var j = 0u; j < l; j++) {
+        off += width(j) * width(j + 1u) + width(j + 1u);
+    }
+    return off;
+}
+
+fn activation_code(l: u32) -> u32 {
+    return (p.activations >> (4u * l)) & 0xFu;
+}
+
+fn sigmoid(z: vec4<f32>) -> vec4<f32> {
+    return 1.0 / (1.0 + exp(-z));
+}
+
+fn act(code: u32, z: vec4<f32>) -> vec4<f32> {
+    switch code {
+        case 0u: { return max(z, vec4<f32>(0.0)); }
+        case 1u: { return select(p.slope * z, z, z > vec4<f32>(0.0)); }
+        default: { return z * sigmoid(z); }
+    }
+}
+
+fn act_derivative(code: u32, z: vec4<f32>) -> vec4<f32> {
+    switch code {
+        case 0u: { return select(vec4<f32>(0.0), vec4<f32>(1.0), z > vec4<f32>(0.0)); }
+        case 1u: { return select(vec4<f32>(p.slope), vec4<f32>(1.0), z > vec4<f32>(0.0)); }
+        default: {
+            let s = sigmoid(z);
+            return s * (1.0 + z * (1.0 - s));
+        }
+    }
+}
+
+@compute @workgroup_size(128)
+fn mlp_langevin_chain(
+    @builtin(local_invocation_index) t: u32,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    // The grid is 2D when there are more than 65535 workgroups.
+    let first = (wid.x + wid.y * nwg.x) * CHAINS;
+    let dim = width(0u);
+    let hidden = p.layers - 1u;
+
+    // Load this workgroup's chains; missing chains (past `rows`) are zeros, never stored.
+    for (var e = t; e < dim * CHAINS; e += WG) {
+        let i = e / CHAINS;
+        let c = e % CHAINS;
+        var v = 0.0;
+        if first + c < p.rows {
+            v = x[(first + c) * dim + i];
+        }
+        mem[XS + i * 2u + c / 4u][c % 4u] = v;
+    }
+    workgroupBarrier();
+
+    for (var k = 0u; k < p.steps; k++) {
+        // Forward through the hidden layers: PRE[l] = W·a + b, a ← act(PRE[l]).
+        for (var l = 0u; l < hidden; l++) {
+            let n_in = width(l);
+            let n_out = width(l + 1u);
+            let w_off = weight_offset(l);
+            var src = XS;
+            if l > 0u {
+                src = select(BUF0, BUF1, (l - 1u) % 2u == 1u);
+            }
+            let dst = select(BUF0, BUF1, l % 2u == 1u);
+            let code = activation_code(l);
+            for (var o = t; o < n_out; o += WG) {
+                let bias = params[w_off + n_out * n_in + o];
+                var acc0 = vec4<f32>(bias);
+                var acc1 = vec4<f32>(bias);
+                let row = w_off + o * n_in;
+                for (var i = 0u; i < n_in; i++) {
+                    let w = params[row + i];
+                    acc0 += w * mem[src + i * 2u];
+                    acc1 += w * mem[src + i * 2u + 1u];
+                }
+                let pre = PRE + l * REGION + o * 2u;
+                mem[pre] = acc0;
+                mem[pre + 1u] = acc1;
+                mem[dst + o * 2u] = act(code, acc0);
+                mem[dst + o * 2u + 1u] = act(code, acc1);
+            }
+            workgroupBarrier();
+        }
+
+        // dE/d(last hidden output) = the last weight row, times act' of that layer.
+        let n_last = width(hidden);
+        let last = weight_offset(hidden);
+        for (var i = t; i < n_last; i += WG) {
+            var g0 = vec4<f32>(params[last + i]);
+            var g1 = g0;
+            if hidden > 0u {
+                let code = activation_code(hidden - 1u);
+                let pre = PRE + (hidden - 1u) * REGION + i * 2u;
+                g0 *= act_derivative(code, mem[pre]);
+                g1 *= act_derivative(code, mem[pre + 1u]);
+            }
+            mem[BUF0 + i * 2u] = g0;
+            mem[BUF0 + i * 2u + 1u] = g1;
+        }
+        workgroupBarrier();
+
+        // Back through the hidden layers: g_in = (g·W) ⊙ act'(PRE[l − 1]).
+        var g_src = BUF0;
+        for (var l = hidden; l > 0u; l--) {
+            let layer = l - 1u;
+            let n_in = width(layer);
+            let n_out = width(layer + 1u);
+            let w_off = weight_offset(layer);
+            let g_dst = select(BUF0, BUF1, g_src == BUF0);
+            for (var i = t; i < n_in; i += WG) {
+                var acc0 = vec4<f32>(0.0);
+                var acc1 = vec4<f32>(0.0);
+                for (var o = 0u; o < n_out; o++) {
+                    let w = params[w_off + o * n_in + i];
+                    acc0 += w * mem[g_src + o * 2u];
+                    acc1 += w * mem[g_src + o * 2u + 1u];
+                }
+                if layer > 0u {
+                    let code = activation_code(layer - 1u);
+                    let pre = PRE + (layer - 1u) * REGION + i * 2u;
+                    acc0 *= act_derivative(code, mem[pre]);
+                    acc1 *= act_derivative(code, mem[pre + 1u]);
+                }
+                mem[g_dst + i * 2u] = acc0;
+                mem[g_dst + i * 2u + 1u] = acc1;
+            }
+            workgroupBarrier();
+            g_src = g_dst;
+        }
+
+        // The Langevin update: one Philox call per (4-element block, chain), as langevin.wgsl.
+        let blocks = (dim + 3u) / 4u;
+        for (var e = t; e < blocks * CHAINS; e += WG) {
+            let block = e / CHAINS;
+            let c = e % CHAINS;
+            if first + c < p.rows {
+                let w = philox4x32_10(
+                    vec4<u32>(block, p.chain_offset + first + c, p.global_step + k, 0u),
+                    vec2<u32>(p.seed_lo, p.seed_hi),
+                );
+                let xi = normals_from_words(w);
+                for (var j = 0u; j < 4u; j++) {
+                    let i = block * 4u + j;
+                    if i < dim {
+                        var g = mem[g_src + i * 2u + c / 4u][c % 4u];
+                        if p.has_clip != 0u {
+                            g = clamp(g, -p.clip, p.clip);
+                        }
+                        let xv = mem[XS + i * 2u + c / 4u][c % 4u];
+                        mem[XS + i * 2u + c / 4u][c % 4u] =
+                            clamp(xv - p.step * g + p.noise * xi[j], p.lo, p.hi);
+                    }
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+
+    for (var e = t; e < dim * CHAINS; e += WG) {
+        let i = e / CHAINS;
+        let c = e % CHAINS;
+        if first + c < p.rows {
+            x[(first + c) * dim + i] = mem[XS + i * 2u + c / 4u][c % 4u];
+        }
+    }
+}

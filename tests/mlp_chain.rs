@@ -1,0 +1,295 @@
+//! The fused MLP chain (`Backend::mlp_langevin_chain`, what `Langevin::run` uses for MLP
+//! energies): GPU against CPU, and both against the layer-by-layer chain
+//! (`Langevin::run_unfused`) that the rest of the suite checks against PyTorch and finite
+//! differences. `finite_differences.rs` checks the fused chain against f64 directly.
+//!
+//! Shapes are fresh each run from `test_seed()` (`EBM_TEST_SEED` replays): widths from 1 to
+//! the kernel's limit of 128, 0 to 4 hidden layers, every activation, chain counts that are
+//! not multiples of the GPU's 8 chains per workgroup.
+
+#[path = "common/gpu.rs"]
+mod gpu_common;
+
+use ebm::backend::{Activation, Backend, CpuBackend, LangevinUpdate, MlpChain};
+use ebm::nn::{EnergyNet, LayerSpec, Spec};
+use ebm::sampler::{Langevin, LangevinConfig};
+use gpu_common::{rel_err, test_seed};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
+/// K steps of a few f32 dot products of ≤ 128 terms each, compared as one vector.
+const TOL: f64 = 1e-4;
+
+/// A random MLP spec: `widths` with a random activation after each hidden layer.
+fn random_mlp(rng: &mut StdRng, widths: &[usize], slope: f32) -> Spec {
+    let mut layers = Vec::new();
+    for (i, io) in widths.windows(2).enumerate() {
+        if i > 0 {
+            layers.push(match rng.random_range(0..3) {
+                0 => LayerSpec::Relu,
+                1 => LayerSpec::LeakyRelu { slope },
+                _ => LayerSpec::Silu,
+            });
+        }
+        layers.push(LayerSpec::Linear {
+            inputs: io[0],
+            outputs: io[1],
+        });
+    }
+    Spec {
+        input: vec![widths[0]],
+        layers,
+    }
+}
+
+fn random_widths(rng: &mut StdRng) -> Vec<usize> {
+    let hidden = rng.random_range(0..=4);
+    let mut widths = vec![rng.random_range(1..=9)];
+    for _ in 0..hidden {
+        widths.push(if rng.random_bool(0.3) {
+            128
+        } else {
+            rng.random_range(1..=128)
+        });
+    }
+    widths.push(1);
+    widths
+}
+
+fn sampler(rng: &mut StdRng, steps: usize, step_size: f32, noise: f32) -> Langevin {
+    Langevin {
+        config: LangevinConfig {
+            steps,
+            step_size,
+            noise,
+            grad_clip: rng.random_bool(0.5).then_some(0.3),
+            lo: -1.5,
+            hi: 1.5,
+        },
+        seed: rng.random(),
+    }
+}
+
+/// `sampler` on `spec` from `x0`, fused (`run`) or layer by layer, with parameters `params`.
+fn sample<B: Backend>(
+    b: &B,
+    spec: &Spec,
+    params: &[(String, Vec<f32>)],
+    sampler: &Langevin,
+    x0: &[f32],
+    first_step: u64,
+    fused: bool,
+) -> Vec<f32> {
+    let mut net = EnergyNet::from_params(b, spec, |name, _| {
+        Ok(params
+            .iter()
+            .find(|(n, _)| n == name)
+            .expect("param")
+            .1
+            .clone())
+    })
+    .expect("net");
+    let rows = x0.len() / spec.input_len();
+    let mut x = b.upload(x0).expect("upload");
+    if fused {
+        sampler
+            .run(b, &mut net, &mut x, rows, first_step)
+            .expect("run");
+    } else {
+        sampler
+            .run_unfused(b, &mut net, &mut x, rows, first_step)
+            .expect("run_unfused");
+    }
+    b.read(&x).expect("read")
+}
+
+fn init_params(spec: &Spec, seed: u64) -> Vec<(String, Vec<f32>)> {
+    let cpu = CpuBackend::new();
+    let net = EnergyNet::new(&cpu, spec, seed).expect("net");
+    net.read_params(&cpu)
+        .expect("params")
+        .into_iter()
+        .map(|(n, t)| (n, t.data))
+        .collect()
+}
+
+fn uniform(rng: &mut StdRng, n: usize) -> Vec<f32> {
+    (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect()
+}
+
+/// On the CPU the fused chain and the layer-by-layer one draw the same noise and compute the
+/// same gradients (up to summation order).
+#[test]
+fn cpu_fused_chain_matches_layer_by_layer() {
+    let seed = test_seed();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let cpu = CpuBackend::new();
+    for case in 0..6 {
+        let widths = random_widths(&mut rng);
+        let spec = random_mlp(&mut rng, &widths, 0.2);
+        let params = init_params(&spec, rng.random());
+        // 300 rows: several of the CPU's blocks, the last one partial.
+        let rows = [1, 7, 300][case % 3];
+        let x0 = uniform(&mut rng, rows * widths[0]);
+        let s = sampler(&mut rng, 4, 0.05, 0.02);
+        let first = rng.random_range(0..1000);
+        let fused = sample(&cpu, &spec, &params, &s, &x0, first, true);
+        let layered = sample(&cpu, &spec, &params, &s, &x0, first, false);
+        let err = rel_err(&fused, &layered);
+        assert!(
+            err <= TOL,
+            "widths {widths:?}, {rows} rows: fused vs layer-by-layer {err:.2e} (seed {seed})"
+        );
+    }
+}
+
+/// With step 0 a chain is pure noise: the fused op must draw exactly the Philox normals of
+/// the per-step update (same chain index, same global step), bit for bit on the CPU.
+#[test]
+fn fused_chain_noise_is_the_per_step_noise() {
+    let seed = test_seed();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let widths = vec![6, 20, 1];
+    let spec = random_mlp(&mut rng, &widths, 0.2);
+    let params = init_params(&spec, 1);
+    let x0 = uniform(&mut rng, 37 * 6);
+    let s = Langevin {
+        config: LangevinConfig {
+            steps: 3,
+            step_size: 0.0,
+            noise: 0.7,
+            grad_clip: None,
+            lo: -1.5,
+            hi: 1.5,
+        },
+        seed,
+    };
+    let cpu = CpuBackend::new();
+    let fused = sample(&cpu, &spec, &params, &s, &x0, 41, true);
+    let layered = sample(&cpu, &spec, &params, &s, &x0, 41, false);
+    assert_eq!(fused, layered, "seed {seed}");
+    assert!(
+        fused.contains(&1.5) && fused.contains(&-1.5),
+        "the noise should reach the clamp"
+    );
+
+    let Some(gpu) = gpu_common::gpu() else { return };
+    let on_gpu = sample(&*gpu, &spec, &params, &s, &x0, 41, true);
+    let err = rel_err(&on_gpu, &fused);
+    assert!(
+        err <= 1e-6,
+        "GPU fused noise vs CPU: {err:.2e} (seed {seed})"
+    );
+}
+
+#[test]
+fn gpu_fused_chain_matches_cpu() {
+    let gpu = gpu_or_skip!();
+    let cpu = CpuBackend::new();
+    let seed = test_seed();
+    let mut rng = StdRng::seed_from_u64(seed);
+    for case in 0..6 {
+        let widths = random_widths(&mut rng);
+        let spec = random_mlp(&mut rng, &widths, 0.1);
+        let acts: Vec<Activation> = spec
+            .layers
+            .iter()
+            .filter_map(|l| match *l {
+                LayerSpec::Relu => Some(Activation::Relu),
+                LayerSpec::LeakyRelu { slope } => Some(Activation::LeakyRelu(slope)),
+                LayerSpec::Silu => Some(Activation::Silu),
+                _ => None,
+            })
+            .collect();
+        assert!(gpu.mlp_chain_supported(&widths, &acts), "{widths:?}");
+        let params = init_params(&spec, rng.random());
+        let rows = [1, 8, 13, 70][case % 4];
+        let x0 = uniform(&mut rng, rows * widths[0]);
+        let s = sampler(&mut rng, 3, 0.05, 0.02);
+        let first = rng.random_range(0..1000);
+        let on_cpu = sample(&cpu, &spec, &params, &s, &x0, first, true);
+        let on_gpu = sample(&*gpu, &spec, &params, &s, &x0, first, true);
+        let layered_gpu = sample(&*gpu, &spec, &params, &s, &x0, first, false);
+        for (what, got) in [("fused", &on_gpu), ("layer-by-layer", &layered_gpu)] {
+            let err = rel_err(got, &on_cpu);
+            assert!(
+                err <= TOL,
+                "widths {widths:?}, {rows} rows: GPU {what} vs CPU fused {err:.2e} (seed {seed})"
+            );
+        }
+    }
+}
+
+/// A net past the kernel's limits (a 129-wide layer) is sampled layer by layer on the GPU,
+/// with the same result; the fused op itself refuses it with a shape error, not a panic.
+#[test]
+fn gpu_falls_back_past_the_kernel_limits() {
+    let gpu = gpu_or_skip!();
+    let seed = test_seed();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let widths = vec![3, 129, 1];
+    assert!(!gpu.mlp_chain_supported(&widths, &[Activation::Silu]));
+    let spec = Spec::mlp(3, 129, 1);
+    let params = init_params(&spec, 5);
+    let x0 = uniform(&mut rng, 9 * 3);
+    let s = sampler(&mut rng, 2, 0.05, 0.02);
+    let on_gpu = sample(&*gpu, &spec, &params, &s, &x0, 0, true);
+    let on_cpu = sample(&CpuBackend::new(), &spec, &params, &s, &x0, 0, true);
+    assert!(rel_err(&on_gpu, &on_cpu) <= TOL, "seed {seed}");
+
+    let chain = MlpChain {
+        widths,
+        activations: vec![Activation::Silu],
+        update: LangevinUpdate {
+            rows: 9,
+            dim: 3,
+            step: 0.1,
+            noise: 0.0,
+            grad_clip: None,
+            lo: -1.0,
+            hi: 1.0,
+            seed: 0,
+            global_step: 0,
+            chain_offset: 0,
+        },
+        steps: 1,
+    };
+    let w1 = gpu.zeros(129 * 3).unwrap();
+    let b1 = gpu.zeros(129).unwrap();
+    let w2 = gpu.zeros(129).unwrap();
+    let b2 = gpu.zeros(1).unwrap();
+    let mut x = gpu.zeros(27).unwrap();
+    gpu.mlp_langevin_chain(&chain, &[&w1, &b1, &w2, &b2], &mut x);
+    let err = gpu
+        .flush()
+        .expect_err("a 129-wide layer is past the kernel's limit");
+    assert!(err.to_string().contains("129"), "{err}");
+}
+
+/// On the GPU the whole chain of an MLP is one dispatch, whatever K.
+#[test]
+fn gpu_fused_chain_is_one_dispatch() {
+    let gpu = gpu_or_skip!();
+    let spec = Spec::builtin("toy2d").expect("toy2d");
+    let mut net = EnergyNet::new(&*gpu, &spec, 0).unwrap();
+    let mut x = gpu.zeros(64 * 2).unwrap();
+    let s = Langevin {
+        config: LangevinConfig {
+            steps: 20,
+            step_size: 0.01,
+            noise: 0.005,
+            grad_clip: None,
+            lo: -1.0,
+            hi: 1.0,
+        },
+        seed: 0,
+    };
+    gpu.flush().unwrap();
+    let before = gpu.counters();
+    s.run(&*gpu, &mut net, &mut x, 64, 0).unwrap();
+    gpu.flush().unwrap();
+    let after = gpu.counters();
+    // Copies of the parameters into the packed buffer are not dispatches; the kernel is one.
+    assert_eq!(after.dispatches - before.dispatches, 1);
+    assert_eq!(after.submissions - before.submissions, 1);
+}
