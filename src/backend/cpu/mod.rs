@@ -4,6 +4,7 @@
 
 mod conv;
 mod matmul;
+mod op_timer;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -11,7 +12,7 @@ use rayon::prelude::*;
 
 use super::{
     stat, Activation, AdamUpdate, Backend, Conv2dShape, Counters, LangevinUpdate, LinearShape,
-    PoolShape, ReplayDraw,
+    PoolShape, Profile, ProfileSupport, ReplayDraw,
 };
 use crate::rng::{self, Stream};
 use crate::Result;
@@ -24,6 +25,7 @@ const PAR_MIN: usize = 1 << 15;
 #[derive(Debug, Default)]
 pub struct CpuBackend {
     dispatches: AtomicU64,
+    timer: op_timer::OpTimer,
 }
 
 impl CpuBackend {
@@ -33,6 +35,12 @@ impl CpuBackend {
 
     fn count(&self) {
         self.dispatches.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Count op `name` and, while profiling, time it until the returned span drops.
+    fn op(&self, name: &'static str) -> op_timer::Span<'_> {
+        self.count();
+        self.timer.start(name)
     }
 }
 
@@ -58,6 +66,18 @@ fn act_forward(act: Activation, x: f32) -> f32 {
             }
         }
         Activation::Silu => x / (1.0 + (-x).exp()),
+    }
+}
+
+/// The GPU kernel's name for an activation op, so both backends' profiles share rows.
+fn act_kernel(act: Activation, forward: bool) -> &'static str {
+    match (act, forward) {
+        (Activation::Relu, true) => "relu_forward",
+        (Activation::Relu, false) => "relu_backward",
+        (Activation::LeakyRelu(_), true) => "leaky_relu_forward",
+        (Activation::LeakyRelu(_), false) => "leaky_relu_backward",
+        (Activation::Silu, true) => "silu_forward",
+        (Activation::Silu, false) => "silu_backward",
     }
 }
 
@@ -132,7 +152,7 @@ impl Backend for CpuBackend {
     }
 
     fn keep_known(&self, x: &mut Vec<f32>, known: &Vec<f32>, mask: &Vec<f32>) {
-        self.count();
+        let _op = self.op("keep_known");
         for ((x, &k), &m) in x.iter_mut().zip(known).zip(mask) {
             if m != 0.0 {
                 *x = k;
@@ -151,6 +171,17 @@ impl Backend for CpuBackend {
         }
     }
 
+    fn set_profiling(&self, on: bool) -> ProfileSupport {
+        self.timer.set(on);
+        ProfileSupport::Supported {
+            source: op_timer::SOURCE,
+        }
+    }
+
+    fn take_profile(&self) -> Result<Profile> {
+        Ok(self.timer.take())
+    }
+
     fn linear_forward(
         &self,
         s: LinearShape,
@@ -159,7 +190,7 @@ impl Backend for CpuBackend {
         b: &Vec<f32>,
         y: &mut Vec<f32>,
     ) {
-        self.count();
+        let _op = self.op("linear_forward");
         let (n, i, o) = (s.batch, s.inputs, s.outputs);
         for row in y[..n * o].chunks_mut(o) {
             row.copy_from_slice(&b[..o]);
@@ -174,7 +205,7 @@ impl Backend for CpuBackend {
     }
 
     fn linear_backward_data(&self, s: LinearShape, dy: &Vec<f32>, w: &Vec<f32>, dx: &mut Vec<f32>) {
-        self.count();
+        let _op = self.op("linear_backward_data");
         let (n, i, o) = (s.batch, s.inputs, s.outputs);
         // dx[n,i] = dy[n,o] · w[o,i]
         matmul(
@@ -193,7 +224,7 @@ impl Backend for CpuBackend {
         dw: &mut Vec<f32>,
         db: &mut Vec<f32>,
     ) {
-        self.count();
+        let _op = self.op("linear_backward_params");
         let (n, i, o) = (s.batch, s.inputs, s.outputs);
         // dw[o,i] = dyᵀ[o,n] · x[n,i]
         matmul(
@@ -216,12 +247,12 @@ impl Backend for CpuBackend {
         b: &Vec<f32>,
         y: &mut Vec<f32>,
     ) {
-        self.count();
+        let _op = self.op("conv2d_forward");
         conv::forward(s, x, w, b, y);
     }
 
     fn conv2d_backward_data(&self, s: Conv2dShape, dy: &Vec<f32>, w: &Vec<f32>, dx: &mut Vec<f32>) {
-        self.count();
+        let _op = self.op("conv2d_backward_data");
         conv::backward_data(s, dy, w, dx);
     }
 
@@ -233,27 +264,27 @@ impl Backend for CpuBackend {
         dw: &mut Vec<f32>,
         db: &mut Vec<f32>,
     ) {
-        self.count();
+        let _op = self.op("conv2d_backward_params");
         conv::backward_params(s, dy, x, dw, db);
     }
 
     fn avg_pool_forward(&self, s: PoolShape, x: &Vec<f32>, y: &mut Vec<f32>) {
-        self.count();
+        let _op = self.op("avg_pool_forward");
         conv::pool_forward(s, x, y);
     }
 
     fn avg_pool_backward(&self, s: PoolShape, dy: &Vec<f32>, dx: &mut Vec<f32>) {
-        self.count();
+        let _op = self.op("avg_pool_backward");
         conv::pool_backward(s, dy, dx);
     }
 
     fn activation_forward(&self, act: Activation, x: &Vec<f32>, y: &mut Vec<f32>) {
-        self.count();
+        let _op = self.op(act_kernel(act, true));
         zip_map(x, y, |v| act_forward(act, v));
     }
 
     fn activation_backward(&self, act: Activation, x: &Vec<f32>, dy: &Vec<f32>, dx: &mut Vec<f32>) {
-        self.count();
+        let _op = self.op(act_kernel(act, false));
         let f = |(dx, (&x, &g)): (&mut f32, (&f32, &f32))| *dx = act_derivative(act, x) * g;
         if x.len() >= PAR_MIN {
             dx.par_iter_mut()
@@ -272,7 +303,7 @@ impl Backend for CpuBackend {
         d_energy: &mut Vec<f32>,
         stats: &mut Vec<f32>,
     ) {
-        self.count();
+        let _op = self.op("cd_loss");
         let n_neg = energies.len() - n_pos;
         let (pos, neg) = energies.split_at(n_pos);
         let mean = |v: &[f32], f: fn(f64) -> f64| {
@@ -295,7 +326,7 @@ impl Backend for CpuBackend {
     }
 
     fn langevin_update(&self, u: &LangevinUpdate, x: &mut Vec<f32>, grad: &Vec<f32>) {
-        self.count();
+        let _op = self.op("langevin_update");
         let dim = u.dim;
         let update_row = |(row, (xr, gr)): (usize, (&mut [f32], &[f32]))| {
             for (block, (xb, gb)) in xr.chunks_mut(4).zip(gr.chunks(4)).enumerate() {
@@ -322,7 +353,7 @@ impl Backend for CpuBackend {
     }
 
     fn sum_squares(&self, x: &Vec<f32>, out: &mut Vec<f32>, slot: usize) {
-        self.count();
+        let _op = self.op("sum_squares");
         out[slot] = x.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>() as f32;
     }
 
@@ -335,7 +366,7 @@ impl Backend for CpuBackend {
         v: &mut Vec<f32>,
         norms: &Vec<f32>,
     ) {
-        self.count();
+        let _op = self.op("adam_update");
         let scale = match u.max_grad_norm {
             Some(c) => {
                 let norm = norms[..u.norm_slots].iter().sum::<f32>().sqrt();
@@ -365,7 +396,7 @@ impl Backend for CpuBackend {
         x: &mut Vec<f32>,
         indices: &mut Vec<f32>,
     ) {
-        self.count();
+        let _op = self.op("replay_draw");
         let dim = d.dim;
         for (j, row) in x[..d.batch * dim].chunks_mut(dim).enumerate() {
             let j32 = j as u32;
@@ -395,7 +426,7 @@ impl Backend for CpuBackend {
         indices: &Vec<f32>,
         buffer: &mut Vec<f32>,
     ) {
-        self.count();
+        let _op = self.op("replay_scatter");
         let dim = d.dim;
         // In draw order, so that a later draw of the same chain overwrites an earlier one.
         for (j, row) in x[..d.batch * dim].chunks(dim).enumerate() {
