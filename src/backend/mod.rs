@@ -12,10 +12,12 @@
 pub mod cpu;
 pub mod device;
 pub mod gpu;
+pub mod profile;
 
 pub use cpu::CpuBackend;
 pub use device::{choose_backend, AnyBackend, DeviceChoice};
 pub use gpu::GpuBackend;
+pub use profile::{KernelTime, Profile, ProfileSupport};
 
 use crate::Result;
 
@@ -238,6 +240,15 @@ pub trait Backend {
     fn flush(&self) -> Result<()>;
     /// What the backend has done so far.
     fn counters(&self) -> Counters;
+    /// Start or stop timing every kernel (off costs nothing); says whether this device can.
+    fn set_profiling(&self, on: bool) -> ProfileSupport {
+        let _ = on;
+        ProfileSupport::Unsupported(format!("{} cannot time its kernels", self.name()))
+    }
+    /// The kernel times recorded since the last call, clearing them; runs recorded work first.
+    fn take_profile(&self) -> Result<Profile> {
+        Ok(Profile::default())
+    }
 
     /// `y = x·wᵀ + b`: x `[batch, in]`, w `[out, in]`, b `[out]`, y `[batch, out]`.
     fn linear_forward(

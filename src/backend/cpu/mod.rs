@@ -6,6 +6,7 @@ mod activation;
 mod conv;
 mod matmul;
 mod mlp_chain;
+mod op_timer;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -13,7 +14,7 @@ use rayon::prelude::*;
 
 use super::{
     stat, Activation, AdamUpdate, Backend, Conv2dShape, Counters, LangevinUpdate, LinearShape,
-    MlpChain, PoolShape, ReplayDraw,
+    MlpChain, PoolShape, Profile, ProfileSupport, ReplayDraw,
 };
 use crate::rng::{self, Stream};
 use crate::Result;
@@ -23,6 +24,7 @@ use matmul::{matmul, Mat};
 #[derive(Debug, Default)]
 pub struct CpuBackend {
     dispatches: AtomicU64,
+    timer: op_timer::OpTimer,
 }
 
 impl CpuBackend {
@@ -32,6 +34,12 @@ impl CpuBackend {
 
     fn count(&self) {
         self.dispatches.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Count op `name` and, while profiling, time it until the returned span drops.
+    fn op(&self, name: &'static str) -> op_timer::Span<'_> {
+        self.count();
+        self.timer.start(name)
     }
 }
 
@@ -53,6 +61,18 @@ fn langevin_row(u: &LangevinUpdate, row: usize, x: &mut [f32], grad: &[f32]) {
             };
             *x = (*x - u.step * g + u.noise * z).clamp(u.lo, u.hi);
         }
+    }
+}
+
+/// The GPU kernel's name for an activation op, so both backends' profiles share rows.
+fn act_kernel(act: Activation, forward: bool) -> &'static str {
+    match (act, forward) {
+        (Activation::Relu, true) => "relu_forward",
+        (Activation::Relu, false) => "relu_backward",
+        (Activation::LeakyRelu(_), true) => "leaky_relu_forward",
+        (Activation::LeakyRelu(_), false) => "leaky_relu_backward",
+        (Activation::Silu, true) => "silu_forward",
+        (Activation::Silu, false) => "silu_backward",
     }
 }
 
@@ -104,7 +124,7 @@ impl Backend for CpuBackend {
     }
 
     fn keep_known(&self, x: &mut Vec<f32>, known: &Vec<f32>, mask: &Vec<f32>) {
-        self.count();
+        let _op = self.op("keep_known");
         for ((x, &k), &m) in x.iter_mut().zip(known).zip(mask) {
             if m != 0.0 {
                 *x = k;
@@ -123,6 +143,17 @@ impl Backend for CpuBackend {
         }
     }
 
+    fn set_profiling(&self, on: bool) -> ProfileSupport {
+        self.timer.set(on);
+        ProfileSupport::Supported {
+            source: op_timer::SOURCE,
+        }
+    }
+
+    fn take_profile(&self) -> Result<Profile> {
+        Ok(self.timer.take())
+    }
+
     fn linear_forward(
         &self,
         s: LinearShape,
@@ -131,7 +162,7 @@ impl Backend for CpuBackend {
         b: &Vec<f32>,
         y: &mut Vec<f32>,
     ) {
-        self.count();
+        let _op = self.op("linear_forward");
         let (n, i, o) = (s.batch, s.inputs, s.outputs);
         for row in y[..n * o].chunks_mut(o) {
             row.copy_from_slice(&b[..o]);
@@ -146,7 +177,7 @@ impl Backend for CpuBackend {
     }
 
     fn linear_backward_data(&self, s: LinearShape, dy: &Vec<f32>, w: &Vec<f32>, dx: &mut Vec<f32>) {
-        self.count();
+        let _op = self.op("linear_backward_data");
         let (n, i, o) = (s.batch, s.inputs, s.outputs);
         // dx[n,i] = dy[n,o] · w[o,i]
         matmul(
@@ -165,7 +196,7 @@ impl Backend for CpuBackend {
         dw: &mut Vec<f32>,
         db: &mut Vec<f32>,
     ) {
-        self.count();
+        let _op = self.op("linear_backward_params");
         let (n, i, o) = (s.batch, s.inputs, s.outputs);
         // dw[o,i] = dyᵀ[o,n] · x[n,i]
         matmul(
@@ -188,12 +219,12 @@ impl Backend for CpuBackend {
         b: &Vec<f32>,
         y: &mut Vec<f32>,
     ) {
-        self.count();
+        let _op = self.op("conv2d_forward");
         conv::forward(s, x, w, b, y);
     }
 
     fn conv2d_backward_data(&self, s: Conv2dShape, dy: &Vec<f32>, w: &Vec<f32>, dx: &mut Vec<f32>) {
-        self.count();
+        let _op = self.op("conv2d_backward_data");
         conv::backward_data(s, dy, w, dx);
     }
 
@@ -205,27 +236,27 @@ impl Backend for CpuBackend {
         dw: &mut Vec<f32>,
         db: &mut Vec<f32>,
     ) {
-        self.count();
+        let _op = self.op("conv2d_backward_params");
         conv::backward_params(s, dy, x, dw, db);
     }
 
     fn avg_pool_forward(&self, s: PoolShape, x: &Vec<f32>, y: &mut Vec<f32>) {
-        self.count();
+        let _op = self.op("avg_pool_forward");
         conv::pool_forward(s, x, y);
     }
 
     fn avg_pool_backward(&self, s: PoolShape, dy: &Vec<f32>, dx: &mut Vec<f32>) {
-        self.count();
+        let _op = self.op("avg_pool_backward");
         conv::pool_backward(s, dy, dx);
     }
 
     fn activation_forward(&self, act: Activation, x: &Vec<f32>, y: &mut Vec<f32>) {
-        self.count();
+        let _op = self.op(act_kernel(act, true));
         activation::forward(act, x, y);
     }
 
     fn activation_backward(&self, act: Activation, x: &Vec<f32>, dy: &Vec<f32>, dx: &mut Vec<f32>) {
-        self.count();
+        let _op = self.op(act_kernel(act, false));
         activation::backward(act, x, dy, dx);
     }
 
@@ -237,7 +268,7 @@ impl Backend for CpuBackend {
         d_energy: &mut Vec<f32>,
         stats: &mut Vec<f32>,
     ) {
-        self.count();
+        let _op = self.op("cd_loss");
         let n_neg = energies.len() - n_pos;
         let (pos, neg) = energies.split_at(n_pos);
         let mean = |v: &[f32], f: fn(f64) -> f64| {
@@ -260,7 +291,7 @@ impl Backend for CpuBackend {
     }
 
     fn langevin_update(&self, u: &LangevinUpdate, x: &mut Vec<f32>, grad: &Vec<f32>) {
-        self.count();
+        let _op = self.op("langevin_update");
         let rows = x[..u.rows * u.dim]
             .par_chunks_mut(u.dim)
             .zip(grad.par_chunks(u.dim));
@@ -273,13 +304,13 @@ impl Backend for CpuBackend {
     }
 
     fn mlp_langevin_chain(&self, chain: &MlpChain, params: &[&Vec<f32>], x: &mut Vec<f32>) {
-        self.count();
+        let _op = self.op("mlp_langevin_chain");
         let params: Vec<&[f32]> = params.iter().map(|p| p.as_slice()).collect();
         mlp_chain::run(chain, &params, x);
     }
 
     fn sum_squares(&self, x: &Vec<f32>, out: &mut Vec<f32>, slot: usize) {
-        self.count();
+        let _op = self.op("sum_squares");
         out[slot] = x.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>() as f32;
     }
 
@@ -292,7 +323,7 @@ impl Backend for CpuBackend {
         v: &mut Vec<f32>,
         norms: &Vec<f32>,
     ) {
-        self.count();
+        let _op = self.op("adam_update");
         let scale = match u.max_grad_norm {
             Some(c) => {
                 let norm = norms[..u.norm_slots].iter().sum::<f32>().sqrt();
@@ -322,7 +353,7 @@ impl Backend for CpuBackend {
         x: &mut Vec<f32>,
         indices: &mut Vec<f32>,
     ) {
-        self.count();
+        let _op = self.op("replay_draw");
         let dim = d.dim;
         for (j, row) in x[..d.batch * dim].chunks_mut(dim).enumerate() {
             let j32 = j as u32;
@@ -352,7 +383,7 @@ impl Backend for CpuBackend {
         indices: &Vec<f32>,
         buffer: &mut Vec<f32>,
     ) {
-        self.count();
+        let _op = self.op("replay_scatter");
         let dim = d.dim;
         // In draw order, so that a later draw of the same chain overwrites an earlier one.
         for (j, row) in x[..d.batch * dim].chunks(dim).enumerate() {

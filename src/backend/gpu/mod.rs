@@ -15,17 +15,18 @@
 
 mod adapter;
 mod kernels;
+mod profiler;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use bytemuck::Pod;
 use wgpu::util::DeviceExt;
 
 use super::{
     stat, Activation, AdamUpdate, Backend, Conv2dShape, Counters, LangevinUpdate, LinearShape,
-    MlpChain, PoolShape, ReplayDraw,
+    MlpChain, PoolShape, Profile, ProfileSupport, ReplayDraw,
 };
 use crate::{Error, Result};
 pub use adapter::{describe_adapters, AdapterReport};
@@ -81,6 +82,9 @@ pub struct GpuBackend {
     submissions: AtomicU64,
     readbacks: AtomicU64,
     dispatches: AtomicU64,
+    /// Made on the first `set_profiling(true)` of a device with timestamp queries; boxed
+    /// like `report`.
+    profiler: OnceLock<Box<profiler::Profiler>>,
 }
 
 // Model code may share a backend between threads (e.g. a data loader next to the trainer).
@@ -136,7 +140,9 @@ impl GpuBackend {
         };
         let desc = wgpu::DeviceDescriptor {
             label: Some("ebm"),
-            required_features: wgpu::Features::IMMEDIATES,
+            // Timestamp queries only where the adapter has them: they serve `--profile`.
+            required_features: wgpu::Features::IMMEDIATES
+                | (adapter.features() & wgpu::Features::TIMESTAMP_QUERY),
             // The defaults are far below real hardware (128 MiB storage bindings); ask for
             // everything the adapter has.
             required_limits: adapter.limits(),
@@ -161,6 +167,7 @@ impl GpuBackend {
             submissions: AtomicU64::new(0),
             readbacks: AtomicU64::new(0),
             dispatches: AtomicU64::new(0),
+            profiler: OnceLock::new(),
         })
     }
 
@@ -373,9 +380,12 @@ impl GpuBackend {
             entries: &entries,
         });
         self.record(|encoder| {
+            let profiler = self.profiler.get();
+            let timestamp_writes =
+                profiler.and_then(|p| p.pass_writes(&self.device, encoder, k.entry));
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some(k.entry),
-                timestamp_writes: None,
+                timestamp_writes,
             });
             pass.set_pipeline(&p.pipeline);
             pass.set_bind_group(0, &bind_group, &[]);
@@ -709,6 +719,44 @@ impl Backend for GpuBackend {
             readbacks: self.readbacks.load(Ordering::Relaxed),
             dispatches: self.dispatches.load(Ordering::Relaxed),
         }
+    }
+
+    fn set_profiling(&self, on: bool) -> ProfileSupport {
+        if !self
+            .device
+            .features()
+            .contains(wgpu::Features::TIMESTAMP_QUERY)
+        {
+            return ProfileSupport::Unsupported(format!(
+                "{} has no timestamp queries, so kernel times are not available",
+                self.name()
+            ));
+        }
+        let profiler = self
+            .profiler
+            .get_or_init(|| Box::new(profiler::Profiler::new(&self.device, &self.queue)));
+        profiler.set(on);
+        ProfileSupport::Supported {
+            source: profiler::SOURCE,
+        }
+    }
+
+    fn take_profile(&self) -> Result<Profile> {
+        let Some(p) = self.profiler.get() else {
+            return Ok(Profile::default());
+        };
+        self.take_error()?;
+        if p.has_unresolved() {
+            self.record(|e| p.resolve_pending(&self.device, e));
+        }
+        if !p.has_batches() {
+            return p.collect(&self.device, None);
+        }
+        self.readbacks.fetch_add(1, Ordering::Relaxed);
+        let index = self.submit_pending();
+        let profile = p.collect(&self.device, index);
+        self.take_error()?;
+        profile
     }
 
     fn linear_forward(

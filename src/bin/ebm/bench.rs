@@ -11,6 +11,8 @@ use ebm::sampler::{Langevin, LangevinConfig};
 use ebm::train::{AdamConfig, TrainConfig, Trainer};
 use ebm::{with_backend, EnergyNet, Error, Result, Spec};
 
+use crate::profile::{self, Profiled};
+
 #[derive(Args, Debug)]
 pub struct BenchArgs {
     /// toy2d, anatomy32, mnist32, or a spec JSON file.
@@ -37,6 +39,14 @@ pub struct BenchArgs {
     /// One JSON object per measurement.
     #[arg(long)]
     pub json: bool,
+    /// Then one more repeat of each measurement with the time per kernel (GPU timestamp
+    /// queries where the adapter has them, the wall clock per op on the CPU).
+    #[arg(long)]
+    pub profile: bool,
+    /// Sample layer by layer (one dispatch per layer and step) even where the fused MLP chain
+    /// exists, to compare the two; training always uses the fused chain where it can.
+    #[arg(long)]
+    pub unfused: bool,
 }
 
 pub fn run(device: &str, args: &BenchArgs) -> Result<()> {
@@ -120,14 +130,33 @@ fn bench<B: Backend>(b: &B, spec: &Spec, args: &BenchArgs) -> Result<()> {
     };
     let mut round = 0u64;
     let mut measures = Vec::new();
+    // Profiled right after each measurement's timed repeats (the sampler's net moves into
+    // the trainer next), printed after all of them.
+    let mut profiles: Vec<(&str, Profiled)> = Vec::new();
+    let mut unsupported = None;
+    let mut profile_repeat = |measure, f: &mut dyn FnMut() -> Result<()>| -> Result<()> {
+        if args.profile && unsupported.is_none() {
+            match profile::repeat(b, f)? {
+                Ok(p) => profiles.push((measure, p)),
+                Err(why) => unsupported = Some(why),
+            }
+        }
+        Ok(())
+    };
     if args.only.as_deref() != Some("train") {
-        let t = time(args.warmup, args.iters, || {
+        let mut sample = || {
             b.write(&mut x, 0, &init)?;
-            sampler.run(b, &mut net, &mut x, batch, round * steps as u64)?;
+            if args.unfused {
+                sampler.run_unfused(b, &mut net, &mut x, batch, round * steps as u64)?;
+            } else {
+                sampler.run(b, &mut net, &mut x, batch, round * steps as u64)?;
+            }
             round += 1;
             b.read(&x).map(|_| ())
-        })?;
+        };
+        let t = time(args.warmup, args.iters, &mut sample)?;
         measures.push(("sampling", t, 2.0 * fwd_flops * (batch * steps) as f64));
+        profile_repeat("sampling", &mut sample)?;
     }
     if args.only.as_deref() != Some("sampling") {
         let config = TrainConfig {
@@ -152,12 +181,14 @@ fn bench<B: Backend>(b: &B, spec: &Spec, args: &BenchArgs) -> Result<()> {
         } else {
             init.clone()
         };
-        let t = time(args.warmup, args.iters, || {
+        let mut train = || {
             trainer.step(b, &x_data)?;
             trainer.stats(b).map(|_| ())
-        })?;
+        };
+        let t = time(args.warmup, args.iters, &mut train)?;
         let flops = 2.0 * fwd_flops * (batch * steps) as f64 + 3.0 * fwd_flops * (2 * batch) as f64;
         measures.push(("train", t, flops));
+        profile_repeat("train", &mut train)?;
     }
     for (name, (median, min, max), flops) in measures {
         let rate = if name == "sampling" {
@@ -192,6 +223,17 @@ fn bench<B: Backend>(b: &B, spec: &Spec, args: &BenchArgs) -> Result<()> {
                 b.name()
             );
         }
+    }
+    let target = profile::Target {
+        workload: &args.workload,
+        device: if b.is_gpu() { "gpu" } else { "cpu" },
+        json: args.json,
+    };
+    if let Some(why) = unsupported {
+        profile::print_unsupported(&target, &why);
+    }
+    for (measure, p) in &profiles {
+        profile::print(&target, measure, p);
     }
     Ok(())
 }
