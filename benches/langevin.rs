@@ -1,13 +1,18 @@
 //! The fused Langevin update (clip, step, Philox noise, clamp) on anatomy32's chains
 //! (100 × 3·32·32) and toy2d's (1024 × 2). Memory-bound: throughput in bytes moved, 12 per
 //! element (read x and the gradient, write x; the noise is generated, not read).
+//!
+//! And the whole fused MLP chain (`mlp_langevin_chain`: K = 20 steps of the toy2d MLP on
+//! 1024 chains, forward + backward to the input per step), in FLOP/s: 2 × the forward FLOPs
+//! per chain-step, as `ebm bench` counts them.
 
 mod common;
 
 use common::{bench, tensor, Timed};
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
-use ebm::backend::LangevinUpdate;
+use ebm::backend::{LangevinUpdate, MlpChain};
+use ebm::{EnergyNet, Spec};
 
 fn on_device<D: Timed>(group: &mut BenchmarkGroup<'_, WallTime>, dev: &D) {
     for (name, rows, dim) in [("anatomy32", 100, 3 * 32 * 32), ("toy2d", 1024, 2)] {
@@ -43,12 +48,55 @@ fn on_device<D: Timed>(group: &mut BenchmarkGroup<'_, WallTime>, dev: &D) {
     }
 }
 
+fn mlp_chain_on_device<D: Timed>(group: &mut BenchmarkGroup<'_, WallTime>, dev: &D) {
+    let spec = Spec::builtin("toy2d").expect("toy2d");
+    let net = EnergyNet::new(dev, &spec, 0).expect("net");
+    let (widths, activations) = net.mlp_layout().expect("toy2d is an MLP");
+    if !dev.mlp_chain_supported(&widths, &activations) {
+        return;
+    }
+    let (rows, steps) = (1024, 20);
+    let mut x = tensor(dev, rows * widths[0], 3);
+    let mut chain = MlpChain {
+        widths,
+        activations,
+        update: LangevinUpdate {
+            rows,
+            dim: 2,
+            step: 0.01,
+            noise: 0.005,
+            grad_clip: None,
+            lo: -1.0,
+            hi: 1.0,
+            seed: 0,
+            global_step: 0,
+            chain_offset: 0,
+        },
+        steps,
+    };
+    let flops = 2 * spec.forward_flops().expect("flops") * (rows * steps) as u64;
+    let params = net.param_values();
+    bench(
+        group,
+        dev,
+        "mlp_chain",
+        &format!("toy2d_{rows}x2_K{steps}"),
+        Throughput::Elements(flops),
+        || {
+            dev.mlp_langevin_chain(&chain, &params, &mut x);
+            chain.update.global_step = chain.update.global_step.wrapping_add(steps as u32);
+        },
+    );
+}
+
 fn langevin(c: &mut Criterion) {
     let (cpu, gpu) = common::devices();
     let mut group = c.benchmark_group("langevin");
     on_device(&mut group, &cpu);
+    mlp_chain_on_device(&mut group, &cpu);
     if let Some(gpu) = &gpu {
         on_device(&mut group, gpu);
+        mlp_chain_on_device(&mut group, gpu);
     }
     group.finish();
 }
