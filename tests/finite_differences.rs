@@ -8,6 +8,8 @@
 //! what Langevin sampling uses) and to every parameter tensor (what training uses) — is
 //! compared with central differences of a plain f64 re-implementation written here from the
 //! formulas, not from the backend code.
+//! The fused MLP chain (K Langevin steps of a whole net in one op) is checked against the
+//! same K steps in f64, ∇ₓE by central differences.
 //! The updates that are not gradients (Langevin with per-element clipping and clamping,
 //! `sum_squares`, Adam with global-norm clipping) are compared with their formulas evaluated
 //! in f64 on the same inputs and the same Philox noise.
@@ -56,7 +58,7 @@ mod gpu_common;
 
 use ebm::backend::{
     stat, Activation, AdamUpdate, Backend, Conv2dShape, CpuBackend, LangevinUpdate, LinearShape,
-    PoolShape,
+    MlpChain, PoolShape,
 };
 use ebm::nn::{EnergyNet, LayerSpec, Spec};
 use ebm::rng::{self, Stream};
@@ -1060,6 +1062,92 @@ fn check_langevin<B: Backend>(b: &B, seed: u64) {
 }
 
 on_both_backends!(check_langevin, langevin_update_cpu, langevin_update_gpu);
+
+/// The fused MLP chain (`mlp_langevin_chain`, what `Langevin::run` uses for MLP energies)
+/// against K = 3 steps of its formula in f64: ∇ₓE by central differences of the f64 net,
+/// then clip, step, the same Philox noise and clamp. Runs on the MLPs of [`nets`] (the
+/// flatten is a no-op to the chain) with 9 chains, one more than a GPU workgroup holds.
+fn check_mlp_chain<B: Backend>(b: &B, seed: u64) {
+    let ctx = context(b, seed);
+    let mut rng = StdRng::seed_from_u64(seed);
+    let (rows, steps) = (9, 3);
+    for (case, (name, spec)) in nets(&mut rng).into_iter().enumerate() {
+        let net = EnergyNet::new(b, &spec, rng.random()).expect("net");
+        let (widths, activations) = net.mlp_layout().expect("every net of nets() is an MLP");
+        assert!(b.mlp_chain_supported(&widths, &activations), "{name}");
+        let (names, params) = read_params64(b, &net);
+        let net64 = Net64::new(&spec, &names);
+        let dim = widths[0];
+        let update = LangevinUpdate {
+            rows,
+            dim,
+            step: rng.random_range(0.01f32..0.1),
+            noise: rng.random_range(0.0f32..0.1),
+            grad_clip: (case % 2 == 0).then(|| rng.random_range(0.05f32..0.5)),
+            lo: -1.6,
+            hi: 1.6,
+            seed: rng.random(),
+            global_step: rng.random(),
+            chain_offset: rng.random_range(0..1 << 20),
+        };
+        let (step, noise) = (f64::from(update.step), f64::from(update.noise));
+        let (lo, hi) = (f64::from(update.lo), f64::from(update.hi));
+        // The f64 chain, redrawn until no ReLU input comes near its kink on the way.
+        let mut found = None;
+        for _ in 0..100 {
+            let x0 = uniform(&mut rng, rows * dim, -1.5, 1.5);
+            let mut x = widen(&x0);
+            let mut margin = f64::INFINITY;
+            let mut xi = vec![0.0f32; dim];
+            for k in 0..steps {
+                margin = margin.min(net64.energies(&params, &x).1);
+                let total = |x: &[f64]| net64.energies(&params, x).0.iter().sum::<f64>();
+                let all: Vec<usize> = (0..rows * dim).collect();
+                let g = central_diff(total, &x, &all);
+                let global_step = update.global_step.wrapping_add(k);
+                for row in 0..rows {
+                    let chain = update.chain_offset + row as u32;
+                    rng::fill_normal(update.seed, chain, global_step, Stream::Langevin, &mut xi);
+                    for e in 0..dim {
+                        let i = row * dim + e;
+                        let gi = match update.grad_clip.map(f64::from) {
+                            Some(c) => g[i].clamp(-c, c),
+                            None => g[i],
+                        };
+                        let moved = x[i] - step * gi + noise * f64::from(xi[e]);
+                        x[i] = moved.clamp(lo, hi);
+                    }
+                }
+            }
+            if margin >= KINK_MARGIN {
+                found = Some((x0, x));
+                break;
+            }
+        }
+        let (x0, want) = found.unwrap_or_else(|| panic!("{name}: no chain clear of kinks"));
+        let chain = MlpChain {
+            widths,
+            activations,
+            update,
+            steps: steps as usize,
+        };
+        let mut x = up(b, &x0);
+        b.mlp_langevin_chain(&chain, &net.param_values(), &mut x);
+        // Compared as the step taken, x_K − x₀: x₀ itself would hide a wrong gradient.
+        let moved =
+            |x: &[f64]| -> Vec<f64> { x.iter().zip(&x0).map(|(a, &b)| a - f64::from(b)).collect() };
+        let got = moved(&widen(&rd(b, &x)));
+        assert_rel(
+            &got,
+            &moved(&want),
+            TOL_LINEAR,
+            &format!("{name} fused chain"),
+            &ctx,
+        );
+    }
+}
+
+on_both_backends!(check_mlp_chain, mlp_chain_cpu, mlp_chain_gpu);
 
 /// `sum_squares` against Σ g² in f64, then Adam (PyTorch semantics; global-norm clipping off,
 /// active and inactive) against its formula in f64: the new m and v, and the parameter step
