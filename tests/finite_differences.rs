@@ -1108,14 +1108,14 @@ fn check_mlp_chain<B: Backend>(b: &B, seed: u64) {
                 for row in 0..rows {
                     let chain = update.chain_offset + row as u32;
                     rng::fill_normal(update.seed, chain, global_step, Stream::Langevin, &mut xi);
-                    for e in 0..dim {
-                        let i = row * dim + e;
-                        let gi = match update.grad_clip.map(f64::from) {
-                            Some(c) => g[i].clamp(-c, c),
-                            None => g[i],
+                    let xr = &mut x[row * dim..][..dim];
+                    let gr = &g[row * dim..][..dim];
+                    for ((x, &g), &xi) in xr.iter_mut().zip(gr).zip(&xi) {
+                        let g = match update.grad_clip.map(f64::from) {
+                            Some(c) => g.clamp(-c, c),
+                            None => g,
                         };
-                        let moved = x[i] - step * gi + noise * f64::from(xi[e]);
-                        x[i] = moved.clamp(lo, hi);
+                        *x = (*x - step * g + noise * f64::from(xi)).clamp(lo, hi);
                     }
                 }
             }
