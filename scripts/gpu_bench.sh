@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # One call on a GPU machine: GPU tests on real hardware, then `ebm bench` and ebm_ref.py
-# side by side (JSON lines), then the full-size toy2d training run on CPU and GPU with the
-# same seed.
+# side by side (JSON lines), the layer-by-layer toy2d chain and per-kernel profiles, the
+# scaling tables (scripts/scaling.sh), the timed image demo, then the full-size toy2d
+# training run on CPU and GPU with the same seed.
 #
 #   scripts/gpu_bench.sh                 # builds with cargo, reads ../shared/bench/ebm_ref.py
 #   EBM_BIN=.devbin EBM_REF=.devbin/ebm_ref.py scripts/gpu_bench.sh   # prebuilt binaries
 #
 # EBM_BIN holds `ebm` and the test executables (tests/*); results go to $OUT (default
-# bench-out/): bench.jsonl, tests.log, toy2d-{cpu,gpu}/.
+# bench-out/): bench.jsonl, tests.log, profile.txt, scaling-gpu.jsonl, images-gpu/,
+# toy2d-{cpu,gpu}/.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-bench-out}
@@ -51,6 +53,17 @@ for w in toy2d anatomy32 mnist32; do
   "$BIN/ebm" --device cpu bench --workload "$w" --steps "$cpu_steps" --json | tee -a "$OUT/bench.jsonl"
   python3 "$REF" bench --workload "$w" --device cpu --steps "$cpu_steps" --json | tee -a "$OUT/bench.jsonl"
 done
+
+echo "== toy2d layer by layer (--unfused) and per-kernel profiles, GPU"
+"$BIN/ebm" --device gpu bench --workload toy2d --only sampling --unfused --json | tee -a "$OUT/bench.jsonl"
+for w in toy2d anatomy32; do
+  "$BIN/ebm" --device gpu bench --workload "$w" --iters 3 --profile | tee -a "$OUT/profile.txt"
+done
+"$BIN/ebm" --device gpu bench --workload toy2d --only sampling --unfused --iters 3 --profile |
+  tee -a "$OUT/profile.txt"
+
+echo "== scaling: chain-steps/s against B and K, GPU vs PyTorch CUDA"
+EBM_BIN="$BIN" EBM_REF="$REF" OUT="$OUT" scripts/scaling.sh gpu | tail -40
 
 echo "== mnist32 image demo on the GPU (full width n_f = 64), timed"
 "$BIN/ebm" --device gpu train images --spec mnist32 --iters "${IMAGE_ITERS:-1000}" --plot-every 250 \

@@ -21,12 +21,13 @@ pub struct BenchArgs {
     /// Width n_f of the built-in ConvNets (as ebm_ref.py's --nf).
     #[arg(long, default_value_t = 64)]
     pub nf: usize,
-    /// Chains B (default: toy2d 1024, ConvNets 100).
-    #[arg(long)]
-    pub batch: Option<usize>,
-    /// Langevin steps K (default: toy2d 20, ConvNets 100).
-    #[arg(long)]
-    pub steps: Option<usize>,
+    /// Chains B (default: toy2d 1024, ConvNets 100); a list (1,16,256) measures each, for
+    /// scaling tables.
+    #[arg(long, value_delimiter = ',')]
+    pub batch: Vec<usize>,
+    /// Langevin steps K (default: toy2d 20, ConvNets 100); a list measures each.
+    #[arg(long, value_delimiter = ',')]
+    pub steps: Vec<usize>,
     /// Timed repeats (median/min/max).
     #[arg(long, default_value_t = 5)]
     pub iters: usize,
@@ -70,8 +71,30 @@ pub fn run(device: &str, args: &BenchArgs) -> Result<()> {
         "mnist32" => Spec::convnet(1, args.nf),
         other => Spec::from_name_or_file(other)?,
     };
+    let one_d = spec.input.len() == 1;
+    let or_default = |list: &[usize], default: usize| {
+        if list.is_empty() {
+            vec![default]
+        } else {
+            list.to_vec()
+        }
+    };
+    let batches = or_default(&args.batch, if one_d { 1024 } else { 100 });
+    let steps = or_default(&args.steps, if one_d { 20 } else { 100 });
+    if batches.contains(&0) || steps.contains(&0) {
+        return Err(Error::Option(
+            "--batch and --steps must be at least 1".into(),
+        ));
+    }
     let backend = crate::open_device(device)?;
-    with_backend!(backend, |b| bench(&b, &spec, args))
+    with_backend!(backend, |b| {
+        for &batch in &batches {
+            for &k in &steps {
+                bench(&b, &spec, args, batch, k)?;
+            }
+        }
+        Ok(())
+    })
 }
 
 fn median_min_max(mut t: Vec<f64>) -> (f64, f64, f64) {
@@ -98,15 +121,14 @@ fn time(warmup: usize, iters: usize, mut f: impl FnMut() -> Result<()>) -> Resul
     Ok(median_min_max(times))
 }
 
-fn bench<B: Backend>(b: &B, spec: &Spec, args: &BenchArgs) -> Result<()> {
+fn bench<B: Backend>(
+    b: &B,
+    spec: &Spec,
+    args: &BenchArgs,
+    batch: usize,
+    steps: usize,
+) -> Result<()> {
     let one_d = spec.input.len() == 1;
-    let batch = args.batch.unwrap_or(if one_d { 1024 } else { 100 });
-    let steps = args.steps.unwrap_or(if one_d { 20 } else { 100 });
-    if batch == 0 || steps == 0 {
-        return Err(Error::Option(
-            "--batch and --steps must be at least 1".into(),
-        ));
-    }
     let dim = spec.input_len();
     let fwd_flops = spec.forward_flops()? as f64;
     // ebm_ref.py's defaults: step 0.01, noise 0.005, clamp [−1, 1], α 0.1, Adam lr 1e-4.
@@ -213,7 +235,7 @@ fn bench<B: Backend>(b: &B, spec: &Spec, args: &BenchArgs) -> Result<()> {
                 format!("{rate:.4} it/s")
             };
             println!(
-                "{} {name:8} {} B={batch} K={steps}: {rate}, {:.2} GFLOP/s, median {:.1} ms [{:.1}, {:.1}] ({})",
+                "{} {name:8} {} B={batch} K={steps}: {rate}, {:.2} GFLOP/s, median {:.3} ms [{:.3}, {:.3}] ({})",
                 args.workload,
                 if b.is_gpu() { "gpu" } else { "cpu" },
                 flops / median / 1e9,
