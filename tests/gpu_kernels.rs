@@ -952,3 +952,46 @@ fn keep_known_matches_cpu() {
         assert!(kept && moved, "seed {seed}: mask semantics");
     }
 }
+
+/// The health flag on both backends: NaN, +∞ and −∞ anywhere (the last element of a partial
+/// workgroup included) set the slot to the mark, finite data leaves it, and a set flag keeps
+/// its first mark.
+#[test]
+fn flag_non_finite_matches_cpu() {
+    let gpu = gpu_or_skip!();
+    let cpu = CpuBackend::new();
+    let seed = test_seed();
+    let mut rng = StdRng::seed_from_u64(seed);
+    for bad in [
+        None,
+        Some(f32::NAN),
+        Some(f32::INFINITY),
+        Some(f32::NEG_INFINITY),
+    ] {
+        let n = rng.random_range(1..3000);
+        let mut x = randn(&mut rng, n);
+        // Huge but finite values must not count.
+        x[0] = f32::MAX;
+        if let Some(v) = bad {
+            x[n - 1] = v;
+        }
+        let mut flags_cpu = vec![0.0, 0.0, 7.0];
+        let gx = up(&gpu, &x);
+        let mut flags_gpu = up(&gpu, &flags_cpu);
+        for (slot, mark) in [(1, 3.0), (1, 4.0), (2, 5.0)] {
+            cpu.flag_non_finite(&x, &mut flags_cpu, slot, mark);
+            gpu.flag_non_finite(&gx, &mut flags_gpu, slot, mark);
+        }
+        let want = if bad.is_some() {
+            vec![0.0, 3.0, 7.0]
+        } else {
+            vec![0.0, 0.0, 7.0]
+        };
+        assert_eq!(flags_cpu, want, "CPU, {bad:?}, n {n} (seed {seed})");
+        assert_eq!(
+            read(&gpu, &flags_gpu),
+            want,
+            "GPU, {bad:?}, n {n} (seed {seed})"
+        );
+    }
+}

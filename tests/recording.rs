@@ -1,6 +1,7 @@
 //! DESIGN.md §1 on a real model: the K Langevin steps of a chain batch are one submission
-//! with no readback between steps, and a training iteration is one submission with no
-//! readback at all. Proven with the GPU backend's submission and readback counters.
+//! with no readback between steps (layer by layer: every step's kernels recorded back to
+//! back; fused: one dispatch), and a training iteration is one submission with no readback at
+//! all. Proven with the GPU backend's submission, readback and dispatch counters.
 
 #[path = "common/gpu.rs"]
 mod gpu_common;
@@ -32,12 +33,11 @@ fn k_langevin_steps_are_one_submission() {
     let mut x = gpu.upload(&vec![0.5; 2 * 33]).unwrap();
     gpu.flush().unwrap();
     let before = gpu.counters();
-    Langevin {
+    let sampler = Langevin {
         config: langevin(25),
         seed: 3,
-    }
-    .run(gpu, &mut net, &mut x, 33, 0)
-    .unwrap();
+    };
+    sampler.run_unfused(gpu, &mut net, &mut x, 33, 0).unwrap();
     let recorded = gpu.counters();
     assert_eq!(
         recorded.submissions, before.submissions,
@@ -60,6 +60,15 @@ fn k_langevin_steps_are_one_submission() {
     );
     assert_eq!(after.readbacks, before.readbacks + 1);
     assert!(samples.iter().all(|v| v.is_finite()));
+
+    // The fused chain (what `run` does for an MLP): one dispatch for all 25 steps.
+    sampler.run(gpu, &mut net, &mut x, 33, 25).unwrap();
+    let fused = gpu.counters();
+    assert_eq!(fused.dispatches, after.dispatches + 1, "one fused dispatch");
+    assert_eq!(fused.submissions, after.submissions, "still recording");
+    let fused_samples = gpu.read(&x).unwrap();
+    assert_eq!(gpu.counters().submissions, after.submissions + 1);
+    assert!(fused_samples.iter().all(|v| v.is_finite()));
 }
 
 #[test]

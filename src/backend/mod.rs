@@ -236,6 +236,10 @@ pub trait Backend {
     /// `x[i] = known[i]` wherever `mask[i] ≠ 0`: the known pixels of an inpainting chain stay
     /// fixed while Langevin moves the rest.
     fn keep_known(&self, x: &mut Self::Tensor, known: &Self::Tensor, mask: &Self::Tensor);
+    /// Training health without a readback: if any element of `x` is NaN or ±∞ and
+    /// `flags[slot]` is still 0, set it to `mark` (e.g. iteration + 1). Flags are sticky, so
+    /// the first bad iteration survives until the host next reads them.
+    fn flag_non_finite(&self, x: &Self::Tensor, flags: &mut Self::Tensor, slot: usize, mark: f32);
     /// Submit recorded work without waiting for it (no-op on the CPU).
     fn flush(&self) -> Result<()>;
     /// What the backend has done so far.

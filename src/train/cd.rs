@@ -92,8 +92,16 @@ pub struct Trainer<B: Backend> {
     /// The chains of the current iteration, [B, dim].
     x_neg: B::Tensor,
     d_energy: B::Tensor,
+    /// The CD-loss stats, then the sticky health flags ([`HEALTH_ENERGIES`],
+    /// [`HEALTH_PARAMS`]): one buffer, so reading both is one readback.
     stats: B::Tensor,
 }
+
+/// Slot of the stats buffer that holds the first iteration (+1) with a NaN or ±∞ energy, 0
+/// while all were finite.
+pub const HEALTH_ENERGIES: usize = stat::LEN;
+/// Slot with the first iteration (+1) whose Adam step left a parameter NaN or ±∞.
+pub const HEALTH_PARAMS: usize = stat::LEN + 1;
 
 impl<B: Backend> Trainer<B> {
     /// A trainer around `net` with zero Adam moments and a fresh replay buffer.
@@ -121,7 +129,7 @@ impl<B: Backend> Trainer<B> {
             x_both: b.zeros(2 * batch * dim)?,
             x_neg: b.zeros(batch * dim)?,
             d_energy: b.zeros(2 * batch)?,
-            stats: b.zeros(stat::LEN)?,
+            stats: b.zeros(stat::LEN + 2)?,
             config,
         })
     }
@@ -136,6 +144,12 @@ impl<B: Backend> Trainer<B> {
             )));
         }
         let t = self.iteration;
+        if x_pos.iter().any(|v| !v.is_finite()) {
+            return Err(Error::NonFinite(format!(
+                "iteration {}: the data batch holds NaN or infinite values",
+                t + 1
+            )));
+        }
         let k = self.config.langevin.steps as u64;
         self.replay.draw(b, t, batch, &mut self.x_neg)?;
         self.sampler
@@ -152,16 +166,39 @@ impl<B: Backend> Trainer<B> {
             &mut self.d_energy,
             &mut self.stats,
         );
+        // Non-finite values are caught here, on the device; the host sees the flags at its
+        // next read of the stats (f32 holds iteration numbers exactly up to 2²⁴).
+        let mark = (t + 1) as f32;
+        b.flag_non_finite(energies, &mut self.stats, HEALTH_ENERGIES, mark);
         self.net.backward_params(b, 2 * batch, &self.d_energy)?;
         self.adam.step(b, self.net.params_mut());
+        for p in self.net.params() {
+            b.flag_non_finite(&p.value, &mut self.stats, HEALTH_PARAMS, mark);
+        }
         b.flush()?;
         self.iteration += 1;
         Ok(())
     }
 
-    /// The last iteration's loss and mean energies (one small readback).
+    /// The last iteration's loss and mean energies (one small readback); an
+    /// [`Error::NonFinite`] naming the first iteration that produced a NaN or ±∞ energy or
+    /// parameter, and the likely cause.
     pub fn stats(&self, b: &B) -> Result<Stats> {
         let s = b.read(&self.stats)?;
+        let first_bad = |slot: usize| (s[slot] != 0.0).then(|| s[slot] as u64);
+        if let Some(it) = first_bad(HEALTH_ENERGIES) {
+            return Err(Error::NonFinite(format!(
+                "iteration {it}: an energy became NaN or infinite (the Langevin chains or the \
+                 energy diverged: try a smaller Langevin step size or noise, a gradient clip, \
+                 or a larger alpha)"
+            )));
+        }
+        if let Some(it) = first_bad(HEALTH_PARAMS) {
+            return Err(Error::NonFinite(format!(
+                "iteration {it}: a parameter became NaN or infinite after the Adam step (try a \
+                 smaller learning rate or gradient-norm clipping)"
+            )));
+        }
         let stats = Stats {
             loss: s[stat::LOSS],
             e_pos: s[stat::MEAN_E_POS],

@@ -132,6 +132,13 @@ impl Backend for CpuBackend {
         }
     }
 
+    fn flag_non_finite(&self, x: &Vec<f32>, flags: &mut Vec<f32>, slot: usize, mark: f32) {
+        let _op = self.op("flag_non_finite");
+        if flags[slot] == 0.0 && x.iter().any(|v| !v.is_finite()) {
+            flags[slot] = mark;
+        }
+    }
+
     fn flush(&self) -> Result<()> {
         Ok(())
     }

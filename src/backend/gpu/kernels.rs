@@ -20,6 +20,7 @@ pub(crate) enum Shader {
     Conv2d,
     Pool,
     MlpChain,
+    Health,
 }
 
 const RNG: &str = include_str!("../../../shaders/rng.wgsl");
@@ -39,6 +40,7 @@ impl Shader {
             Shader::Conv2d => "conv2d.wgsl",
             Shader::Pool => "pool.wgsl",
             Shader::MlpChain => "mlp_chain.wgsl",
+            Shader::Health => "health.wgsl",
         }
     }
 
@@ -55,6 +57,7 @@ impl Shader {
             Shader::Conv2d => include_str!("../../../shaders/conv2d.wgsl"),
             Shader::Pool => include_str!("../../../shaders/pool.wgsl"),
             Shader::MlpChain => include_str!("../../../shaders/mlp_chain.wgsl"),
+            Shader::Health => include_str!("../../../shaders/health.wgsl"),
         }
     }
 
@@ -75,7 +78,7 @@ impl Shader {
         }
     }
 
-    const ALL: [Shader; 11] = [
+    const ALL: [Shader; 12] = [
         Shader::Linear,
         Shader::Activation,
         Shader::Reduce,
@@ -87,6 +90,7 @@ impl Shader {
         Shader::Conv2d,
         Shader::Pool,
         Shader::MlpChain,
+        Shader::Health,
     ];
 }
 
@@ -246,6 +250,12 @@ kernel!(
     Fill,
     "keep_known",
     [(0, ReadWrite), (1, Read), (2, Read)]
+);
+kernel!(
+    FLAG_NON_FINITE,
+    Health,
+    "flag_non_finite",
+    [(0, Read), (1, ReadWrite)]
 );
 kernel!(
     PHILOX_WORDS,
@@ -448,6 +458,15 @@ pub(crate) struct ScatterParams {
 pub(crate) struct FillParams {
     pub n: u32,
     pub value: f32,
+}
+
+/// `HealthParams` in health.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub(crate) struct HealthParams {
+    pub n: u32,
+    pub slot: u32,
+    pub mark: f32,
 }
 
 /// `WordsParams` in rng_words.wgsl.

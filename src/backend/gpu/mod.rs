@@ -714,6 +714,24 @@ impl Backend for GpuBackend {
         self.dispatch(&kernels::KEEP_KNOWN, &[x, known, mask], &params, groups);
     }
 
+    fn flag_non_finite(&self, x: &GpuTensor, flags: &mut GpuTensor, slot: usize, mark: f32) {
+        if !self.check(slot < flags.len, || {
+            format!("flag_non_finite: slot {slot} of {} flags", flags.len)
+        }) || x.len == 0
+        {
+            return;
+        }
+        let Some(groups) = self.grid_1d(x.len) else {
+            return;
+        };
+        let params = kernels::HealthParams {
+            n: x.len as u32,
+            slot: slot as u32,
+            mark,
+        };
+        self.dispatch(&kernels::FLAG_NON_FINITE, &[x, flags], &params, groups);
+    }
+
     fn flush(&self) -> Result<()> {
         if self.submit_pending().is_some() {
             // Reclaim finished submissions without waiting for this one.
