@@ -240,6 +240,9 @@ pub trait Backend {
     /// `flags[slot]` is still 0, set it to `mark` (e.g. iteration + 1). Flags are sticky, so
     /// the first bad iteration survives until the host next reads them.
     fn flag_non_finite(&self, x: &Self::Tensor, flags: &mut Self::Tensor, slot: usize, mark: f32);
+    /// Submit recorded work and block until the device has finished it (no-op on the CPU):
+    /// for progress reports and timing.
+    fn wait(&self) -> Result<()>;
     /// Submit recorded work without waiting for it (no-op on the CPU).
     fn flush(&self) -> Result<()>;
     /// What the backend has done so far.

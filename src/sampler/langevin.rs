@@ -5,11 +5,33 @@
 //! chain as one fused op ([`Backend::mlp_langevin_chain`]) where the backend can; other nets
 //! (and inpainting) go layer by layer.
 
+use std::ops::ControlFlow;
+
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{Backend, LangevinUpdate, MlpChain};
 use crate::nn::EnergyNet;
+use crate::rng::{self, Stream};
 use crate::{Error, Result};
+
+/// How far a sampling run has got: what its progress callback sees.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// Langevin steps finished (on the device, not just recorded).
+    pub steps_done: usize,
+    /// K.
+    pub steps_total: usize,
+}
+
+/// Chains read back to the host.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Samples {
+    /// `[rows, input_len]`, row-major.
+    pub x: Vec<f32>,
+    pub rows: usize,
+    /// Steps run: K, or fewer when the progress callback stopped the run.
+    pub steps_run: usize,
+}
 
 /// The settings of a Langevin chain; `step` and `noise` are separate because IGEBM and
 /// ebm-anatomy set them differently (the textbook choice is noise = √(2·step)).
@@ -104,6 +126,110 @@ impl Langevin {
         first_step: u64,
     ) -> Result<()> {
         self.run_with(b, net, x, rows, first_step, None)
+    }
+
+    /// [`run`](Self::run) in chunks of `every` steps, waiting for each chunk to finish and
+    /// then calling `progress`; returning [`ControlFlow::Break`] stops the run there (the
+    /// chains hold the steps done so far). The chains are the same as one `run`'s: step k
+    /// draws the noise of global step `first_step + k` however the run is chunked. Returns the
+    /// steps run.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_with_progress<B: Backend>(
+        &self,
+        b: &B,
+        net: &mut EnergyNet<B>,
+        x: &mut B::Tensor,
+        rows: usize,
+        first_step: u64,
+        every: usize,
+        mut progress: impl FnMut(Progress) -> ControlFlow<()>,
+    ) -> Result<usize> {
+        let total = self.config.steps;
+        let every = every.clamp(1, total.max(1));
+        let mut done = 0;
+        while done < total {
+            let chunk = Langevin {
+                config: LangevinConfig {
+                    steps: every.min(total - done),
+                    ..self.config
+                },
+                seed: self.seed,
+            };
+            chunk.run(b, net, x, rows, first_step + done as u64)?;
+            b.wait()?;
+            done += chunk.config.steps;
+            let report = Progress {
+                steps_done: done,
+                steps_total: total,
+            };
+            if progress(report).is_break() {
+                break;
+            }
+        }
+        Ok(done)
+    }
+
+    /// Uniform noise in [lo, hi] to start `n` chains from: chain r is Philox stream 1 at step 0
+    /// of `self.seed`, the draw `ebm sample` and `ebm bench` start from.
+    pub fn noise(&self, n: usize, dim: usize) -> Vec<f32> {
+        let mut init = vec![0.0; n * dim];
+        for (chain, row) in init.chunks_mut(dim.max(1)).enumerate() {
+            let (lo, hi) = (self.config.lo, self.config.hi);
+            rng::fill_uniform(
+                self.seed,
+                chain as u32,
+                0,
+                Stream::ReplayReinit,
+                lo,
+                hi,
+                row,
+            );
+        }
+        init
+    }
+
+    /// `n` samples of `net`: K steps from [`noise`](Self::noise), read back to the host.
+    /// `progress` is called every `every` steps and may stop the run early.
+    ///
+    /// ```
+    /// use std::ops::ControlFlow;
+    /// use ebm::sampler::{Langevin, LangevinConfig};
+    /// use ebm::{CpuBackend, EnergyNet, Spec};
+    ///
+    /// # fn main() -> ebm::Result<()> {
+    /// let b = CpuBackend::new();
+    /// let mut net = EnergyNet::new(&b, &Spec::builtin("toy2d")?, 0)?;
+    /// let config = LangevinConfig { steps: 100, step_size: 0.02, noise: 0.2, grad_clip: None, lo: -4.0, hi: 4.0 };
+    /// let sampler = Langevin { config, seed: 7 };
+    /// // Stop after half the steps, as a user pressing cancel would.
+    /// let samples = sampler.sample(&b, &mut net, 500, 10, |p| {
+    ///     if p.steps_done >= 50 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+    /// })?;
+    /// assert_eq!((samples.rows, samples.steps_run, samples.x.len()), (500, 50, 1000));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn sample<B: Backend>(
+        &self,
+        b: &B,
+        net: &mut EnergyNet<B>,
+        n: usize,
+        every: usize,
+        progress: impl FnMut(Progress) -> ControlFlow<()>,
+    ) -> Result<Samples> {
+        self.config.validate()?;
+        if n == 0 {
+            return Err(Error::Option(
+                "the number of chains must be at least 1".into(),
+            ));
+        }
+        let mut x = b.upload(&self.noise(n, net.input_len()))?;
+        let steps_run = self.run_with_progress(b, net, &mut x, n, 0, every, progress)?;
+        Ok(Samples {
+            x: b.read(&x)?,
+            rows: n,
+            steps_run,
+        })
     }
 
     /// [`run`](Self::run) with the values of `known` held fixed wherever `mask` ≠ 0 after

@@ -4,5 +4,5 @@
 pub mod langevin;
 pub mod replay;
 
-pub use langevin::{Langevin, LangevinConfig};
+pub use langevin::{Langevin, LangevinConfig, Progress, Samples};
 pub use replay::ReplayBuffer;

@@ -3,10 +3,13 @@
 //! data and samples in one batch → CD loss (IGEBM form) → parameter gradients → Adam.
 //! Nothing is read back unless the caller asks for [`Trainer::stats`].
 
+use std::ops::ControlFlow;
+
 use serde::{Deserialize, Serialize};
 
 use super::adam::{Adam, AdamConfig};
 use crate::backend::{stat, Backend};
+use crate::data::DataSource;
 use crate::nn::EnergyNet;
 use crate::sampler::{Langevin, LangevinConfig, ReplayBuffer};
 use crate::{Error, Result};
@@ -178,6 +181,62 @@ impl<B: Backend> Trainer<B> {
         b.flush()?;
         self.iteration += 1;
         Ok(())
+    }
+
+    /// Train for up to `iterations` more iterations on batches from `data`, calling
+    /// `on_iteration` after each with the trainer: read [`stats`](Self::stats) there when you
+    /// want metrics (each read is one small readback; healthy iterations need none), evaluate
+    /// the net, save a checkpoint — and return [`ControlFlow::Break`] to stop early. Returns
+    /// the iterations run.
+    ///
+    /// ```
+    /// use std::ops::ControlFlow;
+    /// use ebm::data::{Toy2d, ToyData};
+    /// use ebm::train::{TrainConfig, Trainer};
+    /// use ebm::{CpuBackend, EnergyNet, Spec};
+    ///
+    /// # fn main() -> ebm::Result<()> {
+    /// let b = CpuBackend::new();
+    /// let mut config = TrainConfig::toy2d(0);
+    /// config.batch = 64;
+    /// config.buffer_size = 256;
+    /// let net = EnergyNet::new(&b, &Spec::builtin("toy2d")?, config.seed)?;
+    /// let mut trainer = Trainer::new(&b, net, config)?;
+    /// let mut data = ToyData { dataset: Toy2d::EightGaussians, seed: 0 };
+    /// let mut losses = Vec::new();
+    /// let ran = trainer.fit(&b, &mut data, 1000, |t, b| {
+    ///     if t.iteration % 10 == 0 {
+    ///         losses.push(t.stats(b)?.loss);
+    ///     }
+    ///     // Early stop: enough for this example.
+    ///     Ok(if t.iteration == 30 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) })
+    /// })?;
+    /// assert_eq!((ran, losses.len()), (30, 3));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn fit<D: DataSource + ?Sized>(
+        &mut self,
+        b: &B,
+        data: &mut D,
+        iterations: u64,
+        mut on_iteration: impl FnMut(&mut Self, &B) -> Result<ControlFlow<()>>,
+    ) -> Result<u64> {
+        let dim = self.net.input_len();
+        if data.sample_len() != dim {
+            return Err(Error::Shape(format!(
+                "the data source gives samples of {} values, the net takes {dim}",
+                data.sample_len()
+            )));
+        }
+        for n in 0..iterations {
+            let batch = data.batch(self.iteration, self.config.batch)?;
+            self.step(b, &batch)?;
+            if on_iteration(self, b)?.is_break() {
+                return Ok(n + 1);
+            }
+        }
+        Ok(iterations)
     }
 
     /// The last iteration's loss and mean energies (one small readback); an

@@ -139,6 +139,10 @@ impl Backend for CpuBackend {
         }
     }
 
+    fn wait(&self) -> Result<()> {
+        Ok(())
+    }
+
     fn flush(&self) -> Result<()> {
         Ok(())
     }

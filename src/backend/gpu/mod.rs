@@ -235,17 +235,6 @@ impl GpuBackend {
         Some(index)
     }
 
-    /// Submit what is pending and block until the device has finished all submitted work.
-    /// For timing kernels (`benches/`): [`Backend::flush`] returns before the work has run,
-    /// and [`Backend::read`] would add a copy and a buffer map to every measurement.
-    pub fn wait(&self) -> Result<()> {
-        self.submit_pending();
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu(format!("waiting for the device: {e}")))?;
-        self.take_error()
-    }
-
     /// The first deferred error, if any (and clear it).
     fn take_error(&self) -> Result<()> {
         match lock(&self.error).take() {
@@ -730,6 +719,14 @@ impl Backend for GpuBackend {
             mark,
         };
         self.dispatch(&kernels::FLAG_NON_FINITE, &[x, flags], &params, groups);
+    }
+
+    fn wait(&self) -> Result<()> {
+        self.submit_pending();
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(format!("waiting for the device: {e}")))?;
+        self.take_error()
     }
 
     fn flush(&self) -> Result<()> {

@@ -6,7 +6,6 @@ use std::time::Instant;
 use clap::Args;
 use ebm::backend::Backend;
 use ebm::data::{DataSource, Toy2d, ToyData};
-use ebm::rng::{self, Stream};
 use ebm::sampler::{Langevin, LangevinConfig};
 use ebm::train::{AdamConfig, TrainConfig, Trainer};
 use ebm::{with_backend, EnergyNet, Error, Result, Spec};
@@ -141,15 +140,12 @@ fn bench<B: Backend>(
         hi: 1.0,
     };
     let mut net = EnergyNet::new(b, spec, 0)?;
-    let mut init = vec![0.0; batch * dim];
-    for (chain, row) in init.chunks_mut(dim).enumerate() {
-        rng::fill_uniform(0, chain as u32, 0, Stream::ReplayReinit, -1.0, 1.0, row);
-    }
-    let mut x = b.upload(&init)?;
     let sampler = Langevin {
         config: langevin,
         seed: 0,
     };
+    let init = sampler.noise(batch, dim);
+    let mut x = b.upload(&init)?;
     let mut round = 0u64;
     let mut measures = Vec::new();
     // Profiled right after each measurement's timed repeats (the sampler's net moves into

@@ -1,18 +1,19 @@
 //! `ebm sample`: Langevin samples from a trained model, as safetensors (tensor `x`) and,
 //! for 2D models, a picture over the energy contours.
 
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 
 use clap::Args;
 use ebm::backend::Backend;
 use ebm::data::toy2d;
 use ebm::plot::{self, Grid2d};
-use ebm::rng::{self, Stream};
 use ebm::sampler::{Langevin, LangevinConfig};
 use ebm::tensorfile::TensorFile;
 use ebm::train::checkpoint::{model_from_file, TRAIN_KEY};
 use ebm::train::TrainConfig;
 use ebm::{with_backend, Error, Result, Spec};
+use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Args, Debug)]
 #[command(allow_negative_numbers = true)]
@@ -92,27 +93,25 @@ fn sample<B: Backend>(b: &B, args: &SampleArgs) -> Result<()> {
         hi: args.hi.or(trained.map(|c| c.hi)).unwrap_or(hi),
     };
     config.validate()?;
-    let dim = net.input_len();
-    let mut init = vec![0.0; args.n * dim];
-    for (chain, row) in init.chunks_mut(dim).enumerate() {
-        rng::fill_uniform(
-            args.seed,
-            chain as u32,
-            0,
-            Stream::ReplayReinit,
-            config.lo,
-            config.hi,
-            row,
-        );
-    }
-    let mut x = b.upload(&init)?;
     let sampler = Langevin {
         config,
         seed: args.seed,
     };
+    let bar = ProgressBar::new(args.steps as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30.cyan/blue}] step {pos}/{len}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
     let t0 = std::time::Instant::now();
-    sampler.run(b, &mut net, &mut x, args.n, 0)?;
-    let samples = b.read(&x)?;
+    // About a hundred progress updates, whatever K; each waits for the device.
+    let every = (args.steps / 100).max(1);
+    let samples = sampler.sample(b, &mut net, args.n, every, |p| {
+        bar.set_position(p.steps_done as u64);
+        ControlFlow::Continue(())
+    })?;
+    bar.finish_and_clear();
+    let samples = samples.x;
     let secs = t0.elapsed().as_secs_f64();
     if samples.iter().any(|v| !v.is_finite()) {
         return Err(Error::NonFinite("samples contain NaN or infinity".into()));
