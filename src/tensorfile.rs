@@ -1,10 +1,11 @@
 //! Named f32 tensors plus string metadata in a safetensors file: model files, checkpoints
-//! and sample batches (DESIGN.md §3). Writes are atomic — temp file, fsync, rename — so a
-//! crash never leaves half a file.
+//! and sample batches (DESIGN.md §3). Writes are atomic — temp file, fsync, rename, fsync of
+//! the folder — so a crash never leaves half a file.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use safetensors::{Dtype, SafeTensors};
 
@@ -117,19 +118,134 @@ impl TensorFile {
     }
 }
 
-/// Write `bytes` to `path` via a temp file in the same directory, fsync, rename.
+/// Write `bytes` to `path` atomically: a temp file in the same directory (see
+/// [`is_temp_file`]), fsync it, rename it over `path`, fsync the directory so the rename
+/// itself is durable. A crash at any point leaves either the old file or the new one at
+/// `path`, never half of one; at worst a stale temp file stays behind
+/// ([`remove_stale_temps`] clears those).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let dir = parent_dir(path);
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let tmp = temp_path(path);
+    let written = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()
+    })();
+    if let Err(e) = written {
+        std::fs::remove_file(&tmp).ok();
+        return Err(Error::io(&tmp, e));
     }
-    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
-    tmp_name.push(".tmp");
-    let tmp = path.with_file_name(tmp_name);
-    let mut file = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    file.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
-    file.sync_all().map_err(|e| Error::io(&tmp, e))?;
-    drop(file);
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    rename_durably(&tmp, path)
+}
+
+/// Make `dst` an atomic, durable copy of the finished file `src` (a hard link where the file
+/// system allows it, else a full copy), by the same temp-and-rename path as [`write_atomic`].
+pub fn link_atomic(src: &Path, dst: &Path) -> Result<()> {
+    let tmp = temp_path(dst);
+    match std::fs::hard_link(src, &tmp) {
+        Ok(()) => rename_durably(&tmp, dst),
+        Err(_) => {
+            std::fs::remove_file(&tmp).ok();
+            let bytes = std::fs::read(src).map_err(|e| Error::io(src, e))?;
+            write_atomic(dst, &bytes)
+        }
+    }
+}
+
+/// Whether a file name is one of [`write_atomic`]'s temp files (`<name>.<pid>-<n>.tmp`, or
+/// `<name>.safetensors.tmp` from older versions): never a finished file.
+pub fn is_temp_file(name: &str) -> bool {
+    let Some(stem) = name.strip_suffix(".tmp") else {
+        return false;
+    };
+    if stem.ends_with(".safetensors") {
+        return true;
+    }
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
+    match stem
+        .rsplit_once('.')
+        .and_then(|(_, tag)| tag.split_once('-'))
+    {
+        Some((pid, n)) => digits(pid) && digits(n),
+        None => false,
+    }
+}
+
+/// Delete the temp files a killed writer left in `dir` (those of other processes; this
+/// process's own are in flight). Returns how many went. Only for folders this process owns,
+/// such as a run's output folder: a live writer elsewhere would lose its temp file.
+pub fn remove_stale_temps(dir: &Path) -> Result<usize> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    let ours = format!(".{}-", std::process::id());
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if !is_temp_file(name) || name.contains(&ours) || !entry.path().is_file() {
+            continue;
+        }
+        match std::fs::remove_file(entry.path()) {
+            Ok(()) => removed += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(entry.path(), e)),
+        }
+    }
+    Ok(removed)
+}
+
+/// The folder holding `path` (`.` for a bare file name).
+fn parent_dir(path: &Path) -> &Path {
+    path.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// A temp name next to `path`, unique to this process and call, so that two writers of one
+/// path never rename each other's half-written file.
+fn temp_path(path: &Path) -> std::path::PathBuf {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{}-{n}.tmp", std::process::id()));
+    path.with_file_name(name)
+}
+
+/// Rename the finished, fsynced `tmp` over `path` and fsync the folder.
+fn rename_durably(tmp: &Path, path: &Path) -> Result<()> {
+    if let Err(e) = std::fs::rename(tmp, path) {
+        std::fs::remove_file(tmp).ok();
+        return Err(Error::io(path, e));
+    }
+    sync_dir(parent_dir(path))
+}
+
+/// fsync a folder, making renames and deletions in it durable (a no-op where folders cannot
+/// be opened or synced, as on Windows or some network file systems).
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        let synced = std::fs::File::open(dir).and_then(|d| d.sync_all());
+        match synced {
+            Err(e)
+                if !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::InvalidInput | std::io::ErrorKind::Unsupported
+                ) =>
+            {
+                return Err(Error::io(dir, e))
+            }
+            _ => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
 }
 
 fn f16_to_f32(h: u16) -> f32 {
@@ -163,7 +279,34 @@ mod tests {
         f.metadata.insert("ebm.spec".into(), "{}".into());
         f.write(&path).unwrap();
         assert_eq!(TensorFile::read(&path).unwrap(), f);
-        assert!(!dir.join("a.safetensors.tmp").exists());
+        let names = |dir: &Path| {
+            let mut names: Vec<String> = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            names.sort();
+            names
+        };
+        assert_eq!(names(&dir), ["a.safetensors"], "temp file left behind");
+
+        // A copy made by link_atomic reads the same and survives the original's deletion.
+        let copy = dir.join("b.safetensors");
+        link_atomic(&path, &copy).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(TensorFile::read(&copy).unwrap(), f);
+
+        // Stale temp files (another process's, or the old naming) go; finished files stay.
+        for stale in ["a.safetensors.1-0.tmp", "c.safetensors.tmp"] {
+            std::fs::write(dir.join(stale), b"half").unwrap();
+        }
+        assert!(is_temp_file("a.safetensors.1-0.tmp"));
+        assert!(is_temp_file("metrics.csv.123-45.tmp"));
+        for not in ["a.safetensors", "notes.tmp", "a.1-.tmp", "a.x-1.tmp"] {
+            assert!(!is_temp_file(not), "{not}");
+        }
+        std::fs::write(dir.join("notes.tmp"), b"the user's").unwrap();
+        assert_eq!(remove_stale_temps(&dir).unwrap(), 2);
+        assert_eq!(names(&dir), ["b.safetensors", "notes.tmp"]);
         std::fs::remove_dir_all(dir).ok();
     }
 

@@ -2,16 +2,18 @@
 //! parameters as `layers.{i}.weight|bias` (so a PyTorch `nn.Sequential` state_dict saved
 //! with `ebm.spec` metadata is a valid model file); a checkpoint adds Adam's moments
 //! (`adam.m.…`, `adam.v.…`), the replay buffer (`replay.chains`), the run's config
-//! (`ebm.train`) and its position (`ebm.rng`). Every write is atomic.
+//! (`ebm.train`) and its position (`ebm.rng`). Every write is atomic. A run folder keeps its
+//! last k checkpoints as `checkpoint-<iteration>.safetensors` plus `checkpoint.safetensors`,
+//! a copy of the newest.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use super::cd::{TrainConfig, Trainer};
 use crate::backend::Backend;
 use crate::nn::{EnergyNet, Spec};
-use crate::tensorfile::TensorFile;
+use crate::tensorfile::{link_atomic, sync_dir, TensorFile};
 use crate::{Error, Result};
 
 /// Metadata key holding the model spec JSON.
@@ -79,6 +81,79 @@ pub fn save_checkpoint<B: Backend>(b: &B, trainer: &Trainer<B>, path: &Path) -> 
         serde_json::to_string(&position).expect("serialisable"),
     );
     file.write(path)
+}
+
+/// The run folder's copy of its newest checkpoint.
+pub const LATEST_CHECKPOINT: &str = "checkpoint.safetensors";
+
+/// File name of the checkpoint after `iteration` iterations: `checkpoint-00001000.safetensors`
+/// (zero-padded so a listing sorts by iteration).
+pub fn checkpoint_file_name(iteration: u64) -> String {
+    format!("checkpoint-{iteration:08}.safetensors")
+}
+
+/// The iteration in a name made by [`checkpoint_file_name`]; `None` for anything else
+/// (temp files, `checkpoint.safetensors`, other files).
+pub fn checkpoint_iteration(name: &str) -> Option<u64> {
+    let digits = name
+        .strip_prefix("checkpoint-")?
+        .strip_suffix(".safetensors")?;
+    if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// The numbered checkpoints in a run folder, oldest first (not checked for validity).
+pub fn list_checkpoints(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let name = entry.file_name();
+        if let Some(iteration) = name.to_str().and_then(checkpoint_iteration) {
+            found.push((iteration, entry.path()));
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Checkpoint a run into its folder, keeping the last `keep` (at least 1): write
+/// `checkpoint-<iteration>.safetensors` atomically, make `checkpoint.safetensors` an atomic
+/// copy of it, and only then delete older numbered checkpoints beyond `keep`, and any
+/// numbered *later* than this one (left by a run this one was resumed from an earlier point
+/// of). Returns the new checkpoint's path.
+pub fn save_run_checkpoint<B: Backend>(
+    b: &B,
+    trainer: &Trainer<B>,
+    dir: &Path,
+    keep: usize,
+) -> Result<PathBuf> {
+    let path = dir.join(checkpoint_file_name(trainer.iteration));
+    save_checkpoint(b, trainer, &path)?;
+    link_atomic(&path, &dir.join(LATEST_CHECKPOINT))?;
+    let all = list_checkpoints(dir)?;
+    let kept = all
+        .iter()
+        .filter(|(it, _)| *it <= trainer.iteration)
+        .count();
+    let stale = all.iter().filter(|(it, _)| *it > trainer.iteration);
+    let old = all
+        .iter()
+        .filter(|(it, _)| *it <= trainer.iteration)
+        .take(kept.saturating_sub(keep.max(1)));
+    let mut removed = false;
+    for (_, old) in old.chain(stale) {
+        match std::fs::remove_file(old) {
+            Ok(()) => removed = true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(old, e)),
+        }
+    }
+    if removed {
+        sync_dir(dir)?;
+    }
+    Ok(path)
 }
 
 /// The spec stored in a model file, or `spec` if given (for files without metadata).

@@ -9,7 +9,6 @@ use ebm::backend::Backend;
 use ebm::data::images::{self, ImageData, DEFAULT_DIGITS};
 use ebm::plot;
 use ebm::sampler::LangevinConfig;
-use ebm::train::checkpoint::load_trainer;
 use ebm::train::{AdamConfig, TrainConfig, Trainer};
 use ebm::{with_backend, EnergyNet, Error, Result, Spec};
 
@@ -136,7 +135,7 @@ fn default_data() -> PathBuf {
 
 fn train<B: Backend>(b: &B, args: &ImagesArgs) -> Result<()> {
     let mut trainer = match &args.run.resume {
-        Some(ckpt) => load_trainer(b, ckpt)?,
+        Some(ckpt) => train_loop::resume_trainer(b, ckpt)?,
         None => {
             let spec = spec(args, b.is_gpu())?;
             if spec.input.len() != 3 {

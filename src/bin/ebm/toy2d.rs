@@ -9,7 +9,6 @@ use ebm::data::{toy2d, Toy2d, ToyData};
 use ebm::eval::kl::kl_data_model;
 use ebm::plot::{self, Grid2d};
 use ebm::sampler::LangevinConfig;
-use ebm::train::checkpoint::load_trainer;
 use ebm::train::{AdamConfig, TrainConfig, Trainer};
 use ebm::{with_backend, EnergyNet, Error, Result, Spec};
 
@@ -123,7 +122,7 @@ fn config(args: &Toy2dArgs) -> TrainConfig {
 fn train<B: Backend>(b: &B, dataset: Toy2d, args: &Toy2dArgs) -> Result<()> {
     let out = args.run.out_dir(&format!("toy2d-{dataset}"))?;
     let mut trainer = match &args.run.resume {
-        Some(ckpt) => load_trainer(b, ckpt)?,
+        Some(ckpt) => train_loop::resume_trainer(b, ckpt)?,
         None => {
             let spec = match &args.spec {
                 Some(s) => Spec::from_name_or_file(s)?,

@@ -1,6 +1,7 @@
 //! The loop every `ebm train …` command shares: iterations with a progress bar, scalars read
 //! back every `--log-every`, a metrics CSV and chart, pictures every `--plot-every`, atomic
-//! checkpoints every `--ckpt-every`, and `--resume`.
+//! checkpoints every `--ckpt-every` (the last `--keep-checkpoints` kept), and `--resume` from
+//! a checkpoint file or a run folder.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -11,7 +12,10 @@ use clap::Args;
 use ebm::backend::Backend;
 use ebm::data::DataSource;
 use ebm::plot;
-use ebm::train::checkpoint::{save_checkpoint, save_model};
+use ebm::tensorfile::remove_stale_temps;
+use ebm::train::checkpoint::{
+    list_checkpoints, load_trainer, save_model, save_run_checkpoint, LATEST_CHECKPOINT,
+};
 use ebm::train::Trainer;
 use ebm::{Error, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -31,8 +35,11 @@ pub struct LoopArgs {
     /// Write a checkpoint every N iterations (and at the end).
     #[arg(long, default_value_t = 1000)]
     pub ckpt_every: u64,
-    /// Continue a run from its checkpoint.
-    #[arg(long)]
+    /// Keep the last K checkpoints (checkpoint-<iteration>.safetensors) in the run folder.
+    #[arg(long, default_value_t = 3, value_name = "K")]
+    pub keep_checkpoints: i64,
+    /// Continue a run: from a checkpoint file, or from a run folder's newest valid checkpoint.
+    #[arg(long, value_name = "CKPT|RUN_DIR")]
     pub resume: Option<PathBuf>,
     /// No progress bar (log lines instead).
     #[arg(long)]
@@ -51,16 +58,25 @@ impl LoopArgs {
                 return Err(Error::Option(format!("--{name} must be at least 1")));
             }
         }
+        if self.keep_checkpoints < 1 {
+            return Err(Error::Option(format!(
+                "--keep-checkpoints must be at least 1, not {}",
+                self.keep_checkpoints
+            )));
+        }
         Ok(())
     }
 
-    /// `--out`, else the resumed checkpoint's folder, else runs/`name`; created.
+    /// `--out`, else the resumed run folder (or the resumed checkpoint's folder), else
+    /// runs/`name`; created.
     pub fn out_dir(&self, name: &str) -> Result<PathBuf> {
-        let resumed = self
-            .resume
-            .as_deref()
-            .and_then(Path::parent)
-            .filter(|d| !d.as_os_str().is_empty());
+        let resumed = self.resume.as_deref().and_then(|r| {
+            if r.is_dir() {
+                Some(r)
+            } else {
+                r.parent().filter(|d| !d.as_os_str().is_empty())
+            }
+        });
         let out = match (&self.out, resumed) {
             (Some(out), _) => out.clone(),
             (None, Some(dir)) => dir.to_path_buf(),
@@ -69,6 +85,49 @@ impl LoopArgs {
         std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
         Ok(out)
     }
+}
+
+/// The trainer `--resume` names: a checkpoint file as it is, or in a run folder the newest
+/// numbered checkpoint that loads (a corrupt or partial one is skipped with a one-line
+/// notice), falling back to its `checkpoint.safetensors`.
+pub fn resume_trainer<B: Backend>(b: &B, path: &Path) -> Result<Trainer<B>> {
+    if !path.is_dir() {
+        return load_trainer(b, path);
+    }
+    let mut candidates: Vec<PathBuf> = list_checkpoints(path)?
+        .into_iter()
+        .rev()
+        .map(|(_, p)| p)
+        .collect();
+    let latest = path.join(LATEST_CHECKPOINT);
+    if latest.is_file() {
+        candidates.push(latest);
+    }
+    for ckpt in &candidates {
+        match load_trainer(b, ckpt) {
+            Ok(trainer) => {
+                eprintln!(
+                    "resuming from {} (iteration {})",
+                    ckpt.display(),
+                    trainer.iteration
+                );
+                return Ok(trainer);
+            }
+            Err(e) => eprintln!("note: skipping {}: {e}", ckpt.display()),
+        }
+    }
+    Err(Error::Option(if candidates.is_empty() {
+        format!(
+            "--resume: no checkpoint-<iteration>.safetensors or {LATEST_CHECKPOINT} in {}",
+            path.display()
+        )
+    } else {
+        format!(
+            "--resume: none of the {} checkpoints in {} loads",
+            candidates.len(),
+            path.display()
+        )
+    }))
 }
 
 /// What a training command adds to the loop: one quality metric and its pictures.
@@ -98,9 +157,17 @@ pub fn run<B: Backend>(
     out: &Path,
     watch: &mut dyn Watch<B>,
 ) -> Result<()> {
-    let csv_path = out.join("metrics.csv");
-    let mut csv = open_csv(&csv_path, args.resume.is_some(), watch.metric_name())?;
+    let stale = remove_stale_temps(out)?;
+    if stale > 0 {
+        eprintln!(
+            "note: removed {stale} temp file(s) an interrupted run left in {}",
+            out.display()
+        );
+    }
+    let keep = usize::try_from(args.keep_checkpoints.max(1)).unwrap_or(usize::MAX);
     let (start, end) = (trainer.iteration, trainer.iteration.max(iters));
+    let csv_path = out.join("metrics.csv");
+    let mut csv = open_csv(&csv_path, args.resume.is_some(), start, watch.metric_name())?;
     let bar = progress_bar(start, end, args.quiet);
     let t0 = Instant::now();
     let mut metric = f64::NAN;
@@ -135,7 +202,7 @@ pub fn run<B: Backend>(
             watch.pictures(b, trainer, done, metric, out)?;
         }
         if done % args.ckpt_every == 0 || last {
-            save_checkpoint(b, trainer, &out.join("checkpoint.safetensors"))?;
+            save_run_checkpoint(b, trainer, out, keep)?;
             save_model(b, &trainer.net, &out.join("model.safetensors"))?;
         }
     }
@@ -154,8 +221,34 @@ pub fn run<B: Backend>(
     Ok(())
 }
 
-fn open_csv(path: &Path, append: bool, metric: Option<&str>) -> Result<BufWriter<File>> {
+/// The metrics CSV, new or (resuming at iteration `start`) continued: rows past `start`,
+/// logged by the interrupted run after its last checkpoint, are dropped so the resumed run's
+/// rows replace them.
+fn open_csv(
+    path: &Path,
+    append: bool,
+    start: u64,
+    metric: Option<&str>,
+) -> Result<BufWriter<File>> {
     let exists = path.exists();
+    if append && exists {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let mut lines = text.lines();
+        let header = lines.next().unwrap_or_default();
+        let columns = header.split(',').count();
+        let mut trimmed = format!("{header}\n");
+        for line in lines {
+            let iter = line.split(',').next().and_then(|v| v.parse::<u64>().ok());
+            // A row cut short by a kill has too few columns.
+            if iter.is_some_and(|i| i <= start) && line.split(',').count() == columns {
+                trimmed.push_str(line);
+                trimmed.push('\n');
+            }
+        }
+        if trimmed != text {
+            ebm::tensorfile::write_atomic(path, trimmed.as_bytes())?;
+        }
+    }
     let file = std::fs::OpenOptions::new()
         .create(true)
         .write(true)
