@@ -112,3 +112,55 @@ fn nan_in_the_data_batch_is_named() {
         "{e}"
     );
 }
+
+/// `ebm train` with a learning rate that diverges: exit code 1, one error line naming the
+/// iteration and the cause, and the checkpoint on disk is the last good one (it loads, and
+/// every value in it is finite).
+#[test]
+fn cli_stops_a_diverging_run_and_keeps_the_last_good_checkpoint() {
+    let dir = std::env::temp_dir().join(format!("ebm-health-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ebm"))
+        .args([
+            "--device", "cpu", "train", "toy2d", "--lr", "1e38", "--iters", "50",
+        ])
+        .args([
+            "--ckpt-every",
+            "1",
+            "--log-every",
+            "1000",
+            "--plot-every",
+            "1000",
+            "--quiet",
+        ])
+        .arg("--out")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].contains("NaN or infinite") && errors[0].contains("iteration "),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let bad = first_bad_iteration(&Error::NonFinite(errors[0].to_string()));
+    let latest = dir.join("checkpoint.safetensors");
+    let file = ebm::tensorfile::TensorFile::read(&latest).expect("the last good checkpoint");
+    for (name, t) in &file.tensors {
+        assert!(
+            t.data.iter().all(|v| v.is_finite()),
+            "{name} in the kept checkpoint is not finite"
+        );
+    }
+    let cpu = CpuBackend::new();
+    let trainer = ebm::train::checkpoint::load_trainer(&cpu, &latest).unwrap();
+    assert!(
+        trainer.iteration < bad,
+        "kept checkpoint at {} is before the bad iteration {bad}",
+        trainer.iteration
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

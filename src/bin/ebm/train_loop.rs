@@ -202,6 +202,9 @@ pub fn run<B: Backend>(
             watch.pictures(b, trainer, done, metric, out)?;
         }
         if done % args.ckpt_every == 0 || last {
+            // The device's health flags first: a run that went NaN stops here with an error
+            // naming the iteration, and the last checkpoint on disk stays the last good one.
+            trainer.stats(b)?;
             save_run_checkpoint(b, trainer, out, keep)?;
             save_model(b, &trainer.net, &out.join("model.safetensors"))?;
         }
