@@ -995,3 +995,37 @@ fn flag_non_finite_matches_cpu() {
         );
     }
 }
+
+/// A tensor over the adapter's storage-buffer limit is refused when it is made, with the
+/// sizes in the message — not a wgpu validation error later.
+#[test]
+fn tensor_over_the_limit_is_refused() {
+    let gpu = gpu_or_skip!();
+    let report = gpu.adapter_report();
+    let limit = report
+        .max_storage_buffer_binding_size
+        .min(report.max_buffer_size);
+    let err = gpu.zeros((limit / 4 + 1) as usize).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("storage buffer limit"), "{text}");
+    // The backend is still usable.
+    let t = gpu.upload(&[1.0, 2.0]).unwrap();
+    assert_eq!(read(&gpu, &t), [1.0, 2.0]);
+}
+
+/// After the device is lost (here: destroyed, as a driver reset would), the next operation
+/// that reports errors says so in plain words.
+#[test]
+fn lost_device_is_a_clear_error() {
+    let gpu = gpu_or_skip!();
+    let x = gpu.upload(&[1.0; 16]).unwrap();
+    gpu.simulate_device_loss();
+    let mut y = gpu
+        .zeros(16)
+        .unwrap_or_else(|_| gpu.upload(&[0.0; 16]).unwrap());
+    gpu.copy(&x, 0, &mut y, 0, 16);
+    let err = gpu.read(&y).expect_err("a lost device cannot read");
+    let text = err.to_string();
+    assert!(text.contains("was lost"), "{text}");
+    assert!(text.contains("--device cpu"), "{text}");
+}

@@ -155,6 +155,18 @@ impl GpuBackend {
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
             lock(&sink).get_or_insert(Error::Gpu(e.to_string()));
         }));
+        // A lost device (driver reset, GPU removed, a hung kernel killed) outranks whatever
+        // errors follow from it: it is what the user needs to hear.
+        let lost_sink = Arc::clone(&error);
+        let name = report.name.clone();
+        // (Dropping the backend destroys the device too; then nobody reads the sink.)
+        device.set_device_lost_callback(move |reason, message| {
+            *lock(&lost_sink) = Some(Error::Gpu(format!(
+                "the GPU device {name} was lost ({reason:?}{}{message}): nothing more can run \
+                 on it; resume from the last checkpoint, or run with --device cpu",
+                if message.is_empty() { "" } else { ": " }
+            )));
+        });
         Ok(GpuBackend {
             device,
             queue,
@@ -233,6 +245,15 @@ impl GpuBackend {
         let index = self.queue.submit([encoder.finish()]);
         self.submissions.fetch_add(1, Ordering::Relaxed);
         Some(index)
+    }
+
+    /// An error from wgpu while talking to the device; a deferred error (above all a lost
+    /// device) explains it better, so it wins.
+    fn device_error(&self, what: &str, e: impl std::fmt::Display) -> Error {
+        match lock(&self.error).take() {
+            Some(first) => first,
+            None => Error::Gpu(format!("{what}: {e}")),
+        }
     }
 
     /// The first deferred error, if any (and clear it).
@@ -412,12 +433,33 @@ impl GpuBackend {
                  storage buffer limit"
             )));
         }
-        Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
+        // Out of memory is caught here, where the size is known, rather than as a deferred
+        // error at the next flush.
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: None,
             size: bytes.max(4),
             usage: tensor_usage(),
             mapped_at_creation: false,
-        }))
+        });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(Error::Gpu(format!(
+                "out of GPU memory allocating a tensor of {len} f32 values ({:.1} MiB) on {}: \
+                 try a smaller batch, buffer or model, or --device cpu ({e})",
+                bytes as f64 / (1 << 20) as f64,
+                self.report.name
+            )));
+        }
+        Ok(buffer)
+    }
+
+    /// Destroy the device as a driver reset would, so that tests can check what users see
+    /// after a lost device. Every later operation fails.
+    #[doc(hidden)]
+    pub fn simulate_device_loss(&self) {
+        self.device.destroy();
+        // wgpu reports a destroyed device as lost at its next maintenance.
+        let _ = self.device.poll(wgpu::PollType::Poll);
     }
 
     /// Submit everything pending plus a copy of `size` bytes of `src` into a mappable
@@ -445,17 +487,17 @@ impl GpuBackend {
                 submission_index: index,
                 timeout: None,
             })
-            .map_err(|e| Error::Gpu(format!("waiting for the device: {e}")))?;
+            .map_err(|e| self.device_error("waiting for the device", e))?;
         let mapped = rx
             .recv()
             .map_err(|_| Error::Gpu("buffer mapping was dropped".into()))?;
         // A validation error means the results are garbage: report it instead of them.
         self.take_error()?;
-        mapped.map_err(|e| Error::Gpu(format!("mapping the readback buffer: {e}")))?;
+        mapped.map_err(|e| self.device_error("mapping the readback buffer", e))?;
         let bytes = {
             let view = slice
                 .get_mapped_range()
-                .map_err(|e| Error::Gpu(format!("reading the mapped buffer: {e}")))?;
+                .map_err(|e| self.device_error("reading the mapped buffer", e))?;
             view[..size as usize].to_vec()
         };
         staging.unmap();
@@ -725,7 +767,7 @@ impl Backend for GpuBackend {
         self.submit_pending();
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu(format!("waiting for the device: {e}")))?;
+            .map_err(|e| self.device_error("waiting for the device", e))?;
         self.take_error()
     }
 
@@ -734,7 +776,7 @@ impl Backend for GpuBackend {
             // Reclaim finished submissions without waiting for this one.
             self.device
                 .poll(wgpu::PollType::Poll)
-                .map_err(|e| Error::Gpu(format!("polling the device: {e}")))?;
+                .map_err(|e| self.device_error("polling the device", e))?;
         }
         self.take_error()
     }
