@@ -339,7 +339,7 @@ pub trait Backend {
     /// and activations (the GPU kernel keeps a whole chain in workgroup memory, which bounds
     /// widths and depth); otherwise the sampler goes layer by layer.
     fn mlp_chain_supported(&self, widths: &[usize], activations: &[Activation]) -> bool;
-    /// Run all K steps of [`MlpChain`] in place on `x` [rows, widths[0]]; `params` are
+    /// Run all K steps of [`MlpChain`] in place on `x` `[rows, widths[0]]`; `params` are
     /// `[W_1, b_1, …, W_L, b_L]` in PyTorch layout.
     fn mlp_langevin_chain(&self, chain: &MlpChain, params: &[&Self::Tensor], x: &mut Self::Tensor);
     /// `out[slot] = Σ x²` (for global gradient-norm clipping).
