@@ -92,6 +92,7 @@ fn sample<B: Backend>(b: &B, args: &SampleArgs) -> Result<()> {
         hi: args.hi.or(trained.map(|c| c.hi)).unwrap_or(hi),
     };
     config.validate()?;
+    net.spec().check_batch(args.n, &format!("--n {}", args.n))?;
     let dim = net.input_len();
     let mut init = vec![0.0; args.n * dim];
     for (chain, row) in init.chunks_mut(dim).enumerate() {
