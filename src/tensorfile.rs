@@ -81,7 +81,7 @@ impl TensorFile {
                     .collect(),
                 other => {
                     return Err(format!(
-                        "tensor '{name}' has dtype {other:?}; expected a float type"
+                        "tensor '{name}' has dtype {other:?}; expected F32, F64, F16 or BF16"
                     ))
                 }
             };

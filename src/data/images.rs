@@ -62,6 +62,12 @@ const CIFAR_RECORD: usize = 1 + 3 * CIFAR_SIDE * CIFAR_SIDE;
 pub const PAD: usize = 2;
 /// The first bytes of a gzip stream; compression is detected by content, not by name.
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+/// The most bytes a gzipped file may inflate to (4 GiB; MNIST's training images are 47 MB):
+/// past that it is corrupt or a decompression bomb, and an error, not an abort.
+const MAX_GUNZIPPED: u64 = 1 << 32;
+/// The most f32 values a loaded set may hold (16 GiB): a file of millions of tiny images
+/// brought to a large target is an error naming the numbers, not an abort on allocation.
+pub const MAX_SET_VALUES: usize = 1 << 32;
 
 /// A set of equally shaped images in memory, ready for training.
 #[derive(Clone, Debug, PartialEq)]
@@ -209,11 +215,35 @@ fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
     if !raw.starts_with(&GZIP_MAGIC) {
         return Ok(raw);
     }
-    let mut out = Vec::with_capacity(raw.len() * 4);
+    let mut out = Vec::with_capacity(raw.len().saturating_mul(4));
     flate2::read::MultiGzDecoder::new(&raw[..])
+        .take(MAX_GUNZIPPED + 1)
         .read_to_end(&mut out)
         .map_err(|e| Error::format(path, format!("truncated or corrupt gzip data ({e})")))?;
+    if out.len() as u64 > MAX_GUNZIPPED {
+        return Err(Error::format(
+            path,
+            format!(
+                "gzip data inflates to more than {MAX_GUNZIPPED} bytes: corrupt or not a dataset"
+            ),
+        ));
+    }
     Ok(out)
+}
+
+/// `n` images brought to `t` must fit in [`MAX_SET_VALUES`].
+fn check_set_size(path: &Path, n: usize, t: Target) -> Result<()> {
+    match n.checked_mul(t.len()) {
+        Some(v) if v <= MAX_SET_VALUES => Ok(()),
+        _ => Err(Error::format(
+            path,
+            format!(
+                "{n} images of {}x{}x{} are more than the {MAX_SET_VALUES} values (16 GiB) \
+                 a dataset may hold in memory",
+                t.c, t.h, t.w
+            ),
+        )),
+    }
 }
 
 fn be_u32(b: &[u8], at: usize) -> u32 {
@@ -323,6 +353,7 @@ fn parse_idx_images(path: &Path, b: &[u8], t: Target) -> Result<ImageSet> {
         }
         None => return Err(Error::format(path, "corrupt IDX header: sizes overflow")),
     }
+    check_set_size(path, n, t)?;
     let mut data = Vec::with_capacity(n * t.len());
     for img in b[16..].chunks_exact(rows * cols) {
         push_image(&mut data, img, 1, rows, cols, t, Fit::PadOrResize);
@@ -432,6 +463,7 @@ pub fn load_cifar10(
     };
     for f in &files {
         let bytes = std::fs::read(f).map_err(|e| Error::io(f, e))?;
+        check_set_size(f, set.len() + bytes.len() / CIFAR_RECORD, target)?;
         parse_cifar(f, &bytes, target, &mut set)?;
     }
     Ok(set)
@@ -502,6 +534,7 @@ pub fn load_folder(
         return Err(Error::format(path, "no image files in this folder"));
     }
     // Decoding is the slow part (JPEG especially); images are independent.
+    check_set_size(path, files.len(), target)?;
     let images: Vec<Vec<f32>> = files
         .par_iter()
         .map(|f| {

@@ -232,6 +232,8 @@ impl<B: Backend> EnergyNet<B> {
 
     fn workspace(&mut self, b: &B, batch: usize) -> Result<&mut Workspace<B>> {
         if !self.workspaces.contains_key(&batch) {
+            self.spec
+                .check_batch(batch, &format!("a batch of {batch}"))?;
             let mut acts = Vec::new();
             let mut grads = Vec::new();
             for &size in &self.sizes {

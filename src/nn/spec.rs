@@ -7,7 +7,12 @@ use crate::{Error, Result};
 
 /// One layer of a sequential energy net.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(
+    tag = "type",
+    rename_all = "snake_case",
+    deny_unknown_fields,
+    from = "LayerJson"
+)]
 pub enum LayerSpec {
     Linear {
         #[serde(rename = "in")]
@@ -38,12 +43,95 @@ pub enum LayerSpec {
     Flatten,
 }
 
+/// What a layer's JSON is read as: [`LayerSpec`] with the field-less layers as empty
+/// structs, because serde lets an internally tagged *unit* variant through with any fields
+/// (`{"type":"relu","slope":0.2}` would silently drop the slope); these reject them.
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum LayerJson {
+    Linear {
+        #[serde(rename = "in")]
+        inputs: usize,
+        #[serde(rename = "out")]
+        outputs: usize,
+    },
+    Conv2d {
+        #[serde(rename = "in")]
+        inputs: usize,
+        #[serde(rename = "out")]
+        outputs: usize,
+        kernel: usize,
+        #[serde(default = "one")]
+        stride: usize,
+        #[serde(default)]
+        padding: usize,
+    },
+    LeakyRelu {
+        #[serde(default = "default_slope")]
+        slope: f32,
+    },
+    Silu {},
+    Relu {},
+    AvgPool {
+        kernel: usize,
+    },
+    Flatten {},
+}
+
+impl From<LayerJson> for LayerSpec {
+    fn from(l: LayerJson) -> Self {
+        match l {
+            LayerJson::Linear { inputs, outputs } => LayerSpec::Linear { inputs, outputs },
+            LayerJson::Conv2d {
+                inputs,
+                outputs,
+                kernel,
+                stride,
+                padding,
+            } => LayerSpec::Conv2d {
+                inputs,
+                outputs,
+                kernel,
+                stride,
+                padding,
+            },
+            LayerJson::LeakyRelu { slope } => LayerSpec::LeakyRelu { slope },
+            LayerJson::Silu {} => LayerSpec::Silu,
+            LayerJson::Relu {} => LayerSpec::Relu,
+            LayerJson::AvgPool { kernel } => LayerSpec::AvgPool { kernel },
+            LayerJson::Flatten {} => LayerSpec::Flatten,
+        }
+    }
+}
+
 fn one() -> usize {
     1
 }
 
 fn default_slope() -> f32 {
     0.01
+}
+
+/// The most values a model may hold in its parameters, and one sample in its activations
+/// (summed over the input and every layer's output): 2^28, 1 GiB of f32. Far above any net
+/// this crate trains (anatomy32 at n_f = 64: 2.8 M parameters, 0.25 M activation values per
+/// image), low enough that a size typo is an error, not an abort on allocation.
+pub const MAX_VALUES: usize = 1 << 28;
+
+/// The most values `batch` samples may hold across the activations of a net
+/// ([`Spec::check_batch`]): 2^31, 8 GiB of f32 (and as much again for the gradients).
+pub const MAX_BATCH_VALUES: usize = 1 << 31;
+
+/// The product of `dims`, or `None` on overflow.
+fn product(dims: &[usize]) -> Option<usize> {
+    dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
+}
+
+/// What [`Spec::check`] finds out about a valid spec.
+struct Checked {
+    shapes: Vec<Vec<usize>>,
+    params: usize,
+    activations: usize,
 }
 
 /// A whole model: the per-sample input shape and the layers in order; the last one outputs
@@ -99,7 +187,15 @@ impl Spec {
 
     /// ebm-anatomy's ConvNet (Nijkamp et al.) on 32×32 images with width `nf`, slope 0.2.
     pub fn convnet(channels: usize, nf: usize) -> Spec {
-        let widths = [channels, nf, 2 * nf, 4 * nf, 8 * nf];
+        // Saturating: an absurd `nf` (a typo on the command line) must reach the size check
+        // of [`Spec::shapes`], not overflow here.
+        let widths = [
+            channels,
+            nf,
+            nf.saturating_mul(2),
+            nf.saturating_mul(4),
+            nf.saturating_mul(8),
+        ];
         let kernels = [(3, 1, 1), (4, 2, 1), (4, 2, 1), (4, 2, 1)];
         let mut layers = Vec::new();
         for (i, (kernel, stride, padding)) in kernels.into_iter().enumerate() {
@@ -113,7 +209,7 @@ impl Spec {
             layers.push(LayerSpec::LeakyRelu { slope: 0.2 });
         }
         layers.push(LayerSpec::Conv2d {
-            inputs: 8 * nf,
+            inputs: widths[4],
             outputs: 1,
             kernel: 4,
             stride: 1,
@@ -143,8 +239,42 @@ impl Spec {
     }
 
     /// The per-sample shape after each layer (`shapes()[0]` is the input), checking every
-    /// layer against its input and that the net ends in one energy per sample.
+    /// layer against its input, that the net ends in one energy per sample, and that its
+    /// parameters and one sample's activations stay within [`MAX_VALUES`] (so a typo such as
+    /// `"out": 1000000000` is an error here, not an abort when the net allocates).
     pub fn shapes(&self) -> Result<Vec<Vec<usize>>> {
+        Ok(self.check()?.shapes)
+    }
+
+    /// Number of parameters (weights and biases of every layer).
+    pub fn param_count(&self) -> Result<usize> {
+        Ok(self.check()?.params)
+    }
+
+    /// Values one sample occupies across all activations (the input and every layer's
+    /// output): what a batch of one needs in each of the forward and backward workspaces.
+    pub fn activation_values(&self) -> Result<usize> {
+        Ok(self.check()?.activations)
+    }
+
+    /// Check that `batch` samples of this net fit in memory: `batch` × [`activation_values`]
+    /// at most [`MAX_BATCH_VALUES`]. `what` names the setting that chose `batch` with its
+    /// value (e.g. `--n 5000`), for the error.
+    ///
+    /// [`activation_values`]: Spec::activation_values
+    pub fn check_batch(&self, batch: usize, what: &str) -> Result<()> {
+        let per_sample = self.activation_values()?;
+        match batch.checked_mul(per_sample) {
+            Some(total) if total <= MAX_BATCH_VALUES => Ok(()),
+            _ => Err(Error::Option(format!(
+                "{what} is too large for this model: {batch} samples × {per_sample} \
+                 activation values each is more than {MAX_BATCH_VALUES} values ({} GiB of f32)",
+                MAX_BATCH_VALUES >> 28
+            ))),
+        }
+    }
+
+    fn check(&self) -> Result<Checked> {
         if self.input.is_empty() || self.input.contains(&0) {
             return Err(Error::Spec(format!(
                 "input shape {:?} has a zero or no dimension",
@@ -154,10 +284,25 @@ impl Spec {
         if self.layers.is_empty() {
             return Err(Error::Spec("no layers".into()));
         }
+        // `what` holds `count` values (None: more than a usize holds), over the limit.
+        let limit = |count: Option<usize>, what: String| match count {
+            Some(n) if n <= MAX_VALUES => Ok(n),
+            _ => Err(Error::Spec(format!(
+                "{what}: {} values, more than the {MAX_VALUES} a model may have",
+                count.map_or("too many".into(), |n| n.to_string())
+            ))),
+        };
+        let input_len = limit(
+            product(&self.input),
+            format!("input shape {:?}", self.input),
+        )?;
         let mut shape = self.input.clone();
         let mut shapes = vec![shape.clone()];
+        let mut params = 0usize;
+        let mut activations = input_len;
         for (i, layer) in self.layers.iter().enumerate() {
             let bad = |what: String| Error::Spec(format!("layers.{i}: {what}"));
+            let mut layer_params = 0usize;
             shape = match *layer {
                 LayerSpec::Linear { inputs, outputs } => {
                     if inputs == 0 || outputs == 0 {
@@ -170,6 +315,10 @@ impl Spec {
                             "linear in={inputs} but its input has shape {shape:?}"
                         )));
                     }
+                    layer_params = inputs
+                        .checked_mul(outputs)
+                        .and_then(|w| w.checked_add(outputs))
+                        .ok_or_else(|| bad(format!("linear {inputs}×{outputs} overflows")))?;
                     vec![outputs]
                 }
                 LayerSpec::Conv2d {
@@ -185,18 +334,31 @@ impl Spec {
                         )));
                     }
                     if outputs == 0 || kernel == 0 || stride == 0 {
-                        return Err(bad("conv2d out, kernel and stride must be positive".into()));
+                        return Err(bad(format!(
+                            "conv2d out={outputs} kernel={kernel} stride={stride}: out, kernel \
+                             and stride must be positive"
+                        )));
                     }
                     let out = |n: usize| {
-                        (n + 2 * padding)
-                            .checked_sub(kernel)
+                        padding
+                            .checked_mul(2)
+                            .and_then(|p| p.checked_add(n))
+                            .and_then(|padded| padded.checked_sub(kernel))
                             .map(|v| v / stride + 1)
                     };
+                    layer_params = product(&[outputs, inputs, kernel, kernel])
+                        .and_then(|w| w.checked_add(outputs))
+                        .ok_or_else(|| {
+                            bad(format!(
+                                "conv2d {outputs}×{inputs}×{kernel}×{kernel} overflows"
+                            ))
+                        })?;
                     match (out(shape[1]), out(shape[2])) {
                         (Some(h), Some(w)) => vec![outputs, h, w],
                         _ => {
                             return Err(bad(format!(
-                                "kernel {kernel} is larger than the padded input {shape:?}"
+                                "conv2d kernel {kernel} (padding {padding}) does not fit its \
+                                 input {shape:?}"
                             )))
                         }
                     }
@@ -207,17 +369,41 @@ impl Spec {
                     }
                     vec![shape[0], shape[1] / kernel, shape[2] / kernel]
                 }
+                LayerSpec::LeakyRelu { slope } => {
+                    if !slope.is_finite() {
+                        return Err(bad(format!("leaky_relu slope {slope} is not finite")));
+                    }
+                    shape
+                }
+                // The input's product was checked, and no layer's output is larger than
+                // MAX_VALUES, so this cannot overflow.
                 LayerSpec::Flatten => vec![shape.iter().product()],
-                LayerSpec::LeakyRelu { .. } | LayerSpec::Silu | LayerSpec::Relu => shape,
+                LayerSpec::Silu | LayerSpec::Relu => shape,
             };
+            params = limit(
+                params.checked_add(layer_params),
+                format!("layers.{i}: the parameter count up to this layer"),
+            )?;
+            let len = limit(
+                product(&shape),
+                format!("layers.{i}: the output shape {shape:?}"),
+            )?;
+            activations = limit(
+                activations.checked_add(len),
+                format!("layers.{i}: one sample's activations up to this layer"),
+            )?;
             shapes.push(shape.clone());
         }
-        if shape.iter().product::<usize>() != 1 {
+        if product(&shape) != Some(1) {
             return Err(Error::Spec(format!(
                 "the last layer outputs shape {shape:?}, not one energy per sample"
             )));
         }
-        Ok(shapes)
+        Ok(Checked {
+            shapes,
+            params,
+            activations,
+        })
     }
 
     /// Forward FLOPs per sample (a multiply-add counts 2; only linear and conv layers).
@@ -228,9 +414,9 @@ impl Spec {
             .iter()
             .zip(shapes.iter().skip(1))
             .map(|(layer, out)| match *layer {
-                LayerSpec::Linear { inputs, outputs } => 2 * (inputs * outputs) as u64,
+                LayerSpec::Linear { inputs, outputs } => 2 * inputs as u64 * outputs as u64,
                 LayerSpec::Conv2d { inputs, kernel, .. } => {
-                    2 * (out.iter().product::<usize>() * inputs * kernel * kernel) as u64
+                    2 * out.iter().product::<usize>() as u64 * (inputs * kernel * kernel) as u64
                 }
                 _ => 0,
             })
@@ -281,6 +467,14 @@ mod tests {
                 "zero",
             ),
             (r#"{"input":[2],"layers":[]}"#, "no layers"),
+            (
+                r#"{"input":[2],"layers":[{"type":"relu","slope":0.2},{"type":"linear","in":2,"out":1}]}"#,
+                "slope",
+            ),
+            (
+                r#"{"input":[2],"layers":[{"type":"linear","in":2,"out":100000000},{"type":"linear","in":100000000,"out":1}]}"#,
+                "layers.0: the parameter count",
+            ),
         ];
         for (text, needle) in cases {
             let err = Spec::from_json(text).unwrap_err().to_string();

@@ -53,23 +53,32 @@ pub struct LangevinConfig {
 impl LangevinConfig {
     /// Check the settings, naming the bad one.
     pub fn validate(&self) -> Result<()> {
-        let bad = |what: &str| Err(Error::Option(what.to_string()));
+        let bad = |what: String| Err(Error::Option(what));
         if self.steps == 0 {
-            return bad("Langevin steps K must be at least 1");
+            return bad("Langevin steps K must be at least 1".into());
         }
         if !(self.step_size.is_finite() && self.step_size >= 0.0) {
-            return bad("Langevin step size must be finite and ≥ 0");
+            return bad(format!(
+                "Langevin step size {} must be finite and ≥ 0",
+                self.step_size
+            ));
         }
         if !(self.noise.is_finite() && self.noise >= 0.0) {
-            return bad("Langevin noise must be finite and ≥ 0");
+            return bad(format!(
+                "Langevin noise {} must be finite and ≥ 0",
+                self.noise
+            ));
         }
         if let Some(c) = self.grad_clip {
             if !(c.is_finite() && c > 0.0) {
-                return bad("Langevin gradient clip must be finite and > 0");
+                return bad(format!("Langevin gradient clip {c} must be finite and > 0"));
             }
         }
         if !(self.lo.is_finite() && self.hi.is_finite()) || self.lo >= self.hi {
-            return bad("Langevin clamp range needs lo < hi");
+            return bad(format!(
+                "Langevin clamp range [{}, {}] needs finite lo < hi",
+                self.lo, self.hi
+            ));
         }
         Ok(())
     }

@@ -111,6 +111,19 @@ impl<B: Backend> Trainer<B> {
     pub fn new(b: &B, net: EnergyNet<B>, config: TrainConfig) -> Result<Self> {
         config.validate()?;
         let (batch, dim) = (config.batch, net.input_len());
+        // Data and samples go through the net together, 2B at once.
+        let both = batch.saturating_mul(2);
+        net.spec().check_batch(
+            both,
+            &format!("batch size {batch} ({both} samples per pass)"),
+        )?;
+        if config.buffer_size.saturating_mul(dim) > crate::nn::spec::MAX_BATCH_VALUES {
+            return Err(Error::Option(format!(
+                "replay buffer size {} × {dim} values per sample is more than {} values",
+                config.buffer_size,
+                crate::nn::spec::MAX_BATCH_VALUES
+            )));
+        }
         let l = &config.langevin;
         let replay = ReplayBuffer::new(
             b,

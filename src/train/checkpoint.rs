@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::cd::{TrainConfig, Trainer};
 use crate::backend::Backend;
-use crate::nn::{EnergyNet, Spec};
+use crate::nn::{EnergyNet, LayerSpec, Spec};
 use crate::tensorfile::{link_atomic, sync_dir, TensorFile};
 use crate::{Error, Result};
 
@@ -191,9 +191,10 @@ fn net_from_file<B: Backend>(
     path: &Path,
     spec: &Spec,
 ) -> Result<EnergyNet<B>> {
-    EnergyNet::from_params(b, spec, |name, shape| {
+    let mut used = Vec::new();
+    let net = EnergyNet::from_params(b, spec, |name, shape| {
         let t = file.get(name, path)?;
-        if t.shape.iter().product::<usize>() != shape.iter().product::<usize>() {
+        if t.shape != shape {
             return Err(Error::format(
                 path,
                 format!(
@@ -202,8 +203,51 @@ fn net_from_file<B: Backend>(
                 ),
             ));
         }
+        used.push(name.to_string());
         Ok(t.data.clone())
     })
+    .map_err(|e| in_file(e, path))?;
+    // A parameter the spec has no place for means the spec does not describe this file
+    // (a wrong --spec, or a model file whose `ebm.spec` was edited).
+    if let Some(extra) = file
+        .tensors
+        .keys()
+        .find(|k| k.starts_with("layers.") && !used.contains(k))
+    {
+        return Err(Error::format(
+            path,
+            format!(
+                "tensor '{extra}' has no place in the spec (its layers with parameters: {})",
+                param_layers(spec)
+            ),
+        ));
+    }
+    Ok(net)
+}
+
+/// The indices of the layers that have parameters, e.g. `0, 2, 4`, for errors.
+fn param_layers(spec: &Spec) -> String {
+    let with: Vec<String> = spec
+        .layers
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| matches!(l, LayerSpec::Linear { .. } | LayerSpec::Conv2d { .. }))
+        .map(|(i, _)| i.to_string())
+        .collect();
+    if with.is_empty() {
+        "none".into()
+    } else {
+        with.join(", ")
+    }
+}
+
+/// A spec, shape or option error found while building from a file's contents is a problem
+/// of that file: say which.
+fn in_file(e: Error, path: &Path) -> Error {
+    match e {
+        Error::Spec(_) | Error::Shape(_) | Error::Option(_) => Error::format(path, e.to_string()),
+        other => other,
+    }
 }
 
 /// Rebuild a trainer from a checkpoint, continuing exactly where it stopped.
@@ -222,23 +266,63 @@ pub fn load_trainer<B: Backend>(b: &B, path: &Path) -> Result<Trainer<B>> {
         .map_err(|e| Error::format(path, format!("{TRAIN_KEY}: {e}")))?;
     let position: RunPosition = serde_json::from_str(meta(RNG_KEY)?)
         .map_err(|e| Error::format(path, format!("{RNG_KEY}: {e}")))?;
+    // The global Langevin step count is iteration × K: it must not overflow.
+    if position
+        .iteration
+        .checked_add(1)
+        .and_then(|i| i.checked_mul(config.langevin.steps as u64))
+        .is_none()
+    {
+        return Err(Error::format(
+            path,
+            format!(
+                "{RNG_KEY}: iteration {} is out of range",
+                position.iteration
+            ),
+        ));
+    }
     let net = net_from_file(b, &file, path, &spec)?;
-    let mut trainer = Trainer::new(b, net, config)?;
-    let names: Vec<String> = trainer
+    let mut trainer = Trainer::new(b, net, config).map_err(|e| {
+        let e = in_file(e, path);
+        match e {
+            Error::Format { path, what } => Error::format(path, format!("{TRAIN_KEY}: {what}")),
+            other => other,
+        }
+    })?;
+    let params: Vec<(String, Vec<usize>)> = trainer
         .net
         .params()
         .iter()
-        .map(|p| p.name.clone())
+        .map(|p| (p.name.clone(), p.shape.clone()))
         .collect();
-    for (i, name) in names.iter().enumerate() {
-        let m = file.get(&format!("adam.m.{name}"), path)?;
-        let v = file.get(&format!("adam.v.{name}"), path)?;
-        b.write(&mut trainer.adam.m[i], 0, &m.data)?;
-        b.write(&mut trainer.adam.v[i], 0, &v.data)?;
+    for (i, (name, shape)) in params.iter().enumerate() {
+        for (moment, slot) in [("m", &mut trainer.adam.m[i]), ("v", &mut trainer.adam.v[i])] {
+            let key = format!("adam.{moment}.{name}");
+            let t = file.get(&key, path)?;
+            if &t.shape != shape {
+                return Err(Error::format(
+                    path,
+                    format!(
+                        "tensor '{key}' has shape {:?}, the parameter has {shape:?}",
+                        t.shape
+                    ),
+                ));
+            }
+            b.write(slot, 0, &t.data)?;
+        }
     }
-    trainer
-        .replay
-        .load_chains(b, &file.get("replay.chains", path)?.data)?;
+    let chains = file.get("replay.chains", path)?;
+    let want = [trainer.replay.capacity(), trainer.net.input_len()];
+    if chains.shape != want {
+        return Err(Error::format(
+            path,
+            format!(
+                "tensor 'replay.chains' has shape {:?}, the run's replay buffer needs {want:?}",
+                chains.shape
+            ),
+        ));
+    }
+    trainer.replay.load_chains(b, &chains.data)?;
     trainer.iteration = position.iteration;
     trainer.adam.t = position.adam_t;
     Ok(trainer)

@@ -85,6 +85,15 @@ pub fn run(device: &str, args: &BenchArgs) -> Result<()> {
             "--batch and --steps must be at least 1".into(),
         ));
     }
+    for &batch in &batches {
+        // Training runs data and samples through the net together, 2B at once.
+        let samples = if args.only.as_deref() == Some("sampling") {
+            batch
+        } else {
+            batch.saturating_mul(2)
+        };
+        spec.check_batch(samples, &format!("--batch {batch}"))?;
+    }
     let backend = crate::open_device(device)?;
     with_backend!(backend, |b| {
         for &batch in &batches {

@@ -95,6 +95,26 @@ pub fn load_net<B: ebm::Backend>(
     ebm::train::checkpoint::load_model(b, model, spec.as_ref())
 }
 
+/// `--iters 0` would train nothing and write no model: refuse it rather than exit 0.
+/// (With `--resume`, an `--iters` the checkpoint has already reached is fine: done.)
+fn check_iters(iters: u64) -> ebm::Result<()> {
+    if iters == 0 {
+        return Err(Error::Option("--iters must be at least 1".into()));
+    }
+    Ok(())
+}
+
+/// `--depth` builds the MLP's layer list before any size check can run: bound it first.
+fn check_depth(depth: usize) -> ebm::Result<()> {
+    const MAX_DEPTH: usize = 1 << 16;
+    if depth > MAX_DEPTH {
+        return Err(Error::Option(format!(
+            "--depth {depth}: at most {MAX_DEPTH} hidden layers"
+        )));
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     quiet_mesa_runtime_dir();
     let cli = Cli::parse();
@@ -102,10 +122,12 @@ fn main() -> ExitCode {
         Command::Info => cli.device.parse::<DeviceChoice>().and_then(|_| info::run()),
         Command::Train {
             what: TrainWhat::Toy2d(args),
-        } => toy2d::run(&cli.device, &args),
+        } => check_iters(args.iters)
+            .and_then(|()| check_depth(args.depth))
+            .and_then(|()| toy2d::run(&cli.device, &args)),
         Command::Train {
             what: TrainWhat::Images(args),
-        } => images::run(&cli.device, &args),
+        } => check_iters(args.iters).and_then(|()| images::run(&cli.device, &args)),
         Command::Sample(args) => sample::run(&cli.device, &args),
         Command::Score(args) => score::run(&cli.device, &args),
         Command::Bench(args) => bench::run(&cli.device, &args),

@@ -85,7 +85,7 @@ fn validate(a: &RestoreArgs) -> Result<()> {
     if a.n == 0 || a.steps == 0 {
         return Err(Error::Option("--n and --steps must be at least 1".into()));
     }
-    Ok(())
+    sampler(a).config.validate()
 }
 
 pub fn inpaint(device: &str, args: &InpaintArgs) -> Result<()> {

@@ -93,6 +93,7 @@ fn sample<B: Backend>(b: &B, args: &SampleArgs) -> Result<()> {
         hi: args.hi.or(trained.map(|c| c.hi)).unwrap_or(hi),
     };
     config.validate()?;
+    net.spec().check_batch(args.n, &format!("--n {}", args.n))?;
     let sampler = Langevin {
         config,
         seed: args.seed,

@@ -65,6 +65,12 @@ fn score<B: Backend>(b: &B, args: &ScoreArgs) -> Result<()> {
             ),
         ));
     }
+    if x.shape[0] == 0 {
+        return Err(Error::format(
+            input_path,
+            "x holds no samples (shape [0, …])",
+        ));
+    }
     if x.data.iter().any(|v| !v.is_finite()) {
         return Err(Error::format(input_path, "x contains NaN or infinity"));
     }
