@@ -533,10 +533,9 @@ fn checkpoint_missing_or_damaged() {
     );
 }
 
-/// A checkpoint of the other command's model: needs a check after `load_trainer` in
-/// src/bin/ebm/{toy2d,images}.rs (the fresh-spec path has it; the resumed one does not).
+/// A checkpoint of the other command's model (an image model for `train toy2d` and the other
+/// way round) is refused with the input shape the command needs.
 #[test]
-#[ignore = "needs the resumed-spec check in src/bin/ebm/toy2d.rs and images.rs"]
 fn resume_checkpoint_of_the_wrong_kind() {
     let dir = TempDir::new("resume-kind");
     let toy = checkpoint(&dir, "toy.safetensors", |_| {});

@@ -133,20 +133,28 @@ fn default_data() -> PathBuf {
     }
 }
 
+/// Images need a net that takes [C, H, W].
+fn check_input(spec: &Spec) -> Result<()> {
+    if spec.input.len() != 3 {
+        return Err(Error::Shape(format!(
+            "images need a spec with input [C, H, W], not {:?}",
+            spec.input
+        )));
+    }
+    Ok(())
+}
+
 fn train<B: Backend>(b: &B, args: &ImagesArgs) -> Result<()> {
     let mut trainer = match &args.run.resume {
         Some(ckpt) => train_loop::resume_trainer(b, ckpt)?,
         None => {
             let spec = spec(args, b.is_gpu())?;
-            if spec.input.len() != 3 {
-                return Err(Error::Shape(format!(
-                    "images need a spec with input [C, H, W], not {:?}",
-                    spec.input
-                )));
-            }
+            check_input(&spec)?;
             Trainer::new(b, EnergyNet::new(b, &spec, args.seed)?, config(args))?
         }
     };
+    // A resumed checkpoint may hold another kind of net (a toy2d model, say).
+    check_input(trainer.net.spec())?;
     let shape = trainer.net.spec().input.clone();
     let (c, h, w) = (shape[0], shape[1], shape[2]);
     let data_path = args.data.clone().unwrap_or_else(default_data);

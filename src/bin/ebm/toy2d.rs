@@ -119,6 +119,17 @@ fn config(args: &Toy2dArgs) -> TrainConfig {
     }
 }
 
+/// toy2d data are points in the plane: the net must take [2].
+fn check_input(spec: &Spec) -> Result<()> {
+    if spec.input != [2] {
+        return Err(Error::Shape(format!(
+            "toy2d needs a spec with input [2], not {:?}",
+            spec.input
+        )));
+    }
+    Ok(())
+}
+
 fn train<B: Backend>(b: &B, dataset: Toy2d, args: &Toy2dArgs) -> Result<()> {
     let out = args.run.out_dir(&format!("toy2d-{dataset}"))?;
     let mut trainer = match &args.run.resume {
@@ -128,15 +139,12 @@ fn train<B: Backend>(b: &B, dataset: Toy2d, args: &Toy2dArgs) -> Result<()> {
                 Some(s) => Spec::from_name_or_file(s)?,
                 None => Spec::mlp(2, args.hidden, args.depth),
             };
-            if spec.input_len() != 2 {
-                return Err(Error::Shape(format!(
-                    "toy2d needs a spec with input [2], not {:?}",
-                    spec.input
-                )));
-            }
+            check_input(&spec)?;
             Trainer::new(b, EnergyNet::new(b, &spec, args.seed)?, config(args))?
         }
     };
+    // A resumed checkpoint may hold another kind of net (an image model, say).
+    check_input(trainer.net.spec())?;
     let seed = trainer.config.seed;
     let mut data = ToyData { dataset, seed };
     let mut watch = ToyWatch {
