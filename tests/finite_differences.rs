@@ -586,8 +586,13 @@ fn small_conv_shape(rng: &mut StdRng) -> Conv2dShape {
 fn check_conv2d<B: Backend>(b: &B, seed: u64) {
     let ctx = context(b, seed);
     let mut rng = StdRng::seed_from_u64(seed);
-    for _ in 0..6 {
-        let s = small_conv_shape(&mut rng);
+    for case in 0..7 {
+        let mut s = small_conv_shape(&mut rng);
+        if case == 6 {
+            // A kernel over the whole unpadded input: the CPU's dense-layer path.
+            let k = rng.random_range(2..=4);
+            (s.height, s.width, s.kernel, s.padding) = (k, k, k, 0);
+        }
         let (nx, nw) = (
             s.batch * s.in_len(),
             s.out_channels * s.in_channels * s.kernel * s.kernel,

@@ -65,7 +65,23 @@ fn patch_rows(s: &Conv2dShape) -> usize {
     s.in_channels * s.kernel * s.kernel
 }
 
+/// A kernel that covers its whole unpadded input (anatomy32's last layer: 512×4×4 → 1) is a
+/// dense layer: the one patch of sample n is x_n itself, flattened in the weight's [C, k, k]
+/// order. Then one batch-wide GEMM replaces N per-sample im2col + GEMM calls that each make
+/// one output (33–76× slower in `benches/conv2d.rs`).
+fn is_dense(s: &Conv2dShape) -> bool {
+    s.padding == 0 && s.kernel == s.height && s.kernel == s.width
+}
+
 pub fn forward(s: Conv2dShape, x: &[f32], w: &[f32], b: &[f32], y: &mut [f32]) {
+    if is_dense(&s) {
+        let (n, r, o) = (s.batch, patch_rows(&s), s.out_channels);
+        for row in y[..n * o].chunks_mut(o) {
+            row.copy_from_slice(&b[..o]);
+        }
+        let (x, w) = (Mat::row_major(x, n, r), Mat::transposed(w, o, r));
+        return matmul(x, w, y, true);
+    }
     let (r, px, o) = (
         patch_rows(&s),
         s.out_height() * s.out_width(),
@@ -93,6 +109,11 @@ pub fn forward(s: Conv2dShape, x: &[f32], w: &[f32], b: &[f32], y: &mut [f32]) {
 }
 
 pub fn backward_data(s: Conv2dShape, dy: &[f32], w: &[f32], dx: &mut [f32]) {
+    if is_dense(&s) {
+        let (n, r, o) = (s.batch, patch_rows(&s), s.out_channels);
+        let (dy, w) = (Mat::row_major(dy, n, o), Mat::row_major(w, o, r));
+        return matmul(dy, w, dx, false);
+    }
     let (r, px, o) = (
         patch_rows(&s),
         s.out_height() * s.out_width(),
@@ -118,6 +139,16 @@ pub fn backward_data(s: Conv2dShape, dy: &[f32], w: &[f32], dx: &mut [f32]) {
 }
 
 pub fn backward_params(s: Conv2dShape, dy: &[f32], x: &[f32], dw: &mut [f32], db: &mut [f32]) {
+    if is_dense(&s) {
+        let (n, r, o) = (s.batch, patch_rows(&s), s.out_channels);
+        let (dyt, x) = (Mat::transposed(dy, n, o), Mat::row_major(x, n, r));
+        matmul(dyt, x, dw, false);
+        db[..o].fill(0.0);
+        for row in dy[..n * o].chunks(o) {
+            db[..o].iter_mut().zip(row).for_each(|(g, &d)| *g += d);
+        }
+        return;
+    }
     let (r, px, o) = (
         patch_rows(&s),
         s.out_height() * s.out_width(),
