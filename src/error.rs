@@ -1,4 +1,18 @@
 //! The one error type of the engine; the CLI prints it as `error: <what>` and exits non-zero.
+//!
+//! Every fallible call returns [`Result`]; match on the variant to tell bad input from a
+//! broken device, or print it: the message names the thing at fault.
+//!
+//! ```
+//! use ebm::{Error, Spec};
+//!
+//! let err = Spec::builtin("resnet").unwrap_err();
+//! assert!(matches!(err, Error::Spec(_)));
+//! assert!(err.to_string().starts_with("bad model spec: unknown built-in spec 'resnet'"));
+//!
+//! let err = Error::format("model.safetensors", "no tensor 'layers.0.weight'");
+//! assert_eq!(err.to_string(), "model.safetensors: no tensor 'layers.0.weight'");
+//! ```
 
 use std::path::PathBuf;
 
@@ -23,12 +37,19 @@ pub enum Error {
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {
+        /// The file or folder the operation was on.
         path: PathBuf,
+        /// What the operating system said.
         source: std::io::Error,
     },
     /// A file exists but its content is not what we expect.
     #[error("{path}: {what}")]
-    Format { path: PathBuf, what: String },
+    Format {
+        /// The offending file.
+        path: PathBuf,
+        /// What is wrong with its content, in words for the user.
+        what: String,
+    },
     /// Training diverged (non-finite loss, energies or gradients).
     #[error("training diverged: {0}")]
     NonFinite(String),

@@ -21,6 +21,23 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! ## Where things are
+//!
+//! - [`backend`]: the [`Backend`] trait, [`CpuBackend`], [`GpuBackend`] and choosing one at
+//!   run time ([`backend::choose_backend`], [`with_backend!`]).
+//! - [`nn`]: model [`Spec`]s (JSON) and the [`EnergyNet`] built from one.
+//! - [`sampler`]: Langevin dynamics ([`sampler::Langevin`]) and the replay buffer.
+//! - [`train`]: the contrastive-divergence [`train::Trainer`], Adam, model files and
+//!   checkpoints.
+//! - [`data`]: toy 2D distributions, image datasets and the [`data::DataSource`] trait for
+//!   your own data.
+//! - [`eval`]: KL on a grid for 2D models, AUROC for out-of-distribution detection.
+//! - [`plot`]: PNG figures (densities, samples, training curves, image grids).
+//! - [`rng`]: the Philox generator every device shares; [`tensorfile`]: safetensors I/O.
+//! - [`error`]: the one [`Error`] type.
+
+#![warn(missing_docs)]
 
 pub mod backend;
 pub mod data;

@@ -5,6 +5,31 @@
 //! noise for element `e` of chain `c` at Langevin step `s` is a pure function of
 //! `(seed, e / 4, c, s, stream)`, so the CPU and the GPU draw the same numbers in
 //! any order, and a resumed run continues exactly (DESIGN.md §3).
+//!
+//! ```
+//! use ebm::rng::{self, Stream};
+//!
+//! // Random123's known answer for the all-zero counter and key.
+//! let zero = rng::philox4x32_10([0; 4], [0; 2]);
+//! assert_eq!(zero, [0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8]);
+//!
+//! // Elements 0..4 of chain 7 at Langevin step 3: block 0, four words, four normals.
+//! let words = rng::words(42, 0, 7, 3, Stream::Langevin);
+//! assert_eq!(words, rng::philox4x32_10([0, 7, 3, Stream::Langevin as u32], rng::seed_key(42)));
+//! let z = rng::normals(words);
+//! // fill_normal lays the same numbers out along a whole chain (elements 4..6: block 1).
+//! let mut chain = [0.0f32; 6];
+//! rng::fill_normal(42, 7, 3, Stream::Langevin, &mut chain);
+//! assert_eq!(chain[..4], z);
+//!
+//! // Uniform values on [lo, hi]: a pure function of the counters, so drawing them again, on
+//! // any device and in any order, gives the same values.
+//! let (mut a, mut b) = ([0.0f32; 5], [0.0f32; 5]);
+//! rng::fill_uniform(1, 0, 0, Stream::Data, -1.0, 1.0, &mut a);
+//! rng::fill_uniform(1, 0, 0, Stream::Data, -1.0, 1.0, &mut b);
+//! assert_eq!(a, b);
+//! assert!(a.iter().all(|v| (-1.0..=1.0).contains(v)));
+//! ```
 
 const M0: u32 = 0xD251_1F53;
 const M1: u32 = 0xCD9E_8D57;

@@ -1,6 +1,25 @@
 //! Named f32 tensors plus string metadata in a safetensors file: model files, checkpoints
 //! and sample batches (DESIGN.md §3). Writes are atomic — temp file, fsync, rename, fsync of
 //! the folder — so a crash never leaves half a file.
+//!
+//! ```
+//! use ebm::tensorfile::TensorFile;
+//!
+//! # fn main() -> ebm::Result<()> {
+//! let path = std::env::temp_dir().join(format!("ebm-doc-tensors-{}.safetensors", std::process::id()));
+//! let mut file = TensorFile::new();
+//! file.insert("samples", vec![2, 3], vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
+//! file.metadata.insert("note".into(), "two rows of three".into());
+//! file.write(&path)?;
+//!
+//! let back = TensorFile::read(&path)?;
+//! assert_eq!(back, file);
+//! assert_eq!(back.get("samples", &path)?.shape, [2, 3]);
+//! assert!(back.get("chains", &path).is_err(), "missing tensors are errors naming the file");
+//! # std::fs::remove_file(&path).ok();
+//! # Ok(())
+//! # }
+//! ```
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -14,14 +33,21 @@ use crate::{Error, Result};
 /// A tensor's shape and values.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Tensor {
+    /// Dimensions, outermost first.
     pub shape: Vec<usize>,
+    /// The values, row-major: `shape.iter().product()` of them.
     pub data: Vec<f32>,
 }
 
 /// The contents of one safetensors file (f32 on the way out; f32, f64 or f16/bf16 read in).
+/// [`write`](Self::write) and [`read`](Self::read) round-trip it (see the [module](self)
+/// example).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct TensorFile {
+    /// Tensors by name, e.g. `layers.0.weight`.
     pub tensors: BTreeMap<String, Tensor>,
+    /// The header's `__metadata__` strings, e.g. `ebm.spec` (see
+    /// [`checkpoint`](crate::train::checkpoint)).
     pub metadata: HashMap<String, String>,
 }
 
@@ -155,6 +181,14 @@ pub fn link_atomic(src: &Path, dst: &Path) -> Result<()> {
 
 /// Whether a file name is one of [`write_atomic`]'s temp files (`<name>.<pid>-<n>.tmp`, or
 /// `<name>.safetensors.tmp` from older versions): never a finished file.
+///
+/// ```
+/// use ebm::tensorfile::is_temp_file;
+///
+/// assert!(is_temp_file("model.safetensors.4242-0.tmp"));
+/// assert!(!is_temp_file("model.safetensors"));
+/// assert!(!is_temp_file("notes.tmp"));
+/// ```
 pub fn is_temp_file(name: &str) -> bool {
     let Some(stem) = name.strip_suffix(".tmp") else {
         return false;

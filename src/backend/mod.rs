@@ -8,6 +8,26 @@
 //! pending command encoder and submits on [`Backend::flush`] or [`Backend::read`], so a whole
 //! chain of K Langevin steps costs one submission and no readback. The CPU backend runs each
 //! operation at once. Results are the same up to float rounding.
+//!
+//! Upload host values, record operations on the handles, read the result back:
+//!
+//! ```
+//! use ebm::backend::{Backend, LinearShape};
+//! use ebm::CpuBackend;
+//!
+//! # fn main() -> ebm::Result<()> {
+//! let b = CpuBackend::new();
+//! // y = x·wᵀ + bias for 2 samples of 3 inputs and 1 output.
+//! let s = LinearShape { batch: 2, inputs: 3, outputs: 1 };
+//! let x = b.upload(&[1.0, 2.0, 3.0, 0.0, 0.0, 1.0])?;
+//! let w = b.upload(&[0.5, 0.5, 1.0])?;
+//! let bias = b.upload(&[-1.0])?;
+//! let mut y = b.zeros(2)?;
+//! b.linear_forward(s, &x, &w, &bias, &mut y);
+//! assert_eq!(b.read(&y)?, [3.5, 0.0]);
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod cpu;
 pub mod device;
@@ -24,6 +44,7 @@ use crate::Result;
 /// Pointwise nonlinearities.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Activation {
+    /// max(x, 0)
     Relu,
     /// max(x, slope·x)
     LeakyRelu(f32),
@@ -34,8 +55,11 @@ pub enum Activation {
 /// Shape of a batched linear layer `y[b, o] = Σᵢ x[b, i]·w[o, i] + bias[o]` (PyTorch layout).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LinearShape {
+    /// Rows of x and y (samples).
     pub batch: usize,
+    /// Columns of x and of w (features in).
     pub inputs: usize,
+    /// Columns of y, rows of w and length of the bias (features out).
     pub outputs: usize,
 }
 
@@ -43,13 +67,21 @@ pub struct LinearShape {
 /// weight `[out_channels, in_channels, kernel, kernel]` (PyTorch layout), zero padding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Conv2dShape {
+    /// Samples (N) in x and y.
     pub batch: usize,
+    /// Channels of x and of every filter (C).
     pub in_channels: usize,
+    /// Filters: channels of y and length of the bias.
     pub out_channels: usize,
+    /// Input height H in pixels, before padding.
     pub height: usize,
+    /// Input width W in pixels, before padding.
     pub width: usize,
+    /// Side k of the square filter.
     pub kernel: usize,
+    /// Step between filter positions, the same along both axes (≥ 1).
     pub stride: usize,
+    /// Zero pixels added on each side of both axes.
     pub padding: usize,
 }
 
@@ -79,10 +111,15 @@ impl Conv2dShape {
 /// (PyTorch's `AvgPool2d(k)`): rows and columns past the last whole window are dropped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PoolShape {
+    /// Samples (N) in x and y.
     pub batch: usize,
+    /// Channels, pooled independently (C of x and of y).
     pub channels: usize,
+    /// Input height in pixels.
     pub height: usize,
+    /// Input width in pixels.
     pub width: usize,
+    /// Side of the square window, which is also its stride.
     pub kernel: usize,
 }
 
@@ -103,15 +140,24 @@ impl PoolShape {
 /// `(seed, e / 4, chain_offset + row, global_step, stream 0)`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LangevinUpdate {
+    /// Chains updated: rows of x and of the gradient.
     pub rows: usize,
+    /// Values per chain (the net's input length).
     pub dim: usize,
+    /// Gradient step size: x moves by −step·g.
     pub step: f32,
+    /// Standard deviation of the Gaussian noise ξ added per element.
     pub noise: f32,
     /// Per-element gradient clip: g is clamped to [−c, c] when `Some(c)`.
     pub grad_clip: Option<f32>,
+    /// Lower end of the box every element is clamped to after the step.
     pub lo: f32,
+    /// Upper end of that box.
     pub hi: f32,
+    /// Philox key: the run's seed.
     pub seed: u64,
+    /// Philox step counter of this update; successive updates of a run use successive
+    /// values, so no two steps share noise.
     pub global_step: u32,
     /// Row `r` uses Philox chain index `chain_offset + r`.
     pub chain_offset: u32,
@@ -149,9 +195,13 @@ impl MlpChain {
 /// One Adam step (PyTorch semantics); bias corrections are computed on the host from `t`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdamUpdate {
+    /// Learning rate: the step size of the update.
     pub lr: f32,
+    /// Decay rate β₁ of the running mean of gradients (first moment).
     pub beta1: f32,
+    /// Decay rate β₂ of the running mean of squared gradients (second moment).
     pub beta2: f32,
+    /// Added to √v̂ in the denominator so that a zero second moment does not divide by 0.
     pub eps: f32,
     /// 1 − β₁ᵗ
     pub bias_correction1: f32,
@@ -160,6 +210,8 @@ pub struct AdamUpdate {
     /// Global-norm clipping: gradients are scaled by min(1, c / (‖g‖ + 1e-6)) where ‖g‖² is
     /// the sum of the first `norm_slots` entries of the `sum_squares` buffer.
     pub max_grad_norm: Option<f32>,
+    /// How many leading slots of `norms` hold squared gradient norms from
+    /// [`Backend::sum_squares`] (one per parameter tensor); unused without clipping.
     pub norm_slots: usize,
 }
 
@@ -169,23 +221,55 @@ pub struct AdamUpdate {
 /// counter (e/4, j, iteration, 1) mapped to [lo, hi].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ReplayDraw {
+    /// Chains in the buffer (N); below 2²⁴ so that indices are exact in f32.
     pub capacity: usize,
+    /// Chains drawn (B): rows of x.
     pub batch: usize,
+    /// Values per chain.
     pub dim: usize,
+    /// Probability in [0, 1] that a drawn chain restarts from uniform noise (1: always, the
+    /// short-run mode).
     pub reinit_prob: f32,
+    /// Lower end of the uniform re-initialisation noise.
     pub lo: f32,
+    /// Upper end of the uniform re-initialisation noise.
     pub hi: f32,
+    /// Philox key: the run's seed.
     pub seed: u64,
+    /// Training iteration, the Philox step counter of the draw: each iteration draws other
+    /// chains and other noise.
     pub iteration: u32,
 }
 
 /// Scalars the CD-loss kernel writes (indices into its `stats` output).
+///
+/// ```
+/// use ebm::backend::{stat, Backend};
+/// use ebm::CpuBackend;
+///
+/// # fn main() -> ebm::Result<()> {
+/// let b = CpuBackend::new();
+/// // Two data rows (E⁺ = 1, 3), then two sample rows (E⁻ = 0, 0); no penalty (α = 0).
+/// let energies = b.upload(&[1.0, 3.0, 0.0, 0.0])?;
+/// let (mut d_energy, mut stats) = (b.zeros(4)?, b.zeros(stat::LEN)?);
+/// b.cd_loss(&energies, 2, 0.0, &mut d_energy, &mut stats);
+/// let s = b.read(&stats)?;
+/// assert_eq!((s[stat::LOSS], s[stat::MEAN_E_POS], s[stat::MEAN_E_POS_SQ]), (2.0, 2.0, 5.0));
+/// // dLoss/dE: +1/n_pos on data rows, −1/n_neg on sample rows (plus 2αE/n).
+/// assert_eq!(b.read(&d_energy)?, [0.5, 0.5, -0.5, -0.5]);
+/// # Ok(())
+/// # }
+/// ```
 pub mod stat {
     /// mean E⁺ − mean E⁻ + α(mean E⁺² + mean E⁻²)
     pub const LOSS: usize = 0;
+    /// mean E⁺: the mean energy of the data rows.
     pub const MEAN_E_POS: usize = 1;
+    /// mean E⁻: the mean energy of the sample rows.
     pub const MEAN_E_NEG: usize = 2;
+    /// mean E⁺²: the data half of the α penalty.
     pub const MEAN_E_POS_SQ: usize = 3;
+    /// mean E⁻²: the sample half of the α penalty.
     pub const MEAN_E_NEG_SQ: usize = 4;
     /// Length of the stats buffer.
     pub const LEN: usize = 5;
@@ -203,6 +287,24 @@ pub struct Counters {
 }
 
 /// A compute device. All lengths are in f32 elements; tensors are flat, row-major.
+///
+/// Write device code once, generic over `B: Backend`, and run it on either device:
+///
+/// ```
+/// use ebm::{Backend, CpuBackend};
+///
+/// /// ‖x‖², reduced on the device: one kernel and one small readback.
+/// fn norm_squared<B: Backend>(b: &B, x: &[f32]) -> ebm::Result<f32> {
+///     let x = b.upload(x)?;
+///     let mut out = b.zeros(1)?;
+///     b.sum_squares(&x, &mut out, 0);
+///     Ok(b.read(&out)?[0])
+/// }
+///
+/// let b = CpuBackend::new();
+/// assert_eq!(norm_squared(&b, &[3.0, 4.0]).unwrap(), 25.0);
+/// assert_eq!(b.counters().readbacks, 0, "the CPU never copies back");
+/// ```
 pub trait Backend {
     /// An opaque handle to device memory holding f32 values.
     type Tensor;

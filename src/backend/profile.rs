@@ -4,6 +4,28 @@
 //! Each backend measures in its own way — GPU timestamp queries around every compute pass,
 //! the CPU's wall clock around every op (exact there, since ops run synchronously) — and
 //! reports the same rows, so `ebm bench --profile` prints one table for either.
+//!
+//! ```
+//! use ebm::backend::{Activation, Backend};
+//! use ebm::CpuBackend;
+//!
+//! # fn main() -> ebm::Result<()> {
+//! let b = CpuBackend::new();
+//! assert!(b.set_profiling(true).is_supported());
+//! let x = b.upload(&[-1.0, 0.5, 2.0])?;
+//! let mut y = b.zeros(3)?;
+//! for _ in 0..3 {
+//!     b.activation_forward(Activation::Silu, &x, &mut y);
+//! }
+//! let profile = b.take_profile()?;
+//! assert_eq!(profile.source, "CPU wall clock per op");
+//! assert_eq!(profile.kernel("silu_forward").map(|k| k.calls), Some(3));
+//! assert_eq!(profile.total_calls(), 3);
+//! // Taking the profile cleared it.
+//! assert!(b.take_profile()?.kernels.is_empty());
+//! # Ok(())
+//! # }
+//! ```
 
 use std::collections::BTreeMap;
 
@@ -11,12 +33,16 @@ use std::collections::BTreeMap;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ProfileSupport {
     /// Kernel times will come from `source` (see [`Profile::source`]).
-    Supported { source: &'static str },
+    Supported {
+        /// How the times are taken, e.g. "GPU timestamp queries".
+        source: &'static str,
+    },
     /// This device cannot time its kernels; the reason, in words for the user.
     Unsupported(String),
 }
 
 impl ProfileSupport {
+    /// True when kernel times will be recorded.
     pub fn is_supported(&self) -> bool {
         matches!(self, ProfileSupport::Supported { .. })
     }
@@ -25,6 +51,7 @@ impl ProfileSupport {
 /// The time one kernel (a WGSL entry point, or the CPU op of the same name) took in total.
 #[derive(Clone, Debug, PartialEq)]
 pub struct KernelTime {
+    /// The kernel's WGSL entry-point name, e.g. `linear_forward` or `adam_update`.
     pub name: String,
     /// How many times it ran.
     pub calls: u64,
@@ -38,6 +65,7 @@ pub struct Profile {
     /// How the times were taken, e.g. "GPU timestamp queries" or "CPU wall clock per op";
     /// empty when the backend cannot profile.
     pub source: String,
+    /// One row per kernel that ran, longest total time first.
     pub kernels: Vec<KernelTime>,
 }
 

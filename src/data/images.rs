@@ -33,6 +33,36 @@
 //! Philox `Stream::Data` keyed by `(seed, e)`. So a batch is a pure function of
 //! `(seed, t, n)`, a resumed run sees exactly the batches an uninterrupted one would, and
 //! every epoch visits every image exactly once.
+//!
+//! ```
+//! use ebm::data::{images, DataSource, ImageData};
+//!
+//! # fn main() -> ebm::Result<()> {
+//! // Three 2×2 gray images in MNIST's IDX format: magic 0x00000803, then the count, rows
+//! // and columns as big-endian u32, then the pixels as bytes.
+//! let mut idx = vec![0, 0, 8, 3];
+//! for d in [3u32, 2, 2] {
+//!     idx.extend(d.to_be_bytes());
+//! }
+//! idx.extend([0, 255, 255, 0, 255, 255, 255, 255, 0, 0, 0, 0]);
+//! let path = std::env::temp_dir().join(format!("ebm-doc-{}-images-idx3-ubyte", std::process::id()));
+//! std::fs::write(&path, &idx).map_err(|e| ebm::Error::io(&path, e))?;
+//!
+//! let set = images::load(&path, 1, 2, 2)?;
+//! assert_eq!((set.len(), set.sample_len()), (3, 4));
+//! assert_eq!(set.image(0), [-1.0, 1.0, 1.0, -1.0]); // bytes 0..255 → [−1, 1]
+//!
+//! // An epoch of 3 batches of 1: every image once, in a seeded order.
+//! let mut data = ImageData::new(set, 0)?;
+//! let mut seen: Vec<usize> = (0..3).flat_map(|t| data.indices(t, 1)).collect();
+//! seen.sort();
+//! assert_eq!(seen, [0, 1, 2]);
+//! let first = data.indices(0, 1)[0];
+//! assert_eq!(data.batch(0, 1)?, data.set().image(first));
+//! # std::fs::remove_file(&path).ok();
+//! # Ok(())
+//! # }
+//! ```
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -72,8 +102,11 @@ pub const MAX_SET_VALUES: usize = 1 << 32;
 /// A set of equally shaped images in memory, ready for training.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ImageSet {
+    /// Channels per image: 1 (gray) or 3 (RGB).
     pub channels: usize,
+    /// Rows of pixels per image.
     pub height: usize,
+    /// Pixels per row.
     pub width: usize,
     /// `[n, channels, height, width]`, row-major, values in [−1, 1].
     pub data: Vec<f32>,
@@ -627,6 +660,23 @@ fn is_idx_images_name(p: &Path) -> bool {
 /// - any other folder → a folder of PNG/JPEG images ([`load_folder`]);
 /// - a file: an IDX image file (by its magic, gzipped or not), a CIFAR-10 batch (`.bin`) or
 ///   a single PNG/JPEG image.
+///
+/// ```
+/// use ebm::data::images::{self, DEFAULT_DIGITS};
+///
+/// # fn main() -> ebm::Result<()> {
+/// // The demo digits shipped in the repository (run from its root): 28×28 MNIST, padded
+/// // to 32×32 as the `mnist32` spec expects, with their labels from the file beside them.
+/// let set = images::load(DEFAULT_DIGITS, 1, 32, 32)?;
+/// assert_eq!((set.len(), set.channels, set.height, set.width), (4000, 1, 32, 32));
+/// assert_eq!(set.labels.as_ref().map(Vec::len), Some(4000));
+/// assert_eq!(set.image(0)[0], -1.0, "the padding is background");
+/// // The same file as 3×16×16: gray replicated to RGB, resized.
+/// let small = images::load(DEFAULT_DIGITS, 3, 16, 16)?;
+/// assert_eq!(small.sample_len(), 3 * 16 * 16);
+/// # Ok(())
+/// # }
+/// ```
 pub fn load(
     path: impl AsRef<Path>,
     channels: usize,

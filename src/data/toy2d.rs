@@ -14,6 +14,21 @@
 //! (DESIGN.md §3). Block 0 supplies four uniforms and block 1 four standard normals, which
 //! is more than any dataset needs. So a training run can regenerate batch 1234 on resume,
 //! and asking for more points never changes the first ones.
+//!
+//! ```
+//! use ebm::data::toy2d::{Toy2d, ALL, RANGE};
+//!
+//! # fn main() -> ebm::Result<()> {
+//! let d: Toy2d = "8gaussians".parse()?;
+//! assert_eq!(d, Toy2d::EightGaussians);
+//! let points = d.sample(0, 0, 1000); // [1000, 2]: x, y per row
+//! let inside = points.chunks(2).filter(|p| p[0].abs() <= RANGE && p[1].abs() <= RANGE);
+//! assert!(inside.count() >= 999);
+//! assert_eq!(d.sample(0, 0, 10), &points[..20], "more points never change the first ones");
+//! assert!(ALL.iter().any(|d| d.name() == "swissroll"));
+//! # Ok(())
+//! # }
+//! ```
 
 use std::fmt;
 use std::str::FromStr;

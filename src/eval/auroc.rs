@@ -1,9 +1,28 @@
 //! Out-of-distribution detection with an EBM (Grathwohl et al., JEM; Du & Mordatch, IGEBM):
 //! a sample's energy is its OOD score. AUROC = P(E(x_ood) > E(x_in)), ties counting ½ — 1 is
 //! perfect separation, 0.5 is chance.
+//!
+//! ```
+//! use ebm::eval::auroc;
+//!
+//! // Energies as OOD scores: higher means less like the training data.
+//! let inliers = [0.1, 0.4, 0.2, 0.3];
+//! let ood = [0.9, 0.35, 1.2];
+//! // 11 of the 12 (inlier, OOD) pairs are ordered right: 0.35 < 0.4 is the miss.
+//! assert!((auroc(&inliers, &ood) - 11.0 / 12.0).abs() < 1e-12);
+//! assert_eq!(auroc(&[1.0], &[1.0]), 0.5, "ties count one half");
+//! assert!(auroc(&[], &ood).is_nan());
+//! ```
 
 /// AUROC of `ood` scores against `inliers` (higher = more OOD), by the Mann–Whitney U
 /// statistic over the sorted union: O((n + m) log(n + m)). NaN if either side is empty.
+///
+/// ```
+/// use ebm::eval::auroc;
+///
+/// assert_eq!(auroc(&[0.0, 1.0], &[2.0, 3.0]), 1.0); // every OOD score above every inlier
+/// assert_eq!(auroc(&[2.0, 3.0], &[0.0, 1.0]), 0.0); // reversed: the scores point the wrong way
+/// ```
 pub fn auroc(inliers: &[f32], ood: &[f32]) -> f64 {
     if inliers.is_empty() || ood.is_empty() {
         return f64::NAN;

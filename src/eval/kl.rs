@@ -5,7 +5,23 @@
 //! Both densities are per cell of a Grid2d, so the cell area cancels. The estimate carries
 //! a small positive bias from the data histogram's sampling noise and the grid's
 //! discretisation; an exact model scores near it, not at 0, and a model that is uniform on
-//! the box scores ln(cells) − H(data histogram), several nats for 8gaussians.
+//! the box scores ln(cells) − H(data histogram), about 1.6 nats for 8gaussians.
+//!
+//! ```
+//! use ebm::data::{toy2d::RANGE, Toy2d};
+//! use ebm::eval::kl::kl_data_model;
+//! use ebm::plot::{histogram_density, Grid2d};
+//!
+//! let grid = Grid2d::new(50, RANGE);
+//! let data = Toy2d::EightGaussians.sample(0, 0, 20_000);
+//! // A model that knows nothing: E = 0, uniform on the box.
+//! let kl_uniform = kl_data_model(&grid, &data, &vec![0.0; grid.n * grid.n]);
+//! // A model that knows the data: E = −ln p from an independent sample of it.
+//! let p = histogram_density(&grid, &Toy2d::EightGaussians.sample(0, 1, 20_000));
+//! let energy: Vec<f32> = p.iter().map(|&p| -(p + 1e-4).ln()).collect();
+//! let kl_good = kl_data_model(&grid, &data, &energy);
+//! assert!(kl_good < 0.2 && kl_uniform > 1.0, "{kl_good} vs {kl_uniform}");
+//! ```
 
 use crate::plot::Grid2d;
 
@@ -35,6 +51,14 @@ pub fn kl_data_model(grid: &Grid2d, data: &[f32], energy: &[f32]) -> f64 {
 }
 
 /// ln Σ exp(−E), computed stably around the smallest energy.
+///
+/// ```
+/// use ebm::eval::kl::log_partition;
+///
+/// // Two states of equal energy 1000: Z = 2·e⁻¹⁰⁰⁰, which f64 alone would round to 0.
+/// let log_z = log_partition(&[1000.0, 1000.0]);
+/// assert!((log_z - (2f64.ln() - 1000.0)).abs() < 1e-9);
+/// ```
 pub fn log_partition(energy: &[f32]) -> f64 {
     let e_min = energy.iter().copied().fold(f32::INFINITY, f32::min) as f64;
     let sum: f64 = energy.iter().map(|&e| (e_min - e as f64).exp()).sum();

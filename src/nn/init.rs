@@ -1,6 +1,23 @@
 //! Weight initialisation, PyTorch's default for Linear and Conv2d: kaiming-uniform with
 //! a = √5, which makes both weight and bias U(−1/√fan_in, 1/√fan_in). Drawn from Philox
 //! stream 3 with counter (e/4, parameter index, 0, 3), so a seed fixes the net on every device.
+//!
+//! ```
+//! use ebm::nn::init::uniform_fan_in;
+//! use ebm::{CpuBackend, EnergyNet, Spec};
+//!
+//! # fn main() -> ebm::Result<()> {
+//! // A 16 → 64 linear weight: U(−1/4, 1/4).
+//! let w = uniform_fan_in(0, 0, 64 * 16, 16);
+//! assert!(w.iter().all(|v| v.abs() <= 0.25));
+//! assert_ne!(w, uniform_fan_in(0, 2, 64 * 16, 16), "each parameter draws its own values");
+//! // EnergyNet::new draws parameter i exactly so.
+//! let b = CpuBackend::new();
+//! let net = EnergyNet::new(&b, &Spec::mlp(2, 8, 1), 42)?;
+//! assert_eq!(net.params()[0].value, uniform_fan_in(42, 0, 8 * 2, 2));
+//! # Ok(())
+//! # }
+//! ```
 
 use crate::rng::{self, Stream};
 

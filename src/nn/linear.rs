@@ -1,4 +1,32 @@
 //! The fully connected layer `y = x·wᵀ + b` (PyTorch layout: w is [out, in]).
+//!
+//! [`EnergyNet`](super::EnergyNet) builds and runs these from a spec; a layer on its own
+//! looks its weight and bias up in a parameter list:
+//!
+//! ```
+//! use ebm::backend::Backend;
+//! use ebm::nn::{linear::Linear, Param};
+//! use ebm::CpuBackend;
+//!
+//! # fn main() -> ebm::Result<()> {
+//! let b = CpuBackend::new();
+//! let param = |name: &str, shape: Vec<usize>, values: &[f32]| -> ebm::Result<Param<CpuBackend>> {
+//!     let (value, grad) = (b.upload(values)?, b.zeros(values.len())?);
+//!     Ok(Param { name: name.into(), shape, value, grad })
+//! };
+//! // 2 → 1: the weight is parameter 0, its bias parameter 1.
+//! let mut params = vec![param("w", vec![1, 2], &[1.0, -1.0])?, param("b", vec![1], &[0.5])?];
+//! let layer = Linear { inputs: 2, outputs: 1, weight: 0 };
+//! let x = b.upload(&[3.0, 1.0])?;
+//! let mut y = b.zeros(1)?;
+//! layer.forward(&b, &params, 1, &x, &mut y);
+//! assert_eq!(y, [2.5]);
+//! // With dy = 1: dw = x, db = 1.
+//! layer.backward_params(&b, &mut params, 1, &x, &b.upload(&[1.0])?);
+//! assert_eq!((&params[0].grad[..], &params[1].grad[..]), (&[3.0, 1.0][..], &[1.0][..]));
+//! # Ok(())
+//! # }
+//! ```
 
 use crate::backend::{Backend, LinearShape};
 
@@ -7,7 +35,9 @@ use super::Param;
 /// A linear layer; its weight and bias live in the net's parameter list.
 #[derive(Clone, Copy, Debug)]
 pub struct Linear {
+    /// Input features per sample (columns of w).
     pub inputs: usize,
+    /// Output features per sample (rows of w, length of the bias).
     pub outputs: usize,
     /// Index of the weight in the net's parameters (the bias follows it).
     pub weight: usize,
@@ -22,6 +52,7 @@ impl Linear {
         }
     }
 
+    /// `y = x·wᵀ + b` for `batch` samples: x `[batch, inputs]`, y `[batch, outputs]`.
     pub fn forward<B: Backend>(
         &self,
         b: &B,
@@ -34,7 +65,7 @@ impl Linear {
         b.linear_forward(self.shape(batch), x, w, bias, y);
     }
 
-    /// `dx = dy·w`.
+    /// `dx = dy·w`: the input gradient `[batch, inputs]` from dy `[batch, outputs]`.
     pub fn backward_data<B: Backend>(
         &self,
         b: &B,
@@ -46,7 +77,8 @@ impl Linear {
         b.linear_backward_data(self.shape(batch), dy, &params[self.weight].value, dx);
     }
 
-    /// The weight and bias gradients, into their [`Param::grad`]s.
+    /// The weight and bias gradients summed over the batch, into their [`Param::grad`]s
+    /// (overwritten, not accumulated).
     pub fn backward_params<B: Backend>(
         &self,
         b: &B,

@@ -3,6 +3,28 @@
 //!
 //! Activations are kept per batch size in a workspace, so the K steps of a chain reuse the
 //! same device buffers and allocate nothing.
+//!
+//! Host code calls [`EnergyNet::energies`] and [`EnergyNet::energies_and_grad`]; device code
+//! (samplers, trainers) works on tensors with [`EnergyNet::forward`],
+//! [`EnergyNet::input_grad`] and [`EnergyNet::backward_params`]:
+//!
+//! ```
+//! use ebm::{Backend, CpuBackend, EnergyNet, Spec};
+//!
+//! # fn main() -> ebm::Result<()> {
+//! let b = CpuBackend::new();
+//! let mut net = EnergyNet::new(&b, &Spec::mlp(2, 8, 1), 0)?;
+//! let x = b.upload(&[0.0, 1.0, 2.0, -1.0])?; // 2 samples of 2
+//! let energies = b.read(net.forward(&b, &x, 2)?)?;
+//! assert_eq!(energies.len(), 2);
+//! // Gradients of Σ d·E with d = (1, 1), i.e. of E(x₁) + E(x₂).
+//! net.backward_params(&b, 2, &b.upload(&[1.0, 1.0])?)?;
+//! // The last bias adds to each energy once: its gradient is 2.
+//! let last = net.params().last().unwrap();
+//! assert_eq!((last.name.as_str(), b.read(&last.grad)?), ("layers.2.bias", vec![2.0]));
+//! # Ok(())
+//! # }
+//! ```
 
 use std::collections::HashMap;
 
@@ -24,7 +46,9 @@ pub struct Param<B: Backend> {
     pub name: String,
     /// PyTorch layout: linear `[out, in]`, conv `[out, in, k, k]`, bias `[out]`.
     pub shape: Vec<usize>,
+    /// The values, `shape.iter().product()` of them, on the device.
     pub value: B::Tensor,
+    /// The gradient of the last [`EnergyNet::backward_params`], laid out like `value`.
     pub grad: B::Tensor,
 }
 
@@ -59,6 +83,22 @@ pub struct EnergyNet<B: Backend> {
 
 impl<B: Backend> EnergyNet<B> {
     /// A freshly initialised net (PyTorch's default init, drawn from Philox stream 3).
+    ///
+    /// ```
+    /// use ebm::{CpuBackend, EnergyNet, Spec};
+    ///
+    /// # fn main() -> ebm::Result<()> {
+    /// let b = CpuBackend::new();
+    /// let net = EnergyNet::new(&b, &Spec::mlp(2, 32, 1), 7)?;
+    /// let names: Vec<&str> = net.params().iter().map(|p| p.name.as_str()).collect();
+    /// assert_eq!(names, ["layers.0.weight", "layers.0.bias", "layers.2.weight", "layers.2.bias"]);
+    /// assert_eq!(net.params()[0].shape, [32, 2]);
+    /// // The seed fixes every value, on every device.
+    /// let again = EnergyNet::new(&b, &Spec::mlp(2, 32, 1), 7)?;
+    /// assert_eq!(net.read_params(&b)?, again.read_params(&b)?);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn new(b: &B, spec: &Spec, seed: u64) -> Result<Self> {
         Self::build(b, spec, |index, _name, shape, fan_in| {
             let len = shape.iter().product();
@@ -66,7 +106,23 @@ impl<B: Backend> EnergyNet<B> {
         })
     }
 
-    /// A net whose parameters come from `lookup(name, shape)` (a model file, say).
+    /// A net whose parameters come from `lookup(name, shape)` (a model file, say); a lookup
+    /// error, or values that do not fill `shape`, fails the build.
+    ///
+    /// ```
+    /// use ebm::{CpuBackend, EnergyNet, Spec};
+    ///
+    /// # fn main() -> ebm::Result<()> {
+    /// let b = CpuBackend::new();
+    /// // Every weight 0 and every bias 1: E(x) = 1 everywhere.
+    /// let mut net = EnergyNet::from_params(&b, &Spec::mlp(2, 4, 1), |name, shape| {
+    ///     let fill = if name.ends_with("bias") { 1.0 } else { 0.0 };
+    ///     Ok(vec![fill; shape.iter().product()])
+    /// })?;
+    /// assert_eq!(net.energies(&b, &[3.0, -2.0])?, [1.0]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn from_params(
         b: &B,
         spec: &Spec,
@@ -186,6 +242,23 @@ impl<B: Backend> EnergyNet<B> {
     /// `Linear (Activation Linear)*` ending in one output, flattens ignored — the shape the
     /// fused [`Backend::mlp_langevin_chain`] runs; `None` for anything else (ConvNets, two
     /// activations in a row, a trailing activation).
+    ///
+    /// ```
+    /// use ebm::backend::Activation;
+    /// use ebm::{CpuBackend, EnergyNet, Spec};
+    ///
+    /// # fn main() -> ebm::Result<()> {
+    /// let b = CpuBackend::new();
+    /// let mlp = EnergyNet::new(&b, &Spec::mlp(2, 16, 2), 0)?;
+    /// let (widths, activations) = mlp.mlp_layout().unwrap();
+    /// assert_eq!(widths, [2, 16, 16, 1]);
+    /// assert_eq!(activations, [Activation::Silu, Activation::Silu]);
+    /// // A ConvNet is no MLP: Langevin sampling runs it layer by layer.
+    /// let convnet = EnergyNet::new(&b, &Spec::convnet(1, 4), 0)?;
+    /// assert!(convnet.mlp_layout().is_none());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn mlp_layout(&self) -> Option<(Vec<usize>, Vec<Activation>)> {
         let mut widths = Vec::new();
         let mut activations = Vec::new();
@@ -343,6 +416,21 @@ impl<B: Backend> EnergyNet<B> {
 
     /// Convenience for host code: energies of `x` (host values, [batch, input_len]), in
     /// chunks of at most [`HOST_CHUNK`] samples so that a whole dataset fits in memory.
+    /// An empty `x`, or one that is not a whole number of samples, is an [`Error::Shape`].
+    ///
+    /// ```
+    /// use ebm::{CpuBackend, EnergyNet, Spec};
+    ///
+    /// # fn main() -> ebm::Result<()> {
+    /// let b = CpuBackend::new();
+    /// let mut net = EnergyNet::new(&b, &Spec::builtin("toy2d")?, 0)?;
+    /// // Three 2D points, [3, 2] row-major.
+    /// let energies = net.energies(&b, &[0.0, 0.0, 1.0, -1.0, 3.0, 3.0])?;
+    /// assert_eq!(energies.len(), 3);
+    /// assert!(net.energies(&b, &[0.0, 0.0, 1.0]).is_err(), "half a point");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn energies(&mut self, b: &B, x: &[f32]) -> Result<Vec<f32>> {
         self.checked_batch(x)?;
         let chunk = HOST_CHUNK * self.input_len();
@@ -355,7 +443,28 @@ impl<B: Backend> EnergyNet<B> {
         Ok(energies)
     }
 
-    /// Convenience for host code: energies and ∇ₓE of `x` (host values).
+    /// Convenience for host code: energies and ∇ₓE of `x` (host values, [batch, input_len]);
+    /// the gradient has the layout of `x`. One batch, not chunked.
+    ///
+    /// ```
+    /// use ebm::{CpuBackend, EnergyNet, Spec};
+    ///
+    /// # fn main() -> ebm::Result<()> {
+    /// let b = CpuBackend::new();
+    /// let mut net = EnergyNet::new(&b, &Spec::mlp(2, 32, 2), 0)?;
+    /// let (energies, grad) = net.energies_and_grad(&b, &[0.5, -0.5])?;
+    /// assert_eq!((energies.len(), grad.len()), (1, 2));
+    /// // ∂E/∂x₀ against a central difference.
+    /// let h = 1e-2;
+    /// let plus = net.energies(&b, &[0.5 + h, -0.5])?[0];
+    /// let minus = net.energies(&b, &[0.5 - h, -0.5])?[0];
+    /// assert!(((plus - minus) / (2.0 * h) - grad[0]).abs() < 1e-2);
+    /// // One hand-made Langevin step without noise: downhill in energy.
+    /// let x: Vec<f32> = [0.5, -0.5].iter().zip(&grad).map(|(x, g)| x - 0.1 * g).collect();
+    /// assert!(net.energies(&b, &x)?[0] <= energies[0]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn energies_and_grad(&mut self, b: &B, x: &[f32]) -> Result<(Vec<f32>, Vec<f32>)> {
         let batch = self.checked_batch(x)?;
         let t = b.upload(x)?;

@@ -1,5 +1,33 @@
 //! Model specs (DESIGN.md §3): `{"input": [C,H,W] or [D], "layers": [...]}`, the JSON that
 //! `--spec FILE` reads and that model files carry in their `ebm.spec` metadata.
+//!
+//! Layer types are `linear` (`in`, `out`), `conv2d` (`in`, `out`, `kernel`, `stride` = 1,
+//! `padding` = 0), `leaky_relu` (`slope` = 0.01), `silu`, `relu`, `avg_pool` (`kernel`) and
+//! `flatten`; parameter names follow from the layer index (`layers.{i}.weight|bias`), as in a
+//! PyTorch `nn.Sequential`.
+//!
+//! ```
+//! use ebm::nn::{LayerSpec, Spec};
+//!
+//! # fn main() -> ebm::Result<()> {
+//! // A small ConvNet on 1×8×8 images.
+//! let spec = Spec::from_json(r#"{
+//!     "input": [1, 8, 8],
+//!     "layers": [
+//!         {"type": "conv2d", "in": 1, "out": 4, "kernel": 3, "padding": 1},
+//!         {"type": "silu"},
+//!         {"type": "avg_pool", "kernel": 2},
+//!         {"type": "flatten"},
+//!         {"type": "linear", "in": 64, "out": 1}
+//!     ]
+//! }"#)?;
+//! assert_eq!(spec.shapes()?[3], [4, 4, 4]);
+//! assert_eq!(spec.param_count()?, (4 * 9 + 4) + (64 + 1));
+//! // What a model file stores, and reads back unchanged.
+//! assert_eq!(Spec::from_json(&spec.to_json())?, spec);
+//! # Ok(())
+//! # }
+//! ```
 
 use serde::{Deserialize, Serialize};
 
@@ -14,32 +42,50 @@ use crate::{Error, Result};
     from = "LayerJson"
 )]
 pub enum LayerSpec {
+    /// Fully connected, `y = x·wᵀ + b` with w `[out, in]`; its input must be flat, `[in]`.
     Linear {
+        /// Input features (`"in"` in JSON).
         #[serde(rename = "in")]
         inputs: usize,
+        /// Output features (`"out"` in JSON).
         #[serde(rename = "out")]
         outputs: usize,
     },
+    /// 2D convolution with zero padding on a `[in, H, W]` input, w `[out, in, k, k]`.
     Conv2d {
+        /// Input channels (`"in"` in JSON).
         #[serde(rename = "in")]
         inputs: usize,
+        /// Output channels, i.e. filters (`"out"` in JSON).
         #[serde(rename = "out")]
         outputs: usize,
+        /// Side k of the square filter.
         kernel: usize,
+        /// Step between filter positions along both axes; 1 when omitted.
         #[serde(default = "one")]
         stride: usize,
+        /// Zero pixels added on each side of both axes; 0 when omitted.
         #[serde(default)]
         padding: usize,
     },
+    /// max(x, slope·x), elementwise.
     LeakyRelu {
+        /// Slope for negative x; 0.01 (PyTorch's default) when omitted.
         #[serde(default = "default_slope")]
         slope: f32,
     },
+    /// x·σ(x), elementwise.
     Silu,
+    /// max(x, 0), elementwise.
     Relu,
+    /// The mean of each `kernel × kernel` window, stride `kernel`, no padding (PyTorch's
+    /// `AvgPool2d(k)`); rows and columns past the last whole window are dropped.
     AvgPool {
+        /// Side and stride of the window.
         kernel: usize,
     },
+    /// `[C, H, W]` → `[C·H·W]`, so that a linear layer can follow a convolution; the values
+    /// stay where they are.
     Flatten,
 }
 
@@ -139,12 +185,26 @@ struct Checked {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Spec {
+    /// Shape of one input sample: `[D]` for vectors, `[C, H, W]` for images.
     pub input: Vec<usize>,
+    /// The layers, applied in order to the input.
     pub layers: Vec<LayerSpec>,
 }
 
 impl Spec {
     /// A built-in spec by name: `toy2d`, `anatomy32`, `mnist32` (DESIGN.md §4).
+    ///
+    /// ```
+    /// use ebm::Spec;
+    ///
+    /// # fn main() -> ebm::Result<()> {
+    /// assert_eq!(Spec::builtin("toy2d")?, Spec::mlp(2, 128, 3));
+    /// assert_eq!(Spec::builtin("mnist32")?, Spec::convnet(1, 64));
+    /// assert_eq!(Spec::builtin("anatomy32")?.input, [3, 32, 32]);
+    /// assert!(Spec::builtin("resnet18").is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn builtin(name: &str) -> Result<Spec> {
         match name {
             "toy2d" => Ok(Spec::mlp(2, 128, 3)),
@@ -167,6 +227,20 @@ impl Spec {
     }
 
     /// The toy MLP: `dim → hidden → … → hidden → 1` with `depth` hidden layers and SiLU.
+    ///
+    /// ```
+    /// use ebm::nn::{LayerSpec, Spec};
+    ///
+    /// # fn main() -> ebm::Result<()> {
+    /// let spec = Spec::mlp(2, 64, 2);
+    /// // linear, silu, linear, silu, linear
+    /// assert_eq!(spec.layers.len(), 5);
+    /// assert_eq!(spec.layers[1], LayerSpec::Silu);
+    /// assert_eq!(spec.layers[4], LayerSpec::Linear { inputs: 64, outputs: 1 });
+    /// assert_eq!(spec.param_count()?, (2 * 64 + 64) + (64 * 64 + 64) + (64 + 1));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn mlp(dim: usize, hidden: usize, depth: usize) -> Spec {
         let mut layers = Vec::new();
         let mut inputs = dim;
@@ -186,6 +260,22 @@ impl Spec {
     }
 
     /// ebm-anatomy's ConvNet (Nijkamp et al.) on 32×32 images with width `nf`, slope 0.2.
+    ///
+    /// Four conv + leaky-ReLU blocks (3×3 stride 1, then three 4×4 stride 2, doubling the
+    /// channels) take 32×32 down to 4×4, and a last 4×4 convolution gives one energy.
+    ///
+    /// ```
+    /// use ebm::Spec;
+    ///
+    /// # fn main() -> ebm::Result<()> {
+    /// let spec = Spec::convnet(3, 16);
+    /// let shapes = spec.shapes()?;
+    /// assert_eq!(shapes[1], [16, 32, 32]);
+    /// assert_eq!(shapes[7], [128, 4, 4]);
+    /// assert_eq!(shapes.last().unwrap(), &[1, 1, 1]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn convnet(channels: usize, nf: usize) -> Spec {
         // Saturating: an absurd `nf` (a typo on the command line) must reach the size check
         // of [`Spec::shapes`], not overflow here.
@@ -221,7 +311,27 @@ impl Spec {
         }
     }
 
-    /// Parse and check a spec.
+    /// Parse and check a spec: unknown layer types or fields, a layer that does not fit its
+    /// input and a net that does not end in one energy are errors naming the layer.
+    ///
+    /// ```
+    /// use ebm::nn::{LayerSpec, Spec};
+    ///
+    /// # fn main() -> ebm::Result<()> {
+    /// let spec = Spec::from_json(r#"{"input": [2], "layers": [
+    ///     {"type": "linear", "in": 2, "out": 64},
+    ///     {"type": "leaky_relu", "slope": 0.2},
+    ///     {"type": "linear", "in": 64, "out": 1}
+    /// ]}"#)?;
+    /// assert_eq!(spec.layers[1], LayerSpec::LeakyRelu { slope: 0.2 });
+    /// assert_eq!(spec.shapes()?, [vec![2], vec![64], vec![64], vec![1]]);
+    ///
+    /// let bad = r#"{"input": [2], "layers": [{"type": "linear", "in": 3, "out": 1}]}"#;
+    /// let err = Spec::from_json(bad).unwrap_err().to_string();
+    /// assert!(err.contains("layers.0: linear in=3"), "{err}");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn from_json(text: &str) -> Result<Spec> {
         let spec: Spec = serde_json::from_str(text).map_err(|e| Error::Spec(e.to_string()))?;
         spec.shapes()?;

@@ -6,6 +6,25 @@
 //! left; pixel (x, y) covers the square [x, x+1) × [y, y+1), so its center is (x+½, y+½).
 //! Shapes take `f32` coordinates and are anti-aliased by coverage: a pixel is blended with
 //! the shape's color in proportion to how much of it the shape covers.
+//!
+//! ```
+//! use ebm::plot::Canvas;
+//!
+//! # fn main() -> ebm::Result<()> {
+//! let mut c = Canvas::new(80, 40, [255, 255, 255]);
+//! c.fill_rect(0, 0, 8, 8, [200, 0, 0]);
+//! c.draw_line((0.0, 39.0), (79.0, 0.0), 1.5, [0, 0, 0], 1.0);
+//! c.draw_point(60.0, 30.0, 4.0, [0, 0, 255], 0.8);
+//! let end = c.draw_text(12, 4, "E(x)", 1, [0, 0, 0]);
+//! assert_eq!(end, 12 + 4 * 6); // four 6-pixel character cells
+//! assert_eq!(c.pixel(2, 2), Some([200, 0, 0]));
+//! assert_eq!(c.pixel(80, 0), None, "outside");
+//! let path = std::env::temp_dir().join(format!("ebm-doc-canvas-{}.png", std::process::id()));
+//! c.save_png(&path)?;
+//! # std::fs::remove_file(&path).ok();
+//! # Ok(())
+//! # }
+//! ```
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -6,6 +6,15 @@
 //! readers know them from every paper's density plots. Ten evenly spaced stops, linearly
 //! interpolated in sRGB, stay within a couple of 8-bit levels of the 256-entry originals,
 //! which is far below what the eye notices in a heatmap.
+//!
+//! ```
+//! use ebm::plot::colormap::{mix, viridis, Colormap};
+//!
+//! assert_eq!(viridis(0.0), [0x44, 0x01, 0x54]); // the first stop, dark purple
+//! assert_eq!(viridis(2.0), viridis(1.0), "t is clamped");
+//! assert_eq!(Colormap::Viridis.map(f32::NAN), viridis(0.0));
+//! assert_eq!(mix([0, 0, 0], [255, 255, 255], 0.5), [128, 128, 128]);
+//! ```
 
 /// An sRGB color, 8 bits per channel.
 pub type Rgb = [u8; 3];

@@ -5,6 +5,20 @@
 //! glance whether Langevin chains sit in the wells. Marching squares treats each square of
 //! four neighbouring cell centres independently, finds where the field crosses the level on
 //! the square's edges by linear interpolation, and joins those crossings with segments.
+//!
+//! ```
+//! use ebm::plot::{isolines, quantile_levels, Grid2d};
+//!
+//! let grid = Grid2d::new(40, 4.0);
+//! // A bowl, |x|: its isolines are circles.
+//! let field: Vec<f32> = grid.points().chunks(2).map(|p| p[0].hypot(p[1])).collect();
+//! let circle = isolines(&grid, &field, 2.0);
+//! assert!(circle.iter().flatten().all(|[x, y]| (x.hypot(*y) - 2.0).abs() < 0.05));
+//! // Three levels that split the grid into four bands of equal area.
+//! let levels = quantile_levels(&field, 3);
+//! assert_eq!(levels.len(), 3);
+//! assert!(levels.windows(2).all(|w| w[0] < w[1]));
+//! ```
 
 use super::grid::Grid2d;
 

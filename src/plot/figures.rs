@@ -4,6 +4,21 @@
 //! All figures share one look — white page, dark text, framed panels, perceptual colormaps —
 //! so a directory of snapshots reads as one series. Layout constants live at the top; each
 //! figure is a short function that places panels and calls the panel painters below it.
+//!
+//! ```
+//! use ebm::plot::line_chart;
+//!
+//! # fn main() -> ebm::Result<()> {
+//! let iterations: Vec<f32> = (0..100).map(|i| 10.0 * i as f32).collect();
+//! let loss: Vec<f32> = iterations.iter().map(|t| (-t / 300.0).exp() - 0.5).collect();
+//! let kl: Vec<f32> = iterations.iter().map(|t| 3.0 / (1.0 + t / 100.0)).collect();
+//! let path = std::env::temp_dir().join(format!("ebm-doc-curves-{}.png", std::process::id()));
+//! line_chart(&path, "training", &iterations, &[("loss", &loss), ("KL", &kl)])?;
+//! assert!(path.is_file());
+//! # std::fs::remove_file(&path).ok();
+//! # Ok(())
+//! # }
+//! ```
 
 use std::path::Path;
 
@@ -156,6 +171,19 @@ fn colorbar(c: &mut Canvas, right: i32, y: i32, vmax: f32) {
 
 /// Writes one square panel of `points` (`[k, 2]`) over [−range, range]², drawn over the
 /// energy landscape when `energy` (a grid and E at its points) is given.
+///
+/// ```
+/// use ebm::data::{toy2d::RANGE, Toy2d};
+/// use ebm::plot::scatter_figure;
+///
+/// # fn main() -> ebm::Result<()> {
+/// let points = Toy2d::SwissRoll.sample(0, 0, 2000);
+/// let path = std::env::temp_dir().join(format!("ebm-doc-scatter-{}.png", std::process::id()));
+/// scatter_figure(&path, "swissroll", &points, RANGE, None)?;
+/// # std::fs::remove_file(&path).ok();
+/// # Ok(())
+/// # }
+/// ```
 pub fn scatter_figure(
     path: &Path,
     title_text: &str,
@@ -316,6 +344,14 @@ pub fn line_chart(
 /// The empirical density of `points` (`[m, 2]`) on the grid: count / (m · cell_area) per
 /// cell, so it integrates to the fraction of points inside the grid. Points outside are
 /// counted in m but land in no cell.
+///
+/// ```
+/// use ebm::plot::{histogram_density, Grid2d};
+///
+/// let grid = Grid2d::new(2, 1.0); // four 1 × 1 cells
+/// let density = histogram_density(&grid, &[-0.5, 0.5, -0.5, 0.5, 0.5, -0.5, 9.0, 9.0]);
+/// assert_eq!(density, [0.5, 0.0, 0.0, 0.25]); // the point at (9, 9) is outside
+/// ```
 pub fn histogram_density(grid: &Grid2d, points: &[f32]) -> Vec<f32> {
     let mut h = vec![0.0f32; grid.n * grid.n];
     let m = points.len() / 2;
@@ -334,6 +370,14 @@ pub fn histogram_density(grid: &Grid2d, points: &[f32]) -> Vec<f32> {
 /// The model density exp(−E)/Z on the grid, Z = Σ exp(−E)·cell_area, computed stably by
 /// subtracting min E before exponentiating (energies of thousands would overflow or vanish
 /// otherwise). Cells with non-finite E get density 0; all zeros if no E is finite.
+///
+/// ```
+/// use ebm::plot::density_from_energy;
+///
+/// // E differs by ln 3 between two unit cells: 3 : 1 odds, even at energies of thousands.
+/// let density = density_from_energy(&[5000.0, 5000.0 + 3f32.ln()], 1.0);
+/// assert!((density[0] - 0.75).abs() < 1e-4 && (density[1] - 0.25).abs() < 1e-4);
+/// ```
 pub fn density_from_energy(energy: &[f32], cell_area: f32) -> Vec<f32> {
     let e_min = energy
         .iter()

@@ -9,6 +9,17 @@
 //! The LCD font squeezes g, j, p, q and y into the seven rows, which makes "Langevin" read
 //! as "Lan9evin"; those five get proper two-row descenders here (`DESCENDERS`), drawn
 //! below the baseline (row 6), so a line of text is [`GLYPH_H`] tall plus descenders.
+//!
+//! ```
+//! use ebm::plot::font::{glyph, ink, DESCENT, GLYPH_H};
+//!
+//! // 'I' in the 5 × 7 font: a full-height middle column.
+//! assert!((0..GLYPH_H).all(|row| ink('I', 2, row)));
+//! // 'g' hangs below the baseline; 'a' does not.
+//! let below = |c: char| (GLYPH_H..GLYPH_H + DESCENT).any(|row| (0..5).any(|col| ink(c, col, row)));
+//! assert!(below('g') && !below('a'));
+//! assert_eq!(glyph('é'), glyph('?'), "outside ASCII");
+//! ```
 
 /// Width of one character cell in font pixels (5 glyph columns + 1 spacing).
 pub const CELL_W: u32 = 6;

@@ -4,6 +4,20 @@
 //! left to right — so any per-cell array in row-major order *is* a picture: a histogram or
 //! an energy evaluated at [`Grid2d::points`] can be colored cell by cell with no flipping.
 //! The same grid gives a model's normaliser Z ≈ Σ exp(−E)·cell_area on toy data.
+//!
+//! ```
+//! use ebm::plot::Grid2d;
+//!
+//! let grid = Grid2d::new(4, 2.0); // cells 1 × 1 over [−2, 2]²
+//! let points = grid.points(); // [16, 2], the batch to evaluate E on
+//! assert_eq!(&points[..4], [-1.5, 1.5, -0.5, 1.5]); // row 0 is the top
+//! assert_eq!(grid.cell_of(-1.5, 1.5), Some(0));
+//! assert_eq!(grid.cell_of(1.9, -1.9), Some(15));
+//! assert_eq!(grid.cell_of(3.0, 0.0), None);
+//! // Z of E = 0 is the box's area.
+//! let z: f32 = (0..16).map(|_| grid.cell_area()).sum();
+//! assert_eq!(z, 16.0);
+//! ```
 
 /// An n × n grid of square cells covering [−range, range]².
 #[derive(Clone, Copy, Debug, PartialEq)]

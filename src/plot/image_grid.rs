@@ -11,6 +11,29 @@
 //!
 //! The page, title font and colors are those of [`super::figures`], so grids and the other
 //! figures of a run look like one set.
+//!
+//! ```
+//! use ebm::plot::{image_grid, image_pairs};
+//!
+//! # fn main() -> ebm::Result<()> {
+//! // Six 1×8×8 gray images in [−1, 1]: horizontal ramps of rising contrast.
+//! let images: Vec<f32> = (0..6)
+//!     .flat_map(|k| (0..64).map(move |i| (i % 8) as f32 / 7.0 * k as f32 / 5.0 * 2.0 - 1.0))
+//!     .collect();
+//! let dir = std::env::temp_dir();
+//! let pid = std::process::id();
+//! let grid = dir.join(format!("ebm-doc-grid-{pid}.png"));
+//! image_grid(&grid, "samples", &images, 1, 8, 8, 3, 4)?; // 3 per row, 4× enlarged
+//! let noisy: Vec<f32> = images.iter().map(|v| -v).collect();
+//! let pairs = dir.join(format!("ebm-doc-pairs-{pid}.png"));
+//! image_pairs(&pairs, "denoising", &noisy, &images, 1, 8, 8, 3, 4)?;
+//! // Shapes that do not add up are errors, not panics.
+//! assert!(image_grid(&grid, "bad", &images[..100], 1, 8, 8, 3, 4).is_err());
+//! # std::fs::remove_file(&grid).ok();
+//! # std::fs::remove_file(&pairs).ok();
+//! # Ok(())
+//! # }
+//! ```
 
 use std::path::Path;
 

@@ -20,6 +20,36 @@
 //!   samples), [`scatter_figure`] and [`line_chart`] — plus the grid densities they show
 //!   ([`histogram_density`], [`density_from_energy`]), which also serve grid estimates
 //!   such as the KL between data and model.
+//!
+//! The toy 2D snapshot of a (here untrained) model, as `ebm train toy2d` writes it:
+//!
+//! ```
+//! use ebm::data::{toy2d::RANGE, Toy2d};
+//! use ebm::plot::{toy2d_figure, Grid2d, Toy2dFigure};
+//! use ebm::{CpuBackend, EnergyNet, Spec};
+//!
+//! # fn main() -> ebm::Result<()> {
+//! let b = CpuBackend::new();
+//! let mut net = EnergyNet::new(&b, &Spec::mlp(2, 32, 2), 0)?;
+//! let grid = Grid2d::new(64, RANGE);
+//! let energy = net.energies(&b, &grid.points())?;
+//! let data = Toy2d::EightGaussians.sample(0, 0, 2000);
+//! let samples = Toy2d::EightGaussians.sample(0, 1, 500); // stand-ins for Langevin samples
+//! let path = std::env::temp_dir().join(format!("ebm-doc-toy2d-{}.png", std::process::id()));
+//! let figure = Toy2dFigure {
+//!     title: "8gaussians - untrained MLP",
+//!     data: &data,
+//!     samples: &samples,
+//!     grid,
+//!     energy: &energy,
+//!     footer: "iter 0",
+//! };
+//! toy2d_figure(&path, &figure)?;
+//! assert!(path.is_file());
+//! # std::fs::remove_file(&path).ok();
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod canvas;
 pub mod colormap;

@@ -4,6 +4,34 @@
 //! encoder, submitted once — with no readback between steps. An MLP energy runs the whole
 //! chain as one fused op ([`Backend::mlp_langevin_chain`]) where the backend can; other nets
 //! (and inpainting) go layer by layer.
+//!
+//! ```
+//! use std::ops::ControlFlow;
+//! use ebm::sampler::{Langevin, LangevinConfig};
+//! use ebm::{CpuBackend, EnergyNet, Spec};
+//!
+//! # fn main() -> ebm::Result<()> {
+//! let b = CpuBackend::new();
+//! let mut net = EnergyNet::new(&b, &Spec::builtin("toy2d")?, 0)?;
+//! // The textbook temperature-1 setting: noise = √(2·step).
+//! let config = LangevinConfig {
+//!     steps: 50, step_size: 0.01, noise: (2.0f32 * 0.01).sqrt(), grad_clip: Some(1.0),
+//!     lo: -4.5, hi: 4.5,
+//! };
+//! config.validate()?;
+//! assert!(LangevinConfig { lo: 1.0, hi: -1.0, ..config }.validate().is_err());
+//! let sampler = Langevin { config, seed: 3 };
+//! let run = |net: &mut EnergyNet<CpuBackend>| {
+//!     sampler.sample(&b, net, 256, 50, |_| ControlFlow::Continue(()))
+//! };
+//! let samples = run(&mut net)?;
+//! assert_eq!((samples.rows, samples.steps_run), (256, 50));
+//! assert!(samples.x.iter().all(|v| (-4.5..=4.5).contains(v)));
+//! // The seed fixes the noise: the same run gives the same chains.
+//! assert_eq!(run(&mut net)?, samples);
+//! # Ok(())
+//! # }
+//! ```
 
 use std::ops::ControlFlow;
 
@@ -28,6 +56,7 @@ pub struct Progress {
 pub struct Samples {
     /// `[rows, input_len]`, row-major.
     pub x: Vec<f32>,
+    /// Chains: rows of `x`.
     pub rows: usize,
     /// Steps run: K, or fewer when the progress callback stopped the run.
     pub steps_run: usize,
@@ -47,6 +76,7 @@ pub struct LangevinConfig {
     pub grad_clip: Option<f32>,
     /// Samples are clamped to [lo, hi] after each step.
     pub lo: f32,
+    /// Upper end of the clamp box (see `lo`).
     pub hi: f32,
 }
 
@@ -84,15 +114,40 @@ impl LangevinConfig {
     }
 }
 
-/// A Langevin sampler over `EnergyNet`s on backend `B`; `seed` keys the Philox noise.
+/// A Langevin sampler over `EnergyNet`s on any backend; `seed` keys the Philox noise.
 pub struct Langevin {
+    /// Steps, step size, noise and clamp box.
     pub config: LangevinConfig,
+    /// Keys the Philox noise of every step and the start points of [`noise`](Self::noise):
+    /// the same seed and steps give the same chains on every device, up to float rounding.
     pub seed: u64,
 }
 
 impl Langevin {
     /// Run K steps on `rows` chains in `x` [rows, input_len] in place. Step k of this run
     /// draws its noise at global step `first_step + k`, so successive runs never share noise.
+    ///
+    /// ```
+    /// use ebm::backend::Backend;
+    /// use ebm::sampler::{Langevin, LangevinConfig};
+    /// use ebm::{CpuBackend, EnergyNet, Spec};
+    ///
+    /// # fn main() -> ebm::Result<()> {
+    /// let b = CpuBackend::new();
+    /// let mut net = EnergyNet::new(&b, &Spec::builtin("toy2d")?, 0)?;
+    /// let config = LangevinConfig {
+    ///     steps: 20, step_size: 0.01, noise: 0.14, grad_clip: None, lo: -4.0, hi: 4.0,
+    /// };
+    /// let sampler = Langevin { config, seed: 1 };
+    /// // 100 chains started from uniform noise, advanced in place on the device.
+    /// let mut x = b.upload(&sampler.noise(100, 2))?;
+    /// sampler.run(&b, &mut net, &mut x, 100, 0)?;
+    /// // Continue them with fresh noise: global steps 20..40.
+    /// sampler.run(&b, &mut net, &mut x, 100, 20)?;
+    /// assert!(b.read(&x)?.iter().all(|v| (-4.0..=4.0).contains(v)));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn run<B: Backend>(
         &self,
         b: &B,

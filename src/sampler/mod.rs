@@ -1,5 +1,24 @@
 //! Drawing samples from p(x) ∝ exp(−E(x)): unadjusted Langevin dynamics over a batch of
 //! chains, and the replay buffer of persistent chains that training draws them from.
+//!
+//! ```
+//! use std::ops::ControlFlow;
+//! use ebm::sampler::{Langevin, LangevinConfig};
+//! use ebm::{CpuBackend, EnergyNet, Spec};
+//!
+//! # fn main() -> ebm::Result<()> {
+//! let b = CpuBackend::new();
+//! let mut net = EnergyNet::new(&b, &Spec::builtin("toy2d")?, 0)?;
+//! let config = LangevinConfig {
+//!     steps: 40, step_size: 0.01, noise: 0.1, grad_clip: None, lo: -4.5, hi: 4.5,
+//! };
+//! let samples = Langevin { config, seed: 0 }.sample(&b, &mut net, 200, 40, |_| {
+//!     ControlFlow::Continue(())
+//! })?;
+//! assert_eq!(samples.x.len(), 200 * 2);
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod langevin;
 pub mod replay;

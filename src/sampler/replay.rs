@@ -2,6 +2,33 @@
 //! iteration draws B of them, re-initialises each with probability p from uniform noise,
 //! runs K Langevin steps and writes them back. p = 1 is Nijkamp's short-run mode (chains
 //! always start from noise, and nothing needs writing back).
+//!
+//! What one training iteration does with it (the [`Trainer`](crate::train::Trainer) does
+//! this for you):
+//!
+//! ```
+//! use ebm::sampler::{Langevin, LangevinConfig, ReplayBuffer};
+//! use ebm::{Backend, CpuBackend, EnergyNet, Spec};
+//!
+//! # fn main() -> ebm::Result<()> {
+//! let b = CpuBackend::new();
+//! let mut net = EnergyNet::new(&b, &Spec::builtin("toy2d")?, 0)?;
+//! let config = LangevinConfig {
+//!     steps: 10, step_size: 0.02, noise: 0.2, grad_clip: None, lo: -4.5, hi: 4.5,
+//! };
+//! let sampler = Langevin { config, seed: 0 };
+//! // 1000 persistent chains of 2 values; 5 % of draws restart from noise.
+//! let mut replay = ReplayBuffer::new(&b, 1000, 2, 0.05, (-4.5, 4.5), 0)?;
+//! let mut x = b.zeros(64 * 2)?;
+//! for iteration in 0..3 {
+//!     replay.draw(&b, iteration, 64, &mut x)?;
+//!     sampler.run(&b, &mut net, &mut x, 64, iteration * 10)?;
+//!     replay.write_back(&b, iteration, 64, &x);
+//! }
+//! assert_eq!(replay.read_chains(&b)?.len(), 1000 * 2);
+//! # Ok(())
+//! # }
+//! ```
 
 use crate::backend::{Backend, ReplayDraw};
 use crate::rng::{self, Stream};
@@ -11,6 +38,30 @@ use crate::{Error, Result};
 const MAX_CAPACITY: usize = 1 << 24;
 
 /// N persistent chains of `dim` values on the device.
+///
+/// ```
+/// use ebm::sampler::ReplayBuffer;
+/// use ebm::{Backend, CpuBackend};
+///
+/// # fn main() -> ebm::Result<()> {
+/// let b = CpuBackend::new();
+/// // 4 chains of 3 values, uniform in [−1, 1]; drawn chains are never re-initialised.
+/// let mut replay = ReplayBuffer::new(&b, 4, 3, 0.0, (-1.0, 1.0), 7)?;
+/// let chains = replay.read_chains(&b)?;
+/// assert!(chains.iter().all(|v| (-1.0..=1.0).contains(v)));
+/// let mut x = b.zeros(2 * 3)?;
+/// replay.draw(&b, 0, 2, &mut x)?;
+/// for row in x.chunks(3) {
+///     assert!(chains.chunks(3).any(|c| c == row), "a row of the buffer");
+/// }
+/// // Advance the drawn chains (here: overwrite them) and put them back.
+/// b.fill(&mut x, 0.25);
+/// replay.write_back(&b, 0, 2, &x);
+/// let after = replay.read_chains(&b)?;
+/// assert!(after.chunks(3).any(|c| *c == [0.25; 3]));
+/// # Ok(())
+/// # }
+/// ```
 pub struct ReplayBuffer<B: Backend> {
     chains: B::Tensor,
     indices: B::Tensor,

@@ -2,6 +2,32 @@
 //! draw chains from the replay buffer → K Langevin steps → write them back → energies of
 //! data and samples in one batch → CD loss (IGEBM form) → parameter gradients → Adam.
 //! Nothing is read back unless the caller asks for [`Trainer::stats`].
+//!
+//! A run is a [`TrainConfig`] (start from [`TrainConfig::toy2d`] or fill one in), a net and
+//! batches of data:
+//!
+//! ```
+//! use ebm::data::Toy2d;
+//! use ebm::train::{TrainConfig, Trainer};
+//! use ebm::{CpuBackend, EnergyNet, Spec};
+//!
+//! # fn main() -> ebm::Result<()> {
+//! let b = CpuBackend::new();
+//! let mut config = TrainConfig::toy2d(0);
+//! config.batch = 32;
+//! config.buffer_size = 128;
+//! config.langevin.steps = 10;
+//! let net = EnergyNet::new(&b, &Spec::mlp(2, 32, 2), config.seed)?;
+//! let mut trainer = Trainer::new(&b, net, config)?;
+//! for t in 0..5 {
+//!     trainer.step(&b, &Toy2d::Moons.sample(0, t, 32))?;
+//! }
+//! let stats = trainer.stats(&b)?;
+//! assert_eq!(trainer.iteration, 5);
+//! assert!(stats.loss.is_finite());
+//! # Ok(())
+//! # }
+//! ```
 
 use std::ops::ControlFlow;
 
@@ -19,9 +45,11 @@ use crate::{Error, Result};
 pub struct TrainConfig {
     /// Data samples and chains per iteration (B).
     pub batch: usize,
+    /// The negative-sample chains: K steps per iteration, step size, noise, clamp box.
     pub langevin: LangevinConfig,
     /// Weight α of the energy-magnitude penalty α(mean E⁺² + mean E⁻²).
     pub alpha: f32,
+    /// The optimiser's settings.
     pub adam: AdamConfig,
     /// Persistent chains in the replay buffer (N).
     pub buffer_size: usize,
@@ -74,6 +102,7 @@ impl TrainConfig {
 /// The scalars of one iteration.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Stats {
+    /// The CD loss, mean E⁺ − mean E⁻ + α(mean E⁺² + mean E⁻²): what Adam lowers.
     pub loss: f32,
     /// mean E(x⁺) over the data batch.
     pub e_pos: f32,
@@ -82,10 +111,42 @@ pub struct Stats {
 }
 
 /// A CD trainer for one net on backend `B`.
+///
+/// ```
+/// use ebm::data::Toy2d;
+/// use ebm::train::{TrainConfig, Trainer};
+/// use ebm::{CpuBackend, EnergyNet, Spec};
+///
+/// # fn main() -> ebm::Result<()> {
+/// let b = CpuBackend::new();
+/// let mut config = TrainConfig::toy2d(0);
+/// config.batch = 64;
+/// config.buffer_size = 256;
+/// let net = EnergyNet::new(&b, &Spec::builtin("toy2d")?, config.seed)?;
+/// let mut trainer = Trainer::new(&b, net, config)?;
+/// for t in 0..10 {
+///     // Batch t of the data: [64, 2].
+///     trainer.step(&b, &Toy2d::EightGaussians.sample(0, t, 64))?;
+/// }
+/// // One small readback for the loss and mean energies of the last iteration.
+/// let stats = trainer.stats(&b)?;
+/// assert!(stats.loss.is_finite() && stats.e_pos.is_finite() && stats.e_neg.is_finite());
+/// assert_eq!((trainer.iteration, trainer.adam.t), (10, 10));
+/// assert_eq!(trainer.last_samples(&b)?.len(), 64 * 2);
+/// // A batch of the wrong size is an error, not a crash.
+/// assert!(trainer.step(&b, &[0.0; 3]).is_err());
+/// # Ok(())
+/// # }
+/// ```
 pub struct Trainer<B: Backend> {
+    /// The run's settings, as saved in checkpoints. Treat it as read-only: the sampler,
+    /// replay buffer, optimiser and device buffers were built from it by [`new`](Self::new).
     pub config: TrainConfig,
+    /// The energy network being trained.
     pub net: EnergyNet<B>,
+    /// The optimiser, holding one pair of moments per parameter of `net`.
     pub adam: Adam<B>,
+    /// The persistent negative-sample chains.
     pub replay: ReplayBuffer<B>,
     sampler: Langevin,
     /// Iterations completed.

@@ -5,6 +5,24 @@
 //! (`ebm.train`) and its position (`ebm.rng`). Every write is atomic. A run folder keeps its
 //! last k checkpoints as `checkpoint-<iteration>.safetensors` plus `checkpoint.safetensors`,
 //! a copy of the newest.
+//!
+//! ```
+//! use ebm::train::checkpoint::{load_model, save_model};
+//! use ebm::{CpuBackend, EnergyNet, Spec};
+//!
+//! # fn main() -> ebm::Result<()> {
+//! let b = CpuBackend::new();
+//! let path = std::env::temp_dir().join(format!("ebm-doc-model-{}.safetensors", std::process::id()));
+//! let net = EnergyNet::new(&b, &Spec::mlp(2, 16, 1), 5)?;
+//! save_model(&b, &net, &path)?;
+//! // The spec travels in the file's metadata.
+//! let loaded: EnergyNet<CpuBackend> = load_model(&b, &path, None)?;
+//! assert_eq!(loaded.spec(), net.spec());
+//! assert_eq!(loaded.read_params(&b)?, net.read_params(&b)?);
+//! # std::fs::remove_file(&path).ok();
+//! # Ok(())
+//! # }
+//! ```
 
 use std::path::{Path, PathBuf};
 
@@ -26,6 +44,7 @@ pub const RNG_KEY: &str = "ebm.rng";
 /// Where a run stands: enough, with the config, to continue it exactly.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunPosition {
+    /// The run's seed (also in the config; kept here for readers of the file).
     pub seed: u64,
     /// Iterations completed.
     pub iteration: u64,
@@ -42,12 +61,13 @@ fn model_tensors<B: Backend>(b: &B, net: &EnergyNet<B>) -> Result<TensorFile> {
     Ok(file)
 }
 
-/// Save a model file: parameters and spec.
+/// Save a model file: parameters and spec (atomically). See the [module](self) example.
 pub fn save_model<B: Backend>(b: &B, net: &EnergyNet<B>, path: &Path) -> Result<()> {
     model_tensors(b, net)?.write(path)
 }
 
-/// Save a full training checkpoint.
+/// Save a full training checkpoint to `path` (atomically): what [`load_trainer`] needs to
+/// continue the run. [`save_run_checkpoint`] also keeps a run folder tidy.
 pub fn save_checkpoint<B: Backend>(b: &B, trainer: &Trainer<B>, path: &Path) -> Result<()> {
     let mut file = model_tensors(b, &trainer.net)?;
     for ((p, m), v) in trainer
@@ -88,6 +108,14 @@ pub const LATEST_CHECKPOINT: &str = "checkpoint.safetensors";
 
 /// File name of the checkpoint after `iteration` iterations: `checkpoint-00001000.safetensors`
 /// (zero-padded so a listing sorts by iteration).
+///
+/// ```
+/// use ebm::train::checkpoint::{checkpoint_file_name, checkpoint_iteration};
+///
+/// assert_eq!(checkpoint_file_name(1000), "checkpoint-00001000.safetensors");
+/// assert_eq!(checkpoint_iteration(&checkpoint_file_name(1000)), Some(1000));
+/// assert_eq!(checkpoint_iteration("checkpoint.safetensors"), None);
+/// ```
 pub fn checkpoint_file_name(iteration: u64) -> String {
     format!("checkpoint-{iteration:08}.safetensors")
 }
@@ -123,6 +151,34 @@ pub fn list_checkpoints(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
 /// copy of it, and only then delete older numbered checkpoints beyond `keep`, and any
 /// numbered *later* than this one (left by a run this one was resumed from an earlier point
 /// of). Returns the new checkpoint's path.
+///
+/// ```
+/// use std::ops::ControlFlow;
+/// use ebm::data::{Toy2d, ToyData};
+/// use ebm::train::checkpoint::{list_checkpoints, save_run_checkpoint};
+/// use ebm::train::{TrainConfig, Trainer};
+/// use ebm::{CpuBackend, EnergyNet, Spec};
+///
+/// # fn main() -> ebm::Result<()> {
+/// let dir = std::env::temp_dir().join(format!("ebm-doc-run-{}", std::process::id()));
+/// let b = CpuBackend::new();
+/// let mut config = TrainConfig::toy2d(0);
+/// config.batch = 16;
+/// config.buffer_size = 64;
+/// let net = EnergyNet::new(&b, &Spec::mlp(2, 16, 1), 0)?;
+/// let mut trainer = Trainer::new(&b, net, config)?;
+/// let mut data = ToyData { dataset: Toy2d::Rings, seed: 0 };
+/// trainer.fit(&b, &mut data, 4, |t, b| {
+///     save_run_checkpoint(b, t, &dir, 2)?; // after every iteration, keeping 2
+///     Ok(ControlFlow::Continue(()))
+/// })?;
+/// let kept: Vec<u64> = list_checkpoints(&dir)?.into_iter().map(|(it, _)| it).collect();
+/// assert_eq!(kept, [3, 4]);
+/// assert!(dir.join("checkpoint.safetensors").is_file()); // a copy of iteration 4
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # Ok(())
+/// # }
+/// ```
 pub fn save_run_checkpoint<B: Backend>(
     b: &B,
     trainer: &Trainer<B>,
@@ -156,7 +212,8 @@ pub fn save_run_checkpoint<B: Backend>(
     Ok(path)
 }
 
-/// The spec stored in a model file, or `spec` if given (for files without metadata).
+/// The spec stored in a model file, or `spec` if given (for files without metadata);
+/// `path` names the file in errors.
 pub fn model_spec(file: &TensorFile, path: &Path, spec: Option<&Spec>) -> Result<Spec> {
     match (spec, file.metadata.get(SPEC_KEY)) {
         (Some(spec), _) => Ok(spec.clone()),
@@ -168,7 +225,34 @@ pub fn model_spec(file: &TensorFile, path: &Path, spec: Option<&Spec>) -> Result
     }
 }
 
-/// Load a model file (ours, or a PyTorch state_dict saved with safetensors).
+/// Load a model file (ours, or a PyTorch state_dict saved with safetensors). Without
+/// `ebm.spec` metadata the file needs `spec`; given, `spec` overrides the metadata. Every
+/// tensor must match the spec's shapes, and a `layers.*` tensor the spec has no place for is
+/// an error.
+///
+/// ```
+/// use ebm::tensorfile::TensorFile;
+/// use ebm::train::checkpoint::load_model;
+/// use ebm::{CpuBackend, EnergyNet, Spec};
+///
+/// # fn main() -> ebm::Result<()> {
+/// // A state_dict as PyTorch's safetensors would write it for nn.Sequential(nn.Linear(2, 1)):
+/// // no metadata, so the spec must come from the caller.
+/// let mut file = TensorFile::new();
+/// file.insert("layers.0.weight", vec![1, 2], vec![1.0, 2.0]);
+/// file.insert("layers.0.bias", vec![1], vec![0.5]);
+/// let path = std::env::temp_dir().join(format!("ebm-doc-state-dict-{}.safetensors", std::process::id()));
+/// file.write(&path)?;
+///
+/// let b = CpuBackend::new();
+/// assert!(load_model::<CpuBackend>(&b, &path, None).is_err(), "no spec anywhere");
+/// let spec = Spec::from_json(r#"{"input": [2], "layers": [{"type": "linear", "in": 2, "out": 1}]}"#)?;
+/// let mut net: EnergyNet<CpuBackend> = load_model(&b, &path, Some(&spec))?;
+/// assert_eq!(net.energies(&b, &[1.0, 1.0])?, [3.5]);
+/// # std::fs::remove_file(&path).ok();
+/// # Ok(())
+/// # }
+/// ```
 pub fn load_model<B: Backend>(b: &B, path: &Path, spec: Option<&Spec>) -> Result<EnergyNet<B>> {
     model_from_file(b, &TensorFile::read(path)?, path, spec)
 }
@@ -250,7 +334,39 @@ fn in_file(e: Error, path: &Path) -> Error {
     }
 }
 
-/// Rebuild a trainer from a checkpoint, continuing exactly where it stopped.
+/// Rebuild a trainer from a checkpoint, continuing exactly where it stopped: net, Adam
+/// moments and step, replay chains, config and iteration all come from the file.
+///
+/// ```
+/// use std::ops::ControlFlow;
+/// use ebm::data::{Toy2d, ToyData};
+/// use ebm::train::checkpoint::{load_trainer, save_checkpoint};
+/// use ebm::train::{TrainConfig, Trainer};
+/// use ebm::{CpuBackend, EnergyNet, Spec};
+///
+/// # fn main() -> ebm::Result<()> {
+/// let b = CpuBackend::new();
+/// let mut config = TrainConfig::toy2d(3);
+/// config.batch = 16;
+/// config.buffer_size = 64;
+/// let net = EnergyNet::new(&b, &Spec::mlp(2, 16, 1), config.seed)?;
+/// let mut trainer = Trainer::new(&b, net, config)?;
+/// let mut data = ToyData { dataset: Toy2d::Moons, seed: 3 };
+/// let go_on = |_: &mut Trainer<CpuBackend>, _: &CpuBackend| Ok(ControlFlow::Continue(()));
+/// trainer.fit(&b, &mut data, 3, go_on)?;
+///
+/// let path = std::env::temp_dir().join(format!("ebm-doc-ckpt-{}.safetensors", std::process::id()));
+/// save_checkpoint(&b, &trainer, &path)?;
+/// let mut resumed: Trainer<CpuBackend> = load_trainer(&b, &path)?;
+/// assert_eq!(resumed.iteration, 3);
+/// // Two more iterations each: the resumed run matches the uninterrupted one.
+/// trainer.fit(&b, &mut data, 2, go_on)?;
+/// resumed.fit(&b, &mut data, 2, go_on)?;
+/// assert_eq!(resumed.net.read_params(&b)?, trainer.net.read_params(&b)?);
+/// # std::fs::remove_file(&path).ok();
+/// # Ok(())
+/// # }
+/// ```
 pub fn load_trainer<B: Backend>(b: &B, path: &Path) -> Result<Trainer<B>> {
     let file = TensorFile::read(path)?;
     let spec = model_spec(&file, path, None)?;

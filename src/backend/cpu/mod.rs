@@ -1,6 +1,24 @@
 //! The CPU backend: every kernel's twin in plain Rust, multithreaded with rayon where it pays
 //! and with the `gemm` crate for the matrix products. Operations run at once; `flush` is a
 //! no-op. This is also the reference the GPU kernels are tested against.
+//!
+//! Its tensors are plain `Vec<f32>`s, so host code may look at them directly:
+//!
+//! ```
+//! use ebm::backend::{Activation, Backend};
+//! use ebm::CpuBackend;
+//!
+//! # fn main() -> ebm::Result<()> {
+//! let b = CpuBackend::new();
+//! let x: Vec<f32> = b.upload(&[-2.0, 3.0])?;
+//! let mut y = b.zeros(2)?;
+//! b.activation_forward(Activation::LeakyRelu(0.1), &x, &mut y);
+//! assert_eq!(y, [-0.2, 3.0]);
+//! assert_eq!(b.counters().dispatches, 1);
+//! assert_eq!(b.counters().submissions, 0);
+//! # Ok(())
+//! # }
+//! ```
 
 mod activation;
 mod conv;
@@ -28,6 +46,8 @@ pub struct CpuBackend {
 }
 
 impl CpuBackend {
+    /// A backend on rayon's global thread pool (`RAYON_NUM_THREADS` threads, default one per
+    /// core); it holds no device state, so creating one is free.
     pub fn new() -> Self {
         Self::default()
     }

@@ -12,6 +12,22 @@
 //!
 //! Pipelines are built on first use and cached, one per entry point, with explicit bind group
 //! layouts; per-dispatch parameters travel as immediates (push constants).
+//!
+//! Opening a device needs a GPU adapter, so this example is only compiled here; generic
+//! code runs on the [`GpuBackend`] exactly as on the CPU backend:
+//!
+//! ```no_run
+//! use ebm::backend::{Backend, GpuBackend};
+//!
+//! # fn main() -> ebm::Result<()> {
+//! let gpu = GpuBackend::new(false)?; // Err(Error::NoGpu) without a hardware adapter
+//! println!("{} (driver {})", gpu.name(), gpu.adapter_report().driver_info);
+//! let mut x = gpu.upload(&[1.0, 2.0, 3.0])?;
+//! gpu.fill(&mut x, 0.5); // recorded, not yet run
+//! assert_eq!(gpu.read(&x)?, [0.5; 3]); // one submission, one readback
+//! # Ok(())
+//! # }
+//! ```
 
 mod adapter;
 mod kernels;
