@@ -26,8 +26,7 @@
 //! # }
 //! ```
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use image::{codecs::png::PngEncoder, ImageEncoder};
 
@@ -263,24 +262,18 @@ impl Canvas {
     /// Writes the canvas as a PNG, atomically: the bytes go to `<path>.tmp`, which is then
     /// renamed over `path`, so a reader (or a crash) never sees half a picture.
     pub fn save_png(&self, path: &Path) -> Result<()> {
-        let mut tmp = PathBuf::from(path.as_os_str().to_owned());
-        tmp.as_mut_os_string().push(".tmp");
-        let file = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        let mut out = std::io::BufWriter::new(file);
-        PngEncoder::new(&mut out)
+        let mut png = Vec::new();
+        PngEncoder::new(&mut png)
             .write_image(
                 &self.data,
                 self.width,
                 self.height,
                 image::ExtendedColorType::Rgb8,
             )
-            .map_err(|e| match e {
-                image::ImageError::IoError(io) => Error::io(&tmp, io),
-                other => Error::format(&tmp, other.to_string()),
-            })?;
-        out.flush().map_err(|e| Error::io(&tmp, e))?;
-        drop(out);
-        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+            .map_err(|e| Error::format(path, e.to_string()))?;
+        // Same path as model files: unique temp file, fsync, rename, so that two writers or
+        // a crash never leave half a picture.
+        crate::tensorfile::write_atomic(path, &png)
     }
 }
 

@@ -84,6 +84,11 @@ impl<B: Backend> ReplayBuffer<B> {
         (lo, hi): (f32, f32),
         seed: u64,
     ) -> Result<Self> {
+        if dim == 0 {
+            return Err(Error::Shape(
+                "replay buffer chains need at least one value".into(),
+            ));
+        }
         if capacity == 0 || capacity >= MAX_CAPACITY {
             return Err(Error::Option(format!(
                 "replay buffer size {capacity} must be in 1..2^24"

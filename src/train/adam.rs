@@ -71,6 +71,9 @@ impl AdamConfig {
         if !(0.0..1.0).contains(&self.beta1) || !(0.0..1.0).contains(&self.beta2) {
             return Err(Error::Option("Adam betas must be in [0, 1)".into()));
         }
+        if !(self.eps.is_finite() && self.eps > 0.0) {
+            return Err(Error::Option(format!("Adam eps {} must be > 0", self.eps)));
+        }
         if let Some(c) = self.max_grad_norm {
             if !(c.is_finite() && c > 0.0) {
                 return Err(Error::Option(format!("gradient clip norm {c} must be > 0")));
