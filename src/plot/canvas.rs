@@ -384,9 +384,13 @@ mod tests {
         let img = image::open(&path).unwrap().to_rgb8();
         assert_eq!(img.dimensions(), (30, 20));
         assert_eq!(img.get_pixel(5, 5).0, [200, 10, 20]);
-        assert!(!dir.join("c.png.tmp").exists());
-        let err = c.save_png(&dir.join("missing/c.png")).unwrap_err();
-        assert!(err.to_string().contains("missing"), "{err}");
+        let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+        assert_eq!(left.len(), 1, "no temp file left: {left:?}");
+        // A missing folder is made; a file in the way is an error that names it.
+        c.save_png(&dir.join("made/c.png")).unwrap();
+        std::fs::write(dir.join("blocker"), b"").unwrap();
+        let err = c.save_png(&dir.join("blocker/c.png")).unwrap_err();
+        assert!(err.to_string().contains("blocker"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
