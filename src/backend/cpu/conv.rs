@@ -61,6 +61,10 @@ fn col2im(s: &Conv2dShape, cols: &[f32], dx: &mut [f32]) {
     }
 }
 
+/// The weight gradient's products take samples in groups with at least this many output
+/// pixels between them (the products' inner dimension).
+const GROUP_INNER: usize = 256;
+
 fn patch_rows(s: &Conv2dShape) -> usize {
     s.in_channels * s.kernel * s.kernel
 }
@@ -149,13 +153,28 @@ pub fn backward_params(s: Conv2dShape, dy: &[f32], x: &[f32], dw: &mut [f32], db
         }
         return;
     }
+    if s.out_height() * s.out_width() >= GROUP_INNER {
+        backward_params_per_sample(s, dy, x, dw, db);
+    } else {
+        backward_params_grouped(s, dy, x, dw, db);
+    }
+}
+
+/// Large outputs: each sample's product is big enough alone. Each thread sums its samples
+/// into its own (dW, db); the partial sums are then added.
+fn backward_params_per_sample(
+    s: Conv2dShape,
+    dy: &[f32],
+    x: &[f32],
+    dw: &mut [f32],
+    db: &mut [f32],
+) {
     let (r, px, o) = (
         patch_rows(&s),
         s.out_height() * s.out_width(),
         s.out_channels,
     );
     let (in_len, out_len) = (s.in_len(), s.out_len());
-    // Each thread sums its samples into its own (dW, db); the partial sums are then added.
     let (w_sum, b_sum) = (0..s.batch)
         .into_par_iter()
         .fold(
@@ -186,6 +205,55 @@ pub fn backward_params(s: Conv2dShape, dy: &[f32], x: &[f32], dw: &mut [f32], db
         );
     dw[..o * r].copy_from_slice(&w_sum);
     db[..o].copy_from_slice(&b_sum);
+}
+
+/// Small outputs: dW = Σ_n dY_n·cols_nᵀ per sample is a product with inner size H'·W' (16 at
+/// anatomy32's layer 6) that rewrites all of dW each time; so samples are taken in groups
+/// whose patches sit side by side, [R, G·H'·W'] and [O, G·H'·W'], and each group is one
+/// product with inner size ≥ [`GROUP_INNER`] (gemm splits it across threads).
+fn backward_params_grouped(s: Conv2dShape, dy: &[f32], x: &[f32], dw: &mut [f32], db: &mut [f32]) {
+    let (r, px, o) = (
+        patch_rows(&s),
+        s.out_height() * s.out_width(),
+        s.out_channels,
+    );
+    let (in_len, out_len) = (s.in_len(), s.out_len());
+    let group = GROUP_INNER.div_ceil(px).clamp(1, s.batch.max(1));
+    let mut cols = vec![0.0f32; r * group * px];
+    let mut dys = vec![0.0f32; o * group * px];
+    dw[..o * r].fill(0.0);
+    db[..o].fill(0.0);
+    for first in (0..s.batch).step_by(group) {
+        let g = group.min(s.batch - first);
+        let width = g * px;
+        // Sample j of the group fills columns j·px.. of every row, in parallel over samples.
+        let mut sample_cols: Vec<Vec<f32>> = (0..g)
+            .into_par_iter()
+            .map(|j| {
+                let mut c = vec![0.0f32; r * px];
+                im2col(&s, &x[(first + j) * in_len..][..in_len], &mut c);
+                c
+            })
+            .collect();
+        for (j, c) in sample_cols.iter_mut().enumerate() {
+            for (row, src) in cols.chunks_mut(width).zip(c.chunks(px)) {
+                row[j * px..][..px].copy_from_slice(src);
+            }
+            let dyn_ = &dy[(first + j) * out_len..][..out_len];
+            for (row, src) in dys.chunks_mut(width).zip(dyn_.chunks(px)) {
+                row[j * px..][..px].copy_from_slice(src);
+            }
+        }
+        matmul(
+            Mat::row_major(&dys[..o * width], o, width),
+            Mat::transposed(&cols[..r * width], r, width),
+            &mut dw[..o * r],
+            true,
+        );
+        for (gb, row) in db[..o].iter_mut().zip(dys.chunks(width)) {
+            *gb += row[..width].iter().sum::<f32>();
+        }
+    }
 }
 
 pub fn pool_forward(s: PoolShape, x: &[f32], y: &mut [f32]) {
