@@ -10,39 +10,73 @@ use crate::backend::{Conv2dShape, PoolShape};
 
 /// Patches of one sample `x` [C, H, W] as a [C·k·k, H'·W'] matrix (zeros for padding).
 fn im2col(s: &Conv2dShape, x: &[f32], cols: &mut [f32]) {
+    let px = s.out_height() * s.out_width();
+    let rows = s.kernel * s.kernel * px;
+    for (c, channel_rows) in cols.chunks_mut(rows).take(s.in_channels).enumerate() {
+        im2col_channel(s, x, c, channel_rows, px, 0);
+    }
+}
+
+/// The k·k patch rows of input channel `c` (what [`im2col`] writes for that channel), at
+/// column `offset` of rows `ld` long (a group of samples side by side). Channels own disjoint
+/// rows, so a group's channels can be filled in parallel.
+fn im2col_channel(
+    s: &Conv2dShape,
+    x: &[f32],
+    c: usize,
+    rows: &mut [f32],
+    ld: usize,
+    offset: usize,
+) {
     let (k, st, p) = (s.kernel, s.stride, s.padding as isize);
     let (ho, wo) = (s.out_height(), s.out_width());
-    for c in 0..s.in_channels {
-        for ki in 0..k {
-            for kj in 0..k {
-                let row = &mut cols[((c * k + ki) * k + kj) * ho * wo..][..ho * wo];
-                for oh in 0..ho {
-                    let ih = (oh * st + ki) as isize - p;
-                    for ow in 0..wo {
-                        let iw = (ow * st + kj) as isize - p;
-                        let inside = (0..s.height as isize).contains(&ih)
-                            && (0..s.width as isize).contains(&iw);
-                        row[oh * wo + ow] = if inside {
-                            x[(c * s.height + ih as usize) * s.width + iw as usize]
-                        } else {
-                            0.0
-                        };
-                    }
+    for ki in 0..k {
+        for kj in 0..k {
+            let row = &mut rows[(ki * k + kj) * ld + offset..][..ho * wo];
+            for oh in 0..ho {
+                let ih = (oh * st + ki) as isize - p;
+                for ow in 0..wo {
+                    let iw = (ow * st + kj) as isize - p;
+                    let inside =
+                        (0..s.height as isize).contains(&ih) && (0..s.width as isize).contains(&iw);
+                    row[oh * wo + ow] = if inside {
+                        x[(c * s.height + ih as usize) * s.width + iw as usize]
+                    } else {
+                        0.0
+                    };
                 }
             }
         }
     }
 }
 
-/// The adjoint of [`im2col`]: adds each patch column back into `dx` [C, H, W] (zeroed first).
-fn col2im(s: &Conv2dShape, cols: &[f32], dx: &mut [f32]) {
+/// [`im2col`] of samples `first..first + g` of `x`, side by side in `cols` [C·k·k, g·H'·W'],
+/// one task per input channel.
+fn im2col_group(s: &Conv2dShape, x: &[f32], first: usize, g: usize, cols: &mut [f32]) {
+    let (in_len, px) = (s.in_len(), s.out_height() * s.out_width());
+    let width = g * px;
+    let rows = s.kernel * s.kernel * width;
+    cols[..s.in_channels * rows]
+        .par_chunks_mut(rows)
+        .enumerate()
+        .for_each(|(c, channel_rows)| {
+            for j in 0..g {
+                let xj = &x[(first + j) * in_len..][..in_len];
+                im2col_channel(s, xj, c, channel_rows, width, j * px);
+            }
+        });
+}
+
+/// The adjoint of [`im2col`]: adds each patch column back into `dx` [C, H, W] (zeroed first),
+/// reading the sample's columns at `offset` of rows `ld` long.
+fn col2im(s: &Conv2dShape, cols: &[f32], ld: usize, offset: usize, dx: &mut [f32]) {
     let (k, st, p) = (s.kernel, s.stride, s.padding as isize);
     let (ho, wo) = (s.out_height(), s.out_width());
     dx.fill(0.0);
     for c in 0..s.in_channels {
         for ki in 0..k {
             for kj in 0..k {
-                let row = &cols[((c * k + ki) * k + kj) * ho * wo..][..ho * wo];
+                let row = &cols[((c * k + ki) * k + kj) * ld + offset..][..ho * wo];
                 for oh in 0..ho {
                     let ih = (oh * st + ki) as isize - p;
                     if !(0..s.height as isize).contains(&ih) {
@@ -77,6 +111,90 @@ fn is_dense(s: &Conv2dShape) -> bool {
     s.padding == 0 && s.kernel == s.height && s.kernel == s.width
 }
 
+/// Layers whose outputs have fewer than [`GROUP_INNER`] pixels per sample (anatomy32's 8×8 and
+/// 4×4 layers) take their samples in groups, each sample's [rows, H'·W'] block side by side in
+/// one [rows, G·H'·W'] matrix: one GEMM per group instead of a skinny one per sample.
+fn group_size(s: &Conv2dShape) -> Option<usize> {
+    let px = s.out_height() * s.out_width();
+    (px < GROUP_INNER).then(|| GROUP_INNER.div_ceil(px).clamp(1, s.batch.max(1)))
+}
+
+/// `samples` holds g blocks of [rows, px], one after the other; lay them side by side in
+/// `dst` [rows, g·px].
+fn side_by_side(samples: &[f32], rows: usize, px: usize, dst: &mut [f32]) {
+    let width = samples.len() / rows;
+    for (j, block) in samples.chunks(rows * px).enumerate() {
+        for (row, src) in dst.chunks_mut(width).zip(block.chunks(px)) {
+            row[j * px..][..px].copy_from_slice(src);
+        }
+    }
+}
+
+/// The inverse of [`side_by_side`]: `src` [rows, g·px] back into g blocks of [rows, px].
+fn one_after_another(src: &[f32], rows: usize, px: usize, samples: &mut [f32]) {
+    let width = samples.len() / rows;
+    for (j, block) in samples.chunks_mut(rows * px).enumerate() {
+        for (dst, row) in block.chunks_mut(px).zip(src.chunks(width)) {
+            dst.copy_from_slice(&row[j * px..][..px]);
+        }
+    }
+}
+
+fn forward_grouped(s: Conv2dShape, group: usize, x: &[f32], w: &[f32], b: &[f32], y: &mut [f32]) {
+    let (r, px, o) = (
+        patch_rows(&s),
+        s.out_height() * s.out_width(),
+        s.out_channels,
+    );
+    let out_len = s.out_len();
+    let mut cols = vec![0.0f32; r * group * px];
+    let mut ys = vec![0.0f32; o * group * px];
+    for first in (0..s.batch).step_by(group) {
+        let g = group.min(s.batch - first);
+        let width = g * px;
+        im2col_group(&s, x, first, g, &mut cols);
+        for (row, &bias) in ys.chunks_mut(width).zip(&b[..o]) {
+            row.fill(bias);
+        }
+        let (w, cols) = (Mat::row_major(w, o, r), Mat::row_major(&cols, r, width));
+        matmul(w, cols, &mut ys[..o * width], true);
+        one_after_another(
+            &ys[..o * width],
+            o,
+            px,
+            &mut y[first * out_len..][..g * out_len],
+        );
+    }
+}
+
+fn backward_data_grouped(s: Conv2dShape, group: usize, dy: &[f32], w: &[f32], dx: &mut [f32]) {
+    let (r, px, o) = (
+        patch_rows(&s),
+        s.out_height() * s.out_width(),
+        s.out_channels,
+    );
+    let (in_len, out_len) = (s.in_len(), s.out_len());
+    let mut dys = vec![0.0f32; o * group * px];
+    let mut dcols = vec![0.0f32; r * group * px];
+    for first in (0..s.batch).step_by(group) {
+        let g = group.min(s.batch - first);
+        let width = g * px;
+        side_by_side(
+            &dy[first * out_len..][..g * out_len],
+            o,
+            px,
+            &mut dys[..o * width],
+        );
+        let (wt, dys) = (Mat::transposed(w, o, r), Mat::row_major(&dys, o, width));
+        matmul(wt, dys, &mut dcols[..r * width], false);
+        let dcols = &dcols[..r * width];
+        dx[first * in_len..][..g * in_len]
+            .par_chunks_mut(in_len)
+            .enumerate()
+            .for_each(|(j, dxn)| col2im(&s, dcols, width, j * px, dxn));
+    }
+}
+
 pub fn forward(s: Conv2dShape, x: &[f32], w: &[f32], b: &[f32], y: &mut [f32]) {
     if is_dense(&s) {
         let (n, r, o) = (s.batch, patch_rows(&s), s.out_channels);
@@ -85,6 +203,9 @@ pub fn forward(s: Conv2dShape, x: &[f32], w: &[f32], b: &[f32], y: &mut [f32]) {
         }
         let (x, w) = (Mat::row_major(x, n, r), Mat::transposed(w, o, r));
         return matmul(x, w, y, true);
+    }
+    if let Some(group) = group_size(&s) {
+        return forward_grouped(s, group, x, w, b, y);
     }
     let (r, px, o) = (
         patch_rows(&s),
@@ -118,6 +239,9 @@ pub fn backward_data(s: Conv2dShape, dy: &[f32], w: &[f32], dx: &mut [f32]) {
         let (dy, w) = (Mat::row_major(dy, n, o), Mat::row_major(w, o, r));
         return matmul(dy, w, dx, false);
     }
+    if let Some(group) = group_size(&s) {
+        return backward_data_grouped(s, group, dy, w, dx);
+    }
     let (r, px, o) = (
         patch_rows(&s),
         s.out_height() * s.out_width(),
@@ -137,7 +261,7 @@ pub fn backward_data(s: Conv2dShape, dy: &[f32], w: &[f32], dx: &mut [f32]) {
                     dcols,
                     false,
                 );
-                col2im(&s, dcols, dxn);
+                col2im(&s, dcols, px, 0, dxn);
             },
         );
 }
@@ -153,10 +277,9 @@ pub fn backward_params(s: Conv2dShape, dy: &[f32], x: &[f32], dw: &mut [f32], db
         }
         return;
     }
-    if s.out_height() * s.out_width() >= GROUP_INNER {
-        backward_params_per_sample(s, dy, x, dw, db);
-    } else {
-        backward_params_grouped(s, dy, x, dw, db);
+    match group_size(&s) {
+        Some(group) => backward_params_grouped(s, group, dy, x, dw, db),
+        None => backward_params_per_sample(s, dy, x, dw, db),
     }
 }
 
@@ -211,14 +334,20 @@ fn backward_params_per_sample(
 /// anatomy32's layer 6) that rewrites all of dW each time; so samples are taken in groups
 /// whose patches sit side by side, [R, G·H'·W'] and [O, G·H'·W'], and each group is one
 /// product with inner size ≥ [`GROUP_INNER`] (gemm splits it across threads).
-fn backward_params_grouped(s: Conv2dShape, dy: &[f32], x: &[f32], dw: &mut [f32], db: &mut [f32]) {
+fn backward_params_grouped(
+    s: Conv2dShape,
+    group: usize,
+    dy: &[f32],
+    x: &[f32],
+    dw: &mut [f32],
+    db: &mut [f32],
+) {
     let (r, px, o) = (
         patch_rows(&s),
         s.out_height() * s.out_width(),
         s.out_channels,
     );
-    let (in_len, out_len) = (s.in_len(), s.out_len());
-    let group = GROUP_INNER.div_ceil(px).clamp(1, s.batch.max(1));
+    let out_len = s.out_len();
     let mut cols = vec![0.0f32; r * group * px];
     let mut dys = vec![0.0f32; o * group * px];
     dw[..o * r].fill(0.0);
@@ -226,24 +355,13 @@ fn backward_params_grouped(s: Conv2dShape, dy: &[f32], x: &[f32], dw: &mut [f32]
     for first in (0..s.batch).step_by(group) {
         let g = group.min(s.batch - first);
         let width = g * px;
-        // Sample j of the group fills columns j·px.. of every row, in parallel over samples.
-        let mut sample_cols: Vec<Vec<f32>> = (0..g)
-            .into_par_iter()
-            .map(|j| {
-                let mut c = vec![0.0f32; r * px];
-                im2col(&s, &x[(first + j) * in_len..][..in_len], &mut c);
-                c
-            })
-            .collect();
-        for (j, c) in sample_cols.iter_mut().enumerate() {
-            for (row, src) in cols.chunks_mut(width).zip(c.chunks(px)) {
-                row[j * px..][..px].copy_from_slice(src);
-            }
-            let dyn_ = &dy[(first + j) * out_len..][..out_len];
-            for (row, src) in dys.chunks_mut(width).zip(dyn_.chunks(px)) {
-                row[j * px..][..px].copy_from_slice(src);
-            }
-        }
+        im2col_group(&s, x, first, g, &mut cols);
+        side_by_side(
+            &dy[first * out_len..][..g * out_len],
+            o,
+            px,
+            &mut dys[..o * width],
+        );
         matmul(
             Mat::row_major(&dys[..o * width], o, width),
             Mat::transposed(&cols[..r * width], r, width),
