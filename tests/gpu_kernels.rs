@@ -189,10 +189,10 @@ fn conv_shapes(rng: &mut StdRng) -> Vec<Conv2dShape> {
         stride: 2,
         padding: 1,
     });
-    // 4×4 outputs and 37 samples: the CPU's weight gradient takes samples in groups of 16
-    // (256 output pixels), so two whole groups and a partial one.
+    // 4×4 outputs and 70 samples: the CPU takes such samples in groups (64 for forward and
+    // backward-data, 16 for the weight gradient), so whole groups and a partial one.
     shapes.push(Conv2dShape {
-        batch: 37,
+        batch: 70,
         in_channels: 3,
         out_channels: 5,
         height: 8,
