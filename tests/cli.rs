@@ -5,9 +5,12 @@
 #[path = "common/gpu.rs"]
 mod gpu_common;
 
+#[path = "common/tempdir.rs"]
+mod tempdir;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use tempdir::TempDir;
 
 use ebm::tensorfile::TensorFile;
 use ebm::Spec;
@@ -20,36 +23,6 @@ fn golden(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/golden")
         .join(name)
-}
-
-/// A fresh directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        static COUNT: AtomicUsize = AtomicUsize::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let dir = std::env::temp_dir().join(format!(
-            "ebm-cli-{tag}-{}-{nanos}-{}",
-            std::process::id(),
-            COUNT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        std::fs::remove_dir_all(&self.0).ok();
-    }
 }
 
 /// Run `ebm ARGS` in `cwd` (so nothing lands in the source tree), EBM_DEVICE unset.
@@ -109,7 +82,7 @@ fn path_str(p: &Path) -> &str {
 
 /// `ebm score --grad` on the PyTorch-saved toy2d model against PyTorch's f64 energies and ∇ₓE.
 fn score_matches_torch(device: &str) {
-    let tmp = TempDir::new(&format!("score-{device}"));
+    let tmp = TempDir::new(&format!("cli-score-{device}"));
     let model = golden("torch_toy2d.safetensors");
     let input = golden("torch_x.safetensors");
     let want_path = golden("torch_scores.safetensors");
@@ -204,7 +177,7 @@ fn check_png(path: &Path) {
 
 #[test]
 fn train_sample_resume() {
-    let tmp = TempDir::new("train");
+    let tmp = TempDir::new("cli-train");
     let dir = tmp.join("run");
     let d = path_str(&dir);
     let common = [
@@ -323,7 +296,7 @@ fn train_sample_resume() {
 
 #[test]
 fn info_lists_cpu() {
-    let tmp = TempDir::new("info");
+    let tmp = TempDir::new("cli-info");
     let out = run_ok(&tmp.0, &["info"]);
     let stdout = text(&out.stdout);
     assert!(
@@ -334,7 +307,7 @@ fn info_lists_cpu() {
 
 #[test]
 fn bench_json_cpu() {
-    let tmp = TempDir::new("bench");
+    let tmp = TempDir::new("cli-bench");
     let out = run_ok(
         &tmp.0,
         &[
@@ -387,7 +360,7 @@ fn train_args<'a>(out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
 
 #[test]
 fn bad_dataset() {
-    let tmp = TempDir::new("bad-dataset");
+    let tmp = TempDir::new("cli-bad-dataset");
     let out = tmp.join("run");
     expect_bad_input(
         &tmp.0,
@@ -398,7 +371,7 @@ fn bad_dataset() {
 
 #[test]
 fn bad_batch_zero() {
-    let tmp = TempDir::new("bad-batch");
+    let tmp = TempDir::new("cli-bad-batch");
     let out = tmp.join("run");
     expect_bad_input(
         &tmp.0,
@@ -409,7 +382,7 @@ fn bad_batch_zero() {
 
 #[test]
 fn bad_steps_zero() {
-    let tmp = TempDir::new("bad-steps");
+    let tmp = TempDir::new("cli-bad-steps");
     let out = tmp.join("run");
     expect_bad_input(
         &tmp.0,
@@ -420,7 +393,7 @@ fn bad_steps_zero() {
 
 #[test]
 fn bad_negative_step_size() {
-    let tmp = TempDir::new("bad-step-size");
+    let tmp = TempDir::new("cli-bad-step-size");
     let out = tmp.join("run");
     expect_bad_input(
         &tmp.0,
@@ -433,7 +406,7 @@ fn bad_negative_step_size() {
 
 fn bad_negative_step_size_separate_value() {
     // `--step-size -1` (value as its own argument), the way people type it.
-    let tmp = TempDir::new("bad-step-size2");
+    let tmp = TempDir::new("cli-bad-step-size2");
     let out = tmp.join("run");
     expect_bad_input(
         &tmp.0,
@@ -444,7 +417,7 @@ fn bad_negative_step_size_separate_value() {
 
 #[test]
 fn bad_device() {
-    let tmp = TempDir::new("bad-device");
+    let tmp = TempDir::new("cli-bad-device");
     let out = tmp.join("o.safetensors");
     let model = golden("torch_toy2d.safetensors");
     let input = golden("torch_x.safetensors");
@@ -481,7 +454,7 @@ fn bad_device() {
 #[test]
 
 fn bad_device_info() {
-    let tmp = TempDir::new("bad-device-info");
+    let tmp = TempDir::new("cli-bad-device-info");
     expect_bad_input(&tmp.0, &["--device", "tpu", "info"], &["tpu"]);
 }
 
@@ -494,7 +467,7 @@ fn score_args<'a>(model: &'a str, input: &'a str, out: &'a str) -> Vec<&'a str> 
 
 #[test]
 fn bad_missing_model() {
-    let tmp = TempDir::new("bad-missing");
+    let tmp = TempDir::new("cli-bad-missing");
     let model = tmp.join("no_such_model.safetensors");
     let input = golden("torch_x.safetensors");
     let out = tmp.join("o.safetensors");
@@ -507,7 +480,7 @@ fn bad_missing_model() {
 
 #[test]
 fn bad_corrupt_model() {
-    let tmp = TempDir::new("bad-corrupt");
+    let tmp = TempDir::new("cli-bad-corrupt");
     let input = golden("torch_x.safetensors");
     let out = tmp.join("o.safetensors");
     // Random bytes (a fixed xorshift stream, so a failure reproduces).
@@ -541,7 +514,7 @@ fn bad_corrupt_model() {
 
 #[test]
 fn bad_model_without_spec() {
-    let tmp = TempDir::new("bad-nospec");
+    let tmp = TempDir::new("cli-bad-nospec");
     let input = golden("torch_x.safetensors");
     let out = tmp.join("o.safetensors");
     let mut model = TensorFile::read(&golden("torch_toy2d.safetensors")).unwrap();
@@ -557,7 +530,7 @@ fn bad_model_without_spec() {
 
 #[test]
 fn bad_input_shape() {
-    let tmp = TempDir::new("bad-shape");
+    let tmp = TempDir::new("cli-bad-shape");
     let model = golden("torch_toy2d.safetensors");
     let input = tmp.join("x43.safetensors");
     let mut file = TensorFile::new();
@@ -575,7 +548,7 @@ fn bad_input_shape() {
 /// `ebm score` on the ConvNet goldens (anatomy32, mnist32 at n_f = 8): the golden's weights
 /// saved as a model file with its spec, x_neg as the input, PyTorch's f64 energies and ∇ₓE.
 fn score_matches_convnet_golden(device: &str, workload: &str) {
-    let dir = TempDir::new(&format!("score-{workload}"));
+    let dir = TempDir::new(&format!("cli-score-{workload}"));
     let path = golden("golden.safetensors");
     let file = TensorFile::read(&path).unwrap();
     let t = |key: &str| {
@@ -648,7 +621,7 @@ fn score_convnet_goldens_gpu() {
 
 #[test]
 fn train_images_tiny_run() {
-    let dir = TempDir::new("images");
+    let dir = TempDir::new("cli-images");
     let out = dir.join("run");
     run_ok(
         &dir.0,
@@ -696,7 +669,7 @@ fn train_images_tiny_run() {
 /// pixels stay exactly fixed, outputs are finite, grids are written, AUROC lands in [0, 1].
 #[test]
 fn inpaint_denoise_and_ood_scores() {
-    let dir = TempDir::new("restore");
+    let dir = TempDir::new("cli-restore");
     let run = dir.join("run");
     let digits = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist-subset");
     run_ok(

@@ -5,52 +5,17 @@
 //! --dataset, --batch 0, --steps 0, a negative --step-size, --device, and a missing, random,
 //! truncated or spec-less model for `ebm score`; they are not repeated here.)
 
-use std::path::{Path, PathBuf};
+#[path = "common/tempdir.rs"]
+mod tempdir;
+
+use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use tempdir::TempDir;
 
 use ebm::tensorfile::TensorFile;
 use ebm::train::checkpoint::{save_checkpoint, save_model};
 use ebm::train::{TrainConfig, Trainer};
 use ebm::{CpuBackend, EnergyNet, Spec};
-
-/// A fresh directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        static COUNT: AtomicUsize = AtomicUsize::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let dir = std::env::temp_dir().join(format!(
-            "ebm-bad-{tag}-{}-{nanos}-{}",
-            std::process::id(),
-            COUNT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    /// A path in the directory, as a string for the command line.
-    fn path(&self, name: &str) -> String {
-        self.0.join(name).to_str().expect("UTF-8 temp path").into()
-    }
-
-    /// Write `bytes` to `name` in the directory; returns its path.
-    fn write(&self, name: &str, bytes: impl AsRef<[u8]>) -> String {
-        let path = self.path(name);
-        std::fs::write(&path, bytes).unwrap();
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        std::fs::remove_dir_all(&self.0).ok();
-    }
-}
 
 /// `ebm --device cpu ARGS` in `cwd` (so nothing lands in the source tree).
 fn run(cwd: &Path, args: &[&str]) -> Output {
@@ -205,7 +170,7 @@ const CONV_TOO_BIG: &str = r#"{"input":[1,32,32],"layers":[{"type":"conv2d","in"
 
 #[test]
 fn spec_unknown_layer_type() {
-    let dir = TempDir::new("spec-unknown");
+    let dir = TempDir::new("bad-spec-unknown");
     let spec = dir.write("gelu.json", UNKNOWN_LAYER);
     let out = dir.path("run");
     expect_bad(
@@ -224,7 +189,7 @@ fn spec_unknown_layer_type() {
 
 #[test]
 fn spec_in_out_mismatch() {
-    let dir = TempDir::new("spec-mismatch");
+    let dir = TempDir::new("bad-spec-mismatch");
     let out = dir.path("run");
     let spec = dir.write("mismatch.json", IN_OUT_MISMATCH);
     expect_bad(
@@ -258,7 +223,7 @@ fn spec_in_out_mismatch() {
 
 #[test]
 fn spec_zero_sizes() {
-    let dir = TempDir::new("spec-zero");
+    let dir = TempDir::new("bad-spec-zero");
     let spec = dir.write("zero.json", ZERO_SIZE);
     let model = toy_model(&dir);
     let input = dir.path("x.safetensors");
@@ -284,7 +249,7 @@ fn spec_zero_sizes() {
 
 #[test]
 fn spec_last_layer_not_one_energy() {
-    let dir = TempDir::new("spec-energy");
+    let dir = TempDir::new("bad-spec-energy");
     let spec = dir.write("two.json", NOT_ONE_ENERGY);
     let model = toy_model(&dir);
     let out = dir.path("s.safetensors");
@@ -304,7 +269,7 @@ fn spec_last_layer_not_one_energy() {
 
 #[test]
 fn spec_too_large_is_an_error_not_an_abort() {
-    let dir = TempDir::new("spec-huge");
+    let dir = TempDir::new("bad-spec-huge");
     let spec = dir.write("huge.json", HUGE);
     expect_bad(
         &dir,
@@ -326,7 +291,7 @@ fn spec_too_large_is_an_error_not_an_abort() {
 
 #[test]
 fn spec_not_json() {
-    let dir = TempDir::new("spec-garbage");
+    let dir = TempDir::new("bad-spec-garbage");
     let spec = dir.write("garbage.json", b"\x00\xff{not json");
     let model = toy_model(&dir);
     expect_bad(
@@ -360,7 +325,7 @@ fn spec_not_json() {
 
 #[test]
 fn model_missing() {
-    let dir = TempDir::new("model-missing");
+    let dir = TempDir::new("bad-model-missing");
     let model = dir.path("nowhere.safetensors");
     expect_bad(
         &dir,
@@ -393,7 +358,7 @@ fn model_missing() {
 
 #[test]
 fn model_truncated() {
-    let dir = TempDir::new("model-truncated");
+    let dir = TempDir::new("bad-model-truncated");
     let good = std::fs::read(toy_model(&dir)).unwrap();
     let out = dir.path("s.safetensors");
     // Inside the length prefix, inside the header, inside the data.
@@ -413,7 +378,7 @@ fn model_truncated() {
 
 #[test]
 fn model_corrupt() {
-    let dir = TempDir::new("model-corrupt");
+    let dir = TempDir::new("bad-model-corrupt");
     let good = std::fs::read(toy_model(&dir)).unwrap();
     let input = dir.path("x.safetensors");
     let mut x = TensorFile::new();
@@ -498,7 +463,7 @@ fn model_corrupt() {
 fn checkpoint_missing_or_damaged() {
     // `--resume` needs a checkpoint, not a model file; and a damaged checkpoint says which
     // setting in it is wrong.
-    let dir = TempDir::new("resume");
+    let dir = TempDir::new("bad-resume");
     let model = toy_model(&dir);
     let run = dir.path("run");
     expect_bad(
@@ -537,7 +502,7 @@ fn checkpoint_missing_or_damaged() {
 /// way round) is refused with the input shape the command needs.
 #[test]
 fn resume_checkpoint_of_the_wrong_kind() {
-    let dir = TempDir::new("resume-kind");
+    let dir = TempDir::new("bad-resume-kind");
     let toy = checkpoint(&dir, "toy.safetensors", |_| {});
     expect_bad(
         &dir,
@@ -565,7 +530,7 @@ fn resume_checkpoint_of_the_wrong_kind() {
 
 #[test]
 fn data_missing() {
-    let dir = TempDir::new("data-missing");
+    let dir = TempDir::new("bad-data-missing");
     let missing = dir.path("no_digits.idx");
     expect_bad(
         &dir,
@@ -598,7 +563,7 @@ fn data_missing() {
 
 #[test]
 fn data_truncated_or_corrupt() {
-    let dir = TempDir::new("data-corrupt");
+    let dir = TempDir::new("bad-data-corrupt");
     let model = image_model(&dir);
     let out = dir.path("o.safetensors");
     // An IDX header promising more images than the file holds.
@@ -669,7 +634,7 @@ fn data_truncated_or_corrupt() {
 
 #[test]
 fn input_file_without_samples() {
-    let dir = TempDir::new("input-empty");
+    let dir = TempDir::new("bad-input-empty");
     let model = toy_model(&dir);
     let input = dir.path("none.safetensors");
     let mut x = TensorFile::new();
@@ -710,7 +675,7 @@ fn input_file_without_samples() {
 
 #[test]
 fn sample_options_out_of_range() {
-    let dir = TempDir::new("opt-sample");
+    let dir = TempDir::new("bad-opt-sample");
     let model = toy_model(&dir);
     let out = dir.path("s.safetensors");
     let sample = |extra: &[&str], needles: &[&str]| {
@@ -737,7 +702,7 @@ fn sample_options_out_of_range() {
 
 #[test]
 fn train_options_out_of_range() {
-    let dir = TempDir::new("opt-train");
+    let dir = TempDir::new("bad-opt-train");
     let out = dir.path("run");
     let bad = |extra: &[&str], needles: &[&str]| expect_bad(&dir, &toy2d(&out, extra), needles);
     bad(&["--iters", "0"], &["--iters"]);
@@ -770,7 +735,7 @@ fn train_options_out_of_range() {
 
 #[test]
 fn restore_options_out_of_range() {
-    let dir = TempDir::new("opt-restore");
+    let dir = TempDir::new("bad-opt-restore");
     let model = image_model(&dir);
     let png = dir.path("r.png");
     let data = digits();
@@ -791,7 +756,7 @@ fn restore_options_out_of_range() {
 
 #[test]
 fn score_and_bench_options_out_of_range() {
-    let dir = TempDir::new("opt-score");
+    let dir = TempDir::new("bad-opt-score");
     let model = image_model(&dir);
     expect_bad(
         &dir,

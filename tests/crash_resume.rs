@@ -6,46 +6,19 @@
 //! the same command. Also: `--keep-checkpoints`, skipping a corrupt newest checkpoint, and
 //! clearing the temp files a killed writer leaves.
 
-use std::path::{Path, PathBuf};
+#[path = "common/tempdir.rs"]
+mod tempdir;
+
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+use tempdir::TempDir;
 
 use ebm::tensorfile::{is_temp_file, TensorFile};
 use ebm::train::checkpoint::{
     checkpoint_file_name, checkpoint_iteration, list_checkpoints, load_trainer,
 };
 use ebm::CpuBackend;
-
-/// A fresh directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        static COUNT: AtomicUsize = AtomicUsize::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let dir = std::env::temp_dir().join(format!(
-            "ebm-crash-{tag}-{}-{nanos}-{}",
-            std::process::id(),
-            COUNT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        std::fs::remove_dir_all(&self.0).ok();
-    }
-}
 
 fn path_str(p: &Path) -> &str {
     p.to_str().expect("UTF-8 temp path")
@@ -208,7 +181,7 @@ impl Rng {
 
 #[test]
 fn kill_nine_then_resume_equals_uninterrupted() {
-    let tmp = TempDir::new("kill");
+    let tmp = TempDir::new("crash-kill");
     let args = train_args(ITERS);
     let straight = tmp.join("straight");
     let t0 = Instant::now();
@@ -351,7 +324,7 @@ fn kill_nine_then_resume_equals_uninterrupted() {
 /// files, and still ends where an uninterrupted run does; `--keep-checkpoints 1` keeps one.
 #[test]
 fn resume_from_folder_skips_corrupt_checkpoint() {
-    let tmp = TempDir::new("corrupt");
+    let tmp = TempDir::new("crash-corrupt");
     let dir = tmp.join("run");
     let straight = tmp.join("straight");
     let with_keep = |iters: u64, keep: &str| {
@@ -439,7 +412,7 @@ fn resume_from_folder_skips_corrupt_checkpoint() {
 
 #[test]
 fn keep_checkpoints_must_be_positive() {
-    let tmp = TempDir::new("keep");
+    let tmp = TempDir::new("crash-keep");
     for bad in ["0", "-2"] {
         let mut args = train_args(10);
         let at = args.iter().position(|a| a == "--keep-checkpoints").unwrap();

@@ -4,6 +4,8 @@
 
 #[path = "common/gpu.rs"]
 mod gpu_common;
+#[path = "common/tempdir.rs"]
+mod tempdir;
 
 use std::ops::ControlFlow;
 
@@ -13,6 +15,7 @@ use ebm::sampler::{Langevin, LangevinConfig};
 use ebm::train::checkpoint::{load_model, save_model};
 use ebm::train::{TrainConfig, Trainer};
 use ebm::{CpuBackend, EnergyNet, Error, Result, Spec};
+use tempdir::TempDir;
 
 fn sampler(steps: usize) -> Langevin {
     Langevin {
@@ -181,8 +184,7 @@ fn model_file_round_trip() {
             Ok(ControlFlow::Continue(()))
         })
         .unwrap();
-    let dir = std::env::temp_dir().join(format!("ebm-embed-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("embed");
     let path = dir.join("model.safetensors");
     save_model(&b, &trainer.net, &path).unwrap();
     let mut loaded = load_model(&b, &path, None).unwrap();
@@ -190,5 +192,4 @@ fn model_file_round_trip() {
     let want = trainer.net.energies(&b, &x).unwrap();
     let got: Vec<f32> = loaded.energies(&b, &x).unwrap();
     assert_eq!(got, want);
-    std::fs::remove_dir_all(&dir).ok();
 }

@@ -11,10 +11,13 @@
 #[path = "common/gpu.rs"]
 mod gpu_common;
 
+#[path = "common/tempdir.rs"]
+mod tempdir;
+
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
 use std::time::{Duration, Instant};
+use tempdir::TempDir;
 
 use ebm::data::images;
 use ebm::nn::spec::{LayerSpec, MAX_VALUES};
@@ -62,32 +65,6 @@ fn fuzz(name: &str, seed: u64, mut case: impl FnMut(&mut StdRng, u64) -> Result<
         k - only.unwrap_or(0),
         t0.elapsed().as_secs_f64()
     );
-}
-
-/// A fresh directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        static COUNT: AtomicUsize = AtomicUsize::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let dir = std::env::temp_dir().join(format!(
-            "ebm-fuzz-{tag}-{}-{nanos}-{}",
-            std::process::id(),
-            COUNT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        std::fs::remove_dir_all(&self.0).ok();
-    }
 }
 
 /// Fails the case unless `cond`.
@@ -496,7 +473,7 @@ fn huge_specs_are_errors_not_aborts() {
 
 #[test]
 fn spec_files_name_the_file() {
-    let dir = TempDir::new("specfile");
+    let dir = TempDir::new("fuzz-specfile");
     let cases: [(&str, &[u8]); 3] = [
         ("bad_utf8.json", b"{\"input\":[2],\xff\xfe}"),
         ("empty.json", b""),
@@ -685,7 +662,7 @@ fn load(path: &Path, bytes: &[u8]) -> Result<Vec<(String, Vec<f32>)>, String> {
 
 #[test]
 fn model_loader_never_panics() {
-    let dir = TempDir::new("model");
+    let dir = TempDir::new("fuzz-model");
     // A pool of small random models, written by `save_model` (each case damages one).
     let b = CpuBackend::new();
     let seed = gpu_common::test_seed();
@@ -817,7 +794,7 @@ fn model_loader_never_panics() {
 
 #[test]
 fn checkpoint_loader_never_panics() {
-    let dir = TempDir::new("ckpt");
+    let dir = TempDir::new("fuzz-ckpt");
     let b = CpuBackend::new();
     let spec = Spec::mlp(2, 8, 2);
     let net = EnergyNet::new(&b, &spec, 3).unwrap();
@@ -948,7 +925,7 @@ fn png(rng: &mut StdRng) -> Vec<u8> {
 
 #[test]
 fn image_loader_never_panics() {
-    let dir = TempDir::new("images");
+    let dir = TempDir::new("fuzz-images");
     fuzz("images", gpu_common::test_seed(), |rng, k| {
         let (kind, good) = match rng.random_range(0..4) {
             0 => ("idx", idx(rng.random_range(1..5), 6, 5, rng)),

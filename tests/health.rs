@@ -5,11 +5,14 @@
 
 #[path = "common/gpu.rs"]
 mod gpu_common;
+#[path = "common/tempdir.rs"]
+mod tempdir;
 
 use ebm::backend::Backend;
 use ebm::data::{DataSource, Toy2d, ToyData};
 use ebm::train::{TrainConfig, Trainer};
 use ebm::{CpuBackend, EnergyNet, Error, Spec};
+use tempdir::TempDir;
 
 fn trainer<B: Backend>(b: &B, lr: f32) -> Trainer<B> {
     let mut config = TrainConfig::toy2d(0);
@@ -118,8 +121,8 @@ fn nan_in_the_data_batch_is_named() {
 /// every value in it is finite).
 #[test]
 fn cli_stops_a_diverging_run_and_keeps_the_last_good_checkpoint() {
-    let dir = std::env::temp_dir().join(format!("ebm-health-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let tmp = TempDir::new("health");
+    let dir = tmp.join("run");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ebm"))
         .args([
             "--device", "cpu", "train", "toy2d", "--lr", "1e38", "--iters", "50",
@@ -162,5 +165,4 @@ fn cli_stops_a_diverging_run_and_keeps_the_last_good_checkpoint() {
         "kept checkpoint at {} is before the bad iteration {bad}",
         trainer.iteration
     );
-    std::fs::remove_dir_all(&dir).ok();
 }
