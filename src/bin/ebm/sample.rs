@@ -13,7 +13,6 @@ use ebm::tensorfile::TensorFile;
 use ebm::train::checkpoint::{model_from_file, TRAIN_KEY};
 use ebm::train::TrainConfig;
 use ebm::{with_backend, Error, Result, Spec};
-use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Args, Debug)]
 #[command(allow_negative_numbers = true)]
@@ -98,12 +97,8 @@ fn sample<B: Backend>(b: &B, args: &SampleArgs) -> Result<()> {
         config,
         seed: args.seed,
     };
-    let bar = ProgressBar::new(args.steps as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{elapsed_precise} [{bar:30.cyan/blue}] step {pos}/{len}")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
+    let bar = crate::train_loop::progress_bar(0, args.steps as u64, false);
+    bar.set_message("Langevin steps");
     let t0 = std::time::Instant::now();
     // About a hundred progress updates, whatever K; each waits for the device.
     let every = (args.steps / 100).max(1);

@@ -5,6 +5,7 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -171,12 +172,15 @@ pub fn run<B: Backend>(
     let bar = progress_bar(start, end, args.quiet);
     let t0 = Instant::now();
     let mut metric = f64::NAN;
-    for it in start..end {
-        trainer.step(b, &data.batch(it, trainer.config.batch)?)?;
-        let done = it + 1;
+    trainer.fit(b, data, end - start, |trainer, b| {
+        let done = trainer.iteration;
         let last = done == end;
+        // Reading the stats also reads the device's health flags (NaN or ±∞ since the last
+        // read): a checkpoint is written only after a clean read in the same iteration.
+        let mut checked = false;
         if done % args.log_every == 0 || last {
             let stats = trainer.stats(b)?;
+            checked = true;
             let rate = (done - start) as f64 / t0.elapsed().as_secs_f64();
             let mut line = format!(
                 "loss {:+.4}  E+ {:+.3}  E- {:+.3}",
@@ -202,13 +206,16 @@ pub fn run<B: Backend>(
             watch.pictures(b, trainer, done, metric, out)?;
         }
         if done % args.ckpt_every == 0 || last {
-            // The device's health flags first: a run that went NaN stops here with an error
-            // naming the iteration, and the last checkpoint on disk stays the last good one.
-            trainer.stats(b)?;
+            // A run that went NaN stops here with an error naming the iteration, and the last
+            // checkpoint on disk stays the last good one.
+            if !checked {
+                trainer.stats(b)?;
+            }
             save_run_checkpoint(b, trainer, out, keep)?;
             save_model(b, &trainer.net, &out.join("model.safetensors"))?;
         }
-    }
+        Ok(ControlFlow::Continue(()))
+    })?;
     bar.finish();
     plot_metrics(&csv_path, &out.join("metrics.png"))?;
     let metric_note = watch
@@ -268,7 +275,8 @@ fn open_csv(
     Ok(w)
 }
 
-fn progress_bar(start: u64, end: u64, quiet: bool) -> ProgressBar {
+/// The bar every long-running command shows: elapsed time, position of `end`, a message.
+pub fn progress_bar(start: u64, end: u64, quiet: bool) -> ProgressBar {
     if quiet {
         return ProgressBar::hidden();
     }
