@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# ebm against the project's PyTorch reference on one workload, alternating the two programs
+# over N rounds (these machines drift; one run proves nothing), then the median ratio and its
+# range per measurement (scripts/compare_table.py).
+#
+#   scripts/compare.sh toy2d                 # 5 rounds on the CPU, 2 threads each
+#   ROUNDS=7 THREADS=2 scripts/compare.sh anatomy32 --nf 64
+#   DEVICE=gpu VARIANTS="fp32 tf32" scripts/compare.sh anatomy32     # PyTorch on CUDA
+#
+# Environment: DEVICE cpu|gpu (default cpu; PyTorch runs on cuda for gpu), ROUNDS (5),
+# THREADS (CPU threads of both programs, default 2), ITERS (timed repeats per program and
+# round, 3), VARIANTS (PyTorch settings to run each round: fp32 = TF32 off, tf32 = PyTorch's
+# default TF32 convolutions, compile = torch.compile; default fp32), EBM_BIN (folder with
+# `ebm`, default target/release), EBM_REF (default scripts/ebm_ref.py), JSONL (append every
+# record here, default a temp file). Arguments after the workload go to both programs
+# (--nf, --batch, --steps, --only).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+[ $# -ge 1 ] || { echo "usage: scripts/compare.sh WORKLOAD [--nf N] [--batch B] [--steps K] [--only sampling|train]" >&2; exit 2; }
+W=$1; shift
+DEVICE=${DEVICE:-cpu}
+ROUNDS=${ROUNDS:-5}
+THREADS=${THREADS:-2}
+ITERS=${ITERS:-3}
+VARIANTS=${VARIANTS:-fp32}
+BIN=${EBM_BIN:-target/release}
+REF=${EBM_REF:-scripts/ebm_ref.py}
+JSONL=${JSONL:-$(mktemp)}
+TORCH_DEVICE=$([ "$DEVICE" = gpu ] && echo cuda || echo cpu)
+[ -x "$BIN/ebm" ] || { echo "error: $BIN/ebm not found (cargo build --release, or set EBM_BIN)" >&2; exit 2; }
+tag() { sed "s/^{/{\"round\": $1, \"variant\": \"$2\", /"; }
+for r in $(seq 1 "$ROUNDS"); do
+  RAYON_NUM_THREADS=$THREADS "$BIN/ebm" --device "$DEVICE" bench --workload "$W" --iters "$ITERS" --json "$@" |
+    tag "$r" ebm | tee -a "$JSONL" >/dev/null
+  for v in $VARIANTS; do
+    case $v in
+      fp32) extra=(--tf32 off) ;;
+      tf32) extra=(--tf32 default) ;;
+      compile) extra=(--tf32 off --compile) ;;
+      *) echo "error: VARIANTS: unknown '$v' (fp32, tf32, compile)" >&2; exit 2 ;;
+    esac
+    python3 "$REF" bench --workload "$W" --device "$TORCH_DEVICE" --threads "$THREADS" \
+      --iters "$ITERS" --json "${extra[@]}" "$@" | tag "$r" "$v" | tee -a "$JSONL" >/dev/null
+  done
+  echo "round $r/$ROUNDS done" >&2
+done
+python3 scripts/compare_table.py "$JSONL"

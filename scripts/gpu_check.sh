@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# The GPU check: one short call on a machine with a GPU, everything it measures under $OUT.
+#
+#   scripts/gpu_check.sh                      # builds with cargo if EBM_BIN is unset
+#   EBM_BIN=.devbin scripts/gpu_check.sh      # binaries built elsewhere (scripts/prepare_devbin.sh)
+#   EBM_BIN=.devpack/devbin.tar.xz scripts/gpu_check.sh   # the same, packed (unpacked to .devbin/)
+#
+# In order, each section skipped once BUDGET seconds (default 400) have passed, so the call
+# ends on time whatever the machine is like:
+#   1. `ebm info`, the driver and PyTorch's view of the GPU, the device's f32 peak;
+#   2. every test executable with CI=true and EBM_DEVICE=gpu (a missing adapter fails);
+#   3. ebm against PyTorch, alternating over ROUNDS rounds (scripts/compare.sh): eager fp32
+#      (TF32 off) and PyTorch's default TF32 convolutions on toy2d, anatomy32, mnist32 and
+#      resnet32 (where the build has it); torch.compile on toy2d only (one round: it compiles
+#      for a minute);
+#   4. per-kernel profiles of toy2d and anatomy32, with each conv kernel's GFLOP/s and its
+#      share of the f32 peak (scripts/profile_table.py);
+#   5. a 300-iteration full-width (n_f = 64) MNIST demo on the GPU, with its picture.
+# $OUT gets summary.txt (all the tables), the demo's sample grid, and gpu-check.tar.gz with
+# every log and JSON line (the device tool brings back at most 8 files).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+START=$SECONDS
+BUDGET=${BUDGET:-400}
+ROUNDS=${ROUNDS:-5}
+OUT=${OUT:-bench-out/gpu-check}
+REF=${EBM_REF:-scripts/ebm_ref.py}
+W=$(mktemp -d)   # the working folder: logs, JSON lines, the demo run
+mkdir -p "$OUT"
+export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-$(mktemp -d)}
+chmod 700 "$XDG_RUNTIME_DIR"
+SUMMARY=$W/summary.txt
+say() { echo "$*" | tee -a "$SUMMARY"; }
+left() { echo $((BUDGET - (SECONDS - START))); }
+section() {  # section NAME SECONDS_NEEDED: false (and a note) when the budget is spent
+  if [ "$(left)" -lt "$2" ]; then
+    say "== $1: skipped, $(left) s of the budget left (needs ~$2 s)"
+    return 1
+  fi
+  say ""
+  say "== $1 ($((SECONDS - START)) s in)"
+}
+
+if [ -f "${EBM_BIN:-}" ]; then   # a packed .devbin (prepare_devbin.sh)
+  rm -rf .devbin && mkdir -p .devbin && tar xJf "$EBM_BIN" -C .devbin || exit 1
+  EBM_BIN=.devbin
+fi
+if [ -n "${EBM_BIN:-}" ]; then
+  BIN=$EBM_BIN
+  # Tests find the repo and the CLI at the paths they were compiled with: make those paths
+  # point here when the binaries were built in another checkout.
+  if [ -f "$BIN/build_root" ]; then
+    ROOT=$(cat "$BIN/build_root")
+    if [ "$ROOT" != "$PWD" ] && [ ! -e "$ROOT" ]; then
+      mkdir -p "$(dirname "$ROOT")" && ln -s "$PWD" "$ROOT"
+    fi
+    mkdir -p target/release && ln -sf "$PWD/$BIN/ebm" target/release/ebm
+  fi
+  TESTS=$(ls "$BIN"/tests/* 2>/dev/null)
+else
+  cargo build --release || exit 1
+  BIN=target/release
+  TESTS=$(cargo test --release --no-run --message-format=json 2>/dev/null | python3 -c 'import json,sys
+for l in sys.stdin:
+    m = json.loads(l)
+    if m.get("profile", {}).get("test") and m.get("executable"): print(m["executable"])')
+fi
+
+section "device" 0
+"$BIN/ebm" info 2>&1 | tee "$W/info.txt" | tee -a "$SUMMARY" | head -40
+nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,memory.total --format=csv 2>&1 | tee -a "$SUMMARY"
+# The f32 peak: SMs × 128 f32 lanes × 2 FLOP (an FMA) × the highest SM clock.
+PEAK=$(python3 - <<'PY' 2>/dev/null
+import subprocess, torch
+p = torch.cuda.get_device_properties(0)
+mhz = float(subprocess.run(["nvidia-smi", "--query-gpu=clocks.max.sm", "--format=csv,noheader,nounits"],
+                           capture_output=True, text=True).stdout.split()[0])
+print(f"{p.multi_processor_count * 128 * 2 * mhz * 1e6 / 1e9:.0f}")
+PY
+)
+PEAK=${PEAK:-0}
+say "torch $(python3 -c 'import torch; print(torch.__version__, torch.cuda.get_device_name(0))' 2>&1); f32 peak $PEAK GFLOP/s"
+
+if section "GPU tests (CI=true, EBM_DEVICE=gpu, 4 executables at a time)" 60; then
+  export CI=true EBM_DEVICE=gpu
+  printf '%s\n' $TESTS | xargs -P 4 -I{} sh -c \
+    'n=$(basename {}); timeout ${TEST_TIMEOUT:-150} {} >"$0/test-$n.log" 2>&1; echo "$n exit $?" >>"$0/tests.txt"' "$W"
+  unset CI EBM_DEVICE
+  sort "$W/tests.txt" | tee -a "$SUMMARY"
+  grep -h "^test result" "$W"/test-*.log | awk '{p+=$4; f+=$6; i+=$8} END {print "passed", p, "failed", f, "ignored", i}' |
+    tee -a "$SUMMARY"
+  grep -h -B2 -A12 "panicked" "$W"/test-*.log | head -80 | tee -a "$SUMMARY"
+fi
+
+WORKLOADS="toy2d anatomy32 mnist32"
+"$BIN/ebm" bench --help 2>/dev/null | grep -q resnet32 && WORKLOADS="$WORKLOADS resnet32"
+for w in $WORKLOADS; do
+  if section "ebm vs PyTorch on $w, GPU, $ROUNDS alternating rounds" 45; then
+    DEVICE=gpu ROUNDS=$ROUNDS VARIANTS="fp32 tf32" EBM_BIN=$BIN EBM_REF=$REF JSONL=$W/bench.jsonl \
+      scripts/compare.sh "$w" 2>>"$W/bench.err" | tee -a "$SUMMARY"
+  fi
+done
+if section "toy2d vs torch.compile (one round)" 90; then
+  DEVICE=gpu ROUNDS=1 ITERS=5 VARIANTS=compile EBM_BIN=$BIN EBM_REF=$REF JSONL=$W/compile.jsonl \
+    scripts/compare.sh toy2d 2>>"$W/bench.err" | tee -a "$SUMMARY"
+fi
+
+if section "per-kernel profiles (GPU timestamps)" 20; then
+  for w in toy2d anatomy32; do
+    "$BIN/ebm" --device gpu bench --workload "$w" --iters 1 --profile --json >>"$W/profile.jsonl" 2>>"$W/bench.err"
+  done
+  python3 scripts/profile_table.py "$W/profile.jsonl" --peak "$PEAK" | tee -a "$SUMMARY"
+fi
+
+if section "MNIST demo, n_f = 64, 300 iterations, GPU" 40; then
+  t0=$SECONDS
+  timeout "$(( $(left) > 10 ? $(left) - 5 : 5 ))" "$BIN/ebm" --device gpu train images --spec mnist32 --nf 64 \
+    --iters 300 --plot-every 300 --quiet --out "$W/mnist" >"$W/mnist.log" 2>&1
+  say "exit $? after $((SECONDS - t0)) s: $(tail -2 "$W/mnist.log" | tr '\n' ' ')"
+  tail -1 "$W/mnist/metrics.csv" 2>/dev/null | tee -a "$SUMMARY"
+  grid=$(ls "$W"/mnist/samples_*.png 2>/dev/null | tail -1)
+  [ -n "$grid" ] && cp "$grid" "$OUT/mnist-gpu-samples.png"
+  [ -f "$W/mnist/replay.png" ] && cp "$W/mnist/replay.png" "$OUT/mnist-gpu-replay.png"
+fi
+
+say ""
+say "== done in $((SECONDS - START)) s"
+cp "$SUMMARY" "$OUT/summary.txt"
+tar czf "$OUT/gpu-check.tar.gz" -C "$W" --exclude='*.safetensors' . 2>/dev/null
+exit 0

@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""Per-kernel GFLOP/s and share of the f32 peak from `ebm bench --profile --json` lines.
+
+    ebm --device gpu bench --workload anatomy32 --iters 1 --profile --json > p.jsonl
+    python3 scripts/profile_table.py p.jsonl --peak 66900 [--batch B --steps K --nf N]
+
+Each profiled repeat is one sampling run (B chains, K Langevin steps) or one training
+iteration (the same sampling plus the CD loss on 2B rows). The FLOPs a kernel did follow from
+the net's per-layer forward FLOPs (`scripts/ebm_ref.py flops --verbose`, a multiply-add = 2):
+  sampling: conv/linear forward and backward-data, each = layer FLOPs × B·K;
+            the fused MLP chain = 2 × forward FLOPs × B·K;
+  train:    forward = layer FLOPs × (B·K + 2B), backward-data = layer FLOPs × B·K plus, for
+            every layer but the first, × 2B; backward-weight = layer FLOPs × 2B.
+Kernels without a FLOP count (activations, pooling, the update) show time only.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+from collections import defaultdict
+
+DEFAULTS = {"toy2d": (1024, 20)}  # everything else: B = 100, K = 100
+
+
+def layer_flops(workload, nf):
+    ref = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ebm_ref.py")
+    out = subprocess.run([sys.executable, ref, "flops", "--workload", workload, "--nf", str(nf), "--verbose"],
+                         capture_output=True, text=True, check=True).stdout
+    rows = json.loads(out)["per_layer"]
+    kinds = defaultdict(list)  # "conv2d" / "linear" -> [flops per sample of each such layer]
+    for r in rows:
+        if r["flops"]:
+            kinds[r["type"]].append(r["flops"])
+    return kinds, sum(r["flops"] for r in rows)
+
+
+def kernel_flops(kernel, measure, kinds, total, B, K):
+    family = "conv2d" if kernel.startswith("conv2d") else "linear" if kernel.startswith("linear") else None
+    if kernel == "mlp_langevin_chain":
+        return 2 * total * B * K
+    if family is None or not kinds.get(family):
+        return None
+    layers = kinds[family]
+    every, first = sum(layers), layers[0]
+    if kernel.endswith("_bias"):
+        return None
+    if kernel.endswith("_forward"):
+        return every * (B * K + (2 * B if measure == "train" else 0))
+    if kernel.endswith("_backward_data"):
+        return every * B * K + ((every - first) * 2 * B if measure == "train" else 0)
+    if kernel.endswith("_backward_weight") or kernel.endswith("_backward_params"):
+        return every * 2 * B if measure == "train" else None
+    return None
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("jsonl")
+    ap.add_argument("--peak", type=float, default=0.0, help="the device's f32 peak in GFLOP/s (0: no share)")
+    ap.add_argument("--batch", type=int)
+    ap.add_argument("--steps", type=int)
+    ap.add_argument("--nf", type=int, default=64)
+    args = ap.parse_args()
+    groups = defaultdict(list)
+    for line in open(args.jsonl):
+        if line.startswith("{") and '"kernel"' in line:
+            rec = json.loads(line)
+            groups[(rec["workload"], rec["measure"])].append(rec)
+    for (workload, measure), recs in groups.items():
+        B, K = DEFAULTS.get(workload, (100, 100))
+        B, K = args.batch or B, args.steps or K
+        kinds, total = layer_flops(workload, args.nf)
+        kernel_s = sum(r["seconds"] for r in recs)
+        print(f"\n{workload} {measure} (B = {B}, K = {K}): {kernel_s * 1e3:.2f} ms in kernels, "
+              f"{recs[0]['wall_seconds'] * 1e3:.2f} ms wall clock ({recs[0]['source']})")
+        print(f"  {'kernel':<26} {'calls':>6} {'ms':>9} {'share':>6} {'GFLOP/s':>9} {'of peak':>8}")
+        for r in sorted(recs, key=lambda r: -r["seconds"]):
+            f = kernel_flops(r["kernel"], measure, kinds, total, B, K)
+            gf = f / r["seconds"] / 1e9 if f and r["seconds"] > 0 else None
+            gfs = f"{gf:9.0f}" if gf else f"{'':>9}"
+            peak = f"{100 * gf / args.peak:7.1f}%" if gf and args.peak > 0 else f"{'':>8}"
+            print(f"  {r['kernel']:<26} {r['calls']:>6} {r['seconds'] * 1e3:9.3f} {100 * r['share']:5.1f}% {gfs} {peak}")
+
+
+if __name__ == "__main__":
+    main()
