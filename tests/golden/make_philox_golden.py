@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
-"""Writes tests/golden/philox.json from shared/bench/ebm_ref.py (the executable RNG spec).
+"""Writes tests/golden/philox.json from scripts/ebm_ref.py (the executable RNG spec).
 
-    python3 tests/golden/make_philox_golden.py ../shared/bench/ebm_ref.py > tests/golden/philox.json
+    python3 tests/golden/make_philox_golden.py [scripts/ebm_ref.py] > tests/golden/philox.json
+
+(the argument defaults to scripts/ebm_ref.py in this repository).
 """
 import importlib.util
 import json
+import os
 import sys
 
-spec = importlib.util.spec_from_file_location("ebm_ref", sys.argv[1])
+REF = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts", "ebm_ref.py")
+spec = importlib.util.spec_from_file_location("ebm_ref", sys.argv[1] if len(sys.argv) > 1 else REF)
 ref = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(ref)
 

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Writes the PyTorch-made model, batch and scores that tests/cli.rs feeds to `ebm score`.
 
-    python3 tests/golden/make_torch_model.py ../shared/bench/ebm_ref.py
+    python3 tests/golden/make_torch_model.py [scripts/ebm_ref.py]
 
-(run from the repository root; the argument is the path of shared/bench/ebm_ref.py). Writes:
+(the argument defaults to scripts/ebm_ref.py in this repository). Writes:
 
   tests/golden/torch_toy2d.safetensors   the toy2d net exactly as `ebm_ref.py export` builds it
                                          (torch.manual_seed(0); EnergyNet(toy2d_spec())), its
@@ -26,13 +26,13 @@ import sys
 import torch
 from safetensors.torch import load_file, save_file
 
-if len(sys.argv) != 2:
+HERE = os.path.dirname(os.path.abspath(__file__))
+REF = os.path.join(HERE, "..", "..", "scripts", "ebm_ref.py")
+if len(sys.argv) > 2 or sys.argv[1:2] in (["-h"], ["--help"]):
     sys.exit(__doc__)
-mod_spec = importlib.util.spec_from_file_location("ebm_ref", sys.argv[1])
+mod_spec = importlib.util.spec_from_file_location("ebm_ref", sys.argv[1] if len(sys.argv) == 2 else REF)
 ref = importlib.util.module_from_spec(mod_spec)
 mod_spec.loader.exec_module(ref)
-
-HERE = os.path.dirname(os.path.abspath(__file__))
 B = 4  # export's batch
 
 spec = ref.toy2d_spec()
