@@ -12,7 +12,8 @@
 # round, 3), VARIANTS (PyTorch settings to run each round: fp32 = TF32 off, tf32 = PyTorch's
 # default TF32 convolutions, compile = torch.compile; default fp32), EBM_BIN (folder with
 # `ebm`, default target/release), EBM_REF (default scripts/ebm_ref.py), JSONL (append every
-# record here, default a temp file). Arguments after the workload go to both programs
+# record here, default a temp file), DEADLINE (a time in seconds since the epoch: no round
+# starts after it, and a round running at it is cut short). Arguments after the workload go to both programs
 # (--nf, --batch, --steps, --only).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -29,8 +30,16 @@ JSONL=${JSONL:-$(mktemp)}
 TORCH_DEVICE=$([ "$DEVICE" = gpu ] && echo cuda || echo cpu)
 [ -x "$BIN/ebm" ] || { echo "error: $BIN/ebm not found (cargo build --release, or set EBM_BIN)" >&2; exit 2; }
 tag() { sed "s/^{/{\"round\": $1, \"variant\": \"$2\", /"; }
+DEADLINE=${DEADLINE:-0}
+until_deadline() {  # the command, cut at DEADLINE when one is set
+  if [ "$DEADLINE" -gt 0 ]; then timeout $((DEADLINE - $(date +%s) > 1 ? DEADLINE - $(date +%s) : 1)) "$@"; else "$@"; fi
+}
 for r in $(seq 1 "$ROUNDS"); do
-  RAYON_NUM_THREADS=$THREADS "$BIN/ebm" --device "$DEVICE" bench --workload "$W" --iters "$ITERS" --json "$@" |
+  if [ "$DEADLINE" -gt 0 ] && [ "$(date +%s)" -ge "$DEADLINE" ]; then
+    echo "deadline: stopped before round $r of $ROUNDS" >&2
+    break
+  fi
+  RAYON_NUM_THREADS=$THREADS until_deadline "$BIN/ebm" --device "$DEVICE" bench --workload "$W" --iters "$ITERS" --json "$@" |
     tag "$r" ebm | tee -a "$JSONL" >/dev/null
   for v in $VARIANTS; do
     case $v in
@@ -39,7 +48,7 @@ for r in $(seq 1 "$ROUNDS"); do
       compile) extra=(--tf32 off --compile) ;;
       *) echo "error: VARIANTS: unknown '$v' (fp32, tf32, compile)" >&2; exit 2 ;;
     esac
-    python3 "$REF" bench --workload "$W" --device "$TORCH_DEVICE" --threads "$THREADS" \
+    until_deadline python3 "$REF" bench --workload "$W" --device "$TORCH_DEVICE" --threads "$THREADS" \
       --iters "$ITERS" --json "${extra[@]}" "$@" | tag "$r" "$v" | tee -a "$JSONL" >/dev/null
   done
   echo "round $r/$ROUNDS done" >&2

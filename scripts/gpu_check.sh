@@ -30,6 +30,8 @@ mkdir -p "$OUT"
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-$(mktemp -d)}
 chmod 700 "$XDG_RUNTIME_DIR"
 SUMMARY=$W/summary.txt
+finish() { cp "$SUMMARY" "$OUT/summary.txt" 2>/dev/null; tar czf "$OUT/gpu-check.tar.gz" -C "$W" --exclude='*.safetensors' . 2>/dev/null; }
+trap finish EXIT
 say() { echo "$*" | tee -a "$SUMMARY"; }
 left() { echo $((BUDGET - (SECONDS - START))); }
 section() {  # section NAME SECONDS_NEEDED: false (and a note) when the budget is spent
@@ -66,6 +68,12 @@ for l in sys.stdin:
     if m.get("profile", {}).get("test") and m.get("executable"): print(m["executable"])')
 fi
 
+# A container whose NVIDIA driver is mounted outside the loader's search path (as on the
+# machines this was first run on): point the Vulkan loader at its ICD file.
+NV_ICD=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+if ! "$BIN/ebm" info 2>/dev/null | grep -q "hardware" && [ -f "$NV_ICD" ]; then
+  export VK_DRIVER_FILES=$NV_ICD
+fi
 section "device" 0
 "$BIN/ebm" info 2>&1 | tee "$W/info.txt" | tee -a "$SUMMARY" | head -40
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,memory.total --format=csv 2>&1 | tee -a "$SUMMARY"
@@ -94,17 +102,20 @@ fi
 
 compare() {  # ebm vs PyTorch eager fp32 and TF32 on one workload, ROUNDS alternating rounds
   if section "ebm vs PyTorch on $1, GPU, $ROUNDS alternating rounds" 45; then
+    # Each workload gets at most its share of what is left, so a slow one cannot eat the rest.
+    DEADLINE=$(( $(date +%s) + $(left) / ${2:-2} )) ITERS=${ITERS:-2} \
     DEVICE=gpu ROUNDS=$ROUNDS VARIANTS="fp32 tf32" EBM_BIN=$BIN EBM_REF=$REF JSONL=$W/bench.jsonl \
       scripts/compare.sh "$1" 2>>"$W/bench.err" | tee -a "$SUMMARY"
   fi
 }
 # Most wanted first: the budget cuts from the end.
-compare toy2d
-compare anatomy32
+compare toy2d 4
+compare anatomy32 3
 
 if section "per-kernel profiles (GPU timestamps)" 20; then
   for w in toy2d anatomy32; do
-    "$BIN/ebm" --device gpu bench --workload "$w" --iters 1 --profile --json >>"$W/profile.jsonl" 2>>"$W/bench.err"
+    timeout $(( $(left) / 2 + 1 )) "$BIN/ebm" --device gpu bench --workload "$w" --iters 1 --warmup 0 --profile --json \
+      >>"$W/profile.jsonl" 2>>"$W/bench.err"
   done
   python3 scripts/profile_table.py "$W/profile.jsonl" --peak "$PEAK" | tee -a "$SUMMARY"
 fi
@@ -120,16 +131,14 @@ if section "MNIST demo, n_f = 64, 300 iterations, GPU" 40; then
   [ -f "$W/mnist/replay.png" ] && cp "$W/mnist/replay.png" "$OUT/mnist-gpu-replay.png"
 fi
 
-compare mnist32
+compare mnist32 3
 "$BIN/ebm" bench --workload resnet32 --nf 1 --batch 1 --steps 1 --iters 1 --only sampling >/dev/null 2>&1 &&
-  compare resnet32
+  compare resnet32 2
 if section "toy2d vs torch.compile (one round: compiling takes a minute)" 90; then
-  DEVICE=gpu ROUNDS=1 ITERS=5 VARIANTS=compile EBM_BIN=$BIN EBM_REF=$REF JSONL=$W/compile.jsonl \
+  DEADLINE=$(( $(date +%s) + $(left) )) DEVICE=gpu ROUNDS=1 ITERS=5 VARIANTS=compile EBM_BIN=$BIN EBM_REF=$REF JSONL=$W/compile.jsonl \
     scripts/compare.sh toy2d 2>>"$W/bench.err" | tee -a "$SUMMARY"
 fi
 
 say ""
 say "== done in $((SECONDS - START)) s"
-cp "$SUMMARY" "$OUT/summary.txt"
-tar czf "$OUT/gpu-check.tar.gz" -C "$W" --exclude='*.safetensors' . 2>/dev/null
 exit 0
