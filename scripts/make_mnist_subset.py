@@ -2,7 +2,7 @@
 """Writes the first N MNIST training digits (and their labels) as gzipped IDX files.
 
 Usage: python3 scripts/make_mnist_subset.py SRC_DIR OUT_DIR N
-e.g.   python3 scripts/make_mnist_subset.py /work/shared/data/mnist data/mnist-subset 4000
+e.g.   python3 scripts/make_mnist_subset.py data/mnist data/mnist-subset 4000   (after scripts/fetch_data.sh mnist)
 
 SRC_DIR holds the original train-images-idx3-ubyte.gz and train-labels-idx1-ubyte.gz.
 The output is byte-reproducible: gzip level 9 with no file name and mtime 0 in the header.

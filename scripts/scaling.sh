@@ -15,7 +15,7 @@ DEVICE=${1:-cpu}
 OUT=${OUT:-bench-out}
 mkdir -p "$OUT"
 BIN=${EBM_BIN:-target/release}
-REF=${EBM_REF:-../shared/bench/ebm_ref.py}
+REF=${EBM_REF:-scripts/ebm_ref.py}
 ITERS=${ITERS:-3}
 JSONL="$OUT/scaling-$DEVICE.jsonl"
 : >"$JSONL"

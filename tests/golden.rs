@@ -1,4 +1,4 @@
-//! The PyTorch golden file (shared/bench/ebm_ref.py export, committed as
+//! The PyTorch golden file (scripts/ebm_ref.py export, committed as
 //! tests/golden/golden.safetensors): energies, ∇ₓE, CD-loss parameter gradients and three
 //! Langevin steps, matched on every backend to relative error ≤ 1e-4 per tensor.
 //! Also the Philox words, normals and uniforms against tests/golden/philox.json.

@@ -75,7 +75,7 @@ fn cpu_training_learns_8gaussians() {
 }
 
 /// Same seed, same trajectory: on lavapipe a narrow net and a short budget; the full-size
-/// comparison is in scripts/gpu_bench.sh for real hardware.
+/// comparison is in scripts/gpu_check.sh for real hardware.
 #[test]
 fn gpu_training_follows_cpu() {
     let Some(gpu) = gpu_common::gpu() else { return };

@@ -656,7 +656,7 @@ fn is_idx_images_name(p: &Path) -> bool {
 /// Loads whatever `path` is, brought to `(channels, height, width)`:
 /// - a folder with CIFAR-10 `.bin` batches → [`load_cifar10`];
 /// - a folder with IDX image files → its `train-images-idx3-ubyte[.gz]`, or its only IDX
-///   image file ([`load_idx`]; e.g. `/work/shared/data/mnist`);
+///   image file ([`load_idx`]; e.g. `data/mnist` after `scripts/fetch_data.sh mnist`);
 /// - any other folder → a folder of PNG/JPEG images ([`load_folder`]);
 /// - a file: an IDX image file (by its magic, gzipped or not), a CIFAR-10 batch (`.bin`) or
 ///   a single PNG/JPEG image.
@@ -1188,7 +1188,8 @@ mod tests {
 
     #[test]
     fn real_mnist_test_set_if_present() {
-        let p = Path::new("/work/shared/data/mnist/t10k-images-idx3-ubyte.gz");
+        // Full MNIST, where `scripts/fetch_data.sh mnist` put it.
+        let p = &Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist/t10k-images-idx3-ubyte.gz");
         if !p.exists() {
             eprintln!("skipped: {} not found", p.display());
             return;

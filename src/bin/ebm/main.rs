@@ -47,7 +47,7 @@ enum Command {
     Inpaint(restore::InpaintArgs),
     /// Remove added Gaussian noise from images by Langevin on the energy (before/after grid).
     Denoise(restore::DenoiseArgs),
-    /// Time the reference workloads (same fields as shared/bench/ebm_ref.py bench).
+    /// Time the reference workloads (same fields as scripts/ebm_ref.py bench).
     Bench(bench::BenchArgs),
 }
 
