@@ -21,7 +21,8 @@ struct MlpChainParams {
     rows: u32,
     // Linear layers L; hidden layers L − 1.
     layers: u32,
-    // Activation of hidden layer l in bits 4l..4l+3: 0 ReLU, 1 LeakyReLU, 2 SiLU.
+    // Activation of hidden layer l in bits 4l..4l+3: 0 ReLU, 1 LeakyReLU, 2 SiLU, 3 tanh,
+    // 4 sigmoid, 5 softplus.
     activations: u32,
     slope: f32,
     steps: u32,
@@ -80,10 +81,70 @@ fn sigmoid(z: vec4<f32>) -> vec4<f32> {
     return 1.0 / (1.0 + exp(-z));
 }
 
+// tanh, sigmoid and softplus exactly as in activation.wgsl (see there), four lanes at a
+// time: built on e^(−|z|) or e^(−2|z|) ≤ 1, so nothing overflows and the tails keep their
+// digits.
+const TANH_SERIES: f32 = 0.3;
+const SOFTPLUS_THRESHOLD: f32 = 20.0;
+
+fn tanh4(z: vec4<f32>) -> vec4<f32> {
+    let a = abs(z);
+    let x2 = z * z;
+    var s = vec4<f32>(0.021869488);
+    s = s * x2 - 0.053968254;
+    s = s * x2 + 0.13333334;
+    s = s * x2 - 0.33333334;
+    let series = s * x2 * z + z;
+    let e = exp(-2.0 * a);
+    let t = (1.0 - e) / (1.0 + e);
+    return select(select(t, -t, z < vec4<f32>(0.0)), series, a < vec4<f32>(TANH_SERIES));
+}
+
+fn tanh4_derivative(z: vec4<f32>) -> vec4<f32> {
+    let t = tanh4(z);
+    let e = exp(-2.0 * abs(z));
+    let d = 1.0 + e;
+    return select(4.0 * e / (d * d), 1.0 - t * t, abs(z) < vec4<f32>(TANH_SERIES));
+}
+
+fn sigmoid4_stable(z: vec4<f32>) -> vec4<f32> {
+    let e = exp(-abs(z));
+    let r = 1.0 / (1.0 + e);
+    return select(e * r, r, z >= vec4<f32>(0.0));
+}
+
+fn sigmoid4_derivative(z: vec4<f32>) -> vec4<f32> {
+    let e = exp(-abs(z));
+    let r = 1.0 / (1.0 + e);
+    return e * r * r;
+}
+
+fn log1p4_unit(t: vec4<f32>) -> vec4<f32> {
+    var s = vec4<f32>(-0.125);
+    s = s * t + 0.14285715;
+    s = s * t - 0.16666667;
+    s = s * t + 0.2;
+    s = s * t - 0.25;
+    s = s * t + 0.33333334;
+    s = s * t - 0.5;
+    s = s * t + 1.0;
+    return select(log(1.0 + t), s * t, t < vec4<f32>(0.1));
+}
+
+fn softplus4(z: vec4<f32>) -> vec4<f32> {
+    let above = z > vec4<f32>(SOFTPLUS_THRESHOLD);
+    return select(max(z, vec4<f32>(0.0)) + log1p4_unit(exp(-abs(z))), z, above);
+}
+
+// Activation codes: 0 ReLU, 1 leaky ReLU, 2 SiLU (the default), 3 tanh, 4 sigmoid,
+// 5 softplus.
 fn act(code: u32, z: vec4<f32>) -> vec4<f32> {
     switch code {
         case 0u: { return max(z, vec4<f32>(0.0)); }
         case 1u: { return select(p.slope * z, z, z > vec4<f32>(0.0)); }
+        case 3u: { return tanh4(z); }
+        case 4u: { return sigmoid4_stable(z); }
+        case 5u: { return softplus4(z); }
         default: { return z * sigmoid(z); }
     }
 }
@@ -92,6 +153,12 @@ fn act_derivative(code: u32, z: vec4<f32>) -> vec4<f32> {
     switch code {
         case 0u: { return select(vec4<f32>(0.0), vec4<f32>(1.0), z > vec4<f32>(0.0)); }
         case 1u: { return select(vec4<f32>(p.slope), vec4<f32>(1.0), z > vec4<f32>(0.0)); }
+        case 3u: { return tanh4_derivative(z); }
+        case 4u: { return sigmoid4_derivative(z); }
+        case 5u: {
+            let above = z > vec4<f32>(SOFTPLUS_THRESHOLD);
+            return select(sigmoid4_stable(z), vec4<f32>(1.0), above);
+        }
         default: {
             let s = sigmoid(z);
             return s * (1.0 + z * (1.0 - s));

@@ -57,8 +57,8 @@
 mod gpu_common;
 
 use ebm::backend::{
-    stat, Activation, AdamUpdate, Backend, Conv2dShape, CpuBackend, LangevinUpdate, LinearShape,
-    MlpChain, PoolShape,
+    stat, Activation, AdamUpdate, Backend, ChannelShape, Conv2dShape, CpuBackend, LangevinUpdate,
+    LinearShape, MlpChain, PoolShape, UpsampleShape,
 };
 use ebm::nn::{EnergyNet, LayerSpec, Spec};
 use ebm::rng::{self, Stream};
@@ -246,6 +246,37 @@ fn act64(act: Activation, x: f64) -> f64 {
             }
         }
         Activation::Silu => x / (1.0 + (-x).exp()),
+        Activation::Tanh => x.tanh(),
+        Activation::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+        Activation::Softplus => {
+            if x > 20.0 {
+                x
+            } else {
+                x.exp().ln_1p()
+            }
+        }
+    }
+}
+
+/// act(x) minus a constant on each side of 0, for the central differences: tanh and σ sit
+/// within 1e-17 of ±1 or 1 in their tails, where f64 keeps none of the digits of their
+/// derivatives (tanh'(40) ≈ 7e-35), so they are differenced as tanh(x) − sign(x) =
+/// −sign(x)·2e/(1 + e) with e = e^(−2|x|) and σ(x) − [x > 0] = −σ(−x) for x > 0. Same
+/// derivative away from 0 (|x| ≥ 1e-2 here), no cancellation.
+fn act64_for_differences(act: Activation, x: f64) -> f64 {
+    match act {
+        Activation::Tanh => {
+            let e = (-2.0 * x.abs()).exp();
+            -x.signum() * 2.0 * e / (1.0 + e)
+        }
+        Activation::Sigmoid => {
+            if x > 0.0 {
+                -1.0 / (1.0 + x.exp())
+            } else {
+                1.0 / (1.0 + (-x).exp())
+            }
+        }
+        _ => act64(act, x),
     }
 }
 
@@ -264,6 +295,23 @@ fn act_derivative_magnitude(act: Activation, x: f64) -> f64 {
         Activation::Silu => {
             let s = 1.0 / (1.0 + (-x).exp());
             s + x.abs() * s * (1.0 - s)
+        }
+        // 1 − tanh² = 4e/(1 + e)², e = e^(−2|x|), written so as not to cancel.
+        Activation::Tanh => {
+            let e = (-2.0 * x.abs()).exp();
+            4.0 * e / ((1.0 + e) * (1.0 + e))
+        }
+        // σ(x)·σ(−x) = e/(1 + e)², e = e^(−|x|).
+        Activation::Sigmoid => {
+            let e = (-x.abs()).exp();
+            e / ((1.0 + e) * (1.0 + e))
+        }
+        Activation::Softplus => {
+            if x > 20.0 {
+                1.0
+            } else {
+                1.0 / (1.0 + (-x).exp())
+            }
         }
     }
 }
@@ -711,6 +759,9 @@ fn check_activations<B: Backend>(b: &B, seed: u64) {
         Activation::Relu,
         Activation::LeakyRelu(0.2),
         Activation::Silu,
+        Activation::Tanh,
+        Activation::Sigmoid,
+        Activation::Softplus,
     ] {
         for n in [1, 5, 33, 257, rng.random_range(2..600)] {
             let x: Vec<f32> = (0..n)
@@ -736,7 +787,10 @@ fn check_activations<B: Backend>(b: &B, seed: u64) {
             b.activation_backward(act, &tx, &up(b, &r), &mut dx);
 
             let (x64, r64) = (widen(&x), widen(&r));
-            let loss = |x: &[f64]| x.iter().zip(&r64).map(|(&x, r)| act64(act, x) * r).sum();
+            let loss = |x: &[f64]| {
+                let terms = x.iter().zip(&r64);
+                terms.map(|(&x, r)| act64_for_differences(act, x) * r).sum()
+            };
             let all: Vec<usize> = (0..n).collect();
             let want_dx = central_diff(loss, &x64, &all);
             let scale_dx: Vec<f64> = x64
@@ -1254,3 +1308,336 @@ fn check_adam<B: Backend>(b: &B, seed: u64) {
 }
 
 on_both_backends!(check_adam, adam_update_cpu, adam_update_gpu);
+
+// ---------------------------------------------------------------------------------------------
+// 7. Ops for residual nets, classifier heads and generators
+
+/// `y[n, c, i, j] = x[n, c, i / f, j / f]` in f64.
+fn upsample64(s: &UpsampleShape, x: &[f64]) -> Vec<f64> {
+    let (h, w, f) = (s.height, s.width, s.factor);
+    let (oh, ow) = (h * f, w * f);
+    let mut y = vec![0.0; s.out_len()];
+    for plane in 0..s.batch * s.channels {
+        for i in 0..oh {
+            for j in 0..ow {
+                y[(plane * oh + i) * ow + j] = x[(plane * h + i / f) * w + j / f];
+            }
+        }
+    }
+    y
+}
+
+/// upsample_forward against the f64 [`upsample64`] (copies: exact), upsample_backward
+/// against central differences of Σ r ⊙ upsample(x), and the adjoint identity
+/// ⟨upsample(x), r⟩ = ⟨x, upsample_backward(r)⟩ on the backend's own outputs. Sums of f²
+/// ≤ 16 terms: [`TOL_POINTWISE`] relative to the same sums of magnitudes.
+fn check_upsample<B: Backend>(b: &B, seed: u64) {
+    let ctx = context(b, seed);
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut shapes = vec![UpsampleShape {
+        batch: 1,
+        channels: 1,
+        height: 1,
+        width: 1,
+        factor: 3,
+    }];
+    for _ in 0..6 {
+        shapes.push(UpsampleShape {
+            batch: rng.random_range(1..=2),
+            channels: [1, 2, 3, 5][rng.random_range(0..4)],
+            height: rng.random_range(1..=6),
+            width: rng.random_range(1..=6),
+            factor: rng.random_range(1..=4),
+        });
+    }
+    for s in shapes {
+        let x = uniform(&mut rng, s.in_len(), -2.0, 2.0);
+        let r = uniform(&mut rng, s.out_len(), -2.0, 2.0);
+        let mut y = up(b, &vec![7.0; s.out_len()]);
+        b.upsample_forward(s, &up(b, &x), &mut y);
+        let mut dx = up(b, &vec![7.0; s.in_len()]);
+        b.upsample_backward(s, &up(b, &r), &mut dx);
+
+        let (x64, r64) = (widen(&x), widen(&r));
+        let loss = |r: &[f64], x: &[f64]| -> f64 {
+            let y = upsample64(&s, x);
+            y.iter().zip(r).map(|(y, r)| y * r).sum()
+        };
+        let all: Vec<usize> = (0..s.in_len()).collect();
+        let want_dx = central_diff(|t| loss(&r64, t), &x64, &all);
+        let scale_dx = central_diff(|t| loss(&abs(&r64), t), &abs(&x64), &all);
+        let (got_y, got_dx) = (widen(&rd(b, &y)), widen(&rd(b, &dx)));
+        let what = format!("upsample {s:?}");
+        let want_y = upsample64(&s, &x64);
+        assert_rel(
+            &got_y,
+            &want_y,
+            TOL_POINTWISE,
+            &format!("{what} forward"),
+            &ctx,
+        );
+        let (tol, w) = (TOL_POINTWISE, format!("{what} dx"));
+        assert_close(&got_dx, &want_dx, &scale_dx, tol, &w, &ctx);
+
+        let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(a, b)| a * b).sum::<f64>();
+        let lhs = dot(&got_y, &r64);
+        let rhs = dot(&x64, &got_dx);
+        let magnitude = dot(&abs(&got_y), &abs(&r64));
+        assert_close(
+            &[lhs],
+            &[rhs],
+            &[magnitude],
+            tol,
+            &format!("{what} adjoint"),
+            &ctx,
+        );
+    }
+}
+
+on_both_backends!(check_upsample, upsample_cpu, upsample_gpu);
+
+/// log Σ exp of one row in f64, max-shifted.
+fn logsumexp64(row: &[f64]) -> f64 {
+    let m = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    m + row.iter().map(|v| (v - m).exp()).sum::<f64>().ln()
+}
+
+/// Row shapes for the reductions: a single value, one row, one column, rows longer than a
+/// 256-thread workgroup, random.
+fn reduction_shapes(rng: &mut StdRng) -> Vec<(usize, usize)> {
+    vec![
+        (1, 1),
+        (1, 7),
+        (6, 1),
+        (5, 3),
+        (3, 300),
+        (rng.random_range(1..9), rng.random_range(1..80)),
+    ]
+}
+
+/// row_logsumexp against the f64 log-sum-exp, and its gradient: central differences of
+/// L = Σ_r w_r·lse_r(x) against row_softmax scaled per row by w (scale_rows), since
+/// ∂lse_r/∂x[r, c] = softmax[r, c]. Rows are shifted by up to ±60, where an unshifted
+/// f32 exp overflows. The log-sum-exp's error is relative to max|x| + ln(cols), the
+/// magnitude of its terms; the gradient's terms do not cancel.
+fn check_logsumexp<B: Backend>(b: &B, seed: u64) {
+    let ctx = context(b, seed);
+    let mut rng = StdRng::seed_from_u64(seed);
+    for (rows, cols) in reduction_shapes(&mut rng) {
+        let mut x = uniform(&mut rng, rows * cols, -3.0, 3.0);
+        for row in x.chunks_mut(cols) {
+            let shift = [0.0, 60.0, -60.0][rng.random_range(0..3)];
+            row.iter_mut().for_each(|v| *v += shift);
+        }
+        let w = uniform(&mut rng, rows, -2.0, 2.0);
+        let tx = up(b, &x);
+        let mut lse = up(b, &vec![7.0; rows]);
+        b.row_logsumexp(rows, cols, &tx, &mut lse);
+        let mut p = up(b, &vec![7.0; rows * cols]);
+        b.row_softmax(rows, cols, &tx, &mut p);
+        let mut g = up(b, &vec![7.0; rows * cols]);
+        b.scale_rows(rows, cols, 1.0, &p, &up(b, &w), &mut g);
+
+        let (x64, w64) = (widen(&x), widen(&w));
+        let want_lse: Vec<f64> = x64.chunks(cols).map(logsumexp64).collect();
+        let scale_lse: Vec<f64> = x64
+            .chunks(cols)
+            .map(|row| row.iter().fold(0.0f64, |m, v| m.max(v.abs())) + (cols as f64).ln())
+            .collect();
+        let want_p: Vec<f64> = x64
+            .chunks(cols)
+            .flat_map(|row| {
+                let l = logsumexp64(row);
+                row.iter().map(move |v| (v - l).exp())
+            })
+            .collect();
+        let loss = |x: &[f64]| -> f64 {
+            let lse = x.chunks(cols).map(logsumexp64);
+            lse.zip(&w64).map(|(l, w)| l * w).sum()
+        };
+        let all: Vec<usize> = (0..rows * cols).collect();
+        let want_g = central_diff(loss, &x64, &all);
+
+        let what = format!("{rows}×{cols}");
+        let tol = TOL_POINTWISE;
+        let got = widen(&rd(b, &lse));
+        let w_lse = format!("row_logsumexp {what}");
+        assert_close(&got, &want_lse, &scale_lse, tol, &w_lse, &ctx);
+        let got_p = widen(&rd(b, &p));
+        assert_rel(&got_p, &want_p, tol, &format!("row_softmax {what}"), &ctx);
+        let got_g = widen(&rd(b, &g));
+        let w_g = format!("∇ Σ w·lse = w·softmax {what}");
+        assert_rel(&got_g, &want_g, tol, &w_g, &ctx);
+    }
+}
+
+on_both_backends!(check_logsumexp, logsumexp_cpu, logsumexp_gpu);
+
+/// The linear ops with their adjoints, each against f64 and central differences:
+/// row_sum (forward) and broadcast_rows (∂/∂x of Σ_r w_r·α·Σ_c x[r, c]); gather_cols and
+/// scatter_cols (∂/∂x of Σ_r w_r·x[r, index_r], α = 1 and α = −1/rows as a mean loss
+/// would use); channel_bias_add and channel_sum (∂/∂bias of Σ dy ⊙ (y + bias[c])); add,
+/// axpy and scale against their formulas.
+fn check_linear_ops<B: Backend>(b: &B, seed: u64) {
+    let ctx = context(b, seed);
+    let mut rng = StdRng::seed_from_u64(seed);
+    let tol = TOL_POINTWISE;
+    for (rows, cols) in reduction_shapes(&mut rng) {
+        let n = rows * cols;
+        let what = format!("{rows}×{cols}");
+        let x = uniform(&mut rng, n, -2.0, 2.0);
+        let w = uniform(&mut rng, rows, -2.0, 2.0);
+        let alpha = rng.random_range(-2.0f32..2.0);
+        let (x64, w64, a64) = (widen(&x), widen(&w), f64::from(alpha));
+        let all: Vec<usize> = (0..n).collect();
+
+        // row_sum and broadcast_rows.
+        let mut y = up(b, &vec![7.0; rows]);
+        b.row_sum(rows, cols, alpha, &up(b, &x), &mut y);
+        let want: Vec<f64> = x64
+            .chunks(cols)
+            .map(|r| a64 * r.iter().sum::<f64>())
+            .collect();
+        let scale: Vec<f64> = x64
+            .chunks(cols)
+            .map(|r| a64.abs() * r.iter().map(|v| v.abs()).sum::<f64>())
+            .collect();
+        let got = widen(&rd(b, &y));
+        assert_close(&got, &want, &scale, tol, &format!("row_sum {what}"), &ctx);
+        let mut g = up(b, &vec![7.0; n]);
+        b.broadcast_rows(rows, cols, alpha, &up(b, &w), &mut g);
+        let loss = |x: &[f64]| -> f64 {
+            let sums = x.chunks(cols).map(|r| a64 * r.iter().sum::<f64>());
+            sums.zip(&w64).map(|(s, w)| s * w).sum()
+        };
+        let want_g = central_diff(loss, &x64, &all);
+        let got_g = widen(&rd(b, &g));
+        assert_rel(
+            &got_g,
+            &want_g,
+            tol,
+            &format!("broadcast_rows {what}"),
+            &ctx,
+        );
+
+        // gather_cols and scatter_cols.
+        let index: Vec<f32> = (0..rows)
+            .map(|_| rng.random_range(0..cols) as f32)
+            .collect();
+        let mut y = up(b, &vec![7.0; rows]);
+        b.gather_cols(rows, cols, &up(b, &x), &up(b, &index), &mut y);
+        let want: Vec<f64> = (0..rows)
+            .map(|r| x64[r * cols + index[r] as usize])
+            .collect();
+        let got = widen(&rd(b, &y));
+        assert_rel(&got, &want, tol, &format!("gather_cols {what}"), &ctx);
+        for scatter_alpha in [1.0f32, -1.0 / rows as f32] {
+            let mut g = up(b, &vec![7.0; n]);
+            let (tw, ti) = (up(b, &w), up(b, &index));
+            b.scatter_cols(rows, cols, scatter_alpha, &tw, &ti, &mut g);
+            let sa = f64::from(scatter_alpha);
+            let loss = |x: &[f64]| -> f64 {
+                let picked = (0..rows).map(|r| x[r * cols + index[r] as usize]);
+                sa * picked.zip(&w64).map(|(v, w)| v * w).sum::<f64>()
+            };
+            let want_g = central_diff(loss, &x64, &all);
+            let got_g = widen(&rd(b, &g));
+            let w_s = format!("scatter_cols α={scatter_alpha} {what}");
+            assert_rel(&got_g, &want_g, tol, &w_s, &ctx);
+        }
+
+        // add, axpy, scale: y = a + b, y += α·x, x *= α on [..n] of a longer tensor.
+        let (a, c) = (
+            uniform(&mut rng, n + 1, -2.0, 2.0),
+            uniform(&mut rng, n + 1, -2.0, 2.0),
+        );
+        let (a64, c64) = (widen(&a), widen(&c));
+        let mut y = up(b, &vec![7.0; n + 1]);
+        b.add(&up(b, &a), &up(b, &c), &mut y, n);
+        let mut want: Vec<f64> = a64.iter().zip(&c64).map(|(a, c)| a + c).collect();
+        want[n] = 7.0;
+        let scale: Vec<f64> = a64
+            .iter()
+            .zip(&c64)
+            .map(|(a, c)| a.abs() + c.abs())
+            .collect();
+        let got = widen(&rd(b, &y));
+        assert_close(&got, &want, &scale, tol, &format!("add {what}"), &ctx);
+        let mut y = up(b, &c);
+        b.axpy(alpha, &up(b, &a), &mut y, n);
+        let mut want: Vec<f64> = a64
+            .iter()
+            .zip(&c64)
+            .map(|(a, c)| c + f64::from(alpha) * a)
+            .collect();
+        want[n] = c64[n];
+        let scale: Vec<f64> = a64
+            .iter()
+            .zip(&c64)
+            .map(|(a, c)| c.abs() + f64::from(alpha).abs() * a.abs())
+            .collect();
+        let got = widen(&rd(b, &y));
+        assert_close(&got, &want, &scale, tol, &format!("axpy {what}"), &ctx);
+        let mut y = up(b, &a);
+        b.scale(alpha, &mut y, n);
+        let mut want: Vec<f64> = a64.iter().map(|a| f64::from(alpha) * a).collect();
+        want[n] = a64[n];
+        let got = widen(&rd(b, &y));
+        assert_rel(&got, &want, tol, &format!("scale {what}"), &ctx);
+    }
+
+    // channel_bias_add and channel_sum.
+    for _ in 0..4 {
+        let s = ChannelShape {
+            batch: rng.random_range(1..=3),
+            channels: [1, 3, 5, 6][rng.random_range(0..4)],
+            pixels: [1, 4, 300][rng.random_range(0..3)],
+        };
+        let n = s.len();
+        let y0 = uniform(&mut rng, n, -2.0, 2.0);
+        let bias = uniform(&mut rng, s.channels, -2.0, 2.0);
+        let dy = uniform(&mut rng, n, -2.0, 2.0);
+        let mut y = up(b, &y0);
+        b.channel_bias_add(s, &up(b, &bias), &mut y);
+        let mut db = up(b, &vec![7.0; s.channels]);
+        b.channel_sum(s, &up(b, &dy), &mut db);
+
+        let (y64, bias64, dy64) = (widen(&y0), widen(&bias), widen(&dy));
+        let forward = |bias: &[f64]| -> Vec<f64> {
+            (0..n)
+                .map(|i| y64[i] + bias[(i / s.pixels) % s.channels])
+                .collect()
+        };
+        let scale: Vec<f64> = (0..n)
+            .map(|i| y64[i].abs() + bias64[(i / s.pixels) % s.channels].abs())
+            .collect();
+        let what = format!("{s:?}");
+        let got = widen(&rd(b, &y));
+        let w_f = format!("channel_bias_add {what}");
+        assert_close(&got, &forward(&bias64), &scale, tol, &w_f, &ctx);
+        let loss =
+            |bias: &[f64]| -> f64 { forward(bias).iter().zip(&dy64).map(|(y, d)| y * d).sum() };
+        let which: Vec<usize> = (0..s.channels).collect();
+        let want = central_diff(loss, &bias64, &which);
+        let abs_dy = abs(&dy64);
+        let scale: Vec<f64> = (0..s.channels)
+            .map(|c| {
+                (0..n)
+                    .filter(|i| (i / s.pixels) % s.channels == c)
+                    .map(|i| abs_dy[i])
+                    .sum()
+            })
+            .collect();
+        let got = widen(&rd(b, &db));
+        assert_close(
+            &got,
+            &want,
+            &scale,
+            tol,
+            &format!("channel_sum {what}"),
+            &ctx,
+        );
+    }
+}
+
+on_both_backends!(check_linear_ops, linear_ops_cpu, linear_ops_gpu);

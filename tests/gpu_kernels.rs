@@ -15,8 +15,8 @@ mod gpu_common;
 
 use ebm::backend::gpu::GpuTensor;
 use ebm::backend::{
-    stat, Activation, AdamUpdate, Backend, Conv2dShape, CpuBackend, GpuBackend, LangevinUpdate,
-    LinearShape, PoolShape, ReplayDraw,
+    stat, Activation, AdamUpdate, Backend, ChannelShape, Conv2dShape, CpuBackend, GpuBackend,
+    LangevinUpdate, LinearShape, PoolShape, ReplayDraw, UpsampleShape,
 };
 use ebm::rng::{self, Stream};
 use ebm::Error;
@@ -441,9 +441,19 @@ fn activations_match_cpu() {
         Activation::Relu,
         Activation::LeakyRelu(0.2),
         Activation::Silu,
+        Activation::Tanh,
+        Activation::Sigmoid,
+        Activation::Softplus,
     ] {
         for n in [1, 255, 257, rng.random_range(2..3000)] {
             let mut x = randn(&mut rng, n);
+            // A tenth of the values out to ±30: the tails, tanh's and softplus's switches
+            // (|x| = 0.3, x = 20) and σ(x) for large |x|.
+            for v in x.iter_mut().skip(1) {
+                if rng.random_bool(0.1) {
+                    *v *= 15.0;
+                }
+            }
             x[0] = 0.0; // the kink: both devices take the x ≤ 0 branch
             let dy = randn(&mut rng, n);
             let mut y = vec![0.0; n];
@@ -1040,4 +1050,473 @@ fn lost_device_is_a_clear_error() {
     let text = err.to_string();
     assert!(text.contains("was lost"), "{text}");
     assert!(text.contains("--device cpu"), "{text}");
+}
+
+// ---- Ops for residual nets, classifier heads and generators ------------------------------
+
+/// Tensors one op reads or writes start with `extra` stale values past `len`, which must
+/// come back untouched: the ops act on `[..len]` only.
+fn with_tail(rng: &mut StdRng, len: usize, extra: usize) -> Vec<f32> {
+    randn(rng, len + extra)
+}
+
+/// Lengths: 1, around one workgroup, one past 65535·256 / 1000 (not a multiple of
+/// anything), and random.
+fn lengths(rng: &mut StdRng) -> [usize; 5] {
+    [1, 255, 257, 16_777, rng.random_range(2..5000)]
+}
+
+/// add, axpy, scale on the first `len` values of longer tensors, both devices.
+#[test]
+fn add_axpy_scale_match_cpu() {
+    let gpu = gpu_or_skip!();
+    let cpu = CpuBackend::new();
+    let seed = test_seed();
+    let mut rng = StdRng::seed_from_u64(seed);
+    for len in lengths(&mut rng) {
+        let extra = rng.random_range(0..4);
+        let a = with_tail(&mut rng, len, extra);
+        let b = with_tail(&mut rng, len, extra);
+        let y0 = with_tail(&mut rng, len, extra);
+        let alpha = rng.random_range(-3.0f32..3.0);
+        let what = format!("len {len} (+{extra} untouched) alpha {alpha}");
+
+        let mut y = y0.clone();
+        cpu.add(&a, &b, &mut y, len);
+        let mut gy = up(&gpu, &y0);
+        gpu.add(&up(&gpu, &a), &up(&gpu, &b), &mut gy, len);
+        assert_eq!(read(&gpu, &gy), y, "add {what} (EBM_TEST_SEED={seed})");
+        assert_eq!(y[len..], y0[len..], "CPU add tail {what}");
+
+        let mut y = y0.clone();
+        cpu.axpy(alpha, &a, &mut y, len);
+        let mut gy = up(&gpu, &y0);
+        gpu.axpy(alpha, &up(&gpu, &a), &mut gy, len);
+        let got = read(&gpu, &gy);
+        // y + α·x may be one fused multiply-add on the GPU: scaled by |y| + |α·x|.
+        let scale: Vec<f32> = y0
+            .iter()
+            .zip(&a)
+            .map(|(y, x)| y.abs() + (alpha * x).abs())
+            .collect();
+        assert_close_scaled(&got, &y, &scale, TOL, &format!("axpy {what}"), seed);
+        assert_eq!(got[len..], y0[len..], "GPU axpy tail {what}");
+        assert_eq!(y[len..], y0[len..], "CPU axpy tail {what}");
+
+        let mut x = y0.clone();
+        cpu.scale(alpha, &mut x, len);
+        let mut gx = up(&gpu, &y0);
+        gpu.scale(alpha, &mut gx, len);
+        assert_eq!(read(&gpu, &gx), x, "scale {what} (EBM_TEST_SEED={seed})");
+        assert_eq!(x[len..], y0[len..], "CPU scale tail {what}");
+    }
+}
+
+/// [rows, cols] shapes: single rows and columns, rows shorter and longer than one
+/// 256-thread workgroup (one of 10⁵ values), and random ones.
+fn row_shapes(rng: &mut StdRng) -> Vec<(usize, usize)> {
+    vec![
+        (1, 1),
+        (1, 100_003),
+        (7, 1),
+        (1, 10),
+        (33, 257),
+        (130, 5),
+        (3, 1000 + rng.random_range(0..300)),
+        (rng.random_range(1..70), rng.random_range(1..600)),
+    ]
+}
+
+/// row_sum, broadcast_rows and scale_rows on both devices; outputs start stale.
+#[test]
+fn row_sum_broadcast_scale_rows_match_cpu() {
+    let gpu = gpu_or_skip!();
+    let cpu = CpuBackend::new();
+    let seed = test_seed();
+    let mut rng = StdRng::seed_from_u64(seed);
+    for (rows, cols) in row_shapes(&mut rng) {
+        let n = rows * cols;
+        let alpha = rng.random_range(-3.0f32..3.0);
+        let x = randn(&mut rng, n);
+        let s = randn(&mut rng, rows);
+        let what = format!("{rows}×{cols} alpha {alpha}");
+
+        let mut y = vec![7.0; rows];
+        cpu.row_sum(rows, cols, alpha, &x, &mut y);
+        let mut scale = vec![0.0; rows];
+        cpu.row_sum(rows, cols, alpha.abs(), &abs(&x), &mut scale);
+        let mut gy = up(&gpu, &vec![7.0; rows]);
+        gpu.row_sum(rows, cols, alpha, &up(&gpu, &x), &mut gy);
+        let got = read(&gpu, &gy);
+        assert_close_scaled(&got, &y, &scale, TOL, &format!("row_sum {what}"), seed);
+
+        let mut y = vec![7.0; n];
+        cpu.broadcast_rows(rows, cols, alpha, &s, &mut y);
+        let mut gy = up(&gpu, &vec![7.0; n]);
+        gpu.broadcast_rows(rows, cols, alpha, &up(&gpu, &s), &mut gy);
+        assert_eq!(
+            read(&gpu, &gy),
+            y,
+            "broadcast_rows {what} (EBM_TEST_SEED={seed})"
+        );
+
+        let mut y = vec![7.0; n];
+        cpu.scale_rows(rows, cols, alpha, &x, &s, &mut y);
+        let mut gy = up(&gpu, &vec![7.0; n]);
+        gpu.scale_rows(rows, cols, alpha, &up(&gpu, &x), &up(&gpu, &s), &mut gy);
+        assert_close(
+            &read(&gpu, &gy),
+            &y,
+            TOL,
+            &format!("scale_rows {what}"),
+            seed,
+        );
+    }
+}
+
+/// row_logsumexp and row_softmax on both devices, with rows shifted far from 0 (the max
+/// shift must keep exp finite), a masked −∞ logit, and a row of only −∞ (lse −∞).
+#[test]
+fn row_logsumexp_softmax_match_cpu() {
+    let gpu = gpu_or_skip!();
+    let cpu = CpuBackend::new();
+    let seed = test_seed();
+    let mut rng = StdRng::seed_from_u64(seed);
+    for (rows, cols) in row_shapes(&mut rng) {
+        let n = rows * cols;
+        let mut x = randn(&mut rng, n);
+        for (r, row) in x.chunks_mut(cols).enumerate() {
+            // Offsets up to ±200: exp(200) overflows f32 unless shifted.
+            let shift = [0.0, 200.0, -200.0, 30.0][r % 4];
+            row.iter_mut().for_each(|v| *v = *v * 3.0 + shift);
+        }
+        if cols > 1 {
+            x[cols - 1] = f32::NEG_INFINITY;
+        }
+        let what = format!("{rows}×{cols}");
+
+        let mut y = vec![7.0; rows];
+        cpu.row_logsumexp(rows, cols, &x, &mut y);
+        assert!(y.iter().all(|v| v.is_finite()), "CPU lse {what}");
+        let mut gy = up(&gpu, &vec![7.0; rows]);
+        gpu.row_logsumexp(rows, cols, &up(&gpu, &x), &mut gy);
+        // The error of m + log Σ exp(x − m) is relative to |m| + log(cols): that is the
+        // magnitude of the terms.
+        let scale: Vec<f32> = x
+            .chunks(cols)
+            .map(|row| {
+                let m = row
+                    .iter()
+                    .filter(|v| v.is_finite())
+                    .fold(0.0f32, |m, v| m.max(v.abs()));
+                m + (cols as f32).ln() + 1.0
+            })
+            .collect();
+        let got = read(&gpu, &gy);
+        assert_close_scaled(
+            &got,
+            &y,
+            &scale,
+            TOL,
+            &format!("row_logsumexp {what}"),
+            seed,
+        );
+
+        let mut p = vec![7.0; n];
+        cpu.row_softmax(rows, cols, &x, &mut p);
+        let mut gp = up(&gpu, &vec![7.0; n]);
+        gpu.row_softmax(rows, cols, &up(&gpu, &x), &mut gp);
+        let got = read(&gpu, &gp);
+        assert_close(&got, &p, TOL, &format!("row_softmax {what}"), seed);
+        // Rows sum to 1 on the GPU too.
+        for (r, row) in got.chunks(cols).enumerate() {
+            let total: f64 = row.iter().map(|&v| v as f64).sum();
+            assert!(
+                (total - 1.0).abs() < 1e-5,
+                "softmax row {r} sums to {total} {what} (EBM_TEST_SEED={seed})"
+            );
+        }
+    }
+    // A row of only −∞ has log-sum-exp −∞ on both devices.
+    let x = vec![f32::NEG_INFINITY; 3];
+    let mut y = vec![0.0];
+    cpu.row_logsumexp(1, 3, &x, &mut y);
+    let mut gy = gpu.zeros(1).unwrap();
+    gpu.row_logsumexp(1, 3, &up(&gpu, &x), &mut gy);
+    assert_eq!(
+        (y[0], read(&gpu, &gy)[0]),
+        (f32::NEG_INFINITY, f32::NEG_INFINITY)
+    );
+}
+
+/// More rows than one grid dimension holds: the reductions' 2D grid of workgroups and the
+/// per-row gather's 2D grid of threads, flattened back in the shaders.
+#[test]
+fn row_ops_past_65535_rows() {
+    let gpu = gpu_or_skip!();
+    let cpu = CpuBackend::new();
+    let max = gpu.adapter_report().max_compute_workgroups_per_dimension as usize;
+    let (rows, cols) = (max + 3, 2);
+    let x: Vec<f32> = (0..rows * cols).map(|i| (i % 1000) as f32).collect();
+    let mut y = vec![0.0; rows];
+    cpu.row_sum(rows, cols, 1.0, &x, &mut y);
+    let mut gy = gpu.zeros(rows).unwrap();
+    gpu.row_sum(rows, cols, 1.0, &up(&gpu, &x), &mut gy);
+    let got = read(&gpu, &gy);
+    assert_eq!(
+        got.iter().zip(&y).position(|(g, c)| g != c),
+        None,
+        "row_sum of {rows} rows"
+    );
+
+    let s = ChannelShape {
+        batch: 1,
+        channels: rows,
+        pixels: cols,
+    };
+    let mut db = gpu.zeros(rows).unwrap();
+    gpu.channel_sum(s, &up(&gpu, &x), &mut db);
+    let got = read(&gpu, &db);
+    assert_eq!(
+        got.iter().zip(&y).position(|(g, c)| g != c),
+        None,
+        "channel_sum of {rows} channels"
+    );
+
+    let rows = (max + 3) * 256 + 5;
+    let x: Vec<f32> = (0..rows).map(|i| (i % 1000) as f32).collect();
+    let index = vec![0.0; rows];
+    let mut gy = gpu.zeros(rows).unwrap();
+    gpu.gather_cols(rows, 1, &up(&gpu, &x), &up(&gpu, &index), &mut gy);
+    let got = read(&gpu, &gy);
+    assert_eq!(
+        got.iter().zip(&x).position(|(g, c)| g != c),
+        None,
+        "gather of {rows} rows"
+    );
+}
+
+/// Bit patterns, so that NaN compares equal to NaN.
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter()
+        .map(|v| if v.is_nan() { u32::MAX } else { v.to_bits() })
+        .collect()
+}
+
+/// gather_cols and scatter_cols with the edge columns 0 and cols − 1 and one bad index per
+/// case (past the end, negative, fractional, NaN): the gather gives NaN there and the
+/// scatter an all-zero row, on both devices and exactly (they copy, or multiply once).
+#[test]
+fn gather_scatter_cols_match_cpu() {
+    let gpu = gpu_or_skip!();
+    let cpu = CpuBackend::new();
+    let seed = test_seed();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let shapes = [
+        (1, 1),
+        (5, 1),
+        (1, 9),
+        (33, 10),
+        (300, 257),
+        (rng.random_range(2..100), rng.random_range(2..50)),
+    ];
+    for (case, (rows, cols)) in shapes.into_iter().enumerate() {
+        let x = randn(&mut rng, rows * cols);
+        let dy = randn(&mut rng, rows);
+        let mut index: Vec<f32> = (0..rows)
+            .map(|_| rng.random_range(0..cols) as f32)
+            .collect();
+        index[0] = 0.0;
+        index[rows - 1] = (cols - 1) as f32;
+        let bad_row = rng.random_range(0..rows);
+        let bad = [cols as f32, -1.0, 0.5, f32::NAN][case % 4];
+        index[bad_row] = bad;
+        let alpha = rng.random_range(-3.0f32..3.0);
+        let what = format!("{rows}×{cols}, index {bad} at row {bad_row} (EBM_TEST_SEED={seed})");
+
+        let mut y = vec![7.0; rows];
+        cpu.gather_cols(rows, cols, &x, &index, &mut y);
+        let mut gy = up(&gpu, &vec![7.0; rows]);
+        gpu.gather_cols(rows, cols, &up(&gpu, &x), &up(&gpu, &index), &mut gy);
+        let got = read(&gpu, &gy);
+        assert_eq!(bits(&got), bits(&y), "gather_cols {what}");
+        assert!(
+            got[bad_row].is_nan(),
+            "gather_cols: no NaN for the bad index, {what}"
+        );
+        for r in (0..rows).filter(|&r| r != bad_row) {
+            assert_eq!(
+                y[r],
+                x[r * cols + index[r] as usize],
+                "CPU gather row {r}, {what}"
+            );
+        }
+
+        let mut dx = vec![7.0; rows * cols];
+        cpu.scatter_cols(rows, cols, alpha, &dy, &index, &mut dx);
+        let mut gdx = up(&gpu, &vec![7.0; rows * cols]);
+        gpu.scatter_cols(
+            rows,
+            cols,
+            alpha,
+            &up(&gpu, &dy),
+            &up(&gpu, &index),
+            &mut gdx,
+        );
+        let got = read(&gpu, &gdx);
+        assert_eq!(got, dx, "scatter_cols {what}");
+        assert!(
+            got[bad_row * cols..][..cols].iter().all(|&v| v == 0.0),
+            "scatter_cols bad row, {what}"
+        );
+        let nonzero = got.iter().filter(|&&v| v != 0.0).count();
+        assert!(nonzero < rows, "scatter_cols: {nonzero} values set, {what}");
+    }
+}
+
+/// channel_bias_add and channel_sum: batch 1 and more, channel counts that are not
+/// multiples of 4, one pixel (a dense layer's bias) and thousands per channel.
+#[test]
+fn channel_bias_add_and_sum_match_cpu() {
+    let gpu = gpu_or_skip!();
+    let cpu = CpuBackend::new();
+    let seed = test_seed();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut shapes = vec![
+        ChannelShape {
+            batch: 1,
+            channels: 1,
+            pixels: 1,
+        },
+        ChannelShape {
+            batch: 1,
+            channels: 7,
+            pixels: 1,
+        },
+        ChannelShape {
+            batch: 130,
+            channels: 5,
+            pixels: 1,
+        },
+        ChannelShape {
+            batch: 3,
+            channels: 3,
+            pixels: 64 * 64,
+        },
+        ChannelShape {
+            batch: 1,
+            channels: 67,
+            pixels: 33,
+        },
+    ];
+    for _ in 0..4 {
+        shapes.push(ChannelShape {
+            batch: rng.random_range(1..=5),
+            channels: CHANNELS[rng.random_range(0..CHANNELS.len())],
+            pixels: rng.random_range(1..700),
+        });
+    }
+    for s in shapes {
+        let n = s.batch * s.channels * s.pixels;
+        let y0 = randn(&mut rng, n);
+        let bias = randn(&mut rng, s.channels);
+        let what = format!("{s:?}");
+
+        let mut y = y0.clone();
+        cpu.channel_bias_add(s, &bias, &mut y);
+        let mut gy = up(&gpu, &y0);
+        gpu.channel_bias_add(s, &up(&gpu, &bias), &mut gy);
+        assert_eq!(
+            read(&gpu, &gy),
+            y,
+            "channel_bias_add {what} (EBM_TEST_SEED={seed})"
+        );
+
+        let mut db = vec![7.0; s.channels];
+        cpu.channel_sum(s, &y0, &mut db);
+        let mut scale = vec![0.0; s.channels];
+        cpu.channel_sum(s, &abs(&y0), &mut scale);
+        let mut gdb = up(&gpu, &vec![7.0; s.channels]);
+        gpu.channel_sum(s, &up(&gpu, &y0), &mut gdb);
+        let got = read(&gpu, &gdb);
+        assert_close_scaled(&got, &db, &scale, TOL, &format!("channel_sum {what}"), seed);
+    }
+}
+
+/// Upsampling both ways on random shapes (factors 1..4, batch 1 included, channels not
+/// multiples of 4); outputs start stale. The forward copies (exact); the backward sums f²
+/// values in the same order on both devices.
+#[test]
+fn upsample_matches_cpu() {
+    let gpu = gpu_or_skip!();
+    let cpu = CpuBackend::new();
+    let seed = test_seed();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut shapes = vec![UpsampleShape {
+        batch: 1,
+        channels: 1,
+        height: 1,
+        width: 1,
+        factor: 1,
+    }];
+    for _ in 0..8 {
+        shapes.push(UpsampleShape {
+            batch: rng.random_range(1..=3),
+            channels: CHANNELS[rng.random_range(0..CHANNELS.len())],
+            height: rng.random_range(1..=13),
+            width: rng.random_range(1..=13),
+            factor: rng.random_range(1..=4),
+        });
+    }
+    for s in shapes {
+        let x = randn(&mut rng, s.in_len());
+        let dy = randn(&mut rng, s.out_len());
+        let mut y = vec![7.0; s.out_len()];
+        cpu.upsample_forward(s, &x, &mut y);
+        let mut gy = up(&gpu, &vec![7.0; s.out_len()]);
+        gpu.upsample_forward(s, &up(&gpu, &x), &mut gy);
+        assert_eq!(
+            read(&gpu, &gy),
+            y,
+            "upsample_forward {s:?} (EBM_TEST_SEED={seed})"
+        );
+
+        let mut dx = vec![7.0; s.in_len()];
+        cpu.upsample_backward(s, &dy, &mut dx);
+        let mut scale = vec![0.0; s.in_len()];
+        cpu.upsample_backward(s, &abs(&dy), &mut scale);
+        let mut gdx = up(&gpu, &vec![7.0; s.in_len()]);
+        gpu.upsample_backward(s, &up(&gpu, &dy), &mut gdx);
+        let what = format!("upsample_backward {s:?}");
+        assert_close_scaled(&read(&gpu, &gdx), &dx, &scale, TOL, &what, seed);
+    }
+}
+
+/// A factor of 0 and too-short tensors are shape errors at the next flush.
+#[test]
+fn new_ops_reject_bad_shapes() {
+    let gpu = gpu_or_skip!();
+    let t = gpu.zeros(8).unwrap();
+    let mut y = gpu.zeros(8).unwrap();
+    let s = UpsampleShape {
+        batch: 1,
+        channels: 1,
+        height: 2,
+        width: 2,
+        factor: 0,
+    };
+    gpu.upsample_forward(s, &t, &mut y);
+    assert!(matches!(gpu.flush(), Err(Error::Shape(_))));
+    gpu.add(&t, &t, &mut y, 9);
+    assert!(matches!(gpu.flush(), Err(Error::Shape(_))));
+    gpu.row_softmax(3, 3, &t, &mut y);
+    assert!(matches!(gpu.flush(), Err(Error::Shape(_))));
+    let c = ChannelShape {
+        batch: 2,
+        channels: 3,
+        pixels: 2,
+    };
+    gpu.channel_sum(c, &t, &mut y);
+    assert!(matches!(gpu.flush(), Err(Error::Shape(_))));
+    gpu.flush().unwrap();
 }

@@ -293,3 +293,141 @@ fn gpu_fused_chain_is_one_dispatch() {
     assert_eq!(after.dispatches - before.dispatches, 1);
     assert_eq!(after.submissions - before.submissions, 1);
 }
+
+/// The chain of `chain` layer by layer with the backend's own ops (linear, activation,
+/// their backward passes, the Langevin update): the reference for activations that
+/// [`Spec`] has no layer for (tanh, sigmoid, softplus).
+fn layered_chain<B: Backend>(b: &B, chain: &MlpChain, params: &[Vec<f32>], x0: &[f32]) -> Vec<f32> {
+    let (w, u) = (&chain.widths, &chain.update);
+    let (rows, hidden) = (u.rows, w.len() - 2);
+    let params: Vec<B::Tensor> = params
+        .iter()
+        .map(|p| b.upload(p).expect("upload"))
+        .collect();
+    let mut x = b.upload(x0).expect("upload");
+    let shape = |l: usize| ebm::backend::LinearShape {
+        batch: rows,
+        inputs: w[l],
+        outputs: w[l + 1],
+    };
+    for k in 0..chain.steps {
+        let (mut pre, mut post) = (Vec::new(), Vec::new());
+        for l in 0..hidden {
+            let mut z = b.zeros(rows * w[l + 1]).expect("zeros");
+            let input = if l == 0 { &x } else { &post[l - 1] };
+            b.linear_forward(shape(l), input, &params[2 * l], &params[2 * l + 1], &mut z);
+            let mut a = b.zeros(rows * w[l + 1]).expect("zeros");
+            b.activation_forward(chain.activations[l], &z, &mut a);
+            pre.push(z);
+            post.push(a);
+        }
+        // dE/dE = 1 per chain, back through every layer to the input.
+        let mut g = b.upload(&vec![1.0; rows]).expect("upload");
+        for l in (0..=hidden).rev() {
+            let mut g_in = b.zeros(rows * w[l]).expect("zeros");
+            b.linear_backward_data(shape(l), &g, &params[2 * l], &mut g_in);
+            g = if l > 0 {
+                let mut d = b.zeros(rows * w[l]).expect("zeros");
+                b.activation_backward(chain.activations[l - 1], &pre[l - 1], &g_in, &mut d);
+                d
+            } else {
+                g_in
+            };
+        }
+        let step = LangevinUpdate {
+            global_step: u.global_step.wrapping_add(k as u32),
+            ..*u
+        };
+        b.langevin_update(&step, &mut x, &g);
+    }
+    b.read(&x).expect("read")
+}
+
+/// Tanh, sigmoid and softplus in the fused chain (codes 3–5 of mlp_chain.wgsl, the CPU's
+/// shared activation code): the fused chain against the layer-by-layer one on each device,
+/// and the GPU's against the CPU's, with those activations mixed with SiLU and ReLU.
+#[test]
+fn fused_chain_runs_tanh_sigmoid_softplus() {
+    let cpu = CpuBackend::new();
+    let gpu = gpu_common::gpu();
+    let seed = test_seed();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let pool = [
+        Activation::Tanh,
+        Activation::Sigmoid,
+        Activation::Softplus,
+        Activation::Silu,
+        Activation::Relu,
+    ];
+    for case in 0..6 {
+        let mut widths = random_widths(&mut rng);
+        if widths.len() == 2 {
+            widths.insert(1, rng.random_range(1..=128));
+        }
+        let hidden = widths.len() - 2;
+        // The first hidden layer always gets a new activation; the rest at random.
+        let activations: Vec<Activation> = (0..hidden)
+            .map(|l| {
+                pool[if l == 0 {
+                    case % 3
+                } else {
+                    rng.random_range(0..pool.len())
+                }]
+            })
+            .collect();
+        let params: Vec<Vec<f32>> = widths
+            .windows(2)
+            .flat_map(|io| {
+                let bound = 2.0 / (io[0] as f32).sqrt();
+                let weight = (0..io[0] * io[1])
+                    .map(|_| rng.random_range(-bound..bound))
+                    .collect();
+                let bias = (0..io[1]).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+                [weight, bias]
+            })
+            .collect();
+        let rows = [1, 9, 70][case % 3];
+        let chain = MlpChain {
+            update: LangevinUpdate {
+                rows,
+                dim: widths[0],
+                step: 0.05,
+                noise: 0.02,
+                grad_clip: rng.random_bool(0.5).then_some(0.3),
+                lo: -1.5,
+                hi: 1.5,
+                seed: rng.random(),
+                global_step: rng.random_range(0..1000),
+                chain_offset: rng.random_range(0..1000),
+            },
+            widths: widths.clone(),
+            activations: activations.clone(),
+            steps: 3,
+        };
+        let x0 = uniform(&mut rng, rows * widths[0]);
+        let what = format!("widths {widths:?}, {activations:?}, {rows} rows (seed {seed})");
+
+        let mut on_cpu = x0.clone();
+        cpu.mlp_langevin_chain(&chain, &params.iter().collect::<Vec<_>>(), &mut on_cpu);
+        let cpu_layered = layered_chain(&cpu, &chain, &params, &x0);
+        let err = rel_err(&cpu_layered, &on_cpu);
+        assert!(err <= TOL, "CPU layer-by-layer vs fused {err:.2e}: {what}");
+        // The chain must have moved, or the comparison would prove nothing.
+        assert!(
+            rel_err(&on_cpu, &x0) > 1e-3,
+            "the chain did not move: {what}"
+        );
+
+        let Some(gpu) = gpu.as_ref() else { continue };
+        assert!(gpu.mlp_chain_supported(&widths, &activations), "{what}");
+        let tensors: Vec<_> = params.iter().map(|p| gpu.upload(p).unwrap()).collect();
+        let mut x = gpu.upload(&x0).unwrap();
+        gpu.mlp_langevin_chain(&chain, &tensors.iter().collect::<Vec<_>>(), &mut x);
+        let on_gpu = gpu.read(&x).unwrap();
+        let gpu_layered = layered_chain(&**gpu, &chain, &params, &x0);
+        for (name, got) in [("fused", &on_gpu), ("layer-by-layer", &gpu_layered)] {
+            let err = rel_err(got, &on_cpu);
+            assert!(err <= TOL, "GPU {name} vs CPU fused {err:.2e}: {what}");
+        }
+    }
+}

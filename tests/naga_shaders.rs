@@ -61,56 +61,49 @@ fn every_shader_validates() {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
-/// Each entry point the backend dispatches exists in its shader (a typo would otherwise only
-/// show up as a pipeline error on a device).
+/// The `@compute` entry points in `shaders/*.wgsl` and the kernels the backend builds
+/// pipelines for (`gpu::entry_points()`, generated from its kernel table) are the same set:
+/// a kernel the backend asks for that its file lacks (a typo, a rename) would otherwise only
+/// fail as a pipeline error on a device, and an entry point no kernel uses is dead code with
+/// no CPU twin under test. Entry names are also unique, since pipelines are cached by name.
 #[test]
-fn entry_points_exist() {
-    let expected = [
-        (
-            "linear.wgsl",
-            &[
-                "linear_forward",
-                "linear_backward_data",
-                "linear_backward_params",
-                "linear_backward_bias",
-            ][..],
-        ),
-        (
-            "activation.wgsl",
-            &[
-                "relu_forward",
-                "leaky_relu_forward",
-                "silu_forward",
-                "relu_backward",
-                "leaky_relu_backward",
-                "silu_backward",
-            ][..],
-        ),
-        ("reduce.wgsl", &["cd_loss", "sum_squares"][..]),
-        ("langevin.wgsl", &["langevin_update"][..]),
-        ("adam.wgsl", &["adam_update"][..]),
-        ("chains.wgsl", &["replay_draw", "replay_scatter"][..]),
-        ("fill.wgsl", &["fill", "keep_known"][..]),
-        ("rng_words.wgsl", &["philox_words"][..]),
-        (
-            "conv2d.wgsl",
-            &[
-                "conv2d_forward",
-                "conv2d_backward_data",
-                "conv2d_backward_weight",
-                "conv2d_backward_bias",
-            ][..],
-        ),
-        ("pool.wgsl", &["avg_pool_forward", "avg_pool_backward"][..]),
-    ];
-    for (file, entries) in expected {
-        let source = ebm::backend::gpu::shader_source(file).expect(file);
-        let module = naga::front::wgsl::parse_str(&source).expect(file);
-        for entry in entries {
-            assert!(
-                module.entry_points.iter().any(|e| e.name == *entry),
-                "{file} has no entry point {entry}"
-            );
+fn entry_points_are_complete() {
+    use std::collections::BTreeSet;
+
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
+    let mut in_files = BTreeSet::new();
+    for entry in std::fs::read_dir(&dir).expect("shaders/ directory") {
+        let path = entry.expect("directory entry").path();
+        if path.extension().is_none_or(|e| e != "wgsl") {
+            continue;
+        }
+        let file = path.file_name().unwrap().to_string_lossy().into_owned();
+        let source = ebm::backend::gpu::shader_source(&file)
+            .unwrap_or_else(|| std::fs::read_to_string(&path).expect("read shader"));
+        let module = naga::front::wgsl::parse_str(&source)
+            .unwrap_or_else(|e| panic!("{file}: {}", e.emit_to_string(&source)));
+        for ep in &module.entry_points {
+            if ep.stage == naga::ShaderStage::Compute {
+                in_files.insert((file.clone(), ep.name.clone()));
+            }
         }
     }
+    let table = ebm::backend::gpu::entry_points();
+    let built: BTreeSet<(String, String)> = table
+        .iter()
+        .map(|&(f, e)| (f.to_string(), e.to_string()))
+        .collect();
+    assert_eq!(built.len(), table.len(), "a kernel is listed twice");
+    let names: BTreeSet<&str> = table.iter().map(|&(_, e)| e).collect();
+    assert_eq!(names.len(), table.len(), "two kernels share an entry name");
+
+    let missing: Vec<_> = built.difference(&in_files).collect();
+    let unused: Vec<_> = in_files.difference(&built).collect();
+    assert!(
+        missing.is_empty() && unused.is_empty(),
+        "kernels the backend builds but no shader defines: {missing:?}\n\
+         @compute entry points no kernel builds: {unused:?}"
+    );
+    // The table is not empty by accident (every shader file but rng.wgsl has kernels).
+    assert!(built.len() >= 40, "only {} kernels", built.len());
 }

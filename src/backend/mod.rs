@@ -50,6 +50,17 @@ pub enum Activation {
     LeakyRelu(f32),
     /// x·σ(x)
     Silu,
+    /// tanh(x); its derivative 1 − tanh²(x) is computed from e^(−2|x|) so that it keeps its
+    /// relative accuracy in the tails instead of cancelling to 0.
+    Tanh,
+    /// σ(x) = 1 / (1 + e^−x), computed from e^(−|x|) so that it never overflows; derivative
+    /// σ(x)·σ(−x).
+    Sigmoid,
+    /// PyTorch's `nn.Softplus()` (β = 1, threshold 20): x where x > 20, else ln(1 + eˣ),
+    /// computed as max(x, 0) + ln(1 + e^(−|x|)) with a series for small e^(−|x|), so that it
+    /// neither overflows nor loses the tiny values of very negative x. Derivative σ(x)
+    /// (1 above the threshold).
+    Softplus,
 }
 
 /// Shape of a batched linear layer `y[b, o] = Σᵢ x[b, i]·w[o, i] + bias[o]` (PyTorch layout).
@@ -132,6 +143,71 @@ impl PoolShape {
     /// Output width ⌊W / k⌋.
     pub fn out_width(&self) -> usize {
         self.width / self.kernel
+    }
+}
+
+/// Shape of nearest-neighbour upsampling by an integer factor (PyTorch's
+/// `nn.Upsample(scale_factor=f, mode="nearest")`): x `[batch, channels, height, width]` →
+/// y `[batch, channels, height·factor, width·factor]`, each input pixel copied to a
+/// factor×factor block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UpsampleShape {
+    /// Samples (N) in x and y.
+    pub batch: usize,
+    /// Channels, upsampled independently (C of x and of y).
+    pub channels: usize,
+    /// Input height in pixels.
+    pub height: usize,
+    /// Input width in pixels.
+    pub width: usize,
+    /// The integer scale factor f (≥ 1) along both axes.
+    pub factor: usize,
+}
+
+impl UpsampleShape {
+    /// Output height H·f.
+    pub fn out_height(&self) -> usize {
+        self.height * self.factor
+    }
+
+    /// Output width W·f.
+    pub fn out_width(&self) -> usize {
+        self.width * self.factor
+    }
+
+    /// Values in x: N·C·H·W.
+    pub fn in_len(&self) -> usize {
+        self.batch * self.channels * self.height * self.width
+    }
+
+    /// Values in y: N·C·H·f·W·f.
+    pub fn out_len(&self) -> usize {
+        self.in_len() * self.factor * self.factor
+    }
+}
+
+/// A `[batch, channels, pixels]` layout (an NCHW tensor with H·W flattened, or a
+/// `[batch, features]` one with `pixels` 1), for the per-channel bias ops
+/// [`Backend::channel_bias_add`] and [`Backend::channel_sum`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChannelShape {
+    /// Samples (N).
+    pub batch: usize,
+    /// Channels (C): the length of the bias.
+    pub channels: usize,
+    /// Values per channel and sample (H·W).
+    pub pixels: usize,
+}
+
+impl ChannelShape {
+    /// Values in the whole tensor: N·C·P.
+    pub fn len(&self) -> usize {
+        self.batch * self.channels * self.pixels
+    }
+
+    /// Whether the tensor holds no values.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -425,6 +501,76 @@ pub trait Backend {
         dy: &Self::Tensor,
         dx: &mut Self::Tensor,
     );
+    /// `y[..len] = a[..len] + b[..len]` (residual connections).
+    fn add(&self, a: &Self::Tensor, b: &Self::Tensor, y: &mut Self::Tensor, len: usize);
+    /// `y[..len] += alpha·x[..len]` (gradient accumulation where a tensor feeds two layers).
+    fn axpy(&self, alpha: f32, x: &Self::Tensor, y: &mut Self::Tensor, len: usize);
+    /// `x[..len] *= alpha`, in place.
+    fn scale(&self, alpha: f32, x: &mut Self::Tensor, len: usize);
+    /// `y[r] = alpha·Σ_c x[r·cols + c]` for `r < rows`: x is `[rows, cols]`. Deterministic
+    /// (a fixed summation order per device, no atomics); on the GPU one workgroup per row.
+    fn row_sum(&self, rows: usize, cols: usize, alpha: f32, x: &Self::Tensor, y: &mut Self::Tensor);
+    /// `y[r·cols + c] = alpha·s[r]`: each row of y `[rows, cols]` filled with its scalar (the
+    /// backward of [`row_sum`](Self::row_sum)).
+    fn broadcast_rows(
+        &self,
+        rows: usize,
+        cols: usize,
+        alpha: f32,
+        s: &Self::Tensor,
+        y: &mut Self::Tensor,
+    );
+    /// `y[r] = log Σ_c exp x[r, c]` over x `[rows, cols]`, shifted by the row's maximum so
+    /// that it never overflows (a row whose maximum is ±∞ gives that maximum).
+    /// Deterministic, one workgroup per row on the GPU.
+    fn row_logsumexp(&self, rows: usize, cols: usize, x: &Self::Tensor, y: &mut Self::Tensor);
+    /// `y[r, c] = exp(x[r, c] − logsumexp_r)`: the softmax of each row of x `[rows, cols]`
+    /// (also the gradient of [`row_logsumexp`](Self::row_logsumexp)).
+    fn row_softmax(&self, rows: usize, cols: usize, x: &Self::Tensor, y: &mut Self::Tensor);
+    /// `y[r, c] = alpha·x[r, c]·s[r]`: each row of x `[rows, cols]` scaled by its own scalar.
+    fn scale_rows(
+        &self,
+        rows: usize,
+        cols: usize,
+        alpha: f32,
+        x: &Self::Tensor,
+        s: &Self::Tensor,
+        y: &mut Self::Tensor,
+    );
+    /// `y[r] = x[r, index[r]]` for x `[rows, cols]` (a classifier's logit of each label).
+    /// `index` holds exact integers as f32; an index that is not an integer in `[0, cols)`
+    /// gives NaN, so that [`flag_non_finite`](Self::flag_non_finite) catches a bad label.
+    fn gather_cols(
+        &self,
+        rows: usize,
+        cols: usize,
+        x: &Self::Tensor,
+        index: &Self::Tensor,
+        y: &mut Self::Tensor,
+    );
+    /// `dx[r, c] = alpha·dy[r]` where `c == index[r]`, else 0: the backward of
+    /// [`gather_cols`](Self::gather_cols). Overwrites all `rows·cols` values of dx; a row
+    /// whose index names no column is all 0.
+    fn scatter_cols(
+        &self,
+        rows: usize,
+        cols: usize,
+        alpha: f32,
+        dy: &Self::Tensor,
+        index: &Self::Tensor,
+        dx: &mut Self::Tensor,
+    );
+    /// Nearest-neighbour upsampling: `y[n, c, i, j] = x[n, c, i / f, j / f]`.
+    fn upsample_forward(&self, s: UpsampleShape, x: &Self::Tensor, y: &mut Self::Tensor);
+    /// Its adjoint: `dx[n, c, i, j]` = the sum of dy over the f×f block that x[n, c, i, j]
+    /// was copied to. Overwrites dx; a gather on every device (no atomics).
+    fn upsample_backward(&self, s: UpsampleShape, dy: &Self::Tensor, dx: &mut Self::Tensor);
+    /// `y[n, c, p] += bias[c]` over y `[batch, channels, pixels]`, in place.
+    fn channel_bias_add(&self, s: ChannelShape, bias: &Self::Tensor, y: &mut Self::Tensor);
+    /// `db[c] = Σ_n Σ_p dy[n, c, p]`: the bias gradient of
+    /// [`channel_bias_add`](Self::channel_bias_add). Overwrites db; deterministic, one
+    /// workgroup per channel on the GPU however long batch·pixels is.
+    fn channel_sum(&self, s: ChannelShape, dy: &Self::Tensor, db: &mut Self::Tensor);
     /// The CD loss over `energies` = [E(x⁺) for n_pos rows; E(x⁻) for the rest]:
     /// writes dLoss/dE per row into `d_energy` and the [`stat`] scalars into `stats`.
     fn cd_loss(

@@ -47,6 +47,103 @@ fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + exp(-x))
 }
 
+/// ln(1 + t) for t in [0, 1]: the series where 1 + t would round away most of t's digits,
+/// `ln` elsewhere (where t ≥ 0.1 its relative error stays below ten ulp). The twin of
+/// `log1p_unit` in activation.wgsl.
+#[inline(always)]
+fn log1p_unit(t: f32) -> f32 {
+    if t < 0.1 {
+        // t − t²/2 + t³/3 − … to t⁸: the first term left out is below 1e-9 relative.
+        let mut p = -0.125_f32;
+        p = p * t + 0.142_857_15;
+        p = p * t - 0.166_666_67;
+        p = p * t + 0.2;
+        p = p * t - 0.25;
+        p = p * t + 0.333_333_34;
+        p = p * t - 0.5;
+        p = p * t + 1.0;
+        p * t
+    } else {
+        (1.0 + t).ln()
+    }
+}
+
+/// Below this |x| tanh is its odd Taylor series: (1 − e)/(1 + e) with e = e^(−2|x|) would
+/// cancel (relative error ε/(2|x|)); above it the cancellation costs at most ~1.2 ulp.
+const TANH_SERIES: f32 = 0.3;
+
+/// tanh(x) without overflow: the series near 0, else ±(1 − e)/(1 + e) with e = e^(−2|x|) ≤ 1.
+#[inline(always)]
+fn tanh(x: f32) -> f32 {
+    let a = x.abs();
+    if a < TANH_SERIES {
+        // x − x³/3 + 2x⁵/15 − 17x⁷/315 + 62x⁹/2835; the next term is < 2e-8 relative.
+        let x2 = x * x;
+        let mut p = 0.021_869_488_f32;
+        p = p * x2 - 0.053_968_254;
+        p = p * x2 + 0.133_333_34;
+        p = p * x2 - 0.333_333_34;
+        p * x2 * x + x
+    } else {
+        let e = exp(-2.0 * a);
+        let t = (1.0 - e) / (1.0 + e);
+        if x < 0.0 {
+            -t
+        } else {
+            t
+        }
+    }
+}
+
+/// tanh'(x) = 1 − tanh²(x); past the series range as 4e/(1 + e)² with e = e^(−2|x|), which
+/// keeps its relative accuracy where 1 − tanh² would round to 0.
+#[inline(always)]
+fn tanh_derivative(x: f32) -> f32 {
+    let a = x.abs();
+    if a < TANH_SERIES {
+        let t = tanh(x);
+        1.0 - t * t
+    } else {
+        let e = exp(-2.0 * a);
+        let d = 1.0 + e;
+        4.0 * e / (d * d)
+    }
+}
+
+/// σ(x) from e = e^(−|x|) ≤ 1: 1/(1 + e) for x ≥ 0, e/(1 + e) below, so neither side
+/// overflows or loses its tail (SiLU keeps its own form above, unchanged).
+#[inline(always)]
+fn stable_sigmoid(x: f32) -> f32 {
+    let e = exp(-x.abs());
+    let r = 1.0 / (1.0 + e);
+    if x >= 0.0 {
+        r
+    } else {
+        e * r
+    }
+}
+
+/// σ'(x) = σ(x)·σ(−x) = e/(1 + e)² with e = e^(−|x|): no 1 − σ to cancel.
+#[inline(always)]
+fn sigmoid_derivative(x: f32) -> f32 {
+    let e = exp(-x.abs());
+    let r = 1.0 / (1.0 + e);
+    e * r * r
+}
+
+/// PyTorch's softplus threshold (β = 1): above it the result is x itself.
+const SOFTPLUS_THRESHOLD: f32 = 20.0;
+
+/// softplus(x) = max(x, 0) + ln(1 + e^(−|x|)), x itself above the threshold.
+#[inline(always)]
+fn softplus(x: f32) -> f32 {
+    if x > SOFTPLUS_THRESHOLD {
+        x
+    } else {
+        x.max(0.0) + log1p_unit(exp(-x.abs()))
+    }
+}
+
 #[inline(always)]
 fn forward_one(act: Activation, x: f32) -> f32 {
     match act {
@@ -59,6 +156,9 @@ fn forward_one(act: Activation, x: f32) -> f32 {
             }
         }
         Activation::Silu => x * sigmoid(x),
+        Activation::Tanh => tanh(x),
+        Activation::Sigmoid => stable_sigmoid(x),
+        Activation::Softplus => softplus(x),
     }
 }
 
@@ -83,6 +183,15 @@ fn derivative_one(act: Activation, x: f32) -> f32 {
             let s = sigmoid(x);
             s * (1.0 + x * (1.0 - s))
         }
+        Activation::Tanh => tanh_derivative(x),
+        Activation::Sigmoid => sigmoid_derivative(x),
+        Activation::Softplus => {
+            if x > SOFTPLUS_THRESHOLD {
+                1.0
+            } else {
+                stable_sigmoid(x)
+            }
+        }
     }
 }
 
@@ -97,6 +206,9 @@ fn forward_loop(act: Activation, x: &[f32], y: &mut [f32]) {
             pairs.for_each(|(y, &x)| *y = forward_one(Activation::LeakyRelu(s), x))
         }
         Activation::Silu => pairs.for_each(|(y, &x)| *y = forward_one(Activation::Silu, x)),
+        Activation::Tanh => pairs.for_each(|(y, &x)| *y = forward_one(Activation::Tanh, x)),
+        Activation::Sigmoid => pairs.for_each(|(y, &x)| *y = forward_one(Activation::Sigmoid, x)),
+        Activation::Softplus => pairs.for_each(|(y, &x)| *y = forward_one(Activation::Softplus, x)),
     }
 }
 
@@ -113,6 +225,15 @@ fn backward_loop(act: Activation, x: &[f32], dy: &[f32], dx: &mut [f32]) {
         Activation::Silu => {
             triples.for_each(|((dx, &x), &g)| *dx = derivative_one(Activation::Silu, x) * g)
         }
+        Activation::Tanh => {
+            triples.for_each(|((dx, &x), &g)| *dx = derivative_one(Activation::Tanh, x) * g)
+        }
+        Activation::Sigmoid => {
+            triples.for_each(|((dx, &x), &g)| *dx = derivative_one(Activation::Sigmoid, x) * g)
+        }
+        Activation::Softplus => {
+            triples.for_each(|((dx, &x), &g)| *dx = derivative_one(Activation::Softplus, x) * g)
+        }
     }
 }
 
@@ -126,6 +247,13 @@ fn scale_by_derivative_loop(act: Activation, x: &[f32], dy: &mut [f32]) {
             pairs.for_each(|(g, &x)| *g *= derivative_one(Activation::LeakyRelu(s), x))
         }
         Activation::Silu => pairs.for_each(|(g, &x)| *g *= derivative_one(Activation::Silu, x)),
+        Activation::Tanh => pairs.for_each(|(g, &x)| *g *= derivative_one(Activation::Tanh, x)),
+        Activation::Sigmoid => {
+            pairs.for_each(|(g, &x)| *g *= derivative_one(Activation::Sigmoid, x))
+        }
+        Activation::Softplus => {
+            pairs.for_each(|(g, &x)| *g *= derivative_one(Activation::Softplus, x))
+        }
     }
 }
 
@@ -202,6 +330,52 @@ mod tests {
         assert!(sigmoid(-1000.0) >= 0.0 && sigmoid(1000.0) == 1.0);
     }
 
+    /// The new activations against libm in f64 over [−30, 30] (both sides of the series and
+    /// threshold switches), relative to each value: tails must keep their digits.
+    #[test]
+    fn tanh_sigmoid_softplus_match_libm() {
+        type Case = (&'static str, fn(f32) -> f32, fn(f64) -> f64);
+        let cases: [Case; 6] = [
+            ("tanh", tanh, f64::tanh),
+            ("tanh'", tanh_derivative, |x| 1.0 / x.cosh().powi(2)),
+            ("sigmoid", stable_sigmoid, |x| 1.0 / (1.0 + (-x).exp())),
+            ("sigmoid'", sigmoid_derivative, |x| {
+                let s = 1.0 / (1.0 + (-x).exp());
+                s * (1.0 / (1.0 + x.exp()))
+            }),
+            ("softplus", softplus, |x| {
+                if x > 20.0 {
+                    x
+                } else {
+                    x.exp().ln_1p()
+                }
+            }),
+            (
+                "softplus'",
+                |x| derivative_one(Activation::Softplus, x),
+                |x| {
+                    if x > 20.0 {
+                        1.0
+                    } else {
+                        1.0 / (1.0 + (-x).exp())
+                    }
+                },
+            ),
+        ];
+        for (name, f, want) in cases {
+            let mut worst = 0.0f64;
+            let mut x = -30.0f32;
+            while x < 30.0 {
+                let w = want(x as f64);
+                if w != 0.0 {
+                    worst = worst.max(((f(x) as f64 - w) / w).abs());
+                }
+                x += 0.00731;
+            }
+            assert!(worst < 2e-6, "{name}: worst relative error {worst:.2e}");
+        }
+    }
+
     #[test]
     fn vectorised_paths_agree_with_the_scalar_formula() {
         let x: Vec<f32> = (0..1000).map(|i| (i as f32 - 500.0) * 0.05).collect();
@@ -209,6 +383,9 @@ mod tests {
             Activation::Relu,
             Activation::LeakyRelu(0.2),
             Activation::Silu,
+            Activation::Tanh,
+            Activation::Sigmoid,
+            Activation::Softplus,
         ] {
             let mut y = vec![0.0; x.len()];
             forward(act, &x, &mut y);

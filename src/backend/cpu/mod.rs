@@ -22,17 +22,20 @@
 
 mod activation;
 mod conv;
+mod elementwise;
 mod matmul;
 mod mlp_chain;
 mod op_timer;
+mod rows;
+mod upsample;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
 use super::{
-    stat, Activation, AdamUpdate, Backend, Conv2dShape, Counters, LangevinUpdate, LinearShape,
-    MlpChain, PoolShape, Profile, ProfileSupport, ReplayDraw,
+    stat, Activation, AdamUpdate, Backend, ChannelShape, Conv2dShape, Counters, LangevinUpdate,
+    LinearShape, MlpChain, PoolShape, Profile, ProfileSupport, ReplayDraw, UpsampleShape,
 };
 use crate::rng::{self, Stream};
 use crate::Result;
@@ -93,6 +96,12 @@ fn act_kernel(act: Activation, forward: bool) -> &'static str {
         (Activation::LeakyRelu(_), false) => "leaky_relu_backward",
         (Activation::Silu, true) => "silu_forward",
         (Activation::Silu, false) => "silu_backward",
+        (Activation::Tanh, true) => "tanh_forward",
+        (Activation::Tanh, false) => "tanh_backward",
+        (Activation::Sigmoid, true) => "sigmoid_forward",
+        (Activation::Sigmoid, false) => "sigmoid_backward",
+        (Activation::Softplus, true) => "softplus_forward",
+        (Activation::Softplus, false) => "softplus_backward",
     }
 }
 
@@ -289,6 +298,103 @@ impl Backend for CpuBackend {
     fn activation_backward(&self, act: Activation, x: &Vec<f32>, dy: &Vec<f32>, dx: &mut Vec<f32>) {
         let _op = self.op(act_kernel(act, false));
         activation::backward(act, x, dy, dx);
+    }
+
+    fn add(&self, a: &Vec<f32>, b: &Vec<f32>, y: &mut Vec<f32>, len: usize) {
+        let _op = self.op("add");
+        elementwise::add(&a[..len], &b[..len], &mut y[..len]);
+    }
+
+    fn axpy(&self, alpha: f32, x: &Vec<f32>, y: &mut Vec<f32>, len: usize) {
+        let _op = self.op("axpy");
+        elementwise::axpy(alpha, &x[..len], &mut y[..len]);
+    }
+
+    fn scale(&self, alpha: f32, x: &mut Vec<f32>, len: usize) {
+        let _op = self.op("scale");
+        elementwise::scale(alpha, &mut x[..len]);
+    }
+
+    fn row_sum(&self, rows: usize, cols: usize, alpha: f32, x: &Vec<f32>, y: &mut Vec<f32>) {
+        let _op = self.op("row_sum");
+        rows::row_sum(cols, alpha, &x[..rows * cols], &mut y[..rows]);
+    }
+
+    fn broadcast_rows(&self, rows: usize, cols: usize, alpha: f32, s: &Vec<f32>, y: &mut Vec<f32>) {
+        let _op = self.op("broadcast_rows");
+        elementwise::broadcast_rows(cols, alpha, &s[..rows], &mut y[..rows * cols]);
+    }
+
+    fn row_logsumexp(&self, rows: usize, cols: usize, x: &Vec<f32>, y: &mut Vec<f32>) {
+        let _op = self.op("row_logsumexp");
+        rows::row_logsumexp(cols, &x[..rows * cols], &mut y[..rows]);
+    }
+
+    fn row_softmax(&self, rows: usize, cols: usize, x: &Vec<f32>, y: &mut Vec<f32>) {
+        let _op = self.op("row_softmax");
+        rows::row_softmax(cols, &x[..rows * cols], &mut y[..rows * cols]);
+    }
+
+    fn scale_rows(
+        &self,
+        rows: usize,
+        cols: usize,
+        alpha: f32,
+        x: &Vec<f32>,
+        s: &Vec<f32>,
+        y: &mut Vec<f32>,
+    ) {
+        let _op = self.op("scale_rows");
+        let n = rows * cols;
+        elementwise::scale_rows(cols, alpha, &x[..n], &s[..rows], &mut y[..n]);
+    }
+
+    fn gather_cols(
+        &self,
+        rows: usize,
+        cols: usize,
+        x: &Vec<f32>,
+        index: &Vec<f32>,
+        y: &mut Vec<f32>,
+    ) {
+        let _op = self.op("gather_cols");
+        rows::gather_cols(cols, &x[..rows * cols], &index[..rows], &mut y[..rows]);
+    }
+
+    fn scatter_cols(
+        &self,
+        rows: usize,
+        cols: usize,
+        alpha: f32,
+        dy: &Vec<f32>,
+        index: &Vec<f32>,
+        dx: &mut Vec<f32>,
+    ) {
+        let _op = self.op("scatter_cols");
+        let n = rows * cols;
+        rows::scatter_cols(cols, alpha, &dy[..rows], &index[..rows], &mut dx[..n]);
+    }
+
+    fn upsample_forward(&self, s: UpsampleShape, x: &Vec<f32>, y: &mut Vec<f32>) {
+        let _op = self.op("upsample_forward");
+        assert!(s.factor > 0, "upsample_forward {s:?}: factor 0");
+        upsample::forward(s, x, y);
+    }
+
+    fn upsample_backward(&self, s: UpsampleShape, dy: &Vec<f32>, dx: &mut Vec<f32>) {
+        let _op = self.op("upsample_backward");
+        assert!(s.factor > 0, "upsample_backward {s:?}: factor 0");
+        upsample::backward(s, dy, dx);
+    }
+
+    fn channel_bias_add(&self, s: ChannelShape, bias: &Vec<f32>, y: &mut Vec<f32>) {
+        let _op = self.op("channel_bias_add");
+        elementwise::channel_bias_add(s, &bias[..s.channels], &mut y[..s.len()]);
+    }
+
+    fn channel_sum(&self, s: ChannelShape, dy: &Vec<f32>, db: &mut Vec<f32>) {
+        let _op = self.op("channel_sum");
+        rows::channel_sum(s, &dy[..s.len()], &mut db[..s.channels]);
     }
 
     fn cd_loss(

@@ -21,6 +21,9 @@ pub(crate) enum Shader {
     Pool,
     MlpChain,
     Health,
+    Elementwise,
+    Rows,
+    Upsample,
 }
 
 const RNG: &str = include_str!("../../../shaders/rng.wgsl");
@@ -41,6 +44,9 @@ impl Shader {
             Shader::Pool => "pool.wgsl",
             Shader::MlpChain => "mlp_chain.wgsl",
             Shader::Health => "health.wgsl",
+            Shader::Elementwise => "elementwise.wgsl",
+            Shader::Rows => "rows.wgsl",
+            Shader::Upsample => "upsample.wgsl",
         }
     }
 
@@ -58,6 +64,9 @@ impl Shader {
             Shader::Pool => include_str!("../../../shaders/pool.wgsl"),
             Shader::MlpChain => include_str!("../../../shaders/mlp_chain.wgsl"),
             Shader::Health => include_str!("../../../shaders/health.wgsl"),
+            Shader::Elementwise => include_str!("../../../shaders/elementwise.wgsl"),
+            Shader::Rows => include_str!("../../../shaders/rows.wgsl"),
+            Shader::Upsample => include_str!("../../../shaders/upsample.wgsl"),
         }
     }
 
@@ -78,7 +87,7 @@ impl Shader {
         }
     }
 
-    const ALL: [Shader; 12] = [
+    const ALL: [Shader; 15] = [
         Shader::Linear,
         Shader::Activation,
         Shader::Reduce,
@@ -91,6 +100,9 @@ impl Shader {
         Shader::Pool,
         Shader::MlpChain,
         Shader::Health,
+        Shader::Elementwise,
+        Shader::Rows,
+        Shader::Upsample,
     ];
 }
 
@@ -106,6 +118,16 @@ pub fn shader_source(file: &str) -> Option<String> {
         .iter()
         .find(|s| s.file() == file)
         .map(|s| s.source())
+}
+
+/// Every compute entry point the backend builds a pipeline for, as `(file, entry)` with the
+/// file under `shaders/`: lets the shader tests check that this list and the `@compute`
+/// functions in the files are the same set.
+pub fn entry_points() -> Vec<(&'static str, &'static str)> {
+    ALL_KERNELS
+        .iter()
+        .map(|k| (k.shader.file(), k.entry))
+        .collect()
 }
 
 /// Whether a kernel only reads a binding or also writes it.
@@ -126,180 +148,72 @@ pub(crate) struct Kernel {
 
 use Access::{Read, ReadWrite};
 
-macro_rules! kernel {
-    ($name:ident, $shader:ident, $entry:literal, [$(($b:literal, $a:ident)),* $(,)?]) => {
-        pub(crate) const $name: Kernel = Kernel {
-            shader: Shader::$shader,
-            entry: $entry,
-            bindings: &[$(($b, $a)),*],
-        };
+/// Defines one `pub(crate) const` [`Kernel`] per line and [`ALL_KERNELS`], the list of them
+/// all: a kernel cannot be added without being listed, which is what lets the shader tests
+/// check that every entry point in `shaders/` is built and every built one exists.
+macro_rules! kernels {
+    ($($name:ident: $shader:ident, $entry:literal, [$(($b:literal, $a:ident)),* $(,)?];)*) => {
+        $(
+            pub(crate) const $name: Kernel = Kernel {
+                shader: Shader::$shader,
+                entry: $entry,
+                bindings: &[$(($b, $a)),*],
+            };
+        )*
+        /// Every kernel the backend can dispatch.
+        pub(crate) const ALL_KERNELS: &[&Kernel] = &[$(&$name),*];
     };
 }
 
-kernel!(
-    LINEAR_FORWARD,
-    Linear,
-    "linear_forward",
-    [(0, Read), (1, Read), (2, ReadWrite), (3, Read)]
-);
-kernel!(
-    LINEAR_BACKWARD_DATA,
-    Linear,
-    "linear_backward_data",
-    [(0, Read), (1, Read), (2, ReadWrite)]
-);
-kernel!(
-    LINEAR_BACKWARD_PARAMS,
-    Linear,
-    "linear_backward_params",
-    [(0, Read), (1, Read), (2, ReadWrite)]
-);
-kernel!(
-    LINEAR_BACKWARD_BIAS,
-    Linear,
-    "linear_backward_bias",
-    [(0, Read), (2, ReadWrite)]
-);
-kernel!(
-    RELU_FORWARD,
-    Activation,
-    "relu_forward",
-    [(0, Read), (1, ReadWrite)]
-);
-kernel!(
-    LEAKY_RELU_FORWARD,
-    Activation,
-    "leaky_relu_forward",
-    [(0, Read), (1, ReadWrite)]
-);
-kernel!(
-    SILU_FORWARD,
-    Activation,
-    "silu_forward",
-    [(0, Read), (1, ReadWrite)]
-);
-kernel!(
-    RELU_BACKWARD,
-    Activation,
-    "relu_backward",
-    [(0, Read), (2, Read), (3, ReadWrite)]
-);
-kernel!(
-    LEAKY_RELU_BACKWARD,
-    Activation,
-    "leaky_relu_backward",
-    [(0, Read), (2, Read), (3, ReadWrite)]
-);
-kernel!(
-    SILU_BACKWARD,
-    Activation,
-    "silu_backward",
-    [(0, Read), (2, Read), (3, ReadWrite)]
-);
-kernel!(
-    CD_LOSS,
-    Reduce,
-    "cd_loss",
-    [(0, Read), (1, ReadWrite), (2, ReadWrite)]
-);
-kernel!(
-    SUM_SQUARES,
-    Reduce,
-    "sum_squares",
-    [(0, Read), (1, ReadWrite)]
-);
-kernel!(
-    LANGEVIN_UPDATE,
-    Langevin,
-    "langevin_update",
-    [(0, ReadWrite), (1, Read)]
-);
-kernel!(
-    MLP_LANGEVIN_CHAIN,
-    MlpChain,
-    "mlp_langevin_chain",
-    [(0, Read), (1, ReadWrite)]
-);
-kernel!(
-    ADAM_UPDATE,
-    Adam,
-    "adam_update",
-    [
-        (0, ReadWrite),
-        (1, Read),
-        (2, ReadWrite),
-        (3, ReadWrite),
-        (4, Read)
-    ]
-);
-kernel!(
-    REPLAY_DRAW,
-    Chains,
-    "replay_draw",
-    [(0, Read), (1, ReadWrite), (2, ReadWrite)]
-);
-kernel!(
-    REPLAY_SCATTER,
-    Chains,
-    "replay_scatter",
-    [(0, Read), (1, Read), (2, ReadWrite)]
-);
-kernel!(FILL, Fill, "fill", [(0, ReadWrite)]);
-kernel!(
-    KEEP_KNOWN,
-    Fill,
-    "keep_known",
-    [(0, ReadWrite), (1, Read), (2, Read)]
-);
-kernel!(
-    FLAG_NON_FINITE,
-    Health,
-    "flag_non_finite",
-    [(0, Read), (1, ReadWrite)]
-);
-kernel!(
-    PHILOX_WORDS,
-    RngWords,
-    "philox_words",
-    [(0, Read), (1, ReadWrite)]
-);
-
-kernel!(
-    CONV2D_FORWARD,
-    Conv2d,
-    "conv2d_forward",
-    [(0, Read), (1, Read), (2, ReadWrite), (3, Read)]
-);
-kernel!(
-    CONV2D_BACKWARD_DATA,
-    Conv2d,
-    "conv2d_backward_data",
-    [(0, Read), (1, Read), (2, ReadWrite)]
-);
-kernel!(
-    CONV2D_BACKWARD_WEIGHT,
-    Conv2d,
-    "conv2d_backward_weight",
-    [(0, Read), (1, Read), (2, ReadWrite)]
-);
-kernel!(
-    CONV2D_BACKWARD_BIAS,
-    Conv2d,
-    "conv2d_backward_bias",
-    [(0, Read), (2, ReadWrite)]
-);
-kernel!(
-    AVG_POOL_FORWARD,
-    Pool,
-    "avg_pool_forward",
-    [(0, Read), (1, ReadWrite)]
-);
-kernel!(
-    AVG_POOL_BACKWARD,
-    Pool,
-    "avg_pool_backward",
-    [(0, Read), (1, ReadWrite)]
-);
+kernels! {
+    LINEAR_FORWARD: Linear, "linear_forward", [(0, Read), (1, Read), (2, ReadWrite), (3, Read)];
+    LINEAR_BACKWARD_DATA: Linear, "linear_backward_data", [(0, Read), (1, Read), (2, ReadWrite)];
+    LINEAR_BACKWARD_PARAMS: Linear, "linear_backward_params", [(0, Read), (1, Read), (2, ReadWrite)];
+    LINEAR_BACKWARD_BIAS: Linear, "linear_backward_bias", [(0, Read), (2, ReadWrite)];
+    RELU_FORWARD: Activation, "relu_forward", [(0, Read), (1, ReadWrite)];
+    LEAKY_RELU_FORWARD: Activation, "leaky_relu_forward", [(0, Read), (1, ReadWrite)];
+    SILU_FORWARD: Activation, "silu_forward", [(0, Read), (1, ReadWrite)];
+    RELU_BACKWARD: Activation, "relu_backward", [(0, Read), (2, Read), (3, ReadWrite)];
+    LEAKY_RELU_BACKWARD: Activation, "leaky_relu_backward", [(0, Read), (2, Read), (3, ReadWrite)];
+    SILU_BACKWARD: Activation, "silu_backward", [(0, Read), (2, Read), (3, ReadWrite)];
+    CD_LOSS: Reduce, "cd_loss", [(0, Read), (1, ReadWrite), (2, ReadWrite)];
+    SUM_SQUARES: Reduce, "sum_squares", [(0, Read), (1, ReadWrite)];
+    LANGEVIN_UPDATE: Langevin, "langevin_update", [(0, ReadWrite), (1, Read)];
+    MLP_LANGEVIN_CHAIN: MlpChain, "mlp_langevin_chain", [(0, Read), (1, ReadWrite)];
+    ADAM_UPDATE: Adam, "adam_update", [(0, ReadWrite), (1, Read), (2, ReadWrite), (3, ReadWrite), (4, Read)];
+    REPLAY_DRAW: Chains, "replay_draw", [(0, Read), (1, ReadWrite), (2, ReadWrite)];
+    REPLAY_SCATTER: Chains, "replay_scatter", [(0, Read), (1, Read), (2, ReadWrite)];
+    FILL: Fill, "fill", [(0, ReadWrite)];
+    KEEP_KNOWN: Fill, "keep_known", [(0, ReadWrite), (1, Read), (2, Read)];
+    FLAG_NON_FINITE: Health, "flag_non_finite", [(0, Read), (1, ReadWrite)];
+    PHILOX_WORDS: RngWords, "philox_words", [(0, Read), (1, ReadWrite)];
+    CONV2D_FORWARD: Conv2d, "conv2d_forward", [(0, Read), (1, Read), (2, ReadWrite), (3, Read)];
+    CONV2D_BACKWARD_DATA: Conv2d, "conv2d_backward_data", [(0, Read), (1, Read), (2, ReadWrite)];
+    CONV2D_BACKWARD_WEIGHT: Conv2d, "conv2d_backward_weight", [(0, Read), (1, Read), (2, ReadWrite)];
+    CONV2D_BACKWARD_BIAS: Conv2d, "conv2d_backward_bias", [(0, Read), (2, ReadWrite)];
+    AVG_POOL_FORWARD: Pool, "avg_pool_forward", [(0, Read), (1, ReadWrite)];
+    AVG_POOL_BACKWARD: Pool, "avg_pool_backward", [(0, Read), (1, ReadWrite)];
+    TANH_FORWARD: Activation, "tanh_forward", [(0, Read), (1, ReadWrite)];
+    SIGMOID_FORWARD: Activation, "sigmoid_forward", [(0, Read), (1, ReadWrite)];
+    SOFTPLUS_FORWARD: Activation, "softplus_forward", [(0, Read), (1, ReadWrite)];
+    TANH_BACKWARD: Activation, "tanh_backward", [(0, Read), (2, Read), (3, ReadWrite)];
+    SIGMOID_BACKWARD: Activation, "sigmoid_backward", [(0, Read), (2, Read), (3, ReadWrite)];
+    SOFTPLUS_BACKWARD: Activation, "softplus_backward", [(0, Read), (2, Read), (3, ReadWrite)];
+    ADD: Elementwise, "add", [(0, Read), (1, Read), (2, ReadWrite)];
+    AXPY: Elementwise, "axpy", [(0, Read), (2, ReadWrite)];
+    SCALE: Elementwise, "scale", [(2, ReadWrite)];
+    BROADCAST_ROWS: Elementwise, "broadcast_rows", [(0, Read), (2, ReadWrite)];
+    SCALE_ROWS: Elementwise, "scale_rows", [(0, Read), (1, Read), (2, ReadWrite)];
+    CHANNEL_BIAS_ADD: Elementwise, "channel_bias_add", [(0, Read), (2, ReadWrite)];
+    ROW_SUM: Rows, "row_sum", [(0, Read), (2, ReadWrite)];
+    ROW_LOGSUMEXP: Rows, "row_logsumexp", [(0, Read), (2, ReadWrite)];
+    ROW_SOFTMAX: Rows, "row_softmax", [(0, Read), (2, ReadWrite)];
+    CHANNEL_SUM: Rows, "channel_sum", [(0, Read), (2, ReadWrite)];
+    GATHER_COLS: Rows, "gather_cols", [(0, Read), (1, Read), (2, ReadWrite)];
+    SCATTER_COLS: Rows, "scatter_cols", [(0, Read), (1, Read), (2, ReadWrite)];
+    UPSAMPLE_FORWARD: Upsample, "upsample_forward", [(0, Read), (1, ReadWrite)];
+    UPSAMPLE_BACKWARD: Upsample, "upsample_backward", [(0, Read), (1, ReadWrite)];
+}
 
 /// `LinearParams` in linear.wgsl.
 #[repr(C)]
@@ -336,6 +250,36 @@ pub(crate) struct PoolParams {
     pub kernel: u32,
     pub out_height: u32,
     pub out_width: u32,
+}
+
+/// `EltParams` in elementwise.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub(crate) struct EltParams {
+    pub n: u32,
+    pub cols: u32,
+    pub channels: u32,
+    pub alpha: f32,
+}
+
+/// `RowParams` in rows.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub(crate) struct RowParams {
+    pub rows: u32,
+    pub cols: u32,
+    pub pixels: u32,
+    pub alpha: f32,
+}
+
+/// `UpsampleParams` in upsample.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub(crate) struct UpsampleParams {
+    pub planes: u32,
+    pub height: u32,
+    pub width: u32,
+    pub factor: u32,
 }
 
 /// `ActParams` in activation.wgsl.

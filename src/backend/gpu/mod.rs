@@ -41,13 +41,13 @@ use bytemuck::Pod;
 use wgpu::util::DeviceExt;
 
 use super::{
-    stat, Activation, AdamUpdate, Backend, Conv2dShape, Counters, LangevinUpdate, LinearShape,
-    MlpChain, PoolShape, Profile, ProfileSupport, ReplayDraw,
+    stat, Activation, AdamUpdate, Backend, ChannelShape, Conv2dShape, Counters, LangevinUpdate,
+    LinearShape, MlpChain, PoolShape, Profile, ProfileSupport, ReplayDraw, UpsampleShape,
 };
 use crate::{Error, Result};
 pub use adapter::{describe_adapters, AdapterReport};
-pub use kernels::shader_source;
-use kernels::{ConvParams, Kernel, LinearParams, PoolParams, Shader};
+pub use kernels::{entry_points, shader_source};
+use kernels::{ConvParams, EltParams, Kernel, LinearParams, PoolParams, RowParams, Shader};
 
 /// Threads per workgroup of the elementwise kernels (must match `WG` in the shaders).
 const WG: u32 = 256;
@@ -597,6 +597,90 @@ impl GpuBackend {
         Some((x, y, z as u32))
     }
 
+    /// One elementwise kernel of elementwise.wgsl over `n` values, one thread each, after
+    /// checking that every tensor holds what the op reads or writes (`need`, per buffer in
+    /// binding order) and that indices fit the kernels' u32 arithmetic.
+    fn elementwise(
+        &self,
+        k: &Kernel,
+        buffers: &[&GpuTensor],
+        need: &[usize],
+        params: EltParams,
+        n: usize,
+    ) {
+        let lens: Vec<usize> = buffers.iter().map(|t| t.len).collect();
+        if !self.check(
+            lens.iter().zip(need).all(|(have, need)| have >= need) && n <= u32::MAX as usize,
+            || {
+                format!(
+                    "{}: tensors of {lens:?} values, the op needs {need:?}",
+                    k.entry
+                )
+            },
+        ) || n == 0
+        {
+            return;
+        }
+        let Some(groups) = self.grid_1d(n) else {
+            return;
+        };
+        self.dispatch(k, buffers, &params, groups);
+    }
+
+    /// One kernel of rows.wgsl, after the same checks as [`Self::elementwise`]; `groups` is
+    /// the number of workgroups (reductions) or threads (`per_thread`, gather and scatter).
+    #[allow(clippy::too_many_arguments)]
+    fn rows_kernel(
+        &self,
+        k: &Kernel,
+        buffers: &[&GpuTensor],
+        need: &[usize],
+        params: RowParams,
+        work: usize,
+        per_thread: bool,
+        largest: usize,
+    ) {
+        let lens: Vec<usize> = buffers.iter().map(|t| t.len).collect();
+        if !self.check(
+            lens.iter().zip(need).all(|(have, need)| have >= need) && largest <= u32::MAX as usize,
+            || {
+                format!(
+                    "{}: tensors of {lens:?} values, the op needs {need:?} (at most 2³² − 1 \
+                     values)",
+                    k.entry
+                )
+            },
+        ) || work == 0
+        {
+            return;
+        }
+        let groups = if per_thread {
+            self.grid_1d(work)
+        } else {
+            self.grid(work)
+        };
+        let Some(groups) = groups else {
+            return;
+        };
+        self.dispatch(k, buffers, &params, groups);
+    }
+
+    /// The upsampling kernels' parameters, or `None` (error deferred) for factor 0 or an
+    /// output past the u32 index range.
+    fn upsample_params(&self, s: UpsampleShape, op: &str) -> Option<kernels::UpsampleParams> {
+        if !self.check(s.factor > 0, || format!("{op} {s:?}: factor 0")) {
+            return None;
+        }
+        let u = |n: usize| self.dim_u32(n).map_err(|e| self.defer_error(e)).ok();
+        u(s.out_len())?;
+        Some(kernels::UpsampleParams {
+            planes: u(s.batch * s.channels)?,
+            height: u(s.height)?,
+            width: u(s.width)?,
+            factor: u(s.factor)?,
+        })
+    }
+
     fn pool_params(&self, s: PoolShape, op: &str) -> Option<PoolParams> {
         if !self.check(s.kernel > 0, || format!("{op} {s:?}: kernel 0")) {
             return None;
@@ -616,6 +700,27 @@ impl GpuBackend {
 
 fn tensor_usage() -> wgpu::BufferUsages {
     wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST
+}
+
+/// [`EltParams`] from sizes the caller has checked against the u32 range (larger ones are
+/// refused before any dispatch, so the truncation here never reaches a kernel).
+fn elt_params(n: usize, cols: usize, channels: usize, alpha: f32) -> EltParams {
+    EltParams {
+        n: n as u32,
+        cols: cols as u32,
+        channels: channels as u32,
+        alpha,
+    }
+}
+
+/// [`RowParams`], truncated like [`elt_params`] (checked before dispatch).
+fn row_params(rows: usize, cols: usize, pixels: usize, alpha: f32) -> RowParams {
+    RowParams {
+        rows: rows as u32,
+        cols: cols as u32,
+        pixels: pixels as u32,
+        alpha,
+    }
 }
 
 /// Low and high words of a seed: the Philox key.
@@ -1110,6 +1215,9 @@ impl Backend for GpuBackend {
             Activation::Relu => (&kernels::RELU_FORWARD, 0.0),
             Activation::LeakyRelu(slope) => (&kernels::LEAKY_RELU_FORWARD, slope),
             Activation::Silu => (&kernels::SILU_FORWARD, 0.0),
+            Activation::Tanh => (&kernels::TANH_FORWARD, 0.0),
+            Activation::Sigmoid => (&kernels::SIGMOID_FORWARD, 0.0),
+            Activation::Softplus => (&kernels::SOFTPLUS_FORWARD, 0.0),
         };
         let params = kernels::ActParams { n: n as u32, slope };
         self.dispatch(kernel, &[x, y], &params, groups);
@@ -1130,9 +1238,159 @@ impl Backend for GpuBackend {
             Activation::Relu => (&kernels::RELU_BACKWARD, 0.0),
             Activation::LeakyRelu(slope) => (&kernels::LEAKY_RELU_BACKWARD, slope),
             Activation::Silu => (&kernels::SILU_BACKWARD, 0.0),
+            Activation::Tanh => (&kernels::TANH_BACKWARD, 0.0),
+            Activation::Sigmoid => (&kernels::SIGMOID_BACKWARD, 0.0),
+            Activation::Softplus => (&kernels::SOFTPLUS_BACKWARD, 0.0),
         };
         let params = kernels::ActParams { n: n as u32, slope };
         self.dispatch(kernel, &[x, dy, dx], &params, groups);
+    }
+
+    fn add(&self, a: &GpuTensor, b: &GpuTensor, y: &mut GpuTensor, len: usize) {
+        let params = elt_params(len, 0, 0, 0.0);
+        self.elementwise(&kernels::ADD, &[a, b, y], &[len; 3], params, len);
+    }
+
+    fn axpy(&self, alpha: f32, x: &GpuTensor, y: &mut GpuTensor, len: usize) {
+        let params = elt_params(len, 0, 0, alpha);
+        self.elementwise(&kernels::AXPY, &[x, y], &[len; 2], params, len);
+    }
+
+    fn scale(&self, alpha: f32, x: &mut GpuTensor, len: usize) {
+        let params = elt_params(len, 0, 0, alpha);
+        self.elementwise(&kernels::SCALE, &[x], &[len], params, len);
+    }
+
+    fn row_sum(&self, rows: usize, cols: usize, alpha: f32, x: &GpuTensor, y: &mut GpuTensor) {
+        let params = row_params(rows, cols, 0, alpha);
+        let need = [rows * cols, rows];
+        self.rows_kernel(
+            &kernels::ROW_SUM,
+            &[x, y],
+            &need,
+            params,
+            rows,
+            false,
+            rows * cols,
+        );
+    }
+
+    fn broadcast_rows(
+        &self,
+        rows: usize,
+        cols: usize,
+        alpha: f32,
+        s: &GpuTensor,
+        y: &mut GpuTensor,
+    ) {
+        let n = rows * cols;
+        let params = elt_params(n, cols, 0, alpha);
+        self.elementwise(&kernels::BROADCAST_ROWS, &[s, y], &[rows, n], params, n);
+    }
+
+    fn row_logsumexp(&self, rows: usize, cols: usize, x: &GpuTensor, y: &mut GpuTensor) {
+        let params = row_params(rows, cols, 0, 0.0);
+        let need = [rows * cols, rows];
+        let k = &kernels::ROW_LOGSUMEXP;
+        self.rows_kernel(k, &[x, y], &need, params, rows, false, rows * cols);
+    }
+
+    fn row_softmax(&self, rows: usize, cols: usize, x: &GpuTensor, y: &mut GpuTensor) {
+        let params = row_params(rows, cols, 0, 0.0);
+        let need = [rows * cols; 2];
+        let k = &kernels::ROW_SOFTMAX;
+        self.rows_kernel(k, &[x, y], &need, params, rows, false, rows * cols);
+    }
+
+    fn scale_rows(
+        &self,
+        rows: usize,
+        cols: usize,
+        alpha: f32,
+        x: &GpuTensor,
+        s: &GpuTensor,
+        y: &mut GpuTensor,
+    ) {
+        let n = rows * cols;
+        let params = elt_params(n, cols, 0, alpha);
+        self.elementwise(&kernels::SCALE_ROWS, &[x, s, y], &[n, rows, n], params, n);
+    }
+
+    fn gather_cols(
+        &self,
+        rows: usize,
+        cols: usize,
+        x: &GpuTensor,
+        index: &GpuTensor,
+        y: &mut GpuTensor,
+    ) {
+        // With 0 columns every index is out of range: NaN, as on the CPU.
+        let params = row_params(rows, cols, 0, 0.0);
+        let need = [rows * cols, rows, rows];
+        let k = &kernels::GATHER_COLS;
+        self.rows_kernel(k, &[x, index, y], &need, params, rows, true, rows * cols);
+    }
+
+    fn scatter_cols(
+        &self,
+        rows: usize,
+        cols: usize,
+        alpha: f32,
+        dy: &GpuTensor,
+        index: &GpuTensor,
+        dx: &mut GpuTensor,
+    ) {
+        let n = rows * cols;
+        let params = row_params(rows, cols, 0, alpha);
+        let need = [rows, rows, n];
+        let k = &kernels::SCATTER_COLS;
+        self.rows_kernel(k, &[dy, index, dx], &need, params, n, true, n);
+    }
+
+    fn upsample_forward(&self, s: UpsampleShape, x: &GpuTensor, y: &mut GpuTensor) {
+        let Some(params) = self.upsample_params(s, "upsample_forward") else {
+            return;
+        };
+        if !self.check(x.len >= s.in_len() && y.len >= s.out_len(), || {
+            format!("upsample_forward {s:?}: x {}, y {}", x.len, y.len)
+        }) || s.out_len() == 0
+        {
+            return;
+        }
+        let Some(groups) = self.grid_1d(s.out_len()) else {
+            return;
+        };
+        self.dispatch(&kernels::UPSAMPLE_FORWARD, &[x, y], &params, groups);
+    }
+
+    fn upsample_backward(&self, s: UpsampleShape, dy: &GpuTensor, dx: &mut GpuTensor) {
+        let Some(params) = self.upsample_params(s, "upsample_backward") else {
+            return;
+        };
+        if !self.check(dy.len >= s.out_len() && dx.len >= s.in_len(), || {
+            format!("upsample_backward {s:?}: dy {}, dx {}", dy.len, dx.len)
+        }) || s.in_len() == 0
+        {
+            return;
+        }
+        let Some(groups) = self.grid_1d(s.in_len()) else {
+            return;
+        };
+        self.dispatch(&kernels::UPSAMPLE_BACKWARD, &[dy, dx], &params, groups);
+    }
+
+    fn channel_bias_add(&self, s: ChannelShape, bias: &GpuTensor, y: &mut GpuTensor) {
+        let n = s.len();
+        let params = elt_params(n, s.pixels, s.channels, 0.0);
+        let need = [s.channels, n];
+        self.elementwise(&kernels::CHANNEL_BIAS_ADD, &[bias, y], &need, params, n);
+    }
+
+    fn channel_sum(&self, s: ChannelShape, dy: &GpuTensor, db: &mut GpuTensor) {
+        let params = row_params(s.channels, s.batch * s.pixels, s.pixels, 0.0);
+        let need = [s.len(), s.channels];
+        let k = &kernels::CHANNEL_SUM;
+        self.rows_kernel(k, &[dy, db], &need, params, s.channels, false, s.len());
     }
 
     fn cd_loss(
@@ -1275,6 +1533,9 @@ impl Backend for GpuBackend {
                     1
                 }
                 Activation::Silu => 2,
+                Activation::Tanh => 3,
+                Activation::Sigmoid => 4,
+                Activation::Softplus => 5,
             };
             codes |= code << (4 * l);
         }
