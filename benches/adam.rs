@@ -17,7 +17,7 @@ fn parameter_count() -> usize {
         .expect("built-in spec")
         .layers
         .iter()
-        .map(|l| match *l {
+        .map(|l| match l.op {
             LayerSpec::Linear { inputs, outputs } => outputs * inputs + outputs,
             LayerSpec::Conv2d {
                 inputs,

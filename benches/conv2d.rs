@@ -24,7 +24,7 @@ fn shapes() -> Vec<(String, Conv2dShape)> {
         .iter()
         .zip(&inputs)
         .enumerate()
-        .filter_map(|(i, (layer, input))| match *layer {
+        .filter_map(|(i, (layer, input))| match layer.op {
             LayerSpec::Conv2d {
                 inputs: c,
                 outputs: o,

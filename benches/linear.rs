@@ -17,7 +17,7 @@ fn shapes() -> Vec<(String, LinearShape)> {
     let hidden = toy
         .layers
         .iter()
-        .find_map(|l| match *l {
+        .find_map(|l| match l.op {
             LayerSpec::Linear { inputs, outputs } if inputs == outputs => Some((inputs, outputs)),
             _ => None,
         })

@@ -354,7 +354,7 @@ impl Net64 {
             .layers
             .iter()
             .enumerate()
-            .map(|(i, layer)| match *layer {
+            .map(|(i, layer)| match layer.op {
                 LayerSpec::Linear { inputs, outputs } => {
                     let weight = find(format!("layers.{i}.weight"));
                     assert_eq!(find(format!("layers.{i}.bias")), weight + 1);

@@ -143,7 +143,7 @@ fn random_spec(rng: &mut StdRng) -> Spec {
         inputs: width,
         outputs: 1,
     });
-    Spec { input, layers }
+    Spec::sequential(input, layers)
 }
 
 /// Sizes worth trying in place of a valid one.

@@ -36,10 +36,7 @@ fn random_mlp(rng: &mut StdRng, widths: &[usize], slope: f32) -> Spec {
             outputs: io[1],
         });
     }
-    Spec {
-        input: vec![widths[0]],
-        layers,
-    }
+    Spec::sequential(vec![widths[0]], layers)
 }
 
 fn random_widths(rng: &mut StdRng) -> Vec<usize> {
@@ -194,7 +191,7 @@ fn gpu_fused_chain_matches_cpu() {
         let acts: Vec<Activation> = spec
             .layers
             .iter()
-            .filter_map(|l| match *l {
+            .filter_map(|l| match l.op {
                 LayerSpec::Relu => Some(Activation::Relu),
                 LayerSpec::LeakyRelu { slope } => Some(Activation::LeakyRelu(slope)),
                 LayerSpec::Silu => Some(Activation::Silu),

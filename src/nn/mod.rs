@@ -1,5 +1,11 @@
-//! Energy networks: a spec (JSON) becomes a sequential net of layers whose forward and
-//! hand-written backward passes run on any [`Backend`](crate::Backend).
+//! Energy networks: a spec (JSON) becomes a graph of layers whose forward and hand-written
+//! backward passes run on any [`Backend`](crate::Backend), with an energy head on top.
+//!
+//! - [`spec`]: the JSON format (v2: names, `from`, `add`, heads) and [`check`]ing it;
+//!   [`builtin`] specs (toy2d, the ConvNets, the ResNets).
+//! - [`graph`]: [`Net`], the layer graph; one file per node kind with parameters
+//!   ([`linear`], [`conv2d`], [`conv_transpose2d`]); [`init`] for their initial values.
+//! - [`model`]: [`EnergyNet`], a net with an energy head ([`heads`]).
 //!
 //! ```
 //! use ebm::nn::{EnergyNet, Spec};
@@ -15,11 +21,17 @@
 //! # }
 //! ```
 
+pub mod builtin;
+pub mod check;
 pub mod conv2d;
+pub mod conv_transpose2d;
+pub mod graph;
+pub mod heads;
 pub mod init;
 pub mod linear;
 pub mod model;
 pub mod spec;
 
-pub use model::{EnergyNet, Param};
-pub use spec::{LayerSpec, Spec};
+pub use graph::{Net, Param};
+pub use model::EnergyNet;
+pub use spec::{Layer, LayerSpec, Output, Source, Spec};

@@ -1,6 +1,9 @@
-//! `EnergyNet`: a sequential net E(x) built from a [`Spec`], with the two backward passes an
-//! EBM needs — to the input only (Langevin sampling) and to the parameters (training).
+//! `EnergyNet`: a [`Net`] with an energy head, and the two backward passes an EBM needs — to
+//! the input only (Langevin sampling) and to the parameters (training).
 //!
+//! The head is the spec's `output` ([`Output`]): a scalar net's output *is* E(x); a
+//! classifier net's C logits f(x) give E(x) = −logsumexp f(x), E(x, y) = −f(x)[y] and
+//! p(y|x) = softmax f(x) (JEM) — all computed on the device ([`heads`](super::heads)).
 //! Activations are kept per batch size in a workspace, so the K steps of a chain reuse the
 //! same device buffers and allocate nothing.
 //!
@@ -28,11 +31,10 @@
 
 use std::collections::HashMap;
 
-use super::conv2d::Conv2d;
-use super::init;
-use super::linear::Linear;
-use super::spec::{LayerSpec, Spec};
-use crate::backend::{Activation, Backend, PoolShape};
+use super::graph::{Net, Param};
+use super::heads::Head;
+use super::spec::{Output, Spec};
+use crate::backend::{Activation, Backend};
 use crate::tensorfile::Tensor;
 use crate::{Error, Result};
 
@@ -40,45 +42,13 @@ use crate::{Error, Result};
 /// samples at a time.
 pub const HOST_CHUNK: usize = 1024;
 
-/// A named parameter tensor and its gradient, both on the device.
-pub struct Param<B: Backend> {
-    /// `layers.{i}.weight` or `layers.{i}.bias` (the PyTorch state_dict names).
-    pub name: String,
-    /// PyTorch layout: linear `[out, in]`, conv `[out, in, k, k]`, bias `[out]`.
-    pub shape: Vec<usize>,
-    /// The values, `shape.iter().product()` of them, on the device.
-    pub value: B::Tensor,
-    /// The gradient of the last [`EnergyNet::backward_params`], laid out like `value`.
-    pub grad: B::Tensor,
-}
-
-enum Layer {
-    Linear(Linear),
-    Conv2d(Conv2d),
-    AvgPool(PoolShape),
-    Activation(Activation),
-    /// Values are already flat on the device: a copy.
-    Flatten,
-}
-
-/// Device buffers for one batch size: every layer's input and the gradients flowing back.
-struct Workspace<B: Backend> {
-    /// `acts[i]` is the input of layer i; `acts[layers]` holds the energies.
-    acts: Vec<B::Tensor>,
-    /// `grads[i]` is dE/d`acts[i]`.
-    grads: Vec<B::Tensor>,
-    /// dE/dE = 1 per sample, to start the input-gradient pass.
-    ones: B::Tensor,
-}
-
-/// A sequential energy network on backend `B`.
+/// An energy network on backend `B`: a [`Net`] whose output an energy head reads.
 pub struct EnergyNet<B: Backend> {
-    spec: Spec,
-    layers: Vec<Layer>,
-    /// Per-sample length of every activation (`sizes[0]` = input, last = 1).
-    sizes: Vec<usize>,
-    params: Vec<Param<B>>,
-    workspaces: HashMap<usize, Workspace<B>>,
+    net: Net<B>,
+    /// Head buffers per batch size (class-logit heads only).
+    heads: HashMap<usize, Head<B>>,
+    /// dE/dE = 1 per sample, per batch size: the start of the input-gradient pass.
+    ones: HashMap<usize, B::Tensor>,
 }
 
 impl<B: Backend> EnergyNet<B> {
@@ -100,10 +70,8 @@ impl<B: Backend> EnergyNet<B> {
     /// # }
     /// ```
     pub fn new(b: &B, spec: &Spec, seed: u64) -> Result<Self> {
-        Self::build(b, spec, |index, _name, shape, fan_in| {
-            let len = shape.iter().product();
-            Ok(init::uniform_fan_in(seed, index, len, fan_in))
-        })
+        Self::energy_spec(spec)?;
+        Ok(Self::wrap(Net::new(b, spec, seed)?))
     }
 
     /// A net whose parameters come from `lookup(name, shape)` (a model file, say); a lookup
@@ -126,122 +94,66 @@ impl<B: Backend> EnergyNet<B> {
     pub fn from_params(
         b: &B,
         spec: &Spec,
-        mut lookup: impl FnMut(&str, &[usize]) -> Result<Vec<f32>>,
+        lookup: impl FnMut(&str, &[usize]) -> Result<Vec<f32>>,
     ) -> Result<Self> {
-        Self::build(b, spec, |_, name, shape, _| lookup(name, shape))
+        Self::energy_spec(spec)?;
+        Ok(Self::wrap(Net::from_params(b, spec, lookup)?))
     }
 
-    fn build(
-        b: &B,
-        spec: &Spec,
-        mut values: impl FnMut(usize, &str, &[usize], usize) -> Result<Vec<f32>>,
-    ) -> Result<Self> {
-        let shapes = spec.shapes()?;
-        let mut layers = Vec::new();
-        let mut params = Vec::new();
-        for (i, layer) in spec.layers.iter().enumerate() {
-            let input = &shapes[i];
-            let mut add_params =
-                |weight_shape: Vec<usize>, outputs: usize, fan_in: usize| -> Result<usize> {
-                    let first = params.len();
-                    for (suffix, shape) in [("weight", weight_shape), ("bias", vec![outputs])] {
-                        let name = format!("layers.{i}.{suffix}");
-                        let value = values(params.len(), &name, &shape, fan_in)?;
-                        let len: usize = shape.iter().product();
-                        if value.len() != len {
-                            return Err(Error::Shape(format!(
-                                "{name} has {} values, the spec needs {shape:?}",
-                                value.len()
-                            )));
-                        }
-                        params.push(Param {
-                            name,
-                            shape,
-                            value: b.upload(&value)?,
-                            grad: b.zeros(len)?,
-                        });
-                    }
-                    Ok(first)
-                };
-            layers.push(match *layer {
-                LayerSpec::Linear { inputs, outputs } => {
-                    let weight = add_params(vec![outputs, inputs], outputs, inputs)?;
-                    Layer::Linear(Linear {
-                        inputs,
-                        outputs,
-                        weight,
-                    })
-                }
-                LayerSpec::Conv2d {
-                    inputs,
-                    outputs,
-                    kernel,
-                    stride,
-                    padding,
-                } => {
-                    let weight = add_params(
-                        vec![outputs, inputs, kernel, kernel],
-                        outputs,
-                        inputs * kernel * kernel,
-                    )?;
-                    Layer::Conv2d(Conv2d {
-                        in_channels: inputs,
-                        out_channels: outputs,
-                        height: input[1],
-                        width: input[2],
-                        kernel,
-                        stride,
-                        padding,
-                        weight,
-                    })
-                }
-                LayerSpec::AvgPool { kernel } => Layer::AvgPool(PoolShape {
-                    batch: 0,
-                    channels: input[0],
-                    height: input[1],
-                    width: input[2],
-                    kernel,
-                }),
-                LayerSpec::LeakyRelu { slope } => Layer::Activation(Activation::LeakyRelu(slope)),
-                LayerSpec::Silu => Layer::Activation(Activation::Silu),
-                LayerSpec::Relu => Layer::Activation(Activation::Relu),
-                LayerSpec::Flatten => Layer::Flatten,
-            });
+    fn energy_spec(spec: &Spec) -> Result<()> {
+        if let Output::Tensor(shape) = &spec.output {
+            return Err(Error::Spec(format!(
+                "this spec outputs a tensor {shape:?} (a generator), not an energy"
+            )));
         }
-        let sizes = shapes.iter().map(|s| s.iter().product()).collect();
-        Ok(EnergyNet {
-            spec: spec.clone(),
-            layers,
-            sizes,
-            params,
-            workspaces: HashMap::new(),
-        })
+        Ok(())
+    }
+
+    fn wrap(net: Net<B>) -> Self {
+        EnergyNet {
+            net,
+            heads: HashMap::new(),
+            ones: HashMap::new(),
+        }
+    }
+
+    /// The graph under the head.
+    pub fn net(&self) -> &Net<B> {
+        &self.net
     }
 
     /// The spec this net was built from.
     pub fn spec(&self) -> &Spec {
-        &self.spec
+        self.net.spec()
     }
 
     /// Values per input sample.
     pub fn input_len(&self) -> usize {
-        self.sizes[0]
+        self.net.input_len()
+    }
+
+    /// C for a class-logit head, `None` for a scalar energy.
+    pub fn classes(&self) -> Option<usize> {
+        match self.spec().output {
+            Output::NegLogSumExp { classes } => Some(classes),
+            _ => None,
+        }
     }
 
     /// Parameters in spec order (weight, bias per layer).
     pub fn params(&self) -> &[Param<B>] {
-        &self.params
+        self.net.params()
     }
 
     /// Mutable parameters, for the optimiser.
     pub fn params_mut(&mut self) -> &mut [Param<B>] {
-        &mut self.params
+        self.net.params_mut()
     }
 
     /// The widths and activations of this net when it is a plain MLP —
     /// `Linear (Activation Linear)*` ending in one output, flattens ignored — the shape the
-    /// fused [`Backend::mlp_langevin_chain`] runs; `None` for anything else (ConvNets, two
-    /// activations in a row, a trailing activation).
+    /// fused [`Backend::mlp_langevin_chain`] runs; `None` for anything else (ConvNets,
+    /// residual nets, two activations in a row, a trailing activation, a classifier head).
     ///
     /// ```
     /// use ebm::backend::Activation;
@@ -260,110 +172,113 @@ impl<B: Backend> EnergyNet<B> {
     /// # }
     /// ```
     pub fn mlp_layout(&self) -> Option<(Vec<usize>, Vec<Activation>)> {
-        let mut widths = Vec::new();
-        let mut activations = Vec::new();
-        let mut expect_linear = true;
-        for layer in &self.layers {
-            match (layer, expect_linear) {
-                (Layer::Linear(l), true) => {
-                    if widths.is_empty() {
-                        widths.push(l.inputs);
-                    }
-                    widths.push(l.outputs);
-                }
-                (Layer::Activation(a), false) => activations.push(*a),
-                // Values are flat on the device already.
-                (Layer::Flatten, _) => continue,
-                _ => return None,
-            }
-            expect_linear = !expect_linear;
-        }
-        (!expect_linear && widths.last() == Some(&1)).then_some((widths, activations))
+        self.net.mlp_layout()
     }
 
     /// Parameter values in spec order, for the fused ops.
     pub fn param_values(&self) -> Vec<&B::Tensor> {
-        self.params.iter().map(|p| &p.value).collect()
+        self.net.param_values()
     }
 
     /// Read every parameter back, by name.
     pub fn read_params(&self, b: &B) -> Result<Vec<(String, Tensor)>> {
-        self.params
-            .iter()
-            .map(|p| {
-                let data = b.read(&p.value)?;
-                Ok((
-                    p.name.clone(),
-                    Tensor {
-                        shape: p.shape.clone(),
-                        data,
-                    },
-                ))
-            })
-            .collect()
+        self.net.read_params(b)
     }
 
-    fn workspace(&mut self, b: &B, batch: usize) -> Result<&mut Workspace<B>> {
-        if !self.workspaces.contains_key(&batch) {
-            self.spec
-                .check_batch(batch, &format!("a batch of {batch}"))?;
-            let mut acts = Vec::new();
-            let mut grads = Vec::new();
-            for &size in &self.sizes {
-                acts.push(b.zeros(batch * size)?);
-                grads.push(b.zeros(batch * size)?);
-            }
-            let ones = b.upload(&vec![1.0; batch])?;
-            self.workspaces
-                .insert(batch, Workspace { acts, grads, ones });
+    fn head(&mut self, b: &B, batch: usize) -> Result<Option<&mut Head<B>>> {
+        let Some(classes) = self.classes() else {
+            return Ok(None);
+        };
+        if !self.heads.contains_key(&batch) {
+            self.heads.insert(batch, Head::new(b, batch, classes)?);
         }
-        Ok(self.workspaces.get_mut(&batch).expect("inserted above"))
+        Ok(self.heads.get_mut(&batch))
     }
 
     /// E(x) for `batch` samples in `x` (`[batch, input_len]`); returns the energies (`[batch]`).
     pub fn forward(&mut self, b: &B, x: &B::Tensor, batch: usize) -> Result<&B::Tensor> {
-        let input_len = self.input_len();
-        if b.len(x) < batch * input_len {
+        self.net.forward(b, x, batch)?;
+        if self.classes().is_none() {
+            return self.net.output(batch);
+        }
+        self.head(b, batch)?;
+        let head = self.heads.get_mut(&batch).expect("made above");
+        head.energy(b, self.net.output(batch)?, None)?;
+        Ok(&head.energies)
+    }
+
+    /// E(x, y) = −f(x)[y] for a class-logit head, with `labels` the class ids `[batch]` as
+    /// exact f32 (a later [`backward_params`](Self::backward_params) differentiates this).
+    pub fn forward_labelled(
+        &mut self,
+        b: &B,
+        x: &B::Tensor,
+        labels: &B::Tensor,
+        batch: usize,
+    ) -> Result<&B::Tensor> {
+        if self.classes().is_none() {
+            return Err(Error::Spec(
+                "E(x, y) needs a class-logit head (\"output\": {\"energy\": \"neg_logsumexp\", \
+                 \"classes\": C})"
+                    .into(),
+            ));
+        }
+        if b.len(labels) < batch {
             return Err(Error::Shape(format!(
-                "input holds {} values, {batch} samples of {input_len} need {}",
-                b.len(x),
-                batch * input_len
+                "{} labels for a batch of {batch}",
+                b.len(labels)
             )));
         }
-        self.workspace(b, batch)?;
-        let ws = self.workspaces.get_mut(&batch).expect("created above");
-        b.copy(x, 0, &mut ws.acts[0], 0, batch * input_len);
-        for (i, layer) in self.layers.iter().enumerate() {
-            let (inputs, outputs) = ws.acts.split_at_mut(i + 1);
-            let (x, y) = (&inputs[i], &mut outputs[0]);
-            match layer {
-                Layer::Linear(l) => l.forward(b, &self.params, batch, x, y),
-                Layer::Conv2d(c) => c.forward(b, &self.params, batch, x, y),
-                Layer::AvgPool(p) => b.avg_pool_forward(PoolShape { batch, ..*p }, x, y),
-                Layer::Activation(a) => b.activation_forward(*a, x, y),
-                Layer::Flatten => b.copy(x, 0, y, 0, batch * self.sizes[i]),
-            }
+        self.net.forward(b, x, batch)?;
+        self.head(b, batch)?;
+        let head = self.heads.get_mut(&batch).expect("made above");
+        head.energy(b, self.net.output(batch)?, Some(labels))?;
+        Ok(&head.energies)
+    }
+
+    /// p(y|x) = softmax f(x) of the last forward pass on `batch` samples (`[batch, C]`), for
+    /// a class-logit head.
+    pub fn probabilities(&mut self, b: &B, batch: usize) -> Result<&B::Tensor> {
+        let logits = self.net.output(batch)?;
+        match self.heads.get_mut(&batch) {
+            Some(head) => Ok(head.probabilities(b, logits)),
+            None => Err(Error::Spec(
+                "probabilities need a class-logit head and a forward pass first".into(),
+            )),
         }
-        Ok(&ws.acts[self.layers.len()])
+    }
+
+    /// The class logits f(x) of the last forward pass (`[batch, C]`), or the energies of a
+    /// scalar net.
+    pub fn logits(&self, batch: usize) -> Result<&B::Tensor> {
+        self.net.output(batch)
     }
 
     /// ∇ₓ Σ E(x) [batch, input_len] (forward + backward to the input, no parameter gradients).
     pub fn input_grad(&mut self, b: &B, x: &B::Tensor, batch: usize) -> Result<&B::Tensor> {
         self.forward(b, x, batch)?;
-        self.backward(b, batch, None, true, false);
-        Ok(&self.workspaces[&batch].grads[0])
+        self.backward(b, batch, None, true, false)?;
+        self.net.input_grad_tensor(batch)
     }
 
-    /// Parameter gradients of Σ d_energy·E over the batch last passed to [`forward`](Self::forward),
-    /// written into each [`Param::grad`].
+    /// ∇ₓ Σ E(x, y) for a class-logit head: the gradient that conditional sampling follows.
+    pub fn input_grad_labelled(
+        &mut self,
+        b: &B,
+        x: &B::Tensor,
+        labels: &B::Tensor,
+        batch: usize,
+    ) -> Result<&B::Tensor> {
+        self.forward_labelled(b, x, labels, batch)?;
+        self.backward(b, batch, None, true, false)?;
+        self.net.input_grad_tensor(batch)
+    }
+
+    /// Parameter gradients of Σ d_energy·E over the batch last passed to
+    /// [`forward`](Self::forward) (or [`forward_labelled`](Self::forward_labelled)), written
+    /// into each [`Param::grad`].
     pub fn backward_params(&mut self, b: &B, batch: usize, d_energy: &B::Tensor) -> Result<()> {
-        if !self.workspaces.contains_key(&batch) {
-            return Err(Error::Shape(format!(
-                "backward on batch {batch} before any forward"
-            )));
-        }
-        self.backward(b, batch, Some(d_energy), false, true);
-        Ok(())
+        self.backward(b, batch, Some(d_energy), false, true)
     }
 
     fn backward(
@@ -373,44 +288,18 @@ impl<B: Backend> EnergyNet<B> {
         d_energy: Option<&B::Tensor>,
         input: bool,
         params: bool,
-    ) {
-        let ws = self.workspaces.get_mut(&batch).expect("forward ran first");
-        let top = self.layers.len();
-        b.copy(
-            d_energy.unwrap_or(&ws.ones),
-            0,
-            &mut ws.grads[top],
-            0,
-            batch,
-        );
-        for (i, layer) in self.layers.iter().enumerate().rev() {
-            let need_dx = i > 0 || input;
-            let (lower, upper) = ws.grads.split_at_mut(i + 1);
-            let (dx, dy, x) = (&mut lower[i], &upper[0], &ws.acts[i]);
-            match layer {
-                Layer::Linear(l) => {
-                    if params {
-                        l.backward_params(b, &mut self.params, batch, x, dy);
-                    }
-                    if need_dx {
-                        l.backward_data(b, &self.params, batch, dy, dx);
-                    }
-                }
-                Layer::Conv2d(c) => {
-                    if params {
-                        c.backward_params(b, &mut self.params, batch, x, dy);
-                    }
-                    if need_dx {
-                        c.backward_data(b, &self.params, batch, dy, dx);
-                    }
-                }
-                Layer::AvgPool(p) if need_dx => {
-                    b.avg_pool_backward(PoolShape { batch, ..*p }, dy, dx)
-                }
-                Layer::Activation(a) if need_dx => b.activation_backward(*a, x, dy, dx),
-                Layer::Flatten if need_dx => b.copy(dy, 0, dx, 0, batch * self.sizes[i]),
-                _ => {}
+    ) -> Result<()> {
+        self.net.output(batch)?; // a forward pass on this batch first
+        if !self.ones.contains_key(&batch) {
+            self.ones.insert(batch, b.upload(&vec![1.0; batch])?);
+        }
+        let d_energy = d_energy.unwrap_or(&self.ones[&batch]);
+        match self.heads.get_mut(&batch) {
+            Some(head) => {
+                let d_logits = head.backward(b, d_energy);
+                self.net.backward(b, batch, d_logits, input, params)
             }
+            None => self.net.backward(b, batch, d_energy, input, params),
         }
     }
 
@@ -469,7 +358,10 @@ impl<B: Backend> EnergyNet<B> {
         let batch = self.checked_batch(x)?;
         let t = b.upload(x)?;
         let grad = b.read(self.input_grad(b, &t, batch)?)?;
-        let energies = b.read(&self.workspaces[&batch].acts[self.layers.len()])?;
+        let energies = match self.heads.get(&batch) {
+            Some(head) => b.read(&head.energies)?,
+            None => b.read(self.net.output(batch)?)?,
+        };
         Ok((energies, grad))
     }
 

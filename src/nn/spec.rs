@@ -1,39 +1,57 @@
-//! Model specs (DESIGN.md §3): `{"input": [C,H,W] or [D], "layers": [...]}`, the JSON that
-//! `--spec FILE` reads and that model files carry in their `ebm.spec` metadata.
+//! Model specs, version 2: the JSON that `--spec FILE` reads and that model files carry in
+//! their `ebm.spec` metadata.
 //!
-//! Layer types are `linear` (`in`, `out`), `conv2d` (`in`, `out`, `kernel`, `stride` = 1,
-//! `padding` = 0), `leaky_relu` (`slope` = 0.01), `silu`, `relu`, `avg_pool` (`kernel`) and
-//! `flatten`; parameter names follow from the layer index (`layers.{i}.weight|bias`), as in a
-//! PyTorch `nn.Sequential`.
+//! A spec is `{"input": [C,H,W] or [D], "layers": [...], "output": {...}}`. The layers form a
+//! graph: each takes the previous layer's output unless its `"from"` names another (a layer
+//! name, a layer index, or `"input"` / `-1` for the net's input), and `add` sums the outputs
+//! it lists. The net's output is the last layer's. A version-1 spec — a plain list of layers
+//! — is a valid version-2 spec with the same meaning and the same parameter names.
+//!
+//! Per layer: `"type"`; `"name"`, the parameter prefix (`{name}.weight`, `{name}.bias`),
+//! `layers.{i}` when omitted; `"from"`; and `"spectral_norm": true` on `linear`/`conv2d`.
+//! Types: `linear` (`in`, `out`), `conv2d` (`in`, `out`, `kernel`, `stride` = 1,
+//! `padding` = 0), `conv_transpose2d` (the same plus `output_padding` = 0; weight
+//! `[in, out, k, k]` as in PyTorch), `leaky_relu` (`slope` = 0.01), `silu`, `relu`, `tanh`,
+//! `sigmoid`, `softplus`, `avg_pool` (`kernel`), `global_avg_pool`, `upsample` (`factor`,
+//! nearest), `flatten`, `reshape` (`shape`), `add`.
+//!
+//! `"output"` says what the last layer's output means ([`Output`]): one energy per sample
+//! (the default), C class logits whose negative logsumexp is the energy (JEM), or a tensor
+//! (a generator, not an energy).
 //!
 //! ```
-//! use ebm::nn::{LayerSpec, Spec};
+//! use ebm::nn::{LayerSpec, Output, Spec};
 //!
 //! # fn main() -> ebm::Result<()> {
-//! // A small ConvNet on 1×8×8 images.
+//! // A residual MLP: the skip adds fc1's output to fc2's.
 //! let spec = Spec::from_json(r#"{
-//!     "input": [1, 8, 8],
+//!     "input": [2],
 //!     "layers": [
-//!         {"type": "conv2d", "in": 1, "out": 4, "kernel": 3, "padding": 1},
-//!         {"type": "silu"},
-//!         {"type": "avg_pool", "kernel": 2},
-//!         {"type": "flatten"},
-//!         {"type": "linear", "in": 64, "out": 1}
+//!         {"type": "linear", "name": "fc1", "in": 2, "out": 16},
+//!         {"type": "tanh"},
+//!         {"type": "linear", "name": "fc2", "in": 16, "out": 16},
+//!         {"type": "add", "from": ["fc1", "fc2"]},
+//!         {"type": "linear", "name": "out", "in": 16, "out": 1}
 //!     ]
 //! }"#)?;
-//! assert_eq!(spec.shapes()?[3], [4, 4, 4]);
-//! assert_eq!(spec.param_count()?, (4 * 9 + 4) + (64 + 1));
+//! assert_eq!(spec.layers[3].op, LayerSpec::Add);
+//! assert_eq!(spec.plan()?.inputs[3], [1, 3], "add reads fc1 (node 1) and fc2 (node 3)");
+//! assert_eq!(spec.output, Output::Scalar);
 //! // What a model file stores, and reads back unchanged.
 //! assert_eq!(Spec::from_json(&spec.to_json())?, spec);
 //! # Ok(())
 //! # }
 //! ```
 
-use serde::{Deserialize, Serialize};
+use serde::de::Error as _;
+use serde::ser::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
 
+pub use super::check::{Plan, MAX_BATCH_VALUES, MAX_VALUES};
 use crate::{Error, Result};
 
-/// One layer of a sequential energy net.
+/// What one layer computes (its `"type"` and that type's fields).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(
     tag = "type",
@@ -68,6 +86,27 @@ pub enum LayerSpec {
         #[serde(default)]
         padding: usize,
     },
+    /// Transposed 2D convolution (PyTorch's `ConvTranspose2d`): each input pixel scatters a
+    /// k×k patch, w `[in, out, k, k]`; the output side is (H − 1)·s − 2p + k + output_padding.
+    ConvTranspose2d {
+        /// Input channels (`"in"` in JSON).
+        #[serde(rename = "in")]
+        inputs: usize,
+        /// Output channels (`"out"` in JSON).
+        #[serde(rename = "out")]
+        outputs: usize,
+        /// Side k of the square filter.
+        kernel: usize,
+        /// Upsampling step; 1 when omitted.
+        #[serde(default = "one")]
+        stride: usize,
+        /// Pixels cropped from each side of the full output; 0 when omitted.
+        #[serde(default)]
+        padding: usize,
+        /// Extra rows and columns on one side of the output (below `stride`); 0 when omitted.
+        #[serde(default)]
+        output_padding: usize,
+    },
     /// max(x, slope·x), elementwise.
     LeakyRelu {
         /// Slope for negative x; 0.01 (PyTorch's default) when omitted.
@@ -78,15 +117,36 @@ pub enum LayerSpec {
     Silu,
     /// max(x, 0), elementwise.
     Relu,
+    /// tanh x, elementwise.
+    Tanh,
+    /// σ(x) = 1 / (1 + e^−x), elementwise.
+    Sigmoid,
+    /// ln(1 + eˣ), elementwise (PyTorch's `Softplus()`: x itself above 20).
+    Softplus,
     /// The mean of each `kernel × kernel` window, stride `kernel`, no padding (PyTorch's
     /// `AvgPool2d(k)`); rows and columns past the last whole window are dropped.
     AvgPool {
         /// Side and stride of the window.
         kernel: usize,
     },
+    /// `[C, H, W]` → `[C]`: the mean over each channel's pixels.
+    GlobalAvgPool,
+    /// Nearest-neighbour upsampling of `[C, H, W]` to `[C, H·f, W·f]`.
+    Upsample {
+        /// The integer factor f.
+        factor: usize,
+    },
     /// `[C, H, W]` → `[C·H·W]`, so that a linear layer can follow a convolution; the values
     /// stay where they are.
     Flatten,
+    /// Any shape → `shape` with the same number of values (row-major, values unmoved).
+    Reshape {
+        /// The new per-sample shape.
+        shape: Vec<usize>,
+    },
+    /// The sum of the two or more outputs its `from` lists (shapes must match): a residual
+    /// skip.
+    Add,
 }
 
 /// What a layer's JSON is read as: [`LayerSpec`] with the field-less layers as empty
@@ -112,16 +172,40 @@ enum LayerJson {
         #[serde(default)]
         padding: usize,
     },
+    ConvTranspose2d {
+        #[serde(rename = "in")]
+        inputs: usize,
+        #[serde(rename = "out")]
+        outputs: usize,
+        kernel: usize,
+        #[serde(default = "one")]
+        stride: usize,
+        #[serde(default)]
+        padding: usize,
+        #[serde(default)]
+        output_padding: usize,
+    },
     LeakyRelu {
         #[serde(default = "default_slope")]
         slope: f32,
     },
     Silu {},
     Relu {},
+    Tanh {},
+    Sigmoid {},
+    Softplus {},
     AvgPool {
         kernel: usize,
     },
+    GlobalAvgPool {},
+    Upsample {
+        factor: usize,
+    },
     Flatten {},
+    Reshape {
+        shape: Vec<usize>,
+    },
+    Add {},
 }
 
 impl From<LayerJson> for LayerSpec {
@@ -141,11 +225,33 @@ impl From<LayerJson> for LayerSpec {
                 stride,
                 padding,
             },
+            LayerJson::ConvTranspose2d {
+                inputs,
+                outputs,
+                kernel,
+                stride,
+                padding,
+                output_padding,
+            } => LayerSpec::ConvTranspose2d {
+                inputs,
+                outputs,
+                kernel,
+                stride,
+                padding,
+                output_padding,
+            },
             LayerJson::LeakyRelu { slope } => LayerSpec::LeakyRelu { slope },
             LayerJson::Silu {} => LayerSpec::Silu,
             LayerJson::Relu {} => LayerSpec::Relu,
+            LayerJson::Tanh {} => LayerSpec::Tanh,
+            LayerJson::Sigmoid {} => LayerSpec::Sigmoid,
+            LayerJson::Softplus {} => LayerSpec::Softplus,
             LayerJson::AvgPool { kernel } => LayerSpec::AvgPool { kernel },
+            LayerJson::GlobalAvgPool {} => LayerSpec::GlobalAvgPool,
+            LayerJson::Upsample { factor } => LayerSpec::Upsample { factor },
             LayerJson::Flatten {} => LayerSpec::Flatten,
+            LayerJson::Reshape { shape } => LayerSpec::Reshape { shape },
+            LayerJson::Add {} => LayerSpec::Add,
         }
     }
 }
@@ -158,61 +264,301 @@ fn default_slope() -> f32 {
     0.01
 }
 
-/// The most values a model may hold in its parameters, and one sample in its activations
-/// (summed over the input and every layer's output): 2^28, 1 GiB of f32. Far above any net
-/// this crate trains (anatomy32 at n_f = 64: 2.8 M parameters, 0.25 M activation values per
-/// image), low enough that a size typo is an error, not an abort on allocation.
-pub const MAX_VALUES: usize = 1 << 28;
+impl LayerSpec {
+    /// Whether the layer has a weight and a bias.
+    pub fn has_params(&self) -> bool {
+        matches!(
+            self,
+            LayerSpec::Linear { .. } | LayerSpec::Conv2d { .. } | LayerSpec::ConvTranspose2d { .. }
+        )
+    }
 
-/// The most values `batch` samples may hold across the activations of a net
-/// ([`Spec::check_batch`]): 2^31, 8 GiB of f32 (and as much again for the gradients).
-pub const MAX_BATCH_VALUES: usize = 1 << 31;
-
-/// The product of `dims`, or `None` on overflow.
-fn product(dims: &[usize]) -> Option<usize> {
-    dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
+    /// The JSON `"type"` name, for messages.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            LayerSpec::Linear { .. } => "linear",
+            LayerSpec::Conv2d { .. } => "conv2d",
+            LayerSpec::ConvTranspose2d { .. } => "conv_transpose2d",
+            LayerSpec::LeakyRelu { .. } => "leaky_relu",
+            LayerSpec::Silu => "silu",
+            LayerSpec::Relu => "relu",
+            LayerSpec::Tanh => "tanh",
+            LayerSpec::Sigmoid => "sigmoid",
+            LayerSpec::Softplus => "softplus",
+            LayerSpec::AvgPool { .. } => "avg_pool",
+            LayerSpec::GlobalAvgPool => "global_avg_pool",
+            LayerSpec::Upsample { .. } => "upsample",
+            LayerSpec::Flatten => "flatten",
+            LayerSpec::Reshape { .. } => "reshape",
+            LayerSpec::Add => "add",
+        }
+    }
 }
 
-/// What [`Spec::check`] finds out about a valid spec.
-struct Checked {
-    shapes: Vec<Vec<usize>>,
-    params: usize,
-    activations: usize,
+/// Where a layer reads its input: one entry of its `"from"`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// The net's input (`"input"` or `-1` in JSON).
+    Input,
+    /// The output of the layer at this index in `layers` (an earlier one).
+    Index(usize),
+    /// The output of the (earlier) layer with this name, or default name `layers.{i}`.
+    Name(String),
 }
 
-/// A whole model: the per-sample input shape and the layers in order; the last one outputs
-/// one energy per sample.
+impl Source {
+    fn from_json(v: &Value) -> std::result::Result<Source, String> {
+        match v {
+            Value::String(s) if s == "input" => Ok(Source::Input),
+            Value::String(s) => Ok(Source::Name(s.clone())),
+            Value::Number(n) if n.as_i64() == Some(-1) => Ok(Source::Input),
+            Value::Number(n) => n
+                .as_u64()
+                .and_then(|i| usize::try_from(i).ok())
+                .map(Source::Index)
+                .ok_or_else(|| format!("from {n}: expected a layer index ≥ 0, -1 or a name")),
+            other => Err(format!(
+                "from {other}: expected a layer name, a layer index, -1 or \"input\""
+            )),
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        match self {
+            Source::Input => Value::String("input".into()),
+            Source::Index(i) => Value::from(*i),
+            Source::Name(n) => Value::String(n.clone()),
+        }
+    }
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Input => write!(f, "input"),
+            Source::Index(i) => write!(f, "{i}"),
+            Source::Name(n) => write!(f, "'{n}'"),
+        }
+    }
+}
+
+/// One entry of `layers`: what it computes and how it is wired.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Layer {
+    /// The computation (`"type"` and its fields).
+    pub op: LayerSpec,
+    /// The parameter prefix and the name other layers refer to it by; `layers.{i}` if `None`.
+    pub name: Option<String>,
+    /// Its inputs; empty means the previous entry's output (the net's input for entry 0).
+    /// `add` lists two or more.
+    pub from: Vec<Source>,
+    /// Divide the weight by its largest singular value (linear and conv2d only): stored as
+    /// `{name}.weight_orig` with the power-iteration vectors `{name}.weight_u`, `.weight_v`.
+    pub spectral_norm: bool,
+}
+
+impl From<LayerSpec> for Layer {
+    /// A layer of a sequential net: default name, input from the previous entry.
+    fn from(op: LayerSpec) -> Self {
+        Layer {
+            op,
+            name: None,
+            from: Vec::new(),
+            spectral_norm: false,
+        }
+    }
+}
+
+impl Layer {
+    /// A named layer reading from the previous entry.
+    pub fn named(op: LayerSpec, name: impl Into<String>) -> Self {
+        Layer {
+            name: Some(name.into()),
+            ..op.into()
+        }
+    }
+
+    /// This layer reading from `from` instead of the previous entry.
+    pub fn reading(mut self, from: impl IntoIterator<Item = Source>) -> Self {
+        self.from = from.into_iter().collect();
+        self
+    }
+}
+
+impl Serialize for Layer {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut v = serde_json::to_value(&self.op).map_err(S::Error::custom)?;
+        let map = v
+            .as_object_mut()
+            .ok_or_else(|| S::Error::custom("a layer serialises to an object"))?;
+        if let Some(name) = &self.name {
+            map.insert("name".into(), Value::String(name.clone()));
+        }
+        if self.op == LayerSpec::Add || self.from.len() > 1 {
+            let list = self.from.iter().map(Source::to_json).collect();
+            map.insert("from".into(), Value::Array(list));
+        } else if let Some(one) = self.from.first() {
+            map.insert("from".into(), one.to_json());
+        }
+        if self.spectral_norm {
+            map.insert("spectral_norm".into(), Value::Bool(true));
+        }
+        v.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Layer {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let mut map = Map::deserialize(d)?;
+        let name = match map.remove("name") {
+            None => None,
+            Some(Value::String(s)) if !s.is_empty() => Some(s),
+            Some(other) => {
+                return Err(D::Error::custom(format!(
+                    "name {other}: expected a non-empty string"
+                )))
+            }
+        };
+        let from = match map.remove("from") {
+            None => Vec::new(),
+            Some(Value::Array(list)) => list
+                .iter()
+                .map(Source::from_json)
+                .collect::<std::result::Result<_, _>>()
+                .map_err(D::Error::custom)?,
+            Some(one) => vec![Source::from_json(&one).map_err(D::Error::custom)?],
+        };
+        let spectral_norm = match map.remove("spectral_norm") {
+            None => false,
+            Some(Value::Bool(b)) => b,
+            Some(other) => {
+                return Err(D::Error::custom(format!(
+                    "spectral_norm {other}: expected true or false"
+                )))
+            }
+        };
+        let op = LayerSpec::deserialize(Value::Object(map)).map_err(D::Error::custom)?;
+        Ok(Layer {
+            op,
+            name,
+            from,
+            spectral_norm,
+        })
+    }
+}
+
+/// What the last layer's output is (top-level `"output"`).
+#[derive(Clone, Debug, PartialEq, Default)]
+pub enum Output {
+    /// `{"energy": "scalar"}` (the default): one energy per sample, E(x).
+    #[default]
+    Scalar,
+    /// `{"energy": "neg_logsumexp", "classes": C}`: C logits f(x); E(x) = −logsumexp f(x),
+    /// E(x, y) = −f(x)[y], p(y|x) = softmax f(x) (JEM).
+    NegLogSumExp {
+        /// C, the number of classes (logits per sample).
+        classes: usize,
+    },
+    /// `{"tensor": [shape]}`: not an energy — a generator or decoder mapping its input to a
+    /// tensor of this per-sample shape.
+    Tensor(Vec<usize>),
+}
+
+impl Output {
+    fn is_scalar(&self) -> bool {
+        *self == Output::Scalar
+    }
+
+    /// Whether the net defines an energy (scalar or class-logit heads).
+    pub fn is_energy(&self) -> bool {
+        !matches!(self, Output::Tensor(_))
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OutputJson {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    energy: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    classes: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tensor: Option<Vec<usize>>,
+}
+
+impl Serialize for Output {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let json = match self {
+            Output::Scalar => OutputJson {
+                energy: Some("scalar".into()),
+                classes: None,
+                tensor: None,
+            },
+            Output::NegLogSumExp { classes } => OutputJson {
+                energy: Some("neg_logsumexp".into()),
+                classes: Some(*classes),
+                tensor: None,
+            },
+            Output::Tensor(shape) => OutputJson {
+                energy: None,
+                classes: None,
+                tensor: Some(shape.clone()),
+            },
+        };
+        json.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Output {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let j = OutputJson::deserialize(d)?;
+        match (j.energy.as_deref(), j.classes, j.tensor) {
+            (Some("scalar"), None, None) => Ok(Output::Scalar),
+            (Some("neg_logsumexp"), Some(classes), None) => Ok(Output::NegLogSumExp { classes }),
+            (Some("neg_logsumexp"), None, None) => Err(D::Error::custom(
+                "output neg_logsumexp needs \"classes\": the number of logits",
+            )),
+            (None, None, Some(shape)) => Ok(Output::Tensor(shape)),
+            _ => Err(D::Error::custom(
+                "output: expected {\"energy\": \"scalar\"}, {\"energy\": \"neg_logsumexp\", \
+                 \"classes\": C} or {\"tensor\": [shape]}",
+            )),
+        }
+    }
+}
+
+/// A whole model: the per-sample input shape, the layers, and what the output means.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Spec {
     /// Shape of one input sample: `[D]` for vectors, `[C, H, W]` for images.
     pub input: Vec<usize>,
-    /// The layers, applied in order to the input.
-    pub layers: Vec<LayerSpec>,
+    /// The layers, in an order where every layer comes after the ones it reads.
+    pub layers: Vec<Layer>,
+    /// What the last layer's output means; one energy per sample by default.
+    #[serde(default, skip_serializing_if = "Output::is_scalar")]
+    pub output: Output,
 }
 
 impl Spec {
-    /// A built-in spec by name: `toy2d`, `anatomy32`, `mnist32` (DESIGN.md §4).
+    /// A sequential net (each layer reads the previous one) with one energy per sample: a
+    /// version-1 spec.
     ///
     /// ```
-    /// use ebm::Spec;
+    /// use ebm::nn::{LayerSpec, Spec};
     ///
-    /// # fn main() -> ebm::Result<()> {
-    /// assert_eq!(Spec::builtin("toy2d")?, Spec::mlp(2, 128, 3));
-    /// assert_eq!(Spec::builtin("mnist32")?, Spec::convnet(1, 64));
-    /// assert_eq!(Spec::builtin("anatomy32")?.input, [3, 32, 32]);
-    /// assert!(Spec::builtin("resnet18").is_err());
-    /// # Ok(())
-    /// # }
+    /// let spec = Spec::sequential(vec![2], vec![
+    ///     LayerSpec::Linear { inputs: 2, outputs: 8 },
+    ///     LayerSpec::Relu,
+    ///     LayerSpec::Linear { inputs: 8, outputs: 1 },
+    /// ]);
+    /// assert_eq!(spec.to_json(), r#"{"input":[2],"layers":[{"type":"linear","in":2,"out":8},{"type":"relu"},{"type":"linear","in":8,"out":1}]}"#);
     /// ```
-    pub fn builtin(name: &str) -> Result<Spec> {
-        match name {
-            "toy2d" => Ok(Spec::mlp(2, 128, 3)),
-            "anatomy32" => Ok(Spec::convnet(3, 64)),
-            "mnist32" => Ok(Spec::convnet(1, 64)),
-            other => Err(Error::Spec(format!(
-                "unknown built-in spec '{other}' (toy2d, anatomy32, mnist32, or a .json file)"
-            ))),
+    pub fn sequential(input: Vec<usize>, layers: Vec<LayerSpec>) -> Spec {
+        Spec {
+            input,
+            layers: layers.into_iter().map(Layer::from).collect(),
+            output: Output::Scalar,
         }
     }
 
@@ -226,93 +572,10 @@ impl Spec {
         }
     }
 
-    /// The toy MLP: `dim → hidden → … → hidden → 1` with `depth` hidden layers and SiLU.
-    ///
-    /// ```
-    /// use ebm::nn::{LayerSpec, Spec};
-    ///
-    /// # fn main() -> ebm::Result<()> {
-    /// let spec = Spec::mlp(2, 64, 2);
-    /// // linear, silu, linear, silu, linear
-    /// assert_eq!(spec.layers.len(), 5);
-    /// assert_eq!(spec.layers[1], LayerSpec::Silu);
-    /// assert_eq!(spec.layers[4], LayerSpec::Linear { inputs: 64, outputs: 1 });
-    /// assert_eq!(spec.param_count()?, (2 * 64 + 64) + (64 * 64 + 64) + (64 + 1));
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn mlp(dim: usize, hidden: usize, depth: usize) -> Spec {
-        let mut layers = Vec::new();
-        let mut inputs = dim;
-        for _ in 0..depth {
-            layers.push(LayerSpec::Linear {
-                inputs,
-                outputs: hidden,
-            });
-            layers.push(LayerSpec::Silu);
-            inputs = hidden;
-        }
-        layers.push(LayerSpec::Linear { inputs, outputs: 1 });
-        Spec {
-            input: vec![dim],
-            layers,
-        }
-    }
-
-    /// ebm-anatomy's ConvNet (Nijkamp et al.) on 32×32 images with width `nf`, slope 0.2.
-    ///
-    /// Four conv + leaky-ReLU blocks (3×3 stride 1, then three 4×4 stride 2, doubling the
-    /// channels) take 32×32 down to 4×4, and a last 4×4 convolution gives one energy.
-    ///
-    /// ```
-    /// use ebm::Spec;
-    ///
-    /// # fn main() -> ebm::Result<()> {
-    /// let spec = Spec::convnet(3, 16);
-    /// let shapes = spec.shapes()?;
-    /// assert_eq!(shapes[1], [16, 32, 32]);
-    /// assert_eq!(shapes[7], [128, 4, 4]);
-    /// assert_eq!(shapes.last().unwrap(), &[1, 1, 1]);
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn convnet(channels: usize, nf: usize) -> Spec {
-        // Saturating: an absurd `nf` (a typo on the command line) must reach the size check
-        // of [`Spec::shapes`], not overflow here.
-        let widths = [
-            channels,
-            nf,
-            nf.saturating_mul(2),
-            nf.saturating_mul(4),
-            nf.saturating_mul(8),
-        ];
-        let kernels = [(3, 1, 1), (4, 2, 1), (4, 2, 1), (4, 2, 1)];
-        let mut layers = Vec::new();
-        for (i, (kernel, stride, padding)) in kernels.into_iter().enumerate() {
-            layers.push(LayerSpec::Conv2d {
-                inputs: widths[i],
-                outputs: widths[i + 1],
-                kernel,
-                stride,
-                padding,
-            });
-            layers.push(LayerSpec::LeakyRelu { slope: 0.2 });
-        }
-        layers.push(LayerSpec::Conv2d {
-            inputs: widths[4],
-            outputs: 1,
-            kernel: 4,
-            stride: 1,
-            padding: 0,
-        });
-        Spec {
-            input: vec![channels, 32, 32],
-            layers,
-        }
-    }
-
     /// Parse and check a spec: unknown layer types or fields, a layer that does not fit its
-    /// input and a net that does not end in one energy are errors naming the layer.
+    /// input, a dangling or forward `from` (a cycle), an `add` of mismatched shapes and a last
+    /// layer that does not fit the `output` are errors naming the layer — all found before
+    /// anything is allocated.
     ///
     /// ```
     /// use ebm::nn::{LayerSpec, Spec};
@@ -323,18 +586,21 @@ impl Spec {
     ///     {"type": "leaky_relu", "slope": 0.2},
     ///     {"type": "linear", "in": 64, "out": 1}
     /// ]}"#)?;
-    /// assert_eq!(spec.layers[1], LayerSpec::LeakyRelu { slope: 0.2 });
+    /// assert_eq!(spec.layers[1].op, LayerSpec::LeakyRelu { slope: 0.2 });
     /// assert_eq!(spec.shapes()?, [vec![2], vec![64], vec![64], vec![1]]);
     ///
     /// let bad = r#"{"input": [2], "layers": [{"type": "linear", "in": 3, "out": 1}]}"#;
     /// let err = Spec::from_json(bad).unwrap_err().to_string();
     /// assert!(err.contains("layers.0: linear in=3"), "{err}");
+    /// let dangling = r#"{"input": [2], "layers": [{"type": "linear", "in": 2, "out": 1, "from": "fc0"}]}"#;
+    /// let err = Spec::from_json(dangling).unwrap_err().to_string();
+    /// assert!(err.contains("layers.0: from 'fc0'"), "{err}");
     /// # Ok(())
     /// # }
     /// ```
     pub fn from_json(text: &str) -> Result<Spec> {
         let spec: Spec = serde_json::from_str(text).map_err(|e| Error::Spec(e.to_string()))?;
-        spec.shapes()?;
+        spec.plan()?;
         Ok(spec)
     }
 
@@ -348,23 +614,36 @@ impl Spec {
         self.input.iter().product()
     }
 
-    /// The per-sample shape after each layer (`shapes()[0]` is the input), checking every
-    /// layer against its input, that the net ends in one energy per sample, and that its
-    /// parameters and one sample's activations stay within [`MAX_VALUES`] (so a typo such as
-    /// `"out": 1000000000` is an error here, not an abort when the net allocates).
-    pub fn shapes(&self) -> Result<Vec<Vec<usize>>> {
-        Ok(self.check()?.shapes)
+    /// The name of layer `i`: its `"name"`, or `layers.{i}`.
+    pub fn layer_name(&self, i: usize) -> String {
+        self.layers[i]
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("layers.{i}"))
     }
 
-    /// Number of parameters (weights and biases of every layer).
+    /// Whether every layer reads the one before it (a version-1 net).
+    pub fn is_sequential(&self) -> Result<bool> {
+        let plan = self.plan()?;
+        Ok(plan.inputs.iter().enumerate().all(|(i, from)| from == &[i]))
+    }
+
+    /// The per-sample shape of the input (`shapes()[0]`) and of each layer's output
+    /// (`shapes()[i + 1]`), checking the whole spec ([`Spec::plan`]).
+    pub fn shapes(&self) -> Result<Vec<Vec<usize>>> {
+        Ok(self.plan()?.shapes)
+    }
+
+    /// Number of parameters (weights and biases of every layer; spectral norm's u and v
+    /// vectors included).
     pub fn param_count(&self) -> Result<usize> {
-        Ok(self.check()?.params)
+        Ok(self.plan()?.params)
     }
 
     /// Values one sample occupies across all activations (the input and every layer's
     /// output): what a batch of one needs in each of the forward and backward workspaces.
     pub fn activation_values(&self) -> Result<usize> {
-        Ok(self.check()?.activations)
+        Ok(self.plan()?.activations)
     }
 
     /// Check that `batch` samples of this net fit in memory: `batch` × [`activation_values`]
@@ -384,211 +663,31 @@ impl Spec {
         }
     }
 
-    fn check(&self) -> Result<Checked> {
-        if self.input.is_empty() || self.input.contains(&0) {
-            return Err(Error::Spec(format!(
-                "input shape {:?} has a zero or no dimension",
-                self.input
-            )));
-        }
-        if self.layers.is_empty() {
-            return Err(Error::Spec("no layers".into()));
-        }
-        // `what` holds `count` values (None: more than a usize holds), over the limit.
-        let limit = |count: Option<usize>, what: String| match count {
-            Some(n) if n <= MAX_VALUES => Ok(n),
-            _ => Err(Error::Spec(format!(
-                "{what}: {} values, more than the {MAX_VALUES} a model may have",
-                count.map_or("too many".into(), |n| n.to_string())
-            ))),
-        };
-        let input_len = limit(
-            product(&self.input),
-            format!("input shape {:?}", self.input),
-        )?;
-        let mut shape = self.input.clone();
-        let mut shapes = vec![shape.clone()];
-        let mut params = 0usize;
-        let mut activations = input_len;
-        for (i, layer) in self.layers.iter().enumerate() {
-            let bad = |what: String| Error::Spec(format!("layers.{i}: {what}"));
-            let mut layer_params = 0usize;
-            shape = match *layer {
-                LayerSpec::Linear { inputs, outputs } => {
-                    if inputs == 0 || outputs == 0 {
-                        return Err(bad(format!(
-                            "linear in={inputs} out={outputs} has a zero size"
-                        )));
-                    }
-                    if shape != [inputs] {
-                        return Err(bad(format!(
-                            "linear in={inputs} but its input has shape {shape:?}"
-                        )));
-                    }
-                    layer_params = inputs
-                        .checked_mul(outputs)
-                        .and_then(|w| w.checked_add(outputs))
-                        .ok_or_else(|| bad(format!("linear {inputs}×{outputs} overflows")))?;
-                    vec![outputs]
-                }
-                LayerSpec::Conv2d {
-                    inputs,
-                    outputs,
-                    kernel,
-                    stride,
-                    padding,
-                } => {
-                    if shape.len() != 3 || shape[0] != inputs {
-                        return Err(bad(format!(
-                            "conv2d in={inputs} but its input has shape {shape:?}"
-                        )));
-                    }
-                    if outputs == 0 || kernel == 0 || stride == 0 {
-                        return Err(bad(format!(
-                            "conv2d out={outputs} kernel={kernel} stride={stride}: out, kernel \
-                             and stride must be positive"
-                        )));
-                    }
-                    let out = |n: usize| {
-                        padding
-                            .checked_mul(2)
-                            .and_then(|p| p.checked_add(n))
-                            .and_then(|padded| padded.checked_sub(kernel))
-                            .map(|v| v / stride + 1)
-                    };
-                    layer_params = product(&[outputs, inputs, kernel, kernel])
-                        .and_then(|w| w.checked_add(outputs))
-                        .ok_or_else(|| {
-                            bad(format!(
-                                "conv2d {outputs}×{inputs}×{kernel}×{kernel} overflows"
-                            ))
-                        })?;
-                    match (out(shape[1]), out(shape[2])) {
-                        (Some(h), Some(w)) => vec![outputs, h, w],
-                        _ => {
-                            return Err(bad(format!(
-                                "conv2d kernel {kernel} (padding {padding}) does not fit its \
-                                 input {shape:?}"
-                            )))
-                        }
-                    }
-                }
-                LayerSpec::AvgPool { kernel } => {
-                    if shape.len() != 3 || kernel == 0 || shape[1] < kernel || shape[2] < kernel {
-                        return Err(bad(format!("avg_pool kernel {kernel} on input {shape:?}")));
-                    }
-                    vec![shape[0], shape[1] / kernel, shape[2] / kernel]
-                }
-                LayerSpec::LeakyRelu { slope } => {
-                    if !slope.is_finite() {
-                        return Err(bad(format!("leaky_relu slope {slope} is not finite")));
-                    }
-                    shape
-                }
-                // The input's product was checked, and no layer's output is larger than
-                // MAX_VALUES, so this cannot overflow.
-                LayerSpec::Flatten => vec![shape.iter().product()],
-                LayerSpec::Silu | LayerSpec::Relu => shape,
-            };
-            params = limit(
-                params.checked_add(layer_params),
-                format!("layers.{i}: the parameter count up to this layer"),
-            )?;
-            let len = limit(
-                product(&shape),
-                format!("layers.{i}: the output shape {shape:?}"),
-            )?;
-            activations = limit(
-                activations.checked_add(len),
-                format!("layers.{i}: one sample's activations up to this layer"),
-            )?;
-            shapes.push(shape.clone());
-        }
-        if product(&shape) != Some(1) {
-            return Err(Error::Spec(format!(
-                "the last layer outputs shape {shape:?}, not one energy per sample"
-            )));
-        }
-        Ok(Checked {
-            shapes,
-            params,
-            activations,
-        })
-    }
-
-    /// Forward FLOPs per sample (a multiply-add counts 2; only linear and conv layers).
+    /// Forward FLOPs per sample (a multiply-add counts 2; only linear and (transposed)
+    /// convolution layers).
     pub fn forward_flops(&self) -> Result<u64> {
-        let shapes = self.shapes()?;
+        let plan = self.plan()?;
         Ok(self
             .layers
             .iter()
-            .zip(shapes.iter().skip(1))
-            .map(|(layer, out)| match *layer {
-                LayerSpec::Linear { inputs, outputs } => 2 * inputs as u64 * outputs as u64,
-                LayerSpec::Conv2d { inputs, kernel, .. } => {
-                    2 * out.iter().product::<usize>() as u64 * (inputs * kernel * kernel) as u64
+            .enumerate()
+            .map(|(i, layer)| {
+                let out: u64 = plan.shapes[i + 1].iter().product::<usize>() as u64;
+                let input = &plan.shapes[plan.inputs[i][0]];
+                match layer.op {
+                    LayerSpec::Linear { inputs, outputs } => 2 * inputs as u64 * outputs as u64,
+                    LayerSpec::Conv2d { inputs, kernel, .. } => {
+                        2 * out * (inputs * kernel * kernel) as u64
+                    }
+                    LayerSpec::ConvTranspose2d {
+                        outputs, kernel, ..
+                    } => {
+                        let in_values: u64 = input.iter().product::<usize>() as u64;
+                        2 * in_values * (outputs * kernel * kernel) as u64
+                    }
+                    _ => 0,
                 }
-                _ => 0,
             })
             .sum())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn builtins_check_out() {
-        for name in ["toy2d", "anatomy32", "mnist32"] {
-            Spec::builtin(name).unwrap().shapes().unwrap();
-        }
-        // DESIGN.md §4: anatomy32 is ≈205 MFLOP forward per image.
-        let flops = Spec::builtin("anatomy32").unwrap().forward_flops().unwrap();
-        assert!((200e6..210e6).contains(&(flops as f64)), "{flops}");
-    }
-
-    #[test]
-    fn parses_reference_json() {
-        let text = r#"{"input":[2],"layers":[{"type":"linear","in":2,"out":4},{"type":"silu"},
-            {"type":"leaky_relu","slope":0.2},{"type":"linear","in":4,"out":1}]}"#;
-        let spec = Spec::from_json(text).unwrap();
-        assert_eq!(spec.layers[2], LayerSpec::LeakyRelu { slope: 0.2 });
-        assert_eq!(Spec::from_json(&spec.to_json()).unwrap(), spec);
-    }
-
-    #[test]
-    fn bad_specs_name_the_problem() {
-        let cases = [
-            (
-                r#"{"input":[2],"layers":[{"type":"linear","in":3,"out":1}]}"#,
-                "layers.0",
-            ),
-            (
-                r#"{"input":[2],"layers":[{"type":"dense","in":2,"out":1}]}"#,
-                "dense",
-            ),
-            (
-                r#"{"input":[2],"layers":[{"type":"linear","in":2,"out":3}]}"#,
-                "one energy",
-            ),
-            (
-                r#"{"input":[0],"layers":[{"type":"linear","in":0,"out":1}]}"#,
-                "zero",
-            ),
-            (r#"{"input":[2],"layers":[]}"#, "no layers"),
-            (
-                r#"{"input":[2],"layers":[{"type":"relu","slope":0.2},{"type":"linear","in":2,"out":1}]}"#,
-                "slope",
-            ),
-            (
-                r#"{"input":[2],"layers":[{"type":"linear","in":2,"out":100000000},{"type":"linear","in":100000000,"out":1}]}"#,
-                "layers.0: the parameter count",
-            ),
-        ];
-        for (text, needle) in cases {
-            let err = Spec::from_json(text).unwrap_err().to_string();
-            assert!(err.contains(needle), "{err} should mention {needle}");
-        }
     }
 }

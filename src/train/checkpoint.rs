@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use super::cd::{TrainConfig, Trainer};
 use crate::backend::Backend;
-use crate::nn::{EnergyNet, LayerSpec, Spec};
+use crate::nn::{EnergyNet, Spec};
 use crate::tensorfile::{link_atomic, sync_dir, TensorFile};
 use crate::{Error, Result};
 
@@ -309,14 +309,14 @@ fn net_from_file<B: Backend>(
     Ok(net)
 }
 
-/// The indices of the layers that have parameters, e.g. `0, 2, 4`, for errors.
+/// The names of the layers that have parameters, e.g. `layers.0, layers.2`, for errors.
 fn param_layers(spec: &Spec) -> String {
     let with: Vec<String> = spec
         .layers
         .iter()
         .enumerate()
-        .filter(|(_, l)| matches!(l, LayerSpec::Linear { .. } | LayerSpec::Conv2d { .. }))
-        .map(|(i, _)| i.to_string())
+        .filter(|(_, l)| l.op.has_params())
+        .map(|(i, _)| spec.layer_name(i))
         .collect();
     if with.is_empty() {
         "none".into()

@@ -14,7 +14,7 @@ use crate::profile::{self, Profiled};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// toy2d, anatomy32, mnist32, or a spec JSON file.
+    /// toy2d, anatomy32, mnist32, resnet32, mnist-resnet32, or a spec JSON file.
     #[arg(long, default_value = "toy2d")]
     pub workload: String,
     /// Width n_f of the built-in ConvNets (as ebm_ref.py's --nf).
@@ -66,8 +66,9 @@ pub fn run(device: &str, args: &BenchArgs) -> Result<()> {
         return Err(Error::Option("--nf must be at least 1".into()));
     }
     let spec = match args.workload.as_str() {
-        "anatomy32" => Spec::convnet(3, args.nf),
-        "mnist32" => Spec::convnet(1, args.nf),
+        name @ ("anatomy32" | "mnist32" | "resnet32" | "mnist-resnet32") => {
+            Spec::builtin_with_width(name, args.nf)?
+        }
         other => Spec::from_name_or_file(other)?,
     };
     let one_d = spec.input.len() == 1;

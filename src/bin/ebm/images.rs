@@ -19,7 +19,8 @@ use crate::train_loop::{self, LoopArgs, Watch};
 #[derive(Args, Debug, Clone)]
 #[command(allow_negative_numbers = true)]
 pub struct ImagesArgs {
-    /// Model spec: mnist32, anatomy32 or a JSON file.
+    /// Model spec: mnist32, anatomy32 (ebm-anatomy's ConvNet, 1 or 3 channels), mnist-resnet32,
+    /// resnet32 (IGEBM-style residual nets), or a JSON file.
     #[arg(long, default_value = "mnist32")]
     pub spec: String,
     /// Width n_f of the built-in ConvNets (the reference is 64; default 64 on a GPU and 16
@@ -85,15 +86,16 @@ pub fn run(device: &str, args: &ImagesArgs) -> Result<()> {
     with_backend!(backend, |b| train(&b, args))
 }
 
-/// The spec, with the built-in ConvNets at width `--nf` (or the device's default).
+/// The spec, with the built-in image nets at width `--nf` (or the device's default).
 fn spec(args: &ImagesArgs, gpu: bool) -> Result<Spec> {
     let nf = args.nf.unwrap_or(if gpu { 64 } else { 16 });
     if nf == 0 {
         return Err(Error::Option("--nf must be at least 1".into()));
     }
     match args.spec.as_str() {
-        "mnist32" => Ok(Spec::convnet(1, nf)),
-        "anatomy32" => Ok(Spec::convnet(3, nf)),
+        name @ ("mnist32" | "anatomy32" | "resnet32" | "mnist-resnet32") => {
+            Spec::builtin_with_width(name, nf)
+        }
         other => Spec::from_name_or_file(other),
     }
 }

@@ -1,0 +1,264 @@
+//! The built-in specs (DESIGN.md §4): `toy2d`, ebm-anatomy's ConvNet (`anatomy32`,
+//! `mnist32`) and IGEBM-style residual nets (`resnet32`, `mnist-resnet32`).
+
+use super::spec::{Layer, LayerSpec, Output, Source, Spec};
+use crate::{Error, Result};
+
+/// The names [`Spec::builtin`] knows.
+pub const BUILTIN_NAMES: [&str; 5] = [
+    "toy2d",
+    "anatomy32",
+    "mnist32",
+    "resnet32",
+    "mnist-resnet32",
+];
+
+impl Spec {
+    /// A built-in spec by name: `toy2d`, `anatomy32`, `mnist32`, `resnet32`,
+    /// `mnist-resnet32` (the image nets at their reference width n_f = 64).
+    ///
+    /// ```
+    /// use ebm::Spec;
+    ///
+    /// # fn main() -> ebm::Result<()> {
+    /// assert_eq!(Spec::builtin("toy2d")?, Spec::mlp(2, 128, 3));
+    /// assert_eq!(Spec::builtin("mnist32")?, Spec::convnet(1, 64));
+    /// assert_eq!(Spec::builtin("anatomy32")?.input, [3, 32, 32]);
+    /// assert_eq!(Spec::builtin("resnet32")?, Spec::resnet(3, 64));
+    /// assert!(Spec::builtin("resnet18").is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn builtin(name: &str) -> Result<Spec> {
+        Spec::builtin_with_width(name, 64)
+    }
+
+    /// A built-in spec with the image nets at width `nf` (`toy2d` ignores it).
+    pub fn builtin_with_width(name: &str, nf: usize) -> Result<Spec> {
+        match name {
+            "toy2d" => Ok(Spec::mlp(2, 128, 3)),
+            "anatomy32" => Ok(Spec::convnet(3, nf)),
+            "mnist32" => Ok(Spec::convnet(1, nf)),
+            "resnet32" => Ok(Spec::resnet(3, nf)),
+            "mnist-resnet32" => Ok(Spec::resnet(1, nf)),
+            other => Err(Error::Spec(format!(
+                "unknown built-in spec '{other}' ({}, or a .json file)",
+                BUILTIN_NAMES.join(", ")
+            ))),
+        }
+    }
+
+    /// The toy MLP: `dim → hidden → … → hidden → 1` with `depth` hidden layers and SiLU.
+    ///
+    /// ```
+    /// use ebm::nn::{LayerSpec, Spec};
+    ///
+    /// # fn main() -> ebm::Result<()> {
+    /// let spec = Spec::mlp(2, 64, 2);
+    /// // linear, silu, linear, silu, linear
+    /// assert_eq!(spec.layers.len(), 5);
+    /// assert_eq!(spec.layers[1].op, LayerSpec::Silu);
+    /// assert_eq!(spec.layers[4].op, LayerSpec::Linear { inputs: 64, outputs: 1 });
+    /// assert_eq!(spec.param_count()?, (2 * 64 + 64) + (64 * 64 + 64) + (64 + 1));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn mlp(dim: usize, hidden: usize, depth: usize) -> Spec {
+        let mut layers = Vec::new();
+        let mut inputs = dim;
+        for _ in 0..depth {
+            layers.push(LayerSpec::Linear {
+                inputs,
+                outputs: hidden,
+            });
+            layers.push(LayerSpec::Silu);
+            inputs = hidden;
+        }
+        layers.push(LayerSpec::Linear { inputs, outputs: 1 });
+        Spec::sequential(vec![dim], layers)
+    }
+
+    /// ebm-anatomy's ConvNet (Nijkamp et al.) on 32×32 images with width `nf`, slope 0.2.
+    ///
+    /// Four conv + leaky-ReLU blocks (3×3 stride 1, then three 4×4 stride 2, doubling the
+    /// channels) take 32×32 down to 4×4, and a last 4×4 convolution gives one energy.
+    ///
+    /// ```
+    /// use ebm::Spec;
+    ///
+    /// # fn main() -> ebm::Result<()> {
+    /// let spec = Spec::convnet(3, 16);
+    /// let shapes = spec.shapes()?;
+    /// assert_eq!(shapes[1], [16, 32, 32]);
+    /// assert_eq!(shapes[7], [128, 4, 4]);
+    /// assert_eq!(shapes.last().unwrap(), &[1, 1, 1]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn convnet(channels: usize, nf: usize) -> Spec {
+        // Saturating: an absurd `nf` (a typo on the command line) must reach the size check
+        // of [`Spec::plan`], not overflow here.
+        let widths = [
+            channels,
+            nf,
+            nf.saturating_mul(2),
+            nf.saturating_mul(4),
+            nf.saturating_mul(8),
+        ];
+        let kernels = [(3, 1, 1), (4, 2, 1), (4, 2, 1), (4, 2, 1)];
+        let mut layers = Vec::new();
+        for (i, (kernel, stride, padding)) in kernels.into_iter().enumerate() {
+            layers.push(LayerSpec::Conv2d {
+                inputs: widths[i],
+                outputs: widths[i + 1],
+                kernel,
+                stride,
+                padding,
+            });
+            layers.push(LayerSpec::LeakyRelu { slope: 0.2 });
+        }
+        layers.push(LayerSpec::Conv2d {
+            inputs: widths[4],
+            outputs: 1,
+            kernel: 4,
+            stride: 1,
+            padding: 0,
+        });
+        Spec::sequential(vec![channels, 32, 32], layers)
+    }
+
+    /// An IGEBM-style residual energy net on `channels`×32×32 images with width `nf`:
+    /// a 3×3 stem conv, three stages of two residual blocks (conv3×3 – LeakyReLU(0.2) –
+    /// conv3×3, plus the skip) at widths n_f, 2n_f, 4n_f with a 2×2 average pool and a 1×1
+    /// conv between stages, LeakyReLU, global average pool, and a linear head to one energy.
+    /// Layer names follow a PyTorch module (`stem`, `stages.1.proj`,
+    /// `stages.0.blocks.1.conv2`, `head`), so its state_dict loads unchanged.
+    ///
+    /// ```
+    /// use ebm::Spec;
+    ///
+    /// # fn main() -> ebm::Result<()> {
+    /// let spec = Spec::resnet(3, 8);
+    /// let shapes = spec.shapes()?;
+    /// assert_eq!(shapes.last().unwrap(), &[1]);
+    /// assert_eq!(spec.layer_name(1), "stages.0.blocks.0.conv1");
+    /// assert!(!spec.is_sequential()?, "the skips read earlier layers");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn resnet(channels: usize, nf: usize) -> Spec {
+        Spec::resnet_with_head(channels, nf, Output::Scalar)
+    }
+
+    /// [`Spec::resnet`] with another head: `Output::NegLogSumExp { classes }` gives a JEM
+    /// classifier energy (the head outputs C logits).
+    pub fn resnet_with_head(channels: usize, nf: usize, output: Output) -> Spec {
+        let conv = |inputs, outputs, kernel, padding| LayerSpec::Conv2d {
+            inputs,
+            outputs,
+            kernel,
+            stride: 1,
+            padding,
+        };
+        let mut layers = vec![Layer::named(conv(channels, nf, 3, 1), "stem")];
+        let mut width = nf;
+        let mut block_input = "stem".to_string();
+        for stage in 0..3 {
+            if stage > 0 {
+                let wider = width.saturating_mul(2);
+                layers.push(Layer::named(
+                    LayerSpec::AvgPool { kernel: 2 },
+                    format!("stages.{stage}.pool"),
+                ));
+                let proj = format!("stages.{stage}.proj");
+                layers.push(Layer::named(conv(width, wider, 1, 0), proj.clone()));
+                width = wider;
+                block_input = proj;
+            }
+            for block in 0..2 {
+                let at = format!("stages.{stage}.blocks.{block}");
+                layers.push(Layer::named(
+                    conv(width, width, 3, 1),
+                    format!("{at}.conv1"),
+                ));
+                layers.push(Layer::named(
+                    LayerSpec::LeakyRelu { slope: 0.2 },
+                    format!("{at}.act"),
+                ));
+                layers.push(Layer::named(
+                    conv(width, width, 3, 1),
+                    format!("{at}.conv2"),
+                ));
+                let sum = format!("{at}.add");
+                layers.push(Layer::named(LayerSpec::Add, sum.clone()).reading([
+                    Source::Name(block_input.clone()),
+                    Source::Name(format!("{at}.conv2")),
+                ]));
+                block_input = sum;
+            }
+        }
+        layers.push(Layer::named(LayerSpec::LeakyRelu { slope: 0.2 }, "act"));
+        layers.push(Layer::named(LayerSpec::GlobalAvgPool, "pool"));
+        let outputs = match output {
+            Output::NegLogSumExp { classes } => classes,
+            _ => 1,
+        };
+        layers.push(Layer::named(
+            LayerSpec::Linear {
+                inputs: width,
+                outputs,
+            },
+            "head",
+        ));
+        Spec {
+            input: vec![channels, 32, 32],
+            layers,
+            output,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtins_check_out() {
+        for name in BUILTIN_NAMES {
+            Spec::builtin(name).unwrap().shapes().unwrap();
+        }
+        // DESIGN.md §4: anatomy32 is ≈205 MFLOP forward per image.
+        let flops = Spec::builtin("anatomy32").unwrap().forward_flops().unwrap();
+        assert!((200e6..210e6).contains(&(flops as f64)), "{flops}");
+    }
+
+    #[test]
+    fn resnet_matches_the_reference_layout() {
+        let spec = Spec::resnet(1, 8);
+        let plan = spec.plan().unwrap();
+        // stem, 3 stages × 2 blocks × 4 entries, 2 × (pool + proj), act, pool, head
+        assert_eq!(spec.layers.len(), 1 + 24 + 4 + 3);
+        assert_eq!(plan.shapes.last().unwrap(), &[1]);
+        // The widest stage runs at 8×8 with 4·n_f channels, then the global pool.
+        let pool = spec.layers.len() - 2;
+        assert_eq!(plan.shapes[pool], [32, 8, 8]);
+        // Every add sums its block's input and conv2.
+        let add = spec
+            .layers
+            .iter()
+            .position(|l| l.op == LayerSpec::Add)
+            .unwrap();
+        assert_eq!(plan.inputs[add], [1, add]);
+        let json = spec.to_json();
+        assert!(json.starts_with(r#"{"input":[1,32,32],"layers":[{"type":"conv2d","in":1,"out":8,"kernel":3,"stride":1,"padding":1,"name":"stem"}"#), "{json}");
+    }
+
+    #[test]
+    fn parses_reference_json() {
+        let text = r#"{"input":[2],"layers":[{"type":"linear","in":2,"out":4},{"type":"silu"},
+            {"type":"leaky_relu","slope":0.2},{"type":"linear","in":4,"out":1}]}"#;
+        let spec = Spec::from_json(text).unwrap();
+        assert_eq!(spec.layers[2].op, LayerSpec::LeakyRelu { slope: 0.2 });
+        assert_eq!(Spec::from_json(&spec.to_json()).unwrap(), spec);
+    }
+}
