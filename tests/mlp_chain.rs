@@ -367,3 +367,91 @@ fn gpu_fused_chain_is_one_dispatch() {
     assert_eq!(after.dispatches - before.dispatches, 1);
     assert_eq!(after.submissions - before.submissions, 1);
 }
+
+/// The sampler's temperature is noise² / (2·step), and both factors are checked here
+/// directly, fused and layer by layer, on the CPU and the GPU. (Training cannot check it:
+/// tests/train_toy2d.rs trains as well at twice the temperature.) On the linear energy
+/// E(x) = w·x + b, ∇E = w everywhere:
+/// - drift: with no noise, K steps move every chain by exactly −K·step·w;
+/// - diffusion: with step 0, K steps from 0 give N(0, K·noise²) per value; over 6000 values
+///   the variance estimate has a relative sd of √(2/6000) = 1.8 %, so the ±10 % bound is
+///   5.5 sd, and noise² off by 2× (twice the temperature) is 55 sd out.
+///
+/// Mutations that make it fail (checked, then reverted): in `langevin_row`
+/// (src/backend/cpu/mod.rs, the CPU's fused and per-step update) `u.noise * 1.4142135 * z`
+/// (variance ratio 1.97) and `0.5 * u.step * g` (drift error 0.5); in shaders/mlp_chain.wgsl
+/// `p.noise * 1.4142135 * xi[j]` and in shaders/langevin.wgsl `p.noise * 1.4142135 * xi[k]`
+/// (the GPU's fused and per-step chains: variance ratio 1.97). Unbroken: drift error 4e-8,
+/// variance ratio 0.984 (seed 17, every device and path).
+fn sampler_temperature<B: Backend>(b: &B) {
+    let spec = Spec {
+        input: vec![3],
+        layers: vec![LayerSpec::Linear {
+            inputs: 3,
+            outputs: 1,
+        }],
+    };
+    let w = [0.3f32, -0.5, 0.2];
+    let params: Vec<(String, Vec<f32>)> = init_params(&spec, 0)
+        .into_iter()
+        .map(|(name, v)| {
+            let value = if name.ends_with("weight") {
+                w.to_vec()
+            } else {
+                vec![0.1; v.len()]
+            };
+            (name, value)
+        })
+        .collect();
+    let rows = 2000;
+    let x0 = vec![0.0; rows * 3];
+    let chain = |steps, step_size, noise| Langevin {
+        config: LangevinConfig {
+            steps,
+            step_size,
+            noise,
+            grad_clip: None,
+            lo: -100.0,
+            hi: 100.0,
+        },
+        seed: 17,
+    };
+    for fused in [true, false] {
+        let (k, step) = (5, 0.01f32);
+        let drift = sample(b, &spec, &params, &chain(k, step, 0.0), &x0, 0, fused);
+        let want: Vec<f32> = (0..rows * 3)
+            .map(|i| -(k as f32) * step * w[i % 3])
+            .collect();
+        let err = rel_err(&drift, &want);
+        assert!(
+            err <= 1e-5,
+            "{} fused {fused}: drift off by {err:.2e} of −K·step·∇E",
+            b.name()
+        );
+
+        let (k, noise) = (4, 0.1f32);
+        let moved = sample(b, &spec, &params, &chain(k, 0.0, noise), &x0, 3, fused);
+        let var = moved.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / moved.len() as f64;
+        let ratio = var / (k as f64 * (noise as f64).powi(2));
+        eprintln!(
+            "{} fused {fused}: drift error {err:.2e}, noise variance / K·noise² = {ratio:.4}",
+            b.name()
+        );
+        assert!(
+            (ratio - 1.0).abs() < 0.1,
+            "{} fused {fused}: the noise variance is {ratio:.3} × K·noise²",
+            b.name()
+        );
+    }
+}
+
+#[test]
+fn cpu_sampler_temperature() {
+    sampler_temperature(&CpuBackend::new());
+}
+
+#[test]
+fn gpu_sampler_temperature() {
+    let gpu = gpu_or_skip!();
+    sampler_temperature(&*gpu);
+}

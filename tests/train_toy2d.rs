@@ -73,7 +73,8 @@ fn train<B: Backend>(b: &B, spec: &Spec, cfg: TrainConfig, iters: u64) -> (f64, 
 /// at KL 0.429. What it does not: a sampler at twice the temperature (noise² doubled, or
 /// the step halved) trains to KL 0.081 / 0.080 for seed 0, no worse than the right one —
 /// with 20-step chains the learnt energy absorbs the temperature — so this bound cannot
-/// check the sampler's temperature, and no KL bound here could.
+/// check the sampler's temperature, and no KL bound here could; tests/mlp_chain.rs
+/// (`*_sampler_temperature`) checks noise and step directly instead.
 #[test]
 fn cpu_training_learns_8gaussians() {
     let b = CpuBackend::new();
