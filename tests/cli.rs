@@ -744,7 +744,7 @@ fn inpaint_denoise_and_ood_scores() {
         }
     }
     let scores = dir.join("scores.safetensors");
-    run_ok(
+    let out = run_ok(
         &dir.0,
         &[
             "--device",
@@ -767,4 +767,136 @@ fn inpaint_denoise_and_ood_scores() {
     assert_eq!(file.tensors["energy_ood"].shape, vec![50]);
     let auroc: f64 = file.metadata["ebm.auroc"].parse().unwrap();
     assert!((0.0..=1.0).contains(&auroc), "AUROC {auroc}");
+    // The AUROC must be the one of the energies written: recomputed here from its definition,
+    // P(E_ood > E_in) + ½·P(tie) over all (in, ood) pairs, without ebm::eval::auroc.
+    // Mutation that makes it fail (checked, then reverted): `auroc(&energy_ood, &energy)`
+    // (arguments swapped) in src/bin/ebm/score.rs.
+    let (e_in, e_ood) = (
+        &file.tensors["energy"].data,
+        &file.tensors["energy_ood"].data,
+    );
+    let pairs: f64 = e_in
+        .iter()
+        .flat_map(|a| e_ood.iter().map(move |b| (a, b)))
+        .map(|(a, b)| match b.partial_cmp(a).unwrap() {
+            std::cmp::Ordering::Greater => 1.0,
+            std::cmp::Ordering::Equal => 0.5,
+            std::cmp::Ordering::Less => 0.0,
+        })
+        .sum();
+    let recomputed = pairs / (e_in.len() * e_ood.len()) as f64;
+    assert!(
+        (recomputed - auroc).abs() < 1e-12,
+        "written AUROC {auroc} but the written energies give {recomputed}"
+    );
+    // And the printed one is the same number, to its 4 decimals.
+    let stdout = text(&out.stdout);
+    let printed = stdout
+        .lines()
+        .find(|l| l.starts_with("AUROC"))
+        .and_then(|l| l.rsplit(": ").next())
+        .unwrap_or_else(|| panic!("no AUROC line in {stdout:?}"));
+    assert_eq!(
+        printed,
+        format!("{recomputed:.4}"),
+        "printed AUROC vs the energies' (stdout {stdout:?})"
+    );
+    eprintln!("AUROC {printed} (recomputed {recomputed:.6})");
+    assert!(
+        recomputed != 0.5,
+        "a chance-level AUROC would not tell swapped arguments apart"
+    );
+}
+
+// ------------------------------------------------------------------ --device auto
+
+/// `--device auto` on a machine whose adapters are all software (lavapipe in CI): it must fall
+/// back to the CPU with its one-line notice and still do the work, with the CPU's results.
+/// Where a hardware GPU exists it must take it, silently. Without any adapter it falls back
+/// too, so that case is checked the same way.
+///
+/// Mutation that makes it fail (checked, then reverted): `GpuBackend::new(true)` in the
+/// `Auto` arm of src/backend/device.rs (auto then takes lavapipe: no notice, "on vulkan …").
+#[test]
+fn device_auto_skips_software_adapters() {
+    use ebm::backend::gpu::describe_adapters;
+    use ebm::backend::{choose_backend, AnyBackend, DeviceChoice};
+
+    let adapters = describe_adapters();
+    let hardware = adapters.iter().any(|a| !a.is_software);
+    eprintln!(
+        "adapters: {:?}",
+        adapters.iter().map(|a| a.name.clone()).collect::<Vec<_>>()
+    );
+
+    // The library: which backend, and how many notices.
+    let mut notices = Vec::new();
+    let chosen = {
+        let _turn = gpu_common::gpu_turn();
+        let backend = choose_backend(DeviceChoice::Auto, |n| notices.push(n.to_string())).unwrap();
+        matches!(backend, AnyBackend::Cpu(_))
+    };
+    if hardware {
+        assert!(!chosen, "auto passed over a hardware GPU");
+        assert!(
+            notices.is_empty(),
+            "a notice with a hardware GPU: {notices:?}"
+        );
+    } else {
+        assert!(chosen, "auto took a software adapter");
+        assert_eq!(notices.len(), 1, "{notices:?}");
+        assert!(
+            notices[0].starts_with("notice:") && notices[0].contains("running on the CPU backend"),
+            "{notices:?}"
+        );
+    }
+
+    // The CLI: the same choice, one notice line on stderr, and the run still works.
+    let tmp = TempDir::new("cli-device-auto");
+    let model = golden("torch_toy2d.safetensors");
+    let input = golden("torch_x.safetensors");
+    let mut outputs = Vec::new();
+    for device in ["auto", "cpu"] {
+        let out_path = tmp.join(&format!("{device}.safetensors"));
+        let args = [
+            "--device",
+            device,
+            "score",
+            "--model",
+            path_str(&model),
+            "--input",
+            path_str(&input),
+            "--out",
+            path_str(&out_path),
+        ];
+        let out = {
+            let _turn = gpu_common::gpu_turn();
+            run_ok(&tmp.0, &args)
+        };
+        let stderr = text(&out.stderr);
+        let notice_lines = stderr.lines().filter(|l| l.starts_with("notice:")).count();
+        let on_cpu = stderr.contains("inputs on cpu");
+        if device == "auto" && !hardware {
+            assert_eq!(
+                notice_lines,
+                1,
+                "want one notice: {}",
+                describe(&args, &out)
+            );
+            assert!(
+                stderr.contains("running on the CPU backend") && on_cpu,
+                "{}",
+                describe(&args, &out)
+            );
+        } else if device == "auto" {
+            assert!(notice_lines == 0 && !on_cpu, "{}", describe(&args, &out));
+        }
+        outputs.push(TensorFile::read(&out_path).unwrap().tensors["energy"].clone());
+    }
+    if !hardware {
+        assert_eq!(
+            outputs[0].data, outputs[1].data,
+            "auto fell back to the CPU, so its energies are the CPU's"
+        );
+    }
 }

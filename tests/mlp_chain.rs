@@ -20,6 +20,25 @@ use rand::{RngExt, SeedableRng};
 /// K steps of a few f32 dot products of ≤ 128 terms each, compared as one vector.
 const TOL: f64 = 1e-4;
 
+/// Step size and noise of the compared chains: the gradient term (0.2·∇E per step, with
+/// |∂E/∂xᵢ| ~ 0.1–1 at init) outweighs the noise (0.002·ξ) several times over, so the
+/// displacement x_K − x_0 is mostly −step·Σ∇E, and a chain that drops ∇E misses most of it.
+/// `gradient_share` checks that this holds for the nets each run draws.
+const STEP: f32 = 0.2;
+const NOISE: f32 = 0.002;
+
+/// x_K − x_0 in f64. Comparing x_K itself would hide the chain's work: x_0 is ~20× larger
+/// than the displacement, so a chain with ∇E dropped stayed within the tolerance.
+fn displacement(x: &[f32], x0: &[f32]) -> Vec<f32> {
+    x.iter().zip(x0).map(|(&a, &b)| a - b).collect()
+}
+
+/// ‖d − d_noise‖ / ‖d‖: the share of the displacement `d` that the noise-only chain (same
+/// sampler with step 0) does not explain.
+fn gradient_share(d: &[f32], d_noise: &[f32]) -> f64 {
+    rel_err(d_noise, d)
+}
+
 /// A random MLP spec: `widths` with a random activation after each hidden layer.
 fn random_mlp(rng: &mut StdRng, widths: &[usize], slope: f32) -> Spec {
     let mut layers = Vec::new();
@@ -115,12 +134,17 @@ fn uniform(rng: &mut StdRng, n: usize) -> Vec<f32> {
 }
 
 /// On the CPU the fused chain and the layer-by-layer one draw the same noise and compute the
-/// same gradients (up to summation order).
+/// same gradients (up to summation order): their displacements x_K − x_0 agree to `TOL`.
+///
+/// Mutation that makes it fail (checked, then reverted): the fused CPU chain without ∇E,
+/// `langevin_row(&update, row, xr, &vec![0.0; dim])` in src/backend/cpu/mlp_chain.rs
+/// (relative error of the displacement ≈ the gradient share, ~0.9, against 1e-4).
 #[test]
 fn cpu_fused_chain_matches_layer_by_layer() {
     let seed = test_seed();
     let mut rng = StdRng::seed_from_u64(seed);
     let cpu = CpuBackend::new();
+    let (mut moved, mut by_noise, mut worst) = (Vec::new(), Vec::new(), 0.0f64);
     for case in 0..6 {
         let widths = random_widths(&mut rng);
         let spec = random_mlp(&mut rng, &widths, 0.2);
@@ -128,16 +152,39 @@ fn cpu_fused_chain_matches_layer_by_layer() {
         // 300 rows: several of the CPU's blocks, the last one partial.
         let rows = [1, 7, 300][case % 3];
         let x0 = uniform(&mut rng, rows * widths[0]);
-        let s = sampler(&mut rng, 4, 0.05, 0.02);
+        let s = sampler(&mut rng, 4, STEP, NOISE);
         let first = rng.random_range(0..1000);
-        let fused = sample(&cpu, &spec, &params, &s, &x0, first, true);
-        let layered = sample(&cpu, &spec, &params, &s, &x0, first, false);
+        let fused = displacement(&sample(&cpu, &spec, &params, &s, &x0, first, true), &x0);
+        let layered = displacement(&sample(&cpu, &spec, &params, &s, &x0, first, false), &x0);
         let err = rel_err(&fused, &layered);
+        worst = worst.max(err);
         assert!(
             err <= TOL,
-            "widths {widths:?}, {rows} rows: fused vs layer-by-layer {err:.2e} (seed {seed})"
+            "widths {widths:?}, {rows} rows: displacement fused vs layer-by-layer {err:.2e} \
+             (seed {seed})"
         );
+        let noise_only = Langevin {
+            config: LangevinConfig {
+                step_size: 0.0,
+                ..s.config
+            },
+            seed: s.seed,
+        };
+        let d_noise = displacement(
+            &sample(&cpu, &spec, &params, &noise_only, &x0, first, false),
+            &x0,
+        );
+        moved.extend(layered);
+        by_noise.extend(d_noise);
     }
+    let share = gradient_share(&moved, &by_noise);
+    eprintln!(
+        "gradient share of the displacement: {share:.3}; worst displacement error {worst:.2e}"
+    );
+    assert!(
+        share > 0.5,
+        "the noise, not ∇E, drives these chains ({share:.3}); the comparison is weak (seed {seed})"
+    );
 }
 
 /// With step 0 a chain is pure noise: the fused op must draw exactly the Philox normals of
@@ -179,12 +226,17 @@ fn fused_chain_noise_is_the_per_step_noise() {
     );
 }
 
+/// GPU fused and layer-by-layer chains against the CPU's fused chain, by displacement.
+///
+/// Mutation that makes it fail (checked, then reverted): `xv - p.step * 0.0 * g + …` in
+/// shaders/mlp_chain.wgsl (the fused GPU chain without ∇E).
 #[test]
 fn gpu_fused_chain_matches_cpu() {
     let gpu = gpu_or_skip!();
     let cpu = CpuBackend::new();
     let seed = test_seed();
     let mut rng = StdRng::seed_from_u64(seed);
+    let (mut moved, mut by_noise, mut worst) = (Vec::new(), Vec::new(), 0.0f64);
     for case in 0..6 {
         let widths = random_widths(&mut rng);
         let spec = random_mlp(&mut rng, &widths, 0.1);
@@ -202,19 +254,41 @@ fn gpu_fused_chain_matches_cpu() {
         let params = init_params(&spec, rng.random());
         let rows = [1, 8, 13, 70][case % 4];
         let x0 = uniform(&mut rng, rows * widths[0]);
-        let s = sampler(&mut rng, 3, 0.05, 0.02);
+        let s = sampler(&mut rng, 3, STEP, NOISE);
         let first = rng.random_range(0..1000);
-        let on_cpu = sample(&cpu, &spec, &params, &s, &x0, first, true);
-        let on_gpu = sample(&*gpu, &spec, &params, &s, &x0, first, true);
-        let layered_gpu = sample(&*gpu, &spec, &params, &s, &x0, first, false);
+        let on_cpu = displacement(&sample(&cpu, &spec, &params, &s, &x0, first, true), &x0);
+        let on_gpu = displacement(&sample(&*gpu, &spec, &params, &s, &x0, first, true), &x0);
+        let layered_gpu = displacement(&sample(&*gpu, &spec, &params, &s, &x0, first, false), &x0);
         for (what, got) in [("fused", &on_gpu), ("layer-by-layer", &layered_gpu)] {
             let err = rel_err(got, &on_cpu);
+            worst = worst.max(err);
             assert!(
                 err <= TOL,
-                "widths {widths:?}, {rows} rows: GPU {what} vs CPU fused {err:.2e} (seed {seed})"
+                "widths {widths:?}, {rows} rows: displacement GPU {what} vs CPU fused \
+                 {err:.2e} (seed {seed})"
             );
         }
+        let noise_only = Langevin {
+            config: LangevinConfig {
+                step_size: 0.0,
+                ..s.config
+            },
+            seed: s.seed,
+        };
+        by_noise.extend(displacement(
+            &sample(&cpu, &spec, &params, &noise_only, &x0, first, false),
+            &x0,
+        ));
+        moved.extend(on_cpu);
     }
+    let share = gradient_share(&moved, &by_noise);
+    eprintln!(
+        "gradient share of the displacement: {share:.3}; worst displacement error {worst:.2e}"
+    );
+    assert!(
+        share > 0.5,
+        "the noise, not ∇E, drives these chains ({share:.3}); the comparison is weak (seed {seed})"
+    );
 }
 
 /// A net past the kernel's limits (a 129-wide layer) is sampled layer by layer on the GPU,
@@ -427,4 +501,92 @@ fn fused_chain_runs_tanh_sigmoid_softplus() {
             assert!(err <= TOL, "GPU {name} vs CPU fused {err:.2e}: {what}");
         }
     }
+}
+
+/// The sampler's temperature is noise² / (2·step), and both factors are checked here
+/// directly, fused and layer by layer, on the CPU and the GPU. (Training cannot check it:
+/// tests/train_toy2d.rs trains as well at twice the temperature.) On the linear energy
+/// E(x) = w·x + b, ∇E = w everywhere:
+/// - drift: with no noise, K steps move every chain by exactly −K·step·w;
+/// - diffusion: with step 0, K steps from 0 give N(0, K·noise²) per value; over 6000 values
+///   the variance estimate has a relative sd of √(2/6000) = 1.8 %, so the ±10 % bound is
+///   5.5 sd, and noise² off by 2× (twice the temperature) is 55 sd out.
+///
+/// Mutations that make it fail (checked, then reverted): in `langevin_row`
+/// (src/backend/cpu/mod.rs, the CPU's fused and per-step update) `u.noise * 1.4142135 * z`
+/// (variance ratio 1.97) and `0.5 * u.step * g` (drift error 0.5); in shaders/mlp_chain.wgsl
+/// `p.noise * 1.4142135 * xi[j]` and in shaders/langevin.wgsl `p.noise * 1.4142135 * xi[k]`
+/// (the GPU's fused and per-step chains: variance ratio 1.97). Unbroken: drift error 4e-8,
+/// variance ratio 0.984 (seed 17, every device and path).
+fn sampler_temperature<B: Backend>(b: &B) {
+    let spec = Spec {
+        input: vec![3],
+        layers: vec![LayerSpec::Linear {
+            inputs: 3,
+            outputs: 1,
+        }],
+    };
+    let w = [0.3f32, -0.5, 0.2];
+    let params: Vec<(String, Vec<f32>)> = init_params(&spec, 0)
+        .into_iter()
+        .map(|(name, v)| {
+            let value = if name.ends_with("weight") {
+                w.to_vec()
+            } else {
+                vec![0.1; v.len()]
+            };
+            (name, value)
+        })
+        .collect();
+    let rows = 2000;
+    let x0 = vec![0.0; rows * 3];
+    let chain = |steps, step_size, noise| Langevin {
+        config: LangevinConfig {
+            steps,
+            step_size,
+            noise,
+            grad_clip: None,
+            lo: -100.0,
+            hi: 100.0,
+        },
+        seed: 17,
+    };
+    for fused in [true, false] {
+        let (k, step) = (5, 0.01f32);
+        let drift = sample(b, &spec, &params, &chain(k, step, 0.0), &x0, 0, fused);
+        let want: Vec<f32> = (0..rows * 3)
+            .map(|i| -(k as f32) * step * w[i % 3])
+            .collect();
+        let err = rel_err(&drift, &want);
+        assert!(
+            err <= 1e-5,
+            "{} fused {fused}: drift off by {err:.2e} of −K·step·∇E",
+            b.name()
+        );
+
+        let (k, noise) = (4, 0.1f32);
+        let moved = sample(b, &spec, &params, &chain(k, 0.0, noise), &x0, 3, fused);
+        let var = moved.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / moved.len() as f64;
+        let ratio = var / (k as f64 * (noise as f64).powi(2));
+        eprintln!(
+            "{} fused {fused}: drift error {err:.2e}, noise variance / K·noise² = {ratio:.4}",
+            b.name()
+        );
+        assert!(
+            (ratio - 1.0).abs() < 0.1,
+            "{} fused {fused}: the noise variance is {ratio:.3} × K·noise²",
+            b.name()
+        );
+    }
+}
+
+#[test]
+fn cpu_sampler_temperature() {
+    sampler_temperature(&CpuBackend::new());
+}
+
+#[test]
+fn gpu_sampler_temperature() {
+    let gpu = gpu_or_skip!();
+    sampler_temperature(&*gpu);
 }

@@ -59,9 +59,22 @@ fn train<B: Backend>(b: &B, spec: &Spec, cfg: TrainConfig, iters: u64) -> (f64, 
 
 /// The untrained net is nearly flat on the box: KL ≈ 1.5 nats (ln 4096 cells minus the data
 /// histogram's entropy). A model with all eight modes at the right places and widths scores
-/// below 0.1 (the CLI demo reaches 0.077); one that misses a mode pays ≥ ⅛·ln(⅛/q) for it —
-/// over 0.5 nats for any q below 1e-3 — and one whose modes are twice too wide pays
-/// 2(ln 2 − 3/8) ≈ 0.64. So KL < 0.3 means "found every mode, roughly the right shape".
+/// near 0.1; one that misses a mode pays ≥ ⅛·ln(⅛/q) for it — over 0.5 nats for any q below
+/// 1e-3 — and one whose modes are twice too wide pays 2(ln 2 − 3/8) ≈ 0.64.
+///
+/// Measured (this configuration, 1000 iterations, CPU): KL 0.107 for seed 0 (the one
+/// asserted; the CPU run is deterministic), 0.124, 0.090 and 0.098 for seeds 1–3. The bound,
+/// 0.15, is the worst of those four plus 0.026, about the seeds' whole spread (0.034/2 either
+/// side of their mean 0.105 … so a run perturbed as much as a change of seed still passes,
+/// e.g. other float summation orders on another CPU).
+///
+/// What it catches: a sampler that ignores ∇E (fused CPU chain with the gradient dropped,
+/// `langevin_row(&update, row, xr, &vec![0.0; dim])` in src/backend/cpu/mlp_chain.rs) ends
+/// at KL 0.429. What it does not: a sampler at twice the temperature (noise² doubled, or
+/// the step halved) trains to KL 0.081 / 0.080 for seed 0, no worse than the right one —
+/// with 20-step chains the learnt energy absorbs the temperature — so this bound cannot
+/// check the sampler's temperature, and no KL bound here could; tests/mlp_chain.rs
+/// (`*_sampler_temperature`) checks noise and step directly instead.
 #[test]
 fn cpu_training_learns_8gaussians() {
     let b = CpuBackend::new();
@@ -69,8 +82,8 @@ fn cpu_training_learns_8gaussians() {
     eprintln!("KL(data‖model): {before:.3} untrained → {after:.3} trained");
     assert!(before > 1.0, "untrained KL {before:.3} should be large");
     assert!(
-        after < 0.3,
-        "trained KL {after:.3} should be below 0.3 nats"
+        after < 0.15,
+        "trained KL {after:.3} should be below 0.15 nats"
     );
 }
 

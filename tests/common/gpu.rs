@@ -25,6 +25,12 @@ impl std::ops::Deref for GpuTest {
     }
 }
 
+/// The process's GPU turn alone, for a test that opens devices itself (`choose_backend`) or
+/// runs the CLI on one.
+pub fn gpu_turn() -> MutexGuard<'static, ()> {
+    GPU_TURN.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// The GPU backend on any adapter, lavapipe included. With no adapter at all the test fails
 /// when `CI` is set (CI must run the kernels) and is skipped with a message otherwise.
 pub fn gpu() -> Option<GpuTest> {
