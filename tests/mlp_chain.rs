@@ -519,13 +519,13 @@ fn fused_chain_runs_tanh_sigmoid_softplus() {
 /// (the GPU's fused and per-step chains: variance ratio 1.97). Unbroken: drift error 4e-8,
 /// variance ratio 0.984 (seed 17, every device and path).
 fn sampler_temperature<B: Backend>(b: &B) {
-    let spec = Spec {
-        input: vec![3],
-        layers: vec![LayerSpec::Linear {
+    let spec = Spec::sequential(
+        vec![3],
+        vec![LayerSpec::Linear {
             inputs: 3,
             outputs: 1,
         }],
-    };
+    );
     let w = [0.3f32, -0.5, 0.2];
     let params: Vec<(String, Vec<f32>)> = init_params(&spec, 0)
         .into_iter()
