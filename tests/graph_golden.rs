@@ -230,3 +230,41 @@ fn graph_goldens_gpu() {
 fn builtin_resnet_is_the_references() {
     assert_eq!(Case::new("resnet").spec(), Spec::resnet(1, 8));
 }
+
+/// A PyTorch `nn.Module` ResNet (tests/golden/make_torch_resnet.py: its float32
+/// state_dict saved with safetensors, the spec in the `ebm.spec` metadata) scores through
+/// `ebm score` as PyTorch scores it in float64; and the golden ResNet's energies come out
+/// the same through `ebm score` as through the library.
+#[test]
+fn torch_resnet_scores_the_same_through_the_cli() {
+    let dir = std::env::temp_dir().join(format!("ebm-torch-resnet-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let golden = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden"));
+    let scores = golden.join("torch_resnet_scores.safetensors");
+    for device in ["cpu", "gpu"] {
+        let out = dir.join(format!("scores-{device}.safetensors"));
+        let run = std::process::Command::new(env!("CARGO_BIN_EXE_ebm"))
+            .args(["--device", device, "score", "--model"])
+            .arg(golden.join("torch_resnet.safetensors"))
+            .arg("--input")
+            .arg(&scores)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        if device == "gpu" && !run.status.success() && std::env::var_os("CI").is_none() {
+            eprintln!("skipped the GPU: {stderr}");
+            continue;
+        }
+        assert!(run.status.success(), "ebm score on {device}: {stderr}");
+        let ours = TensorFile::read(&out).unwrap();
+        let theirs = TensorFile::read(&scores).unwrap();
+        let e = rel_err(
+            &ours.get("energy", &out).unwrap().data,
+            &theirs.get("energy", &scores).unwrap().data,
+        );
+        assert!(e <= TOL, "{device}: energies {e:.3e} from PyTorch's");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

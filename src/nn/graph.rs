@@ -513,3 +513,56 @@ impl<B: Backend> Net<B> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::CpuBackend;
+
+    /// `add` reading one node twice, after another layer already read it: every share of
+    /// the gradient is summed (the path where `add` is not the first reader to write).
+    #[test]
+    fn a_node_read_three_times_gets_three_shares() {
+        let b = CpuBackend::new();
+        // y = a + a, then the head reads y and — through `from` — a again: E = w·(3a) + c.
+        let spec = Spec::from_json(
+            r#"{"input":[2],"layers":[
+                {"type":"linear","name":"a","in":2,"out":3},
+                {"type":"add","name":"twice","from":["a","a"]},
+                {"type":"add","from":["twice","a"]},
+                {"type":"linear","in":3,"out":1}]}"#,
+        )
+        .unwrap();
+        let single = Spec::from_json(
+            r#"{"input":[2],"layers":[
+                {"type":"linear","name":"a","in":2,"out":3},
+                {"type":"linear","name":"layers.3","in":3,"out":1}]}"#,
+        )
+        .unwrap();
+        let mut net = Net::new(&b, &spec, 5).unwrap();
+        let values: HashMap<String, Vec<f32>> = net
+            .read_params(&b)
+            .unwrap()
+            .into_iter()
+            .map(|(name, t)| (name, t.data))
+            .collect();
+        let mut plain = Net::from_params(&b, &single, |name, _| Ok(values[name].clone())).unwrap();
+        let x = b.upload(&[0.3, -0.7]).unwrap();
+        let one = b.upload(&[1.0]).unwrap();
+        net.forward(&b, &x, 1).unwrap();
+        net.backward(&b, 1, &one, true, true).unwrap();
+        plain.forward(&b, &x, 1).unwrap();
+        plain.backward(&b, 1, &one, true, true).unwrap();
+        let grad = b.read(net.input_grad_tensor(1).unwrap()).unwrap();
+        let once = b.read(plain.input_grad_tensor(1).unwrap()).unwrap();
+        for (g, o) in grad.iter().zip(&once) {
+            assert!((g - 3.0 * o).abs() < 1e-5, "{grad:?} vs 3 × {once:?}");
+        }
+        // The first layer's weight gradient triples too; the head's sees 3a.
+        let gw = b.read(&net.params()[0].grad).unwrap();
+        let ow = b.read(&plain.params()[0].grad).unwrap();
+        for (g, o) in gw.iter().zip(&ow) {
+            assert!((g - 3.0 * o).abs() < 1e-5, "{gw:?} vs 3 × {ow:?}");
+        }
+    }
+}
