@@ -5,7 +5,7 @@
 //!   [`builtin`] specs (toy2d, the ConvNets, the ResNets).
 //! - [`graph`]: [`Net`], the layer graph; one file per node kind with parameters
 //!   ([`linear`], [`conv2d`], [`conv_transpose2d`]); [`init`] for their initial values.
-//! - [`model`]: [`EnergyNet`], a net with an energy head ([`heads`]).
+//! - [`model`]: [`EnergyNet`], a net with an energy head ([`heads`]); [`io`]: model files.
 //!
 //! ```
 //! use ebm::nn::{EnergyNet, Spec};
@@ -28,6 +28,7 @@ pub mod conv_transpose2d;
 pub mod graph;
 pub mod heads;
 pub mod init;
+pub mod io;
 pub mod linear;
 pub mod model;
 pub mod spec;
