@@ -1520,3 +1520,66 @@ fn new_ops_reject_bad_shapes() {
     assert!(matches!(gpu.flush(), Err(Error::Shape(_))));
     gpu.flush().unwrap();
 }
+
+/// Past 65535 workgroups the one-thread-per-element kernels of elementwise.wgsl,
+/// upsample.wgsl and rows.wgsl (each file has its own copy of the grid flattening) run on a
+/// 2D grid; every element must still be written once, with the right index.
+#[test]
+fn new_elementwise_kernels_past_65535_workgroups() {
+    let gpu = gpu_or_skip!();
+    let cpu = CpuBackend::new();
+    let max = gpu.adapter_report().max_compute_workgroups_per_dimension as usize;
+    let n = (max + 3) * 256 + 5;
+    let x: Vec<f32> = (0..n).map(|i| (i % 1000) as f32 - 500.0).collect();
+    let y0: Vec<f32> = (0..n).map(|i| (i % 7) as f32).collect();
+
+    let mut y = y0.clone();
+    cpu.axpy(2.0, &x, &mut y, n);
+    let mut gy = up(&gpu, &y0);
+    gpu.axpy(2.0, &up(&gpu, &x), &mut gy, n);
+    let got = read(&gpu, &gy);
+    let bad = got.iter().zip(&y).position(|(g, c)| g != c);
+    assert_eq!(bad, None, "axpy: first wrong element of {n}");
+
+    let s = UpsampleShape {
+        batch: 1,
+        channels: 1,
+        height: 1,
+        width: n / 4 + 1,
+        factor: 2,
+    };
+    let mut y = vec![0.0; s.out_len()];
+    cpu.upsample_forward(s, &x, &mut y);
+    let mut gy = gpu.zeros(s.out_len()).unwrap();
+    gpu.upsample_forward(s, &up(&gpu, &x[..s.in_len()]), &mut gy);
+    let got = read(&gpu, &gy);
+    let bad = got.iter().zip(&y).position(|(g, c)| g != c);
+    assert_eq!(
+        bad,
+        None,
+        "upsample_forward: first wrong element of {}",
+        y.len()
+    );
+
+    let (rows, cols) = (n / 3 + 1, 3);
+    let index: Vec<f32> = (0..rows).map(|r| (r % 3) as f32).collect();
+    let mut dx = vec![7.0; rows * cols];
+    cpu.scatter_cols(rows, cols, 1.0, &x, &index, &mut dx);
+    let mut gdx = gpu.zeros(rows * cols).unwrap();
+    gpu.scatter_cols(
+        rows,
+        cols,
+        1.0,
+        &up(&gpu, &x[..rows]),
+        &up(&gpu, &index),
+        &mut gdx,
+    );
+    let got = read(&gpu, &gdx);
+    let bad = got.iter().zip(&dx).position(|(g, c)| g != c);
+    assert_eq!(
+        bad,
+        None,
+        "scatter_cols: first wrong element of {}",
+        dx.len()
+    );
+}

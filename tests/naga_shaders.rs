@@ -1,7 +1,7 @@
 //! Every `shaders/*.wgsl` parses and validates with naga, exactly as the GPU backend assembles
-//! it (`rng.wgsl` prepended where the backend does that). Needs no GPU, so shader mistakes
-//! are caught on any machine. The directory is listed, so a new shader is covered
-//! automatically.
+//! it (`rng.wgsl` prepended where the backend does that), and its `@compute` entry points
+//! are exactly the kernels the backend builds. Needs no GPU, so shader mistakes are caught
+//! on any machine. The directory is listed, so a new shader is covered automatically.
 
 use std::path::Path;
 

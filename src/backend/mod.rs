@@ -540,6 +540,44 @@ pub trait Backend {
     /// `y[r] = x[r, index[r]]` for x `[rows, cols]` (a classifier's logit of each label).
     /// `index` holds exact integers as f32; an index that is not an integer in `[0, cols)`
     /// gives NaN, so that [`flag_non_finite`](Self::flag_non_finite) catches a bad label.
+    ///
+    /// With [`row_logsumexp`](Self::row_logsumexp), [`row_softmax`](Self::row_softmax) and
+    /// [`scatter_cols`](Self::scatter_cols) it makes a classifier's mean cross-entropy,
+    /// L = mean_r (logsumexp_r − x[r, label_r]), and its gradient (softmax − one-hot)/rows:
+    ///
+    /// ```
+    /// use ebm::backend::Backend;
+    /// use ebm::CpuBackend;
+    ///
+    /// # fn main() -> ebm::Result<()> {
+    /// let b = CpuBackend::new();
+    /// let (rows, cols) = (2, 3);
+    /// let logits = b.upload(&[1.0, 2.0, 3.0, 0.0, 0.0, 0.0])?;
+    /// let labels = b.upload(&[2.0, 0.0])?;
+    /// // Forward: nll_r = lse_r − x[r, label_r], then the mean over rows.
+    /// let (mut nll, mut picked, mut loss) = (b.zeros(rows)?, b.zeros(rows)?, b.zeros(1)?);
+    /// b.row_logsumexp(rows, cols, &logits, &mut nll);
+    /// b.gather_cols(rows, cols, &logits, &labels, &mut picked);
+    /// b.axpy(-1.0, &picked, &mut nll, rows);
+    /// b.row_sum(1, rows, 1.0 / rows as f32, &nll, &mut loss);
+    /// let want = ((1f32.exp() + 2f32.exp() + 3f32.exp()).ln() - 3.0 + 3f32.ln()) / 2.0;
+    /// assert!((b.read(&loss)?[0] - want).abs() < 1e-6);
+    /// // Backward: softmax/rows, minus 1/rows at each label.
+    /// let (mut grad, mut onehot) = (b.zeros(rows * cols)?, b.zeros(rows * cols)?);
+    /// b.row_softmax(rows, cols, &logits, &mut grad);
+    /// b.scale(1.0 / rows as f32, &mut grad, rows * cols);
+    /// let ones = b.upload(&[1.0; 2])?;
+    /// b.scatter_cols(rows, cols, -1.0 / rows as f32, &ones, &labels, &mut onehot);
+    /// b.axpy(1.0, &onehot, &mut grad, rows * cols);
+    /// let g = b.read(&grad)?;
+    /// assert!((g[3] - (1.0 / 3.0 - 1.0) / 2.0).abs() < 1e-6 && (g[4] - 1.0 / 6.0).abs() < 1e-6);
+    /// // A label past the last class gives NaN, which the health check catches.
+    /// b.write(&mut picked, 0, &[0.0])?;
+    /// b.gather_cols(rows, cols, &logits, &b.upload(&[3.0, 0.0])?, &mut picked);
+    /// assert!(b.read(&picked)?[0].is_nan());
+    /// # Ok(())
+    /// # }
+    /// ```
     fn gather_cols(
         &self,
         rows: usize,

@@ -613,7 +613,8 @@ impl GpuBackend {
             lens.iter().zip(need).all(|(have, need)| have >= need) && n <= u32::MAX as usize,
             || {
                 format!(
-                    "{}: tensors of {lens:?} values, the op needs {need:?}",
+                    "{}: tensors of {lens:?} values, the op needs {need:?} (at most 2³² − 1 \
+                     values)",
                     k.entry
                 )
             },
@@ -627,8 +628,10 @@ impl GpuBackend {
         self.dispatch(k, buffers, &params, groups);
     }
 
-    /// One kernel of rows.wgsl, after the same checks as [`Self::elementwise`]; `groups` is
-    /// the number of workgroups (reductions) or threads (`per_thread`, gather and scatter).
+    /// One kernel of rows.wgsl, after the same checks as [`Self::elementwise`] with `largest`
+    /// the longest index range the kernel computes; `work` is the number of workgroups (the
+    /// reductions: one per row or channel) or, with `per_thread`, of threads (gather and
+    /// scatter).
     #[allow(clippy::too_many_arguments)]
     fn rows_kernel(
         &self,
