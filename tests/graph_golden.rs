@@ -3,7 +3,8 @@
 //! ResNet (IGEBM-style, n_f = 8, 1 channel), a JEM classifier energy (softplus,
 //! global_avg_pool, neg_logsumexp head) and a generator (reshape, conv_transpose2d with and
 //! without output padding, upsample, sigmoid, tanh; tensor output), each built from the same
-//! spec JSON as PyTorch and matched on the CPU and the GPU to relative error ≤ 1e-4 per
+//! spec JSON as PyTorch, and the ResNet with spectral norm (PyTorch's, one power iteration
+//! per training step), each matched on the CPU and the GPU to relative error ≤ 1e-4 per
 //! tensor (2-norm) against PyTorch autograd in float64.
 
 #[path = "common/gpu.rs"]
@@ -13,6 +14,7 @@ use std::path::Path;
 
 use ebm::backend::{stat, Backend};
 use ebm::nn::Net;
+use ebm::sampler::{Langevin, LangevinConfig};
 use ebm::tensorfile::TensorFile;
 use ebm::{CpuBackend, EnergyNet, Spec};
 use gpu_common::rel_err;
@@ -194,6 +196,70 @@ fn check_generator<B: Backend>(b: &B) {
     }
 }
 
+/// The ResNet with spectral norm on every conv and the head: eval-mode energies and three
+/// Langevin steps with the stored u, v; then one power iteration (a training step's) and the
+/// CD loss on [x⁺; x⁻] — energies, loss, gradients of every `weight_orig` and bias through
+/// σ, and the updated u, v — and ∇ₓE at the iterated σ.
+fn check_resnet_sn<B: Backend>(b: &B) {
+    let case = Case::new("resnet_sn");
+    let spec = case.spec();
+    let mut net = EnergyNet::from_params(b, &spec, |p, _| Ok(case.t(p))).unwrap();
+    let (x_pos, x_neg) = (case.t("x_pos"), case.t("x_neg"));
+    let batch = x_neg.len() / net.input_len();
+    let eval = net.energies(b, &x_neg).unwrap();
+    case.check(b, "energy_eval_neg", &eval, &case.t("energy_eval_neg"));
+
+    let sampler = Langevin {
+        config: LangevinConfig {
+            steps: case.meta("K").parse().unwrap(),
+            step_size: case.meta("resnet_sn/step").parse().unwrap(),
+            noise: case.meta("noise").parse().unwrap(),
+            grad_clip: None,
+            lo: case.meta("clamp_lo").parse().unwrap(),
+            hi: case.meta("clamp_hi").parse().unwrap(),
+        },
+        seed: case.meta("langevin_seed").parse().unwrap(),
+    };
+    let mut x = b.upload(&x_neg).unwrap();
+    sampler.run(b, &mut net, &mut x, batch, 0).unwrap();
+    case.check(b, "langevin_x3", &b.read(&x).unwrap(), &case.t("langevin_x3"));
+
+    net.refresh_spectral_norm(b, true);
+    let alpha: f32 = case.meta("alpha").parse().unwrap();
+    let both = b.upload(&[x_pos, x_neg.clone()].concat()).unwrap();
+    let mut d_energy = b.zeros(2 * batch).unwrap();
+    let mut stats = b.zeros(stat::LEN).unwrap();
+    let energies = net.forward(b, &both, 2 * batch).unwrap();
+    let e = b.read(energies).unwrap();
+    case.check(b, "energy_pos", &e[..batch], &case.t("energy_pos"));
+    case.check(b, "energy_neg", &e[batch..], &case.t("energy_neg"));
+    b.cd_loss(energies, batch, alpha, &mut d_energy, &mut stats);
+    net.backward_params(b, 2 * batch, &d_energy).unwrap();
+    let loss = b.read(&stats).unwrap()[stat::LOSS];
+    case.check(b, "loss", &[loss], &case.t("loss"));
+    let mut normed = 0;
+    for p in net.params() {
+        let value = b.read(&p.value).unwrap();
+        if let Some(layer) = p.name.strip_suffix(".weight_u") {
+            case.check(b, &format!("u_after/{layer}"), &value, &case.t(&format!("u_after/{layer}")));
+            normed += 1;
+        } else if let Some(layer) = p.name.strip_suffix(".weight_v") {
+            case.check(b, &format!("v_after/{layer}"), &value, &case.t(&format!("v_after/{layer}")));
+        } else {
+            let key = format!("grad/{}", p.name);
+            case.check(b, &key, &b.read(&p.grad).unwrap(), &case.t(&key));
+        }
+    }
+    assert_eq!(normed, 16, "every conv and the head are spectral-normed");
+    let (_, grad) = net.energies_and_grad(b, &x_neg).unwrap();
+    case.check(b, "grad_x_neg", &grad, &case.t("grad_x_neg"));
+}
+
+#[test]
+fn resnet_spectral_norm_cpu() {
+    check_resnet_sn(&CpuBackend::new());
+}
+
 #[test]
 fn residual_mlp_cpu() {
     check_cd(&CpuBackend::new(), "residual_mlp");
@@ -221,6 +287,7 @@ fn graph_goldens_gpu() {
         check_cd(&*gpu, "resnet");
         check_jem(&*gpu);
         check_generator(&*gpu);
+        check_resnet_sn(&*gpu);
     }
 }
 

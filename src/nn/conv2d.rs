@@ -22,7 +22,7 @@
 //! };
 //! let x = b.upload(&[1.0, 2.0, 3.0, 4.0])?;
 //! let mut y = b.zeros(1)?;
-//! layer.forward(&b, &params, 1, &x, &mut y);
+//! layer.forward(&b, &params, None, 1, &x, &mut y);
 //! assert_eq!(y, [10.5]);
 //! # Ok(())
 //! # }
@@ -74,11 +74,13 @@ impl Conv2d {
         &self,
         b: &B,
         params: &[Param<B>],
+        weight: Option<&B::Tensor>,
         batch: usize,
         x: &B::Tensor,
         y: &mut B::Tensor,
     ) {
-        let (w, bias) = (&params[self.weight].value, &params[self.weight + 1].value);
+        let w = weight.unwrap_or(&params[self.weight].value);
+        let bias = &params[self.weight + 1].value;
         b.conv2d_forward(self.shape(batch), x, w, bias, y);
     }
 
@@ -87,24 +89,28 @@ impl Conv2d {
         &self,
         b: &B,
         params: &[Param<B>],
+        weight: Option<&B::Tensor>,
         batch: usize,
         dy: &B::Tensor,
         dx: &mut B::Tensor,
     ) {
-        b.conv2d_backward_data(self.shape(batch), dy, &params[self.weight].value, dx);
+        let w = weight.unwrap_or(&params[self.weight].value);
+        b.conv2d_backward_data(self.shape(batch), dy, w, dx);
     }
 
     /// The weight and bias gradients summed over the batch, into their [`Param::grad`]s
-    /// (overwritten, not accumulated).
+    /// (overwritten, not accumulated); the weight's into `weight_grad` instead when given.
     pub fn backward_params<B: Backend>(
         &self,
         b: &B,
         params: &mut [Param<B>],
+        weight_grad: Option<&mut B::Tensor>,
         batch: usize,
         x: &B::Tensor,
         dy: &B::Tensor,
     ) {
         let (w, rest) = params[self.weight..].split_at_mut(1);
-        b.conv2d_backward_params(self.shape(batch), dy, x, &mut w[0].grad, &mut rest[0].grad);
+        let dw = weight_grad.unwrap_or(&mut w[0].grad);
+        b.conv2d_backward_params(self.shape(batch), dy, x, dw, &mut rest[0].grad);
     }
 }

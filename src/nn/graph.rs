@@ -45,6 +45,7 @@ use super::conv2d::Conv2d;
 use super::conv_transpose2d::ConvTranspose2d;
 use super::init;
 use super::linear::Linear;
+use super::spectral_norm::{self, SpectralNorm};
 use super::spec::{LayerSpec, Output, Plan, Spec};
 use crate::backend::{Activation, Backend, PoolShape, UpsampleShape};
 use crate::tensorfile::Tensor;
@@ -65,8 +66,9 @@ pub struct Param<B: Backend> {
 
 /// What one layer computes, with the shapes it was built for.
 enum Node<B: Backend> {
-    Linear(Linear),
-    Conv2d(Conv2d),
+    /// With its spectral-norm state when the spec asks for one.
+    Linear(Linear, Option<SpectralNorm<B>>),
+    Conv2d(Conv2d, Option<SpectralNorm<B>>),
     ConvTranspose2d(ConvTranspose2d<B>),
     AvgPool(PoolShape),
     /// `[C, H·W]` rows averaged to `[C]`.
@@ -107,8 +109,11 @@ impl<B: Backend> Net<B> {
     /// A freshly initialised net (PyTorch's default init, drawn from Philox stream 3 with
     /// the parameter's index in [`params`](Self::params) as its counter).
     pub fn new(b: &B, spec: &Spec, seed: u64) -> Result<Self> {
-        Self::build(b, spec, |index, _name, shape, fan_in| {
+        Self::build(b, spec, |index, name, shape, fan_in| {
             let len = shape.iter().product();
+            if name.ends_with(".weight_u") || name.ends_with(".weight_v") {
+                return Ok(spectral_norm::unit_vector(seed, index, len));
+            }
             Ok(init::uniform_fan_in(seed, index, len, fan_in))
         })
     }
@@ -131,19 +136,25 @@ impl<B: Backend> Net<B> {
         let plan = spec.plan()?;
         let mut nodes = Vec::new();
         let mut params: Vec<Param<B>> = Vec::new();
+        // (layer, W as rows × cols, W's parameter index) of each spectral-normed layer.
+        let mut normed = Vec::new();
         for (i, layer) in spec.layers.iter().enumerate() {
             let input = &plan.shapes[plan.inputs[i][0]];
             let name = spec.layer_name(i);
-            if layer.spectral_norm {
-                return Err(Error::Spec(format!(
-                    "{name}: spectral_norm is parsed but not yet computed by the engine \
-                     (the PyTorch reference has it; the engine's kernels are the next step)"
-                )));
-            }
+            let sn = layer.spectral_norm;
             let mut add_params =
                 |weight_shape: Vec<usize>, outputs: usize, fan_in: usize| -> Result<usize> {
                     let first = params.len();
-                    for (suffix, shape) in [("weight", weight_shape), ("bias", vec![outputs])] {
+                    let cols = weight_shape[1..].iter().product::<usize>();
+                    let mut tensors = vec![
+                        (if sn { "weight_orig" } else { "weight" }, weight_shape),
+                        ("bias", vec![outputs]),
+                    ];
+                    if sn {
+                        tensors.push(("weight_u", vec![outputs]));
+                        tensors.push(("weight_v", vec![cols]));
+                    }
+                    for (suffix, shape) in tensors {
                         let pname = format!("{name}.{suffix}");
                         let value = values(params.len(), &pname, &shape, fan_in)?;
                         let len: usize = shape.iter().product();
@@ -165,11 +176,17 @@ impl<B: Backend> Net<B> {
             nodes.push(match layer.op {
                 LayerSpec::Linear { inputs, outputs } => {
                     let weight = add_params(vec![outputs, inputs], outputs, inputs)?;
-                    Node::Linear(Linear {
-                        inputs,
-                        outputs,
-                        weight,
-                    })
+                    if sn {
+                        normed.push((i, (outputs, inputs), weight));
+                    }
+                    Node::Linear(
+                        Linear {
+                            inputs,
+                            outputs,
+                            weight,
+                        },
+                        None,
+                    )
                 }
                 LayerSpec::Conv2d {
                     inputs,
@@ -183,16 +200,22 @@ impl<B: Backend> Net<B> {
                         outputs,
                         inputs * kernel * kernel,
                     )?;
-                    Node::Conv2d(Conv2d {
-                        in_channels: inputs,
-                        out_channels: outputs,
-                        height: input[1],
-                        width: input[2],
-                        kernel,
-                        stride,
-                        padding,
-                        weight,
-                    })
+                    if sn {
+                        normed.push((i, (outputs, inputs * kernel * kernel), weight));
+                    }
+                    Node::Conv2d(
+                        Conv2d {
+                            in_channels: inputs,
+                            out_channels: outputs,
+                            height: input[1],
+                            width: input[2],
+                            kernel,
+                            stride,
+                            padding,
+                            weight,
+                        },
+                        None,
+                    )
                 }
                 LayerSpec::ConvTranspose2d {
                     inputs,
@@ -247,6 +270,14 @@ impl<B: Backend> Net<B> {
                 LayerSpec::Flatten | LayerSpec::Reshape { .. } => Node::Copy,
                 LayerSpec::Add => Node::Add,
             });
+        }
+        // u and v follow W and its bias.
+        for (i, shape, weight) in normed {
+            let state = SpectralNorm::new(b, &mut params, shape, (weight, weight + 2, weight + 3))?;
+            match &mut nodes[i] {
+                Node::Linear(_, sn) | Node::Conv2d(_, sn) => *sn = Some(state),
+                _ => unreachable!("spectral norm is checked to sit on linear and conv2d"),
+            }
         }
         let sizes = plan.shapes.iter().map(|s| s.iter().product()).collect();
         Ok(Net {
@@ -320,7 +351,7 @@ impl<B: Backend> Net<B> {
         let mut expect_linear = true;
         for node in &self.nodes {
             match (node, expect_linear) {
-                (Node::Linear(l), true) => {
+                (Node::Linear(l, None), true) => {
                     if widths.is_empty() {
                         widths.push(l.inputs);
                     }
@@ -334,6 +365,24 @@ impl<B: Backend> Net<B> {
             expect_linear = !expect_linear;
         }
         (!expect_linear && widths.last() == Some(&1)).then_some((widths, activations))
+    }
+
+    /// Whether any layer is spectrally normalised.
+    pub fn has_spectral_norm(&self) -> bool {
+        self.nodes
+            .iter()
+            .any(|n| matches!(n, Node::Linear(_, Some(_)) | Node::Conv2d(_, Some(_))))
+    }
+
+    /// Recompute every spectral-normed weight W/σ from the current W: after one power
+    /// iteration when `iterate` (once per training step, before the loss), from the stored
+    /// u, v otherwise (after a parameter update, so that sampling sees the new weights).
+    pub fn refresh_spectral_norm(&mut self, b: &B, iterate: bool) {
+        for node in &mut self.nodes {
+            if let Node::Linear(_, Some(sn)) | Node::Conv2d(_, Some(sn)) = node {
+                sn.refresh(b, &mut self.params, iterate);
+            }
+        }
     }
 
     fn workspace(&mut self, b: &B, batch: usize) -> Result<()> {
@@ -383,8 +432,8 @@ impl<B: Backend> Net<B> {
             let x = &before[from[0]];
             let len = batch * self.sizes[i + 1];
             match node {
-                Node::Linear(l) => l.forward(b, &self.params, batch, x, y),
-                Node::Conv2d(c) => c.forward(b, &self.params, batch, x, y),
+                Node::Linear(l, sn) => l.forward(b, &self.params, sn_weight(sn), batch, x, y),
+                Node::Conv2d(c, sn) => c.forward(b, &self.params, sn_weight(sn), batch, x, y),
                 Node::ConvTranspose2d(c) => c.forward(b, &self.params, batch, x, y),
                 Node::AvgPool(p) => b.avg_pool_forward(PoolShape { batch, ..*p }, x, y),
                 Node::GlobalAvgPool { channels, pixels } => {
@@ -480,8 +529,12 @@ impl<B: Backend> Net<B> {
                 };
                 let x = &acts[src];
                 match node {
-                    Node::Linear(l) => l.backward_data(b, &self.params, batch, dy, dx),
-                    Node::Conv2d(c) => c.backward_data(b, &self.params, batch, dy, dx),
+                    Node::Linear(l, sn) => {
+                        l.backward_data(b, &self.params, sn_weight(sn), batch, dy, dx)
+                    }
+                    Node::Conv2d(c, sn) => {
+                        c.backward_data(b, &self.params, sn_weight(sn), batch, dy, dx)
+                    }
                     Node::ConvTranspose2d(c) => c.backward_data(b, &self.params, batch, dy, dx),
                     Node::AvgPool(p) => b.avg_pool_backward(PoolShape { batch, ..*p }, dy, dx),
                     Node::GlobalAvgPool { channels, pixels } => {
@@ -501,8 +554,18 @@ impl<B: Backend> Net<B> {
             if params {
                 let x = &acts[from[0]];
                 match node {
-                    Node::Linear(l) => l.backward_params(b, &mut self.params, batch, x, dy),
-                    Node::Conv2d(c) => c.backward_params(b, &mut self.params, batch, x, dy),
+                    Node::Linear(l, sn) => {
+                        l.backward_params(b, &mut self.params, sn_grad(sn), batch, x, dy);
+                        if let Some(sn) = sn {
+                            sn.backward(b, &mut self.params);
+                        }
+                    }
+                    Node::Conv2d(c, sn) => {
+                        c.backward_params(b, &mut self.params, sn_grad(sn), batch, x, dy);
+                        if let Some(sn) = sn {
+                            sn.backward(b, &mut self.params);
+                        }
+                    }
                     Node::ConvTranspose2d(c) => {
                         c.backward_params(b, &mut self.params, batch, x, dy)
                     }
@@ -512,6 +575,17 @@ impl<B: Backend> Net<B> {
         }
         Ok(())
     }
+}
+
+/// The weight a layer computes with: W/σ under spectral norm, else its own (`None`).
+fn sn_weight<B: Backend>(sn: &Option<SpectralNorm<B>>) -> Option<&B::Tensor> {
+    sn.as_ref().map(|sn| &sn.w_sn)
+}
+
+/// Where a layer's weight gradient goes: dL/d(W/σ) under spectral norm (then turned into
+/// dL/dW), else its own parameter gradient (`None`).
+fn sn_grad<B: Backend>(sn: &mut Option<SpectralNorm<B>>) -> Option<&mut B::Tensor> {
+    sn.as_mut().map(|sn| &mut sn.g)
 }
 
 #[cfg(test)]

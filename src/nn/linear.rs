@@ -19,10 +19,10 @@
 //! let layer = Linear { inputs: 2, outputs: 1, weight: 0 };
 //! let x = b.upload(&[3.0, 1.0])?;
 //! let mut y = b.zeros(1)?;
-//! layer.forward(&b, &params, 1, &x, &mut y);
+//! layer.forward(&b, &params, None, 1, &x, &mut y);
 //! assert_eq!(y, [2.5]);
 //! // With dy = 1: dw = x, db = 1.
-//! layer.backward_params(&b, &mut params, 1, &x, &b.upload(&[1.0])?);
+//! layer.backward_params(&b, &mut params, None, 1, &x, &b.upload(&[1.0])?);
 //! assert_eq!((&params[0].grad[..], &params[1].grad[..]), (&[3.0, 1.0][..], &[1.0][..]));
 //! # Ok(())
 //! # }
@@ -52,42 +52,50 @@ impl Linear {
         }
     }
 
-    /// `y = x·wᵀ + b` for `batch` samples: x `[batch, inputs]`, y `[batch, outputs]`.
+    /// `y = x·wᵀ + b` for `batch` samples: x `[batch, inputs]`, y `[batch, outputs]`; with
+    /// `weight`, that tensor instead of the parameter (a spectral-normed W/σ).
     pub fn forward<B: Backend>(
         &self,
         b: &B,
         params: &[Param<B>],
+        weight: Option<&B::Tensor>,
         batch: usize,
         x: &B::Tensor,
         y: &mut B::Tensor,
     ) {
-        let (w, bias) = (&params[self.weight].value, &params[self.weight + 1].value);
+        let w = weight.unwrap_or(&params[self.weight].value);
+        let bias = &params[self.weight + 1].value;
         b.linear_forward(self.shape(batch), x, w, bias, y);
     }
 
-    /// `dx = dy·w`: the input gradient `[batch, inputs]` from dy `[batch, outputs]`.
+    /// `dx = dy·w`: the input gradient `[batch, inputs]` from dy `[batch, outputs]` (`weight`
+    /// as in [`forward`](Self::forward)).
     pub fn backward_data<B: Backend>(
         &self,
         b: &B,
         params: &[Param<B>],
+        weight: Option<&B::Tensor>,
         batch: usize,
         dy: &B::Tensor,
         dx: &mut B::Tensor,
     ) {
-        b.linear_backward_data(self.shape(batch), dy, &params[self.weight].value, dx);
+        let w = weight.unwrap_or(&params[self.weight].value);
+        b.linear_backward_data(self.shape(batch), dy, w, dx);
     }
 
     /// The weight and bias gradients summed over the batch, into their [`Param::grad`]s
-    /// (overwritten, not accumulated).
+    /// (overwritten, not accumulated); the weight's into `weight_grad` instead when given.
     pub fn backward_params<B: Backend>(
         &self,
         b: &B,
         params: &mut [Param<B>],
+        weight_grad: Option<&mut B::Tensor>,
         batch: usize,
         x: &B::Tensor,
         dy: &B::Tensor,
     ) {
         let (w, rest) = params[self.weight..].split_at_mut(1);
-        b.linear_backward_params(self.shape(batch), dy, x, &mut w[0].grad, &mut rest[0].grad);
+        let dw = weight_grad.unwrap_or(&mut w[0].grad);
+        b.linear_backward_params(self.shape(batch), dy, x, dw, &mut rest[0].grad);
     }
 }

@@ -32,6 +32,7 @@ pub mod io;
 pub mod linear;
 pub mod model;
 pub mod spec;
+pub mod spectral_norm;
 
 pub use graph::{Net, Param};
 pub use model::EnergyNet;

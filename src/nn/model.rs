@@ -175,6 +175,12 @@ impl<B: Backend> EnergyNet<B> {
         self.net.mlp_layout()
     }
 
+    /// Recompute spectral-normed weights (see [`Net::refresh_spectral_norm`]); nothing for
+    /// nets without spectral norm.
+    pub fn refresh_spectral_norm(&mut self, b: &B, iterate: bool) {
+        self.net.refresh_spectral_norm(b, iterate);
+    }
+
     /// Parameter values in spec order, for the fused ops.
     pub fn param_values(&self) -> Vec<&B::Tensor> {
         self.net.param_values()

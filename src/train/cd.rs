@@ -235,6 +235,8 @@ impl<B: Backend> Trainer<B> {
 
         b.write(&mut self.x_both, 0, x_pos)?;
         b.copy(&self.x_neg, 0, &mut self.x_both, batch * dim, batch * dim);
+        // Spectral norm: one power iteration per step, for the loss's one forward pass.
+        self.net.refresh_spectral_norm(b, true);
         let energies = self.net.forward(b, &self.x_both, 2 * batch)?;
         b.cd_loss(
             energies,
@@ -249,6 +251,8 @@ impl<B: Backend> Trainer<B> {
         b.flag_non_finite(energies, &mut self.stats, HEALTH_ENERGIES, mark);
         self.net.backward_params(b, 2 * batch, &self.d_energy)?;
         self.adam.step(b, self.net.params_mut());
+        // The next chains sample the updated weights, normalised with the stored u, v.
+        self.net.refresh_spectral_norm(b, false);
         for p in self.net.params() {
             b.flag_non_finite(&p.value, &mut self.stats, HEALTH_PARAMS, mark);
         }

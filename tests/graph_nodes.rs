@@ -1,0 +1,260 @@
+//! The graph nodes of spec v2 on fresh random shapes, on both backends, against a float64
+//! reference written here from the formulas: `conv_transpose2d` (any kernel, stride,
+//! padding and output padding, channels not multiples of 4), `tanh`, a residual `add` of a
+//! node that two layers read, `upsample`, `global_avg_pool` and a linear head.
+//!
+//! The net is ct → tanh → add(tanh, ct) → upsample → global_avg_pool → linear, so every
+//! new node's backward is on the path, and the conv-transpose output is read twice (its
+//! gradient is a sum). The objective is L = Σₙ rₙ·E(xₙ) for random r. Checked:
+//! - the GPU against the CPU: energies, ∇ₓL and every parameter gradient (relative error in
+//!   the 2-norm ≤ 1e-4);
+//! - the CPU against the f64 reference: the energies, and ∇ₓL and the gradients of every
+//!   parameter against f64 central differences of the reference (h = 1e-6; see
+//!   tests/finite_differences.rs for why f64) — ≤ 1e-4.
+//! Shapes come from `EBM_TEST_SEED` (printed on failure) and change every run.
+
+#[path = "common/gpu.rs"]
+mod gpu_common;
+
+use ebm::backend::Backend;
+use ebm::nn::Net;
+use ebm::{CpuBackend, Spec};
+use gpu_common::{rel_err, test_seed};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
+const TOL: f64 = 1e-4;
+
+#[derive(Clone, Copy, Debug)]
+struct Shape {
+    batch: usize,
+    c: usize,
+    d: usize,
+    h: usize,
+    w: usize,
+    k: usize,
+    s: usize,
+    p: usize,
+    op: usize,
+    f: usize,
+}
+
+impl Shape {
+    fn random(rng: &mut StdRng) -> Shape {
+        loop {
+            let k = rng.random_range(1..=4);
+            let s = rng.random_range(1..=3);
+            let sh = Shape {
+                batch: rng.random_range(1..=3),
+                c: rng.random_range(1..=5),
+                d: rng.random_range(1..=6),
+                h: rng.random_range(1..=5),
+                w: rng.random_range(1..=5),
+                k,
+                s,
+                p: rng.random_range(0..k),
+                op: rng.random_range(0..s),
+                f: rng.random_range(1..=3),
+            };
+            if sh.out(sh.h) >= 1 && sh.out(sh.w) >= 1 {
+                return sh;
+            }
+        }
+    }
+
+    /// (n − 1)·s − 2p + k + op, as a signed number (below 1: no output).
+    fn out(&self, n: usize) -> usize {
+        let v = (n as i64 - 1) * self.s as i64 - 2 * self.p as i64 + self.k as i64 + self.op as i64;
+        v.max(0) as usize
+    }
+
+    fn spec(&self) -> Spec {
+        Spec::from_json(&format!(
+            r#"{{"input":[{c},{h},{w}],"layers":[
+                {{"type":"conv_transpose2d","name":"ct","in":{c},"out":{d},"kernel":{k},"stride":{s},"padding":{p},"output_padding":{op}}},
+                {{"type":"tanh","name":"t"}},
+                {{"type":"add","from":["t","ct"]}},
+                {{"type":"upsample","factor":{f}}},
+                {{"type":"global_avg_pool"}},
+                {{"type":"linear","name":"head","in":{d},"out":1}}]}}"#,
+            c = self.c,
+            h = self.h,
+            w = self.w,
+            d = self.d,
+            k = self.k,
+            s = self.s,
+            p = self.p,
+            op = self.op,
+            f = self.f
+        ))
+        .unwrap_or_else(|e| panic!("{self:?}: {e}"))
+    }
+}
+
+/// The parameters in the net's order: ct.weight [c, d, k, k], ct.bias [d], head.weight
+/// [1, d], head.bias [1].
+type Params = [Vec<f64>; 4];
+
+/// The f64 reference: E(x) for each sample.
+fn energies(sh: &Shape, x: &[f64], p: &Params) -> Vec<f64> {
+    let (ho, wo) = (sh.out(sh.h), sh.out(sh.w));
+    let (c, d, k) = (sh.c, sh.d, sh.k);
+    let per = c * sh.h * sh.w;
+    (0..sh.batch)
+        .map(|n| {
+            let x = &x[n * per..][..per];
+            // conv_transpose2d: each input pixel scatters a k×k patch.
+            let mut y = vec![0.0; d * ho * wo];
+            for o in 0..d {
+                y[o * ho * wo..][..ho * wo].iter_mut().for_each(|v| *v = p[1][o]);
+            }
+            for i in 0..c {
+                for hh in 0..sh.h {
+                    for ww in 0..sh.w {
+                        let xv = x[(i * sh.h + hh) * sh.w + ww];
+                        for o in 0..d {
+                            for kh in 0..k {
+                                for kw in 0..k {
+                                    let a = (hh * sh.s + kh) as i64 - sh.p as i64;
+                                    let b = (ww * sh.s + kw) as i64 - sh.p as i64;
+                                    if a < 0 || b < 0 || a >= ho as i64 || b >= wo as i64 {
+                                        continue;
+                                    }
+                                    let wv = p[0][((i * d + o) * k + kh) * k + kw];
+                                    y[(o * ho + a as usize) * wo + b as usize] += xv * wv;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            // tanh, the residual add, nearest upsampling (which leaves each channel's mean
+            // unchanged: every pixel is copied f² times), the global average, the head.
+            let mut e = p[3][0];
+            for o in 0..d {
+                let ch = &y[o * ho * wo..][..ho * wo];
+                let mean = ch.iter().map(|v| v.tanh() + v).sum::<f64>() / (ho * wo) as f64;
+                e += p[2][o] * mean;
+            }
+            e
+        })
+        .collect()
+}
+
+fn loss(sh: &Shape, x: &[f64], p: &Params, r: &[f64]) -> f64 {
+    energies(sh, x, p).iter().zip(r).map(|(e, r)| e * r).sum()
+}
+
+/// Central differences of `loss` in every element of `v` (x, or one parameter tensor).
+fn central(v: &[f64], mut at: impl FnMut(&[f64]) -> f64) -> Vec<f64> {
+    let mut v = v.to_vec();
+    (0..v.len())
+        .map(|j| {
+            let orig = v[j];
+            let h = 1e-6 * orig.abs().max(1.0);
+            v[j] = orig + h;
+            let up = at(&v);
+            v[j] = orig - h;
+            let down = at(&v);
+            v[j] = orig;
+            (up - down) / (2.0 * h)
+        })
+        .collect()
+}
+
+struct Run {
+    energies: Vec<f32>,
+    grad_x: Vec<f32>,
+    grads: Vec<Vec<f32>>,
+}
+
+fn run<B: Backend>(b: &B, sh: &Shape, x: &[f32], p: &[Vec<f32>], r: &[f32]) -> Run {
+    let spec = sh.spec();
+    let names = ["ct.weight", "ct.bias", "head.weight", "head.bias"];
+    let mut net = Net::from_params(b, &spec, |name, _| {
+        Ok(p[names.iter().position(|n| *n == name).unwrap()].clone())
+    })
+    .unwrap();
+    let xt = b.upload(x).unwrap();
+    let energies = b.read(net.forward(b, &xt, sh.batch).unwrap()).unwrap();
+    net.backward(b, sh.batch, &b.upload(r).unwrap(), true, true)
+        .unwrap();
+    let grad_x = b.read(net.input_grad_tensor(sh.batch).unwrap()).unwrap();
+    let grads = net.params().iter().map(|q| b.read(&q.grad).unwrap()).collect();
+    Run {
+        energies,
+        grad_x,
+        grads,
+    }
+}
+
+fn check(what: &str, sh: &Shape, seed: u64, got: &[f32], want: &[f32]) {
+    let e = rel_err(got, want);
+    assert!(
+        e <= TOL,
+        "{what}: relative error {e:.3e} > {TOL:e} for {sh:?} (EBM_TEST_SEED={seed})"
+    );
+}
+
+fn random(rng: &mut StdRng, n: usize, scale: f32) -> Vec<f32> {
+    (0..n).map(|_| scale * (2.0 * rng.random::<f32>() - 1.0)).collect()
+}
+
+fn cases(mut each: impl FnMut(&Shape, &[f32], &[Vec<f32>], &[f32], u64)) {
+    let seed = test_seed();
+    let mut rng = StdRng::seed_from_u64(seed);
+    for _ in 0..12 {
+        let sh = Shape::random(&mut rng);
+        let x = random(&mut rng, sh.batch * sh.c * sh.h * sh.w, 1.0);
+        let p = vec![
+            random(&mut rng, sh.c * sh.d * sh.k * sh.k, 0.7),
+            random(&mut rng, sh.d, 0.3),
+            random(&mut rng, sh.d, 1.0),
+            random(&mut rng, 1, 0.3),
+        ];
+        let r = random(&mut rng, sh.batch, 1.0);
+        each(&sh, &x, &p, &r, seed);
+    }
+}
+
+#[test]
+fn graph_nodes_cpu_match_f64_finite_differences() {
+    let b = CpuBackend::new();
+    cases(|sh, x, p, r, seed| {
+        let ours = run(&b, sh, x, p, r);
+        let wide = |v: &[f32]| v.iter().map(|&v| f64::from(v)).collect::<Vec<f64>>();
+        let (x64, r64) = (wide(x), wide(r));
+        let p64: Params = [wide(&p[0]), wide(&p[1]), wide(&p[2]), wide(&p[3])];
+        let narrow = |v: Vec<f64>| v.into_iter().map(|v| v as f32).collect::<Vec<f32>>();
+        check("energies", sh, seed, &ours.energies, &narrow(energies(sh, &x64, &p64)));
+        let dx = central(&x64, |x| loss(sh, x, &p64, &r64));
+        check("∇ₓL", sh, seed, &ours.grad_x, &narrow(dx));
+        for (t, name) in ["ct.weight", "ct.bias", "head.weight", "head.bias"]
+            .iter()
+            .enumerate()
+        {
+            let want = central(&p64[t], |v| {
+                let mut q = p64.clone();
+                q[t] = v.to_vec();
+                loss(sh, &x64, &q, &r64)
+            });
+            check(&format!("∂L/∂{name}"), sh, seed, &ours.grads[t], &narrow(want));
+        }
+    });
+}
+
+#[test]
+fn graph_nodes_gpu_match_cpu() {
+    let Some(gpu) = gpu_common::gpu() else {
+        return;
+    };
+    let cpu = CpuBackend::new();
+    cases(|sh, x, p, r, seed| {
+        let (on_gpu, on_cpu) = (run(&*gpu, sh, x, p, r), run(&cpu, sh, x, p, r));
+        check("energies", sh, seed, &on_gpu.energies, &on_cpu.energies);
+        check("∇ₓL", sh, seed, &on_gpu.grad_x, &on_cpu.grad_x);
+        for (g, c) in on_gpu.grads.iter().zip(&on_cpu.grads) {
+            check("a parameter gradient", sh, seed, g, c);
+        }
+    });
+}
