@@ -25,7 +25,7 @@ fn shapes() -> Vec<(String, LinearShape)> {
     let anatomy = Spec::builtin("anatomy32").expect("built-in spec");
     let shapes = anatomy.shapes().expect("valid spec");
     let last = anatomy.layers.len() - 1;
-    let head = match anatomy.layers[last] {
+    let head = match anatomy.layers[last].op {
         LayerSpec::Conv2d {
             inputs,
             outputs,

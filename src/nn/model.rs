@@ -195,10 +195,12 @@ impl<B: Backend> EnergyNet<B> {
         let Some(classes) = self.classes() else {
             return Ok(None);
         };
-        if !self.heads.contains_key(&batch) {
-            self.heads.insert(batch, Head::new(b, batch, classes)?);
-        }
-        Ok(self.heads.get_mut(&batch))
+        Ok(Some(match self.heads.entry(batch) {
+            std::collections::hash_map::Entry::Occupied(head) => head.into_mut(),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(Head::new(b, batch, classes)?)
+            }
+        }))
     }
 
     /// E(x) for `batch` samples in `x` (`[batch, input_len]`); returns the energies (`[batch]`).
@@ -296,8 +298,8 @@ impl<B: Backend> EnergyNet<B> {
         params: bool,
     ) -> Result<()> {
         self.net.output(batch)?; // a forward pass on this batch first
-        if !self.ones.contains_key(&batch) {
-            self.ones.insert(batch, b.upload(&vec![1.0; batch])?);
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.ones.entry(batch) {
+            slot.insert(b.upload(&vec![1.0; batch])?);
         }
         let d_energy = d_energy.unwrap_or(&self.ones[&batch]);
         match self.heads.get_mut(&batch) {
