@@ -1641,3 +1641,225 @@ fn check_linear_ops<B: Backend>(b: &B, seed: u64) {
 }
 
 on_both_backends!(check_linear_ops, linear_ops_cpu, linear_ops_gpu);
+
+// ---------------------------------------------------------------------------------------------
+// Spectral normalisation
+
+/// x / max(‖x‖₂, 1e-12) in f64 (PyTorch's `F.normalize` with spectral_norm's eps).
+fn normalize64(x: &[f64]) -> Vec<f64> {
+    let norm = x.iter().map(|a| a * a).sum::<f64>().sqrt().max(1e-12);
+    x.iter().map(|a| a / norm).collect()
+}
+
+/// PyTorch's spectral_norm forward in f64, written from its definition: when `iterate`,
+/// v = normalize(Wᵀu), u = normalize(W v); σ = uᵀ W v; returns (u, v, σ, W / σ).
+fn spectral_norm64(
+    rows: usize,
+    cols: usize,
+    w: &[f64],
+    u: &[f64],
+    v: &[f64],
+    iterate: bool,
+) -> (Vec<f64>, Vec<f64>, f64, Vec<f64>) {
+    let wv = |v: &[f64]| -> Vec<f64> {
+        (0..rows)
+            .map(|r| (0..cols).map(|c| w[r * cols + c] * v[c]).sum())
+            .collect()
+    };
+    let (mut u, mut v) = (u.to_vec(), v.to_vec());
+    if iterate {
+        let wtu: Vec<f64> = (0..cols)
+            .map(|c| (0..rows).map(|r| w[r * cols + c] * u[r]).sum())
+            .collect();
+        v = normalize64(&wtu);
+        u = normalize64(&wv(&v));
+    }
+    let sigma: f64 = u.iter().zip(wv(&v)).map(|(a, b)| a * b).sum();
+    let w_sn = w.iter().map(|x| x / sigma).collect();
+    (u, v, sigma, w_sn)
+}
+
+/// Both spectral-norm ops against the f64 reference: u, v, σ and W/σ after one power
+/// iteration and without it; the backward against central differences of
+/// L(W) = ⟨R, W / σ(W)⟩ with σ(W) = uᵀ W v for the u, v the forward left (held fixed, as
+/// PyTorch back-propagates); and the eps: a zero W (or u) gives u = v = 0 and σ = 0, not NaN.
+fn check_spectral_norm<B: Backend>(b: &B, seed: u64) {
+    let ctx = context(b, seed);
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x5EC7);
+    let shapes = [
+        (1, 1),
+        (1, 7),
+        (6, 1),
+        (5, 3),
+        (3, 5),
+        (17, 300),
+        (rng.random_range(1..40), rng.random_range(1..300)),
+    ];
+    for (rows, cols) in shapes {
+        let n = rows * cols;
+        let w = uniform(&mut rng, n, -1.0, 1.0);
+        let u0 = uniform(&mut rng, rows, -1.0, 1.0);
+        let v0 = uniform(&mut rng, cols, -1.0, 1.0);
+        let r = uniform(&mut rng, n, -1.0, 1.0);
+        let w64 = widen(&w);
+        for iterate in [true, false] {
+            let what = format!("spectral_norm [{rows}, {cols}] iterate {iterate}");
+            let (mut u, mut v) = (up(b, &u0), up(b, &v0));
+            let (mut sigma, mut w_sn) = (up(b, &[7.0]), up(b, &vec![7.0; n]));
+            b.spectral_norm_forward(
+                rows,
+                cols,
+                &up(b, &w),
+                &mut u,
+                &mut v,
+                &mut sigma,
+                &mut w_sn,
+                iterate,
+            );
+            let (u_got, v_got) = (widen(&rd(b, &u)), widen(&rd(b, &v)));
+            let s_got = f64::from(rd(b, &sigma)[0]);
+            let (u_want, v_want, s_want, w_sn_want) =
+                spectral_norm64(rows, cols, &w64, &widen(&u0), &widen(&v0), iterate);
+            assert_rel(&v_got, &v_want, TOL_LINEAR, &format!("{what}: v"), &ctx);
+            assert_rel(&u_got, &u_want, TOL_LINEAR, &format!("{what}: u"), &ctx);
+            assert_rel(
+                &[s_got],
+                &[s_want],
+                TOL_LINEAR,
+                &format!("{what}: sigma"),
+                &ctx,
+            );
+            let w_sn_got = widen(&rd(b, &w_sn));
+            assert_rel(
+                &w_sn_got,
+                &w_sn_want,
+                TOL_LINEAR,
+                &format!("{what}: w_sn"),
+                &ctx,
+            );
+
+            // The backward, with u and v the forward's (fixed) and g = R.
+            let mut dw = up(b, &vec![7.0; n]);
+            b.spectral_norm_backward(rows, cols, &up(b, &r), &w_sn, &u, &v, &sigma, &mut dw);
+            let r64 = widen(&r);
+            let loss = |w: &[f64]| -> f64 {
+                let sigma: f64 = (0..rows)
+                    .map(|i| u_got[i] * (0..cols).map(|c| w[i * cols + c] * v_got[c]).sum::<f64>())
+                    .sum();
+                w.iter().zip(&r64).map(|(w, r)| r * w / sigma).sum()
+            };
+            let which = pick(&mut rng, n, ENTRIES_PER_TENSOR);
+            let want = central_diff(loss, &w64, &which);
+            let dot_abs: f64 = r64.iter().zip(&w_sn_want).map(|(a, b)| (a * b).abs()).sum();
+            let scale: Vec<f64> = which
+                .iter()
+                .map(|&i| {
+                    (r64[i].abs() + dot_abs * (u_got[i / cols] * v_got[i % cols]).abs())
+                        / s_got.abs()
+                })
+                .collect();
+            let dw_all = widen(&rd(b, &dw));
+            let got: Vec<f64> = which.iter().map(|&i| dw_all[i]).collect();
+            assert_close(
+                &got,
+                &want,
+                &scale,
+                TOL_LINEAR,
+                &format!("{what}: dw"),
+                &ctx,
+            );
+        }
+    }
+
+    // The eps: Wᵀu = 0 (a zero u, then a zero W) normalises to 0 instead of 0/0.
+    let (rows, cols) = (4, 9);
+    for (w, u0) in [
+        (uniform(&mut rng, rows * cols, -1.0, 1.0), vec![0.0; rows]),
+        (vec![0.0; rows * cols], uniform(&mut rng, rows, -1.0, 1.0)),
+    ] {
+        let (mut u, mut v) = (up(b, &u0), up(b, &vec![0.5; cols]));
+        let (mut sigma, mut w_sn) = (up(b, &[7.0]), up(b, &vec![7.0; rows * cols]));
+        b.spectral_norm_forward(
+            rows,
+            cols,
+            &up(b, &w),
+            &mut u,
+            &mut v,
+            &mut sigma,
+            &mut w_sn,
+            true,
+        );
+        let what = format!("spectral_norm with Wᵀu = 0 ({ctx})");
+        assert_eq!(rd(b, &v), vec![0.0; cols], "{what}: v");
+        assert_eq!(rd(b, &u), vec![0.0; rows], "{what}: u");
+        assert_eq!(rd(b, &sigma), [0.0], "{what}: sigma");
+    }
+}
+
+on_both_backends!(check_spectral_norm, spectral_norm_cpu, spectral_norm_gpu);
+
+/// Repeated power iterations converge σ to the largest singular value: W = Q₁ diag(3, 2, 1) Q₂ᵀ
+/// with two random rotations, so σ → 3 (error ∝ (2/3)^(2k)), and W/σ then has spectral norm 1.
+fn check_spectral_norm_converges<B: Backend>(b: &B, seed: u64) {
+    let ctx = context(b, seed);
+    let mut rng = StdRng::seed_from_u64(seed ^ 0xC0417);
+    // A random rotation: the product of rotations about the three axes.
+    let mut rotation = || -> [[f64; 3]; 3] {
+        let [a, bb, c] = [(); 3].map(|_| rng.random_range(0.0..std::f64::consts::TAU));
+        let rx = [
+            [1.0, 0.0, 0.0],
+            [0.0, a.cos(), -a.sin()],
+            [0.0, a.sin(), a.cos()],
+        ];
+        let ry = [
+            [bb.cos(), 0.0, bb.sin()],
+            [0.0, 1.0, 0.0],
+            [-bb.sin(), 0.0, bb.cos()],
+        ];
+        let rz = [
+            [c.cos(), -c.sin(), 0.0],
+            [c.sin(), c.cos(), 0.0],
+            [0.0, 0.0, 1.0],
+        ];
+        let mul = |p: [[f64; 3]; 3], q: [[f64; 3]; 3]| {
+            let mut m = [[0.0; 3]; 3];
+            for i in 0..3 {
+                for j in 0..3 {
+                    m[i][j] = (0..3).map(|k| p[i][k] * q[k][j]).sum();
+                }
+            }
+            m
+        };
+        mul(mul(rx, ry), rz)
+    };
+    let (q1, q2) = (rotation(), rotation());
+    let d = [3.0, 2.0, 1.0];
+    let w: Vec<f32> = (0..9)
+        .map(|e| {
+            let (i, j) = (e / 3, e % 3);
+            (0..3).map(|k| q1[i][k] * d[k] * q2[j][k]).sum::<f64>() as f32
+        })
+        .collect();
+    let wt = up(b, &w);
+    let (mut u, mut v) = (up(b, &uniform(&mut rng, 3, -1.0, 1.0)), up(b, &[0.0; 3]));
+    let (mut sigma, mut w_sn) = (up(b, &[0.0]), up(b, &[0.0; 9]));
+    for _ in 0..60 {
+        b.spectral_norm_forward(3, 3, &wt, &mut u, &mut v, &mut sigma, &mut w_sn, true);
+    }
+    let s = f64::from(rd(b, &sigma)[0]);
+    assert!(
+        (s - 3.0).abs() <= 1e-5 * 3.0,
+        "σ after 60 iterations: {s}, want 3 ({ctx})"
+    );
+    // W/σ has largest singular value 1: one more round on w_sn gives σ ≈ 1.
+    let (mut s2, mut w_sn2) = (up(b, &[0.0]), up(b, &[0.0; 9]));
+    b.spectral_norm_forward(3, 3, &w_sn, &mut u, &mut v, &mut s2, &mut w_sn2, true);
+    let s2 = f64::from(rd(b, &s2)[0]);
+    assert!((s2 - 1.0).abs() <= 1e-5, "σ(W/σ) = {s2}, want 1 ({ctx})");
+}
+
+on_both_backends!(
+    check_spectral_norm_converges,
+    spectral_norm_converges_cpu,
+    spectral_norm_converges_gpu
+);

@@ -1583,3 +1583,141 @@ fn new_elementwise_kernels_past_65535_workgroups() {
         dx.len()
     );
 }
+
+/// Spectral-norm shapes: a single row or column, odd sizes, rows and columns past one
+/// 256-thread workgroup, random ones, and the largest the models use (a 3×3 conv of 512
+/// channels: [512, 4608]).
+fn spectral_shapes(rng: &mut StdRng) -> Vec<(usize, usize)> {
+    vec![
+        (1, 1),
+        (1, 300),
+        (7, 1),
+        (7, 5),
+        (33, 257),
+        (300, 3),
+        (3, 1000 + rng.random_range(0..300)),
+        (rng.random_range(1..70), rng.random_range(1..600)),
+        (512, 4608),
+    ]
+}
+
+/// `|W|ᵀ|u|` or `|W||v|`: the magnitudes of the terms of Wᵀu or W v, for scaled comparisons.
+fn abs_products(rows: usize, cols: usize, w: &[f32], x: &[f32], transpose: bool) -> Vec<f32> {
+    if transpose {
+        (0..cols)
+            .map(|c| (0..rows).map(|r| (w[r * cols + c] * x[r]).abs()).sum())
+            .collect()
+    } else {
+        (0..rows)
+            .map(|r| (0..cols).map(|c| (w[r * cols + c] * x[c]).abs()).sum())
+            .collect()
+    }
+}
+
+/// spectral_norm_forward (with and without the power iteration) and spectral_norm_backward
+/// on both devices; outputs start stale, and the GPU gives the same bits when run twice.
+#[test]
+fn spectral_norm_matches_cpu() {
+    let gpu = gpu_or_skip!();
+    let cpu = CpuBackend::new();
+    let seed = test_seed();
+    let mut rng = StdRng::seed_from_u64(seed);
+    // Sums of up to 4608 terms in f32 in a different order (the CPU sums in f64).
+    let tol = 1e-4;
+    for (rows, cols) in spectral_shapes(&mut rng) {
+        let n = rows * cols;
+        let w = randn(&mut rng, n);
+        let u0 = randn(&mut rng, rows);
+        let v0 = randn(&mut rng, cols);
+        let g = randn(&mut rng, n);
+        for iterate in [true, false] {
+            let what = format!("{rows}×{cols} iterate {iterate}");
+            let (mut u, mut v) = (u0.clone(), v0.clone());
+            let (mut sigma, mut w_sn) = (vec![7.0; 1], vec![7.0; n]);
+            cpu.spectral_norm_forward(
+                rows, cols, &w, &mut u, &mut v, &mut sigma, &mut w_sn, iterate,
+            );
+            let mut dw = vec![7.0; n];
+            cpu.spectral_norm_backward(rows, cols, &g, &w_sn, &u, &v, &sigma, &mut dw);
+
+            let run = |gpu: &GpuBackend| {
+                let gw = up(gpu, &w);
+                let (mut gu, mut gv) = (up(gpu, &u0), up(gpu, &v0));
+                let (mut gs, mut gw_sn) = (up(gpu, &[7.0]), up(gpu, &vec![7.0; n]));
+                gpu.spectral_norm_forward(
+                    rows, cols, &gw, &mut gu, &mut gv, &mut gs, &mut gw_sn, iterate,
+                );
+                // The backward of the CPU's forward, so that only the backward differs.
+                let mut gdw = up(gpu, &vec![7.0; n]);
+                gpu.spectral_norm_backward(
+                    rows,
+                    cols,
+                    &up(gpu, &g),
+                    &up(gpu, &w_sn),
+                    &up(gpu, &u),
+                    &up(gpu, &v),
+                    &up(gpu, &sigma),
+                    &mut gdw,
+                );
+                [
+                    read(gpu, &gu),
+                    read(gpu, &gv),
+                    read(gpu, &gs),
+                    read(gpu, &gw_sn),
+                    read(gpu, &gdw),
+                ]
+            };
+            let [gu, gv, gs, gw_sn, gdw] = run(&gpu);
+            if iterate {
+                // v = normalize(Wᵀu₀): entries are sums that may cancel.
+                let norm = |x: &[f32]| x.iter().map(|a| (a * a) as f64).sum::<f64>().sqrt();
+                let wtu = abs_products(rows, cols, &w, &u0, true);
+                let wtu_norm = {
+                    let mut raw = vec![0.0f32; cols];
+                    for c in 0..cols {
+                        raw[c] = (0..rows).map(|r| w[r * cols + c] * u0[r]).sum();
+                    }
+                    norm(&raw).max(1e-30) as f32
+                };
+                let scale: Vec<f32> = wtu.iter().map(|a| a / wtu_norm).collect();
+                assert_close_scaled(&gv, &v, &scale, tol, &format!("sn v {what}"), seed);
+                assert_close(&gu, &u, tol, &format!("sn u {what}"), seed);
+            } else {
+                assert_eq!(
+                    (&gu, &gv),
+                    (&u0, &v0),
+                    "sn u, v must stay {what} (EBM_TEST_SEED={seed})"
+                );
+            }
+            // σ = uᵀ W v: scaled by Σ |u||W||v|.
+            let s_scale: f32 = abs_products(rows, cols, &w, &v, false)
+                .iter()
+                .zip(&u)
+                .map(|(a, b)| a * b.abs())
+                .sum();
+            assert_close_scaled(
+                &gs,
+                &sigma,
+                &[s_scale],
+                tol,
+                &format!("sn sigma {what}"),
+                seed,
+            );
+            assert_close(&gw_sn, &w_sn, tol, &format!("sn w_sn {what}"), seed);
+            // dw = (g − ⟨g, w_sn⟩ u vᵀ) / σ: scaled by (|g| + Σ|g·w_sn|·|u||v|) / |σ|.
+            let dot_abs: f32 = g.iter().zip(&w_sn).map(|(a, b)| (a * b).abs()).sum();
+            let s = sigma[0].abs();
+            let scale: Vec<f32> = (0..n)
+                .map(|i| (g[i].abs() + dot_abs * (u[i / cols] * v[i % cols]).abs()) / s)
+                .collect();
+            assert_close_scaled(&gdw, &dw, &scale, tol, &format!("sn dw {what}"), seed);
+
+            let again = run(&gpu);
+            assert_eq!(
+                [gu, gv, gs, gw_sn, gdw].map(|v| bits(&v)),
+                again.map(|v| bits(&v)),
+                "sn {what}: two runs on the GPU differ (EBM_TEST_SEED={seed})"
+            );
+        }
+    }
+}

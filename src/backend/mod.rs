@@ -609,6 +609,48 @@ pub trait Backend {
     /// [`channel_bias_add`](Self::channel_bias_add). Overwrites db; deterministic, one
     /// workgroup per channel on the GPU however long batch·pixels is.
     fn channel_sum(&self, s: ChannelShape, dy: &Self::Tensor, db: &mut Self::Tensor);
+    /// Spectral normalisation (PyTorch's `torch.nn.utils.spectral_norm`, dim 0, one power
+    /// iteration, eps 1e-12) of a weight W viewed as a `[rows, cols]` matrix (rows = output
+    /// features; a conv weight `[out, in, k, k]` is `[out, in·k·k]`).
+    ///
+    /// When `iterate`, first one power iteration in place on `u` `[rows]` and `v` `[cols]`:
+    /// v ← normalize(Wᵀu), then u ← normalize(W v), where normalize(x) = x / max(‖x‖₂, 1e-12).
+    /// Then σ = uᵀ W v is written to `sigma[0]` and `w_sn` `[rows, cols]` = W / σ. Without
+    /// `iterate`, u and v are only read (evaluation mode).
+    ///
+    /// Deterministic (fixed summation orders, no atomics) and entirely on the device: on the
+    /// GPU Wᵀu runs one thread per column, W v one workgroup per row and each norm and σ in
+    /// one workgroup; `w_sn` serves as scratch for W v before it receives W / σ.
+    #[allow(clippy::too_many_arguments)]
+    fn spectral_norm_forward(
+        &self,
+        rows: usize,
+        cols: usize,
+        w: &Self::Tensor,
+        u: &mut Self::Tensor,
+        v: &mut Self::Tensor,
+        sigma: &mut Self::Tensor,
+        w_sn: &mut Self::Tensor,
+        iterate: bool,
+    );
+    /// The gradient of W/σ with u and v held constant (what PyTorch's spectral_norm
+    /// back-propagates): `dw = (g − ⟨g, w_sn⟩·u vᵀ) / σ`, where `g` = dL/d(w_sn)
+    /// `[rows, cols]`, `w_sn`, `u`, `v` and `sigma` are what
+    /// [`spectral_norm_forward`](Self::spectral_norm_forward) left, and σ = `sigma[0]`.
+    /// Overwrites all `rows·cols` values of `dw`; ⟨g, w_sn⟩ is a deterministic reduction (per
+    /// row, then over rows) for which the GPU uses `dw` itself as scratch.
+    #[allow(clippy::too_many_arguments)]
+    fn spectral_norm_backward(
+        &self,
+        rows: usize,
+        cols: usize,
+        g: &Self::Tensor,
+        w_sn: &Self::Tensor,
+        u: &Self::Tensor,
+        v: &Self::Tensor,
+        sigma: &Self::Tensor,
+        dw: &mut Self::Tensor,
+    );
     /// The CD loss over `energies` = [E(x⁺) for n_pos rows; E(x⁻) for the rest]:
     /// writes dLoss/dE per row into `d_energy` and the [`stat`] scalars into `stats`.
     fn cd_loss(

@@ -27,6 +27,7 @@ mod matmul;
 mod mlp_chain;
 mod op_timer;
 mod rows;
+mod spectral_norm;
 mod upsample;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -395,6 +396,60 @@ impl Backend for CpuBackend {
     fn channel_sum(&self, s: ChannelShape, dy: &Vec<f32>, db: &mut Vec<f32>) {
         let _op = self.op("channel_sum");
         rows::channel_sum(s, &dy[..s.len()], &mut db[..s.channels]);
+    }
+
+    fn spectral_norm_forward(
+        &self,
+        rows: usize,
+        cols: usize,
+        w: &Vec<f32>,
+        u: &mut Vec<f32>,
+        v: &mut Vec<f32>,
+        sigma: &mut Vec<f32>,
+        w_sn: &mut Vec<f32>,
+        iterate: bool,
+    ) {
+        let _op = self.op("spectral_norm_forward");
+        let n = rows * cols;
+        if n == 0 {
+            return;
+        }
+        spectral_norm::forward(
+            cols,
+            &w[..n],
+            &mut u[..rows],
+            &mut v[..cols],
+            &mut sigma[..1],
+            &mut w_sn[..n],
+            iterate,
+        );
+    }
+
+    fn spectral_norm_backward(
+        &self,
+        rows: usize,
+        cols: usize,
+        g: &Vec<f32>,
+        w_sn: &Vec<f32>,
+        u: &Vec<f32>,
+        v: &Vec<f32>,
+        sigma: &Vec<f32>,
+        dw: &mut Vec<f32>,
+    ) {
+        let _op = self.op("spectral_norm_backward");
+        let n = rows * cols;
+        if n == 0 {
+            return;
+        }
+        spectral_norm::backward(
+            cols,
+            &g[..n],
+            &w_sn[..n],
+            &u[..rows],
+            &v[..cols],
+            sigma[0],
+            &mut dw[..n],
+        );
     }
 
     fn cd_loss(

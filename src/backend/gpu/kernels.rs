@@ -24,6 +24,7 @@ pub(crate) enum Shader {
     Elementwise,
     Rows,
     Upsample,
+    SpectralNorm,
 }
 
 const RNG: &str = include_str!("../../../shaders/rng.wgsl");
@@ -47,6 +48,7 @@ impl Shader {
             Shader::Elementwise => "elementwise.wgsl",
             Shader::Rows => "rows.wgsl",
             Shader::Upsample => "upsample.wgsl",
+            Shader::SpectralNorm => "spectral_norm.wgsl",
         }
     }
 
@@ -67,6 +69,7 @@ impl Shader {
             Shader::Elementwise => include_str!("../../../shaders/elementwise.wgsl"),
             Shader::Rows => include_str!("../../../shaders/rows.wgsl"),
             Shader::Upsample => include_str!("../../../shaders/upsample.wgsl"),
+            Shader::SpectralNorm => include_str!("../../../shaders/spectral_norm.wgsl"),
         }
     }
 
@@ -87,7 +90,7 @@ impl Shader {
         }
     }
 
-    const ALL: [Shader; 15] = [
+    const ALL: [Shader; 16] = [
         Shader::Linear,
         Shader::Activation,
         Shader::Reduce,
@@ -103,6 +106,7 @@ impl Shader {
         Shader::Elementwise,
         Shader::Rows,
         Shader::Upsample,
+        Shader::SpectralNorm,
     ];
 }
 
@@ -213,6 +217,14 @@ kernels! {
     SCATTER_COLS: Rows, "scatter_cols", [(0, Read), (1, Read), (2, ReadWrite)];
     UPSAMPLE_FORWARD: Upsample, "upsample_forward", [(0, Read), (1, ReadWrite)];
     UPSAMPLE_BACKWARD: Upsample, "upsample_backward", [(0, Read), (1, ReadWrite)];
+    SN_WTU: SpectralNorm, "sn_wtu", [(0, Read), (1, Read), (5, ReadWrite)];
+    SN_NORMALIZE: SpectralNorm, "sn_normalize", [(5, ReadWrite)];
+    SN_WV: SpectralNorm, "sn_wv", [(0, Read), (2, Read), (8, ReadWrite)];
+    SN_SIGMA: SpectralNorm, "sn_sigma", [(4, Read), (6, ReadWrite), (7, ReadWrite)];
+    SN_SCALE: SpectralNorm, "sn_scale", [(0, Read), (3, Read), (8, ReadWrite)];
+    SN_ROW_DOT: SpectralNorm, "sn_row_dot", [(0, Read), (4, Read), (8, ReadWrite)];
+    SN_SUM_ROWS: SpectralNorm, "sn_sum_rows", [(8, ReadWrite)];
+    SN_BACKWARD: SpectralNorm, "sn_backward", [(0, Read), (1, Read), (2, Read), (3, Read), (8, ReadWrite)];
 }
 
 /// `LinearParams` in linear.wgsl.
@@ -270,6 +282,16 @@ pub(crate) struct RowParams {
     pub cols: u32,
     pub pixels: u32,
     pub alpha: f32,
+}
+
+/// `SnParams` in spectral_norm.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub(crate) struct SnParams {
+    pub rows: u32,
+    pub cols: u32,
+    pub flag: u32,
+    pub n: u32,
 }
 
 /// `UpsampleParams` in upsample.wgsl.

@@ -47,7 +47,9 @@ use super::{
 use crate::{Error, Result};
 pub use adapter::{describe_adapters, AdapterReport};
 pub use kernels::{entry_points, shader_source};
-use kernels::{ConvParams, EltParams, Kernel, LinearParams, PoolParams, RowParams, Shader};
+use kernels::{
+    ConvParams, EltParams, Kernel, LinearParams, PoolParams, RowParams, Shader, SnParams,
+};
 
 /// Threads per workgroup of the elementwise kernels (must match `WG` in the shaders).
 const WG: u32 = 256;
@@ -666,6 +668,38 @@ impl GpuBackend {
             return;
         };
         self.dispatch(k, buffers, &params, groups);
+    }
+
+    /// The spectral-norm kernels' parameters (`flag` 0, `n` = rows·cols) after checking
+    /// that every tensor holds what the op needs (`(have, need)` pairs) and that indices fit
+    /// u32; `None` (error deferred) otherwise, and also for an empty matrix, which has
+    /// nothing to do.
+    fn sn_params(
+        &self,
+        op: &str,
+        rows: usize,
+        cols: usize,
+        lens: &[(usize, usize)],
+    ) -> Option<SnParams> {
+        let n = rows.saturating_mul(cols);
+        if !self.check(
+            lens.iter().all(|(have, need)| have >= need) && n <= u32::MAX as usize,
+            || {
+                format!(
+                    "{op} [{rows}, {cols}]: tensors of {lens:?} (have, need) values (at most \
+                     2³² − 1 values)"
+                )
+            },
+        ) || n == 0
+        {
+            return None;
+        }
+        Some(SnParams {
+            rows: rows as u32,
+            cols: cols as u32,
+            flag: 0,
+            n: n as u32,
+        })
     }
 
     /// The upsampling kernels' parameters, or `None` (error deferred) for factor 0 or an
@@ -1394,6 +1428,97 @@ impl Backend for GpuBackend {
         let need = [s.len(), s.channels];
         let k = &kernels::CHANNEL_SUM;
         self.rows_kernel(k, &[dy, db], &need, params, s.channels, false, s.len());
+    }
+
+    fn spectral_norm_forward(
+        &self,
+        rows: usize,
+        cols: usize,
+        w: &GpuTensor,
+        u: &mut GpuTensor,
+        v: &mut GpuTensor,
+        sigma: &mut GpuTensor,
+        w_sn: &mut GpuTensor,
+        iterate: bool,
+    ) {
+        let n = rows * cols;
+        let Some(params) = self.sn_params(
+            "spectral_norm_forward",
+            rows,
+            cols,
+            &[
+                (w.len, n),
+                (u.len, rows),
+                (v.len, cols),
+                (sigma.len, 1),
+                (w_sn.len, n),
+            ],
+        ) else {
+            return;
+        };
+        let (Some(columns), Some(row_groups), Some(values)) =
+            (self.grid_1d(cols), self.grid(rows), self.grid_1d(n))
+        else {
+            return;
+        };
+        let one = (1, 1, 1);
+        if iterate {
+            self.dispatch(&kernels::SN_WTU, &[w, u, v], &params, columns);
+            let norm = SnParams {
+                n: cols as u32,
+                ..params
+            };
+            self.dispatch(&kernels::SN_NORMALIZE, &[v], &norm, one);
+        }
+        // t = W v into the first `rows` values of w_sn, which sn_scale overwrites last.
+        self.dispatch(&kernels::SN_WV, &[w, v, w_sn], &params, row_groups);
+        let flag = SnParams {
+            flag: u32::from(iterate),
+            ..params
+        };
+        self.dispatch(&kernels::SN_SIGMA, &[w_sn, u, sigma], &flag, one);
+        self.dispatch(&kernels::SN_SCALE, &[w, sigma, w_sn], &params, values);
+    }
+
+    fn spectral_norm_backward(
+        &self,
+        rows: usize,
+        cols: usize,
+        g: &GpuTensor,
+        w_sn: &GpuTensor,
+        u: &GpuTensor,
+        v: &GpuTensor,
+        sigma: &GpuTensor,
+        dw: &mut GpuTensor,
+    ) {
+        let n = rows * cols;
+        let Some(params) = self.sn_params(
+            "spectral_norm_backward",
+            rows,
+            cols,
+            &[
+                (g.len, n),
+                (w_sn.len, n),
+                (u.len, rows),
+                (v.len, cols),
+                (sigma.len, 1),
+                (dw.len, n),
+            ],
+        ) else {
+            return;
+        };
+        let (Some(row_groups), Some(rest)) = (self.grid(rows), self.grid_1d(n)) else {
+            return;
+        };
+        let one = (1, 1, 1);
+        // ⟨g, w_sn⟩: per-row sums into dw[..rows], then their sum into dw[0].
+        self.dispatch(&kernels::SN_ROW_DOT, &[g, w_sn, dw], &params, row_groups);
+        self.dispatch(&kernels::SN_SUM_ROWS, &[dw], &params, one);
+        // Every value but dw[0] (which holds the dot meanwhile), then dw[0].
+        let first = SnParams { flag: 1, ..params };
+        self.dispatch(&kernels::SN_BACKWARD, &[g, u, v, sigma, dw], &first, rest);
+        let last = SnParams { n: 1, ..params };
+        self.dispatch(&kernels::SN_BACKWARD, &[g, u, v, sigma, dw], &last, one);
     }
 
     fn cd_loss(
