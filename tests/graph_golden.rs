@@ -222,7 +222,12 @@ fn check_resnet_sn<B: Backend>(b: &B) {
     };
     let mut x = b.upload(&x_neg).unwrap();
     sampler.run(b, &mut net, &mut x, batch, 0).unwrap();
-    case.check(b, "langevin_x3", &b.read(&x).unwrap(), &case.t("langevin_x3"));
+    case.check(
+        b,
+        "langevin_x3",
+        &b.read(&x).unwrap(),
+        &case.t("langevin_x3"),
+    );
 
     net.refresh_spectral_norm(b, true);
     let alpha: f32 = case.meta("alpha").parse().unwrap();
@@ -241,10 +246,20 @@ fn check_resnet_sn<B: Backend>(b: &B) {
     for p in net.params() {
         let value = b.read(&p.value).unwrap();
         if let Some(layer) = p.name.strip_suffix(".weight_u") {
-            case.check(b, &format!("u_after/{layer}"), &value, &case.t(&format!("u_after/{layer}")));
+            case.check(
+                b,
+                &format!("u_after/{layer}"),
+                &value,
+                &case.t(&format!("u_after/{layer}")),
+            );
             normed += 1;
         } else if let Some(layer) = p.name.strip_suffix(".weight_v") {
-            case.check(b, &format!("v_after/{layer}"), &value, &case.t(&format!("v_after/{layer}")));
+            case.check(
+                b,
+                &format!("v_after/{layer}"),
+                &value,
+                &case.t(&format!("v_after/{layer}")),
+            );
         } else {
             let key = format!("grad/{}", p.name);
             case.check(b, &key, &b.read(&p.grad).unwrap(), &case.t(&key));

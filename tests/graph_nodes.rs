@@ -106,7 +106,9 @@ fn energies(sh: &Shape, x: &[f64], p: &Params) -> Vec<f64> {
             // conv_transpose2d: each input pixel scatters a k×k patch.
             let mut y = vec![0.0; d * ho * wo];
             for o in 0..d {
-                y[o * ho * wo..][..ho * wo].iter_mut().for_each(|v| *v = p[1][o]);
+                y[o * ho * wo..][..ho * wo]
+                    .iter_mut()
+                    .for_each(|v| *v = p[1][o]);
             }
             for i in 0..c {
                 for hh in 0..sh.h {
@@ -180,7 +182,11 @@ fn run<B: Backend>(b: &B, sh: &Shape, x: &[f32], p: &[Vec<f32>], r: &[f32]) -> R
     net.backward(b, sh.batch, &b.upload(r).unwrap(), true, true)
         .unwrap();
     let grad_x = b.read(net.input_grad_tensor(sh.batch).unwrap()).unwrap();
-    let grads = net.params().iter().map(|q| b.read(&q.grad).unwrap()).collect();
+    let grads = net
+        .params()
+        .iter()
+        .map(|q| b.read(&q.grad).unwrap())
+        .collect();
     Run {
         energies,
         grad_x,
@@ -197,7 +203,9 @@ fn check(what: &str, sh: &Shape, seed: u64, got: &[f32], want: &[f32]) {
 }
 
 fn random(rng: &mut StdRng, n: usize, scale: f32) -> Vec<f32> {
-    (0..n).map(|_| scale * (2.0 * rng.random::<f32>() - 1.0)).collect()
+    (0..n)
+        .map(|_| scale * (2.0 * rng.random::<f32>() - 1.0))
+        .collect()
 }
 
 fn cases(mut each: impl FnMut(&Shape, &[f32], &[Vec<f32>], &[f32], u64)) {
@@ -226,7 +234,13 @@ fn graph_nodes_cpu_match_f64_finite_differences() {
         let (x64, r64) = (wide(x), wide(r));
         let p64: Params = [wide(&p[0]), wide(&p[1]), wide(&p[2]), wide(&p[3])];
         let narrow = |v: Vec<f64>| v.into_iter().map(|v| v as f32).collect::<Vec<f32>>();
-        check("energies", sh, seed, &ours.energies, &narrow(energies(sh, &x64, &p64)));
+        check(
+            "energies",
+            sh,
+            seed,
+            &ours.energies,
+            &narrow(energies(sh, &x64, &p64)),
+        );
         let dx = central(&x64, |x| loss(sh, x, &p64, &r64));
         check("∇ₓL", sh, seed, &ours.grad_x, &narrow(dx));
         for (t, name) in ["ct.weight", "ct.bias", "head.weight", "head.bias"]
@@ -238,7 +252,13 @@ fn graph_nodes_cpu_match_f64_finite_differences() {
                 q[t] = v.to_vec();
                 loss(sh, &x64, &q, &r64)
             });
-            check(&format!("∂L/∂{name}"), sh, seed, &ours.grads[t], &narrow(want));
+            check(
+                &format!("∂L/∂{name}"),
+                sh,
+                seed,
+                &ours.grads[t],
+                &narrow(want),
+            );
         }
     });
 }

@@ -98,7 +98,18 @@ impl<B: Backend> SpectralNorm<B> {
 /// parameter's Philox stream-3 values.
 pub fn unit_vector(seed: u64, index: usize, len: usize) -> Vec<f32> {
     let mut x = vec![0.0f32; len];
-    crate::rng::fill_normal(seed, index as u32, 0, crate::rng::Stream::WeightInit, &mut x);
-    let norm = x.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>().sqrt().max(1e-12);
+    crate::rng::fill_normal(
+        seed,
+        index as u32,
+        0,
+        crate::rng::Stream::WeightInit,
+        &mut x,
+    );
+    let norm = x
+        .iter()
+        .map(|v| f64::from(*v).powi(2))
+        .sum::<f64>()
+        .sqrt()
+        .max(1e-12);
     x.iter().map(|v| (f64::from(*v) / norm) as f32).collect()
 }
