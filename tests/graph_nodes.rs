@@ -11,6 +11,7 @@
 //! - the CPU against the f64 reference: the energies, and ∇ₓL and the gradients of every
 //!   parameter against f64 central differences of the reference (h = 1e-6; see
 //!   tests/finite_differences.rs for why f64) — ≤ 1e-4.
+//!
 //! Shapes come from `EBM_TEST_SEED` (printed on failure) and change every run.
 
 #[path = "common/gpu.rs"]
