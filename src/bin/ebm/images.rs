@@ -8,16 +8,20 @@ use clap::Args;
 use ebm::backend::Backend;
 use ebm::data::images::{self, ImageData, DEFAULT_DIGITS};
 use ebm::plot;
-use ebm::sampler::LangevinConfig;
-use ebm::train::{AdamConfig, TrainConfig, Trainer};
+use ebm::train::Trainer;
 use ebm::{with_backend, EnergyNet, Error, Result, Spec};
 
+use crate::options::{own_defaults, own_help, TrainArgs};
 use crate::train_loop::{self, LoopArgs, Watch};
 
 /// Options of `ebm train images`; defaults follow IGEBM's sampler (step 10, noise 0.005,
 /// per-element gradient clip 0.01, chains re-initialised at 5 %) with a smaller buffer.
 #[derive(Args, Debug, Clone)]
-#[command(allow_negative_numbers = true)]
+#[command(
+    allow_negative_numbers = true,
+    mut_args(own_defaults(DEFAULTS)),
+    mut_args(own_help(HELP))
+)]
 pub struct ImagesArgs {
     /// Model spec: mnist32, anatomy32 (ebm-anatomy's ConvNet, 1 or 3 channels), mnist-resnet32,
     /// resnet32 (IGEBM-style residual nets), or a JSON file.
@@ -34,50 +38,38 @@ pub struct ImagesArgs {
     /// Training iterations.
     #[arg(long, default_value_t = 2000)]
     pub iters: u64,
-    /// Data images and chains per iteration (B).
-    #[arg(long, default_value_t = 64)]
-    pub batch: usize,
-    /// Langevin steps per iteration (K).
-    #[arg(long, default_value_t = 40)]
-    pub steps: usize,
-    /// Langevin gradient step size.
-    #[arg(long, default_value_t = 10.0)]
-    pub step_size: f32,
-    /// Langevin noise standard deviation.
-    #[arg(long, default_value_t = 0.005)]
-    pub noise: f32,
-    /// Clamp each element of ∇ₓE to [−c, c] during sampling.
-    #[arg(long, default_value_t = 0.01)]
-    pub grad_clip: f32,
-    /// Energy-magnitude penalty α.
-    #[arg(long, default_value_t = 1.0)]
-    pub alpha: f32,
-    /// Adam learning rate.
-    #[arg(long, default_value_t = 1e-4)]
-    pub lr: f32,
-    /// Adam β₁ (IGEBM uses 0).
-    #[arg(long, default_value_t = 0.0)]
-    pub beta1: f32,
-    /// Adam β₂.
-    #[arg(long, default_value_t = 0.999)]
-    pub beta2: f32,
-    /// Clip the global gradient norm.
-    #[arg(long)]
-    pub max_grad_norm: Option<f32>,
-    /// Persistent chains in the replay buffer (N). IGEBM keeps 10 000 over long GPU runs; with
-    /// B = 64, 1000 chains are each revisited every ~16 iterations, so a short CPU run
-    /// already shows digits (10 000 chains stayed mostly noise after 450 iterations).
-    #[arg(long, default_value_t = 1000)]
-    pub buffer: usize,
-    /// Probability that a drawn chain restarts from noise (1 = short-run mode).
-    #[arg(long, default_value_t = 0.05)]
-    pub reinit: f32,
-    /// Seed of every random number of the run.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    /// Batch, α, seed, sampler (with a gradient clip by default), Adam, replay buffer.
+    #[command(flatten)]
+    pub train: TrainArgs,
     #[command(flatten)]
     pub run: LoopArgs,
 }
+
+/// `ebm train images`' own defaults for the shared options (the rest: options.rs).
+pub(crate) const DEFAULTS: &[(&str, &str)] = &[
+    ("batch", "64"),
+    ("alpha", "1"),
+    ("steps", "40"),
+    ("step_size", "10"),
+    ("noise", "0.005"),
+    ("grad_clip", "0.01"),
+    ("lr", "0.0001"),
+    ("beta1", "0"),
+    ("buffer", "1000"),
+];
+
+/// Its own help lines for shared options (the buffer's: why the default is smaller than
+/// IGEBM's).
+pub(crate) const HELP: &[(&str, &str)] = &[
+    ("batch", "Data images and chains per iteration (B)"),
+    ("beta1", "Adam β₁ (IGEBM uses 0)"),
+    (
+        "buffer",
+        "Persistent chains in the replay buffer (N). IGEBM keeps 10 000 over long GPU runs; \
+         with B = 64, 1000 chains are each revisited every ~16 iterations, so a short CPU run \
+         already shows digits (10 000 chains stayed mostly noise after 450 iterations)",
+    ),
+];
 
 pub fn run(device: &str, args: &ImagesArgs) -> Result<()> {
     args.run.validate()?;
@@ -97,31 +89,6 @@ fn spec(args: &ImagesArgs, gpu: bool) -> Result<Spec> {
             Spec::builtin_with_width(name, nf)
         }
         other => Spec::from_name_or_file(other),
-    }
-}
-
-fn config(args: &ImagesArgs) -> TrainConfig {
-    TrainConfig {
-        batch: args.batch,
-        langevin: LangevinConfig {
-            steps: args.steps,
-            step_size: args.step_size,
-            noise: args.noise,
-            grad_clip: Some(args.grad_clip),
-            lo: -1.0,
-            hi: 1.0,
-        },
-        alpha: args.alpha,
-        adam: AdamConfig {
-            lr: args.lr,
-            beta1: args.beta1,
-            beta2: args.beta2,
-            eps: 1e-8,
-            max_grad_norm: args.max_grad_norm,
-        },
-        buffer_size: args.buffer,
-        reinit_prob: args.reinit,
-        seed: args.seed,
     }
 }
 
@@ -152,7 +119,11 @@ fn train<B: Backend>(b: &B, args: &ImagesArgs) -> Result<()> {
         None => {
             let spec = spec(args, b.is_gpu())?;
             check_input(&spec)?;
-            Trainer::new(b, EnergyNet::new(b, &spec, args.seed)?, config(args))?
+            Trainer::new(
+                b,
+                EnergyNet::new(b, &spec, args.train.seed)?,
+                args.train.config(-1.0, 1.0),
+            )?
         }
     };
     // A resumed checkpoint may hold another kind of net (a toy2d model, say).

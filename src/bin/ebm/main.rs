@@ -3,6 +3,7 @@
 mod bench;
 mod images;
 mod info;
+mod options;
 mod profile;
 mod restore;
 mod sample;

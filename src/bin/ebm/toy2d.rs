@@ -8,16 +8,16 @@ use ebm::backend::Backend;
 use ebm::data::{toy2d, Toy2d, ToyData};
 use ebm::eval::kl::kl_data_model;
 use ebm::plot::{self, Grid2d};
-use ebm::sampler::LangevinConfig;
-use ebm::train::{AdamConfig, TrainConfig, Trainer};
+use ebm::train::Trainer;
 use ebm::{with_backend, EnergyNet, Error, Result, Spec};
 
+use crate::options::{own_defaults, TrainArgs};
 use crate::train_loop::{self, LoopArgs, Watch};
 
 /// Options of `ebm train toy2d`; the defaults train 8gaussians visibly well in about two
 /// minutes on a two-core CPU.
 #[derive(Args, Debug, Clone)]
-#[command(allow_negative_numbers = true)]
+#[command(allow_negative_numbers = true, mut_args(own_defaults(DEFAULTS)))]
 pub struct Toy2dArgs {
     /// 8gaussians, 25gaussians, rings, 2spirals, checkerboard, moons or swissroll.
     #[arg(long, default_value = "8gaussians")]
@@ -25,42 +25,6 @@ pub struct Toy2dArgs {
     /// Training iterations.
     #[arg(long, default_value_t = 3000)]
     pub iters: u64,
-    /// Data samples and chains per iteration (B).
-    #[arg(long, default_value_t = 256)]
-    pub batch: usize,
-    /// Langevin steps per iteration (K).
-    #[arg(long, default_value_t = 20)]
-    pub steps: usize,
-    /// Langevin gradient step size.
-    #[arg(long, default_value_t = 0.02)]
-    pub step_size: f32,
-    /// Langevin noise standard deviation.
-    #[arg(long, default_value_t = 0.2)]
-    pub noise: f32,
-    /// Clamp each element of ∇ₓE to [−c, c] during sampling.
-    #[arg(long)]
-    pub grad_clip: Option<f32>,
-    /// Energy-magnitude penalty α.
-    #[arg(long, default_value_t = 0.1)]
-    pub alpha: f32,
-    /// Adam learning rate.
-    #[arg(long, default_value_t = 3e-3)]
-    pub lr: f32,
-    /// Adam β₁.
-    #[arg(long, default_value_t = 0.9)]
-    pub beta1: f32,
-    /// Adam β₂.
-    #[arg(long, default_value_t = 0.999)]
-    pub beta2: f32,
-    /// Clip the global gradient norm.
-    #[arg(long)]
-    pub max_grad_norm: Option<f32>,
-    /// Persistent chains in the replay buffer (N).
-    #[arg(long, default_value_t = 10000)]
-    pub buffer: usize,
-    /// Probability that a drawn chain restarts from noise (1 = short-run mode).
-    #[arg(long, default_value_t = 0.05)]
-    pub reinit: f32,
     /// Hidden width of the MLP.
     #[arg(long, default_value_t = 128)]
     pub hidden: usize,
@@ -70,12 +34,25 @@ pub struct Toy2dArgs {
     /// A model spec (JSON file) instead of the MLP.
     #[arg(long)]
     pub spec: Option<String>,
-    /// Seed of every random number of the run.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    /// Batch, α, seed, sampler (no gradient clip by default), Adam, replay buffer.
+    #[command(flatten)]
+    pub train: TrainArgs,
     #[command(flatten)]
     pub run: LoopArgs,
 }
+
+/// `ebm train toy2d`'s own defaults for the shared options (the rest: options.rs); no
+/// `--grad-clip`.
+pub(crate) const DEFAULTS: &[(&str, &str)] = &[
+    ("batch", "256"),
+    ("alpha", "0.1"),
+    ("steps", "20"),
+    ("step_size", "0.02"),
+    ("noise", "0.2"),
+    ("lr", "0.003"),
+    ("beta1", "0.9"),
+    ("buffer", "10000"),
+];
 
 /// The grid on which KL(data ‖ model) is measured.
 const KL_GRID: Grid2d = Grid2d {
@@ -92,31 +69,6 @@ pub fn run(device: &str, args: &Toy2dArgs) -> Result<()> {
     let backend = crate::open_device(device)?;
     eprintln!("device: {}", backend.name());
     with_backend!(backend, |b| train(&b, dataset, args))
-}
-
-fn config(args: &Toy2dArgs) -> TrainConfig {
-    TrainConfig {
-        batch: args.batch,
-        langevin: LangevinConfig {
-            steps: args.steps,
-            step_size: args.step_size,
-            noise: args.noise,
-            grad_clip: args.grad_clip,
-            lo: -toy2d::RANGE,
-            hi: toy2d::RANGE,
-        },
-        alpha: args.alpha,
-        adam: AdamConfig {
-            lr: args.lr,
-            beta1: args.beta1,
-            beta2: args.beta2,
-            eps: 1e-8,
-            max_grad_norm: args.max_grad_norm,
-        },
-        buffer_size: args.buffer,
-        reinit_prob: args.reinit,
-        seed: args.seed,
-    }
 }
 
 /// toy2d data are points in the plane: the net must take [2].
@@ -140,7 +92,11 @@ fn train<B: Backend>(b: &B, dataset: Toy2d, args: &Toy2dArgs) -> Result<()> {
                 None => Spec::mlp(2, args.hidden, args.depth),
             };
             check_input(&spec)?;
-            Trainer::new(b, EnergyNet::new(b, &spec, args.seed)?, config(args))?
+            Trainer::new(
+                b,
+                EnergyNet::new(b, &spec, args.train.seed)?,
+                args.train.config(-toy2d::RANGE, toy2d::RANGE),
+            )?
         }
     };
     // A resumed checkpoint may hold another kind of net (an image model, say).

@@ -23,6 +23,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 /// Options common to every training command.
 #[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Run")]
 pub struct LoopArgs {
     /// Output folder (default runs/<name>, or the checkpoint's folder with --resume).
     #[arg(long)]

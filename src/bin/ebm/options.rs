@@ -1,0 +1,319 @@
+//! The option groups every `ebm train …` command shares, defined once: the Langevin sampler,
+//! the Adam optimiser, the replay buffer, and the batch, α and seed of the run ([`TrainArgs`]
+//! holds them all and builds the library's [`TrainConfig`]).
+//!
+//! Each command keeps its own defaults: an option whose default differs between commands has
+//! none here (a command that gave it none would make it required, which the tests in
+//! main.rs notice), and the command sets it from a table of its own,
+//! `#[command(mut_args(own_defaults(DEFAULTS)))]` with `DEFAULTS` holding `("steps", "20")`,
+//! so `--help` shows `[default: 20]`. Options with one default for every command (`--beta2`,
+//! `--reinit`, `--seed`) keep it here.
+
+use clap::{Arg, Args};
+use ebm::sampler::LangevinConfig;
+use ebm::train::{AdamConfig, TrainConfig};
+
+/// A command's own defaults for the shared options, as (id, value) pairs, for
+/// `#[command(mut_args(own_defaults(TABLE)))]` on the command's struct: each option named
+/// defaults to its value (as if parsed from the command line, and shown in `--help`) and so
+/// is no longer required. (`mut_args` rather than one `mut_arg` per option: `mut_arg` moves
+/// the option to the end of the list, and with it its help heading.)
+pub fn own_defaults(table: &'static [(&'static str, &'static str)]) -> impl FnMut(Arg) -> Arg {
+    move |arg| match table.iter().find(|(id, _)| arg.get_id() == *id) {
+        Some(&(_, value)) => arg.default_value(value).required(false),
+        None => arg,
+    }
+}
+
+/// A command's own help lines for shared options, as (id, help) pairs, like
+/// [`own_defaults`]. clap drops a doc comment's final period: give none here either.
+pub fn own_help(table: &'static [(&'static str, &'static str)]) -> impl FnMut(Arg) -> Arg {
+    move |arg| match table.iter().find(|(id, _)| arg.get_id() == *id) {
+        Some(&(_, help)) => arg.help(help),
+        None => arg,
+    }
+}
+
+/// The negative samples: K Langevin steps per iteration.
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Langevin sampler")]
+pub struct LangevinArgs {
+    /// Langevin steps per iteration (K).
+    #[arg(long)]
+    pub steps: usize,
+    /// Langevin gradient step size.
+    #[arg(long)]
+    pub step_size: f32,
+    /// Langevin noise standard deviation.
+    #[arg(long)]
+    pub noise: f32,
+    /// Clamp each element of ∇ₓE to [−c, c] during sampling.
+    #[arg(long)]
+    pub grad_clip: Option<f32>,
+}
+
+impl LangevinArgs {
+    /// The sampler's settings, chains clamped to [`lo`, `hi`] (the data's range).
+    pub fn config(&self, lo: f32, hi: f32) -> LangevinConfig {
+        LangevinConfig {
+            steps: self.steps,
+            step_size: self.step_size,
+            noise: self.noise,
+            grad_clip: self.grad_clip,
+            lo,
+            hi,
+        }
+    }
+}
+
+/// The optimiser of the energy's parameters.
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Adam")]
+pub struct AdamArgs {
+    /// Adam learning rate.
+    #[arg(long)]
+    pub lr: f32,
+    /// Adam β₁.
+    #[arg(long)]
+    pub beta1: f32,
+    /// Adam β₂.
+    #[arg(long, default_value_t = 0.999)]
+    pub beta2: f32,
+    /// Clip the global gradient norm.
+    #[arg(long)]
+    pub max_grad_norm: Option<f32>,
+}
+
+impl AdamArgs {
+    pub fn config(&self) -> AdamConfig {
+        AdamConfig {
+            lr: self.lr,
+            beta1: self.beta1,
+            beta2: self.beta2,
+            eps: 1e-8,
+            max_grad_norm: self.max_grad_norm,
+        }
+    }
+}
+
+/// The persistent chains the sampler starts from.
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Replay buffer")]
+pub struct ReplayArgs {
+    /// Persistent chains in the replay buffer (N).
+    #[arg(long)]
+    pub buffer: usize,
+    /// Probability that a drawn chain restarts from noise (1 = short-run mode).
+    #[arg(long, default_value_t = 0.05)]
+    pub reinit: f32,
+}
+
+/// Everything that defines a training run (the library's [`TrainConfig`]) but the data's
+/// range: the contrastive-divergence batch and α, the seed, and the groups above.
+///
+/// Its own options come before the groups' (a group's help heading holds for every option
+/// added after it).
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Training")]
+pub struct TrainArgs {
+    /// Data samples and chains per iteration (B).
+    #[arg(long)]
+    pub batch: usize,
+    /// Energy-magnitude penalty α.
+    #[arg(long)]
+    pub alpha: f32,
+    /// Seed of every random number of the run.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub langevin: LangevinArgs,
+    #[command(flatten)]
+    pub adam: AdamArgs,
+    #[command(flatten)]
+    pub replay: ReplayArgs,
+}
+
+impl TrainArgs {
+    /// The run's settings, Langevin chains clamped to [`lo`, `hi`]. A resumed run takes its
+    /// settings from the checkpoint instead, whatever these options say.
+    pub fn config(&self, lo: f32, hi: f32) -> TrainConfig {
+        TrainConfig {
+            batch: self.batch,
+            langevin: self.langevin.config(lo, hi),
+            alpha: self.alpha,
+            adam: self.adam.config(),
+            buffer_size: self.replay.buffer,
+            reinit_prob: self.replay.reinit,
+            seed: self.seed,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+    use ebm::data::toy2d;
+
+    use super::*;
+    use crate::{Cli, Command, TrainWhat};
+
+    fn train(args: &[&str]) -> TrainWhat {
+        let argv = ["ebm", "train"].iter().chain(args);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Train { what } => what,
+            _ => unreachable!(),
+        }
+    }
+
+    fn toy2d_config(args: &[&str]) -> TrainConfig {
+        let args = [&["toy2d"], args].concat();
+        match train(&args) {
+            TrainWhat::Toy2d(a) => a.train.config(-toy2d::RANGE, toy2d::RANGE),
+            _ => unreachable!(),
+        }
+    }
+
+    fn images_config(args: &[&str]) -> TrainConfig {
+        let args = [&["images"], args].concat();
+        match train(&args) {
+            TrainWhat::Images(a) => a.train.config(-1.0, 1.0),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn commands_are_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    /// The defaults each command had when it declared every option itself.
+    #[test]
+    fn each_command_keeps_its_defaults() {
+        let toy = TrainConfig {
+            batch: 256,
+            langevin: LangevinConfig {
+                steps: 20,
+                step_size: 0.02,
+                noise: 0.2,
+                grad_clip: None,
+                lo: -toy2d::RANGE,
+                hi: toy2d::RANGE,
+            },
+            alpha: 0.1,
+            adam: AdamConfig {
+                lr: 3e-3,
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+                max_grad_norm: None,
+            },
+            buffer_size: 10000,
+            reinit_prob: 0.05,
+            seed: 0,
+        };
+        assert_eq!(toy2d_config(&[]), toy);
+        let images = TrainConfig {
+            batch: 64,
+            langevin: LangevinConfig {
+                steps: 40,
+                step_size: 10.0,
+                noise: 0.005,
+                grad_clip: Some(0.01),
+                lo: -1.0,
+                hi: 1.0,
+            },
+            alpha: 1.0,
+            adam: AdamConfig {
+                lr: 1e-4,
+                beta1: 0.0,
+                beta2: 0.999,
+                eps: 1e-8,
+                max_grad_norm: None,
+            },
+            buffer_size: 1000,
+            reinit_prob: 0.05,
+            seed: 0,
+        };
+        assert_eq!(images_config(&[]), images);
+    }
+
+    #[test]
+    fn flags_override_the_defaults() {
+        let flags = [
+            "--batch=3",
+            "--alpha=0.5",
+            "--seed=7",
+            "--steps=4",
+            "--step-size=0.1",
+            "--noise=0.3",
+            "--grad-clip=2",
+            "--lr=0.01",
+            "--beta1=0.5",
+            "--beta2=0.9",
+            "--max-grad-norm=1",
+            "--buffer=99",
+            "--reinit=1",
+        ];
+        for (c, (lo, hi)) in [
+            (toy2d_config(&flags), (-toy2d::RANGE, toy2d::RANGE)),
+            (images_config(&flags), (-1.0, 1.0)),
+        ] {
+            let expected = TrainConfig {
+                batch: 3,
+                langevin: LangevinConfig {
+                    steps: 4,
+                    step_size: 0.1,
+                    noise: 0.3,
+                    grad_clip: Some(2.0),
+                    lo,
+                    hi,
+                },
+                alpha: 0.5,
+                adam: AdamConfig {
+                    lr: 0.01,
+                    beta1: 0.5,
+                    beta2: 0.9,
+                    eps: 1e-8,
+                    max_grad_norm: Some(1.0),
+                },
+                buffer_size: 99,
+                reinit_prob: 1.0,
+                seed: 7,
+            };
+            assert_eq!(c, expected);
+        }
+    }
+
+    /// `--help` shows each command's own defaults, and a command's tables name real options.
+    #[test]
+    fn help_shows_each_commands_defaults() {
+        let mut cli = Cli::command();
+        let train = cli.find_subcommand_mut("train").unwrap();
+        for (name, expected) in [
+            ("toy2d", ["--steps <STEPS>", "[default: 20]"]),
+            ("images", ["--steps <STEPS>", "[default: 40]"]),
+        ] {
+            let help = train
+                .find_subcommand_mut(name)
+                .unwrap()
+                .render_help()
+                .to_string();
+            let line = help.lines().find(|l| l.contains(expected[0])).unwrap();
+            assert!(line.ends_with(expected[1]), "{name}: {line}");
+            let clip = help.lines().find(|l| l.contains("--grad-clip")).unwrap();
+            assert_eq!(clip.contains("[default: 0.01]"), name == "images", "{clip}");
+        }
+        for (name, tables) in [
+            ("toy2d", vec![crate::toy2d::DEFAULTS]),
+            ("images", vec![crate::images::DEFAULTS, crate::images::HELP]),
+        ] {
+            let cmd = train.find_subcommand(name).unwrap();
+            for &(id, _) in tables.into_iter().flatten() {
+                assert!(
+                    cmd.get_arguments().any(|a| a.get_id() == id),
+                    "{name}: {id}"
+                );
+            }
+        }
+    }
+}
