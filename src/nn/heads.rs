@@ -2,8 +2,8 @@
 //!
 //! A scalar head needs nothing (the output is E). A class-logit head (JEM, Grathwohl et al.
 //! 2019) reads C logits f(x) per sample:
-//! - E(x) = −logsumexp_y f(x)[y], whose gradient is dE/df = −softmax f(x);
-//! - E(x, y) = −f(x)[y], whose gradient is −1 at y and 0 elsewhere;
+//! - E(x) = −logsumexp_y f(x)\[y\], whose gradient is dE/df = −softmax f(x);
+//! - E(x, y) = −f(x)\[y\], whose gradient is −1 at y and 0 elsewhere;
 //! - p(y|x) = softmax f(x).
 //!
 //! ```
@@ -60,7 +60,7 @@ impl<B: Backend> Head<B> {
         })
     }
 
-    /// E(x) = −logsumexp f(x), or E(x, y) = −f(x)[y] with `labels`, into `energies`; keeps
+    /// E(x) = −logsumexp f(x), or E(x, y) = −f(x)\[y\] with `labels`, into `energies`; keeps
     /// what the backward pass needs (the softmax, or the labels).
     pub fn energy(&mut self, b: &B, logits: &B::Tensor, labels: Option<&B::Tensor>) -> Result<()> {
         let (rows, cols) = (self.batch, self.classes);

@@ -2,7 +2,7 @@
 //! the input only (Langevin sampling) and to the parameters (training).
 //!
 //! The head is the spec's `output` ([`Output`]): a scalar net's output *is* E(x); a
-//! classifier net's C logits f(x) give E(x) = −logsumexp f(x), E(x, y) = −f(x)[y] and
+//! classifier net's C logits f(x) give E(x) = −logsumexp f(x), E(x, y) = −f(x)\[y\] and
 //! p(y|x) = softmax f(x) (JEM) — all computed on the device ([`heads`](super::heads)).
 //! Activations are kept per batch size in a workspace, so the K steps of a chain reuse the
 //! same device buffers and allocate nothing.
@@ -215,7 +215,7 @@ impl<B: Backend> EnergyNet<B> {
         Ok(&head.energies)
     }
 
-    /// E(x, y) = −f(x)[y] for a class-logit head, with `labels` the class ids `[batch]` as
+    /// E(x, y) = −f(x)\[y\] for a class-logit head, with `labels` the class ids `[batch]` as
     /// exact f32 (a later [`backward_params`](Self::backward_params) differentiates this).
     pub fn forward_labelled(
         &mut self,

@@ -454,7 +454,7 @@ pub enum Output {
     #[default]
     Scalar,
     /// `{"energy": "neg_logsumexp", "classes": C}`: C logits f(x); E(x) = −logsumexp f(x),
-    /// E(x, y) = −f(x)[y], p(y|x) = softmax f(x) (JEM).
+    /// E(x, y) = −f(x)\[y\], p(y|x) = softmax f(x) (JEM).
     NegLogSumExp {
         /// C, the number of classes (logits per sample).
         classes: usize,
