@@ -9,8 +9,9 @@
 #
 # Environment: DEVICE cpu|gpu (default cpu; PyTorch runs on cuda for gpu), ROUNDS (5),
 # THREADS (CPU threads of both programs, default 2), ITERS (timed repeats per program and
-# round, 3), VARIANTS (PyTorch settings to run each round: fp32 = TF32 off, tf32 = PyTorch's
-# default TF32 convolutions, compile = torch.compile; default fp32), EBM_BIN (folder with
+# round, 3), VARIANTS (what ebm is compared with each round: PyTorch with fp32 = TF32 off,
+# tf32 = PyTorch's default TF32 convolutions, compile = torch.compile; or bin=DIR, the `ebm`
+# in DIR — another build, for before/after figures; default fp32), EBM_BIN (folder with
 # `ebm`, default target/release), EBM_REF (default scripts/ebm_ref.py), JSONL (append every
 # record here, default a temp file), DEADLINE (a time in seconds since the epoch: no round
 # starts after it, and a round running at it is cut short). Arguments after the workload go to both programs
@@ -42,11 +43,16 @@ for r in $(seq 1 "$ROUNDS"); do
   RAYON_NUM_THREADS=$THREADS until_deadline "$BIN/ebm" --device "$DEVICE" bench --workload "$W" --iters "$ITERS" --json "$@" |
     tag "$r" ebm | tee -a "$JSONL" >/dev/null
   for v in $VARIANTS; do
+    if [ "${v#bin=}" != "$v" ]; then
+      RAYON_NUM_THREADS=$THREADS until_deadline "${v#bin=}/ebm" --device "$DEVICE" bench --workload "$W" \
+        --iters "$ITERS" --json "$@" | tag "$r" "$v" | tee -a "$JSONL" >/dev/null
+      continue
+    fi
     case $v in
       fp32) extra=(--tf32 off) ;;
       tf32) extra=(--tf32 default) ;;
       compile) extra=(--tf32 off --compile) ;;
-      *) echo "error: VARIANTS: unknown '$v' (fp32, tf32, compile)" >&2; exit 2 ;;
+      *) echo "error: VARIANTS: unknown '$v' (fp32, tf32, compile, bin=DIR)" >&2; exit 2 ;;
     esac
     until_deadline python3 "$REF" bench --workload "$W" --device "$TORCH_DEVICE" --threads "$THREADS" \
       --iters "$ITERS" --json "${extra[@]}" "$@" | tag "$r" "$v" | tee -a "$JSONL" >/dev/null
