@@ -64,7 +64,7 @@ use super::{
 };
 use crate::{Error, Result};
 pub use adapter::{describe_adapters, AdapterReport};
-pub use kernels::{entry_points, shader_source};
+pub use kernels::{entry_points, immediate_layouts, shader_source, ImmediateLayout};
 use kernels::{
     ConvParams, EltParams, Kernel, LinearParams, PoolParams, RowParams, Shader, SnParams,
 };
