@@ -107,3 +107,52 @@ fn entry_points_are_complete() {
     // The table is not empty by accident (every shader file but rng.wgsl has kernels).
     assert!(built.len() >= 40, "only {} kernels", built.len());
 }
+
+/// Every parameter struct the backend passes as immediates (`gpu::immediate_layouts()`)
+/// matches the WGSL struct of the same name in its shader: the same fields at the same
+/// offsets in the same order, and the same size up to the WGSL struct's trailing padding. A reordered, retyped, added or dropped
+/// field on either side would otherwise hand the kernel garbage parameters, silently.
+#[test]
+fn immediate_structs_match_rust() {
+    let layouts = ebm::backend::gpu::immediate_layouts();
+    assert!(layouts.len() >= 18, "only {} layouts", layouts.len());
+    let mut failures = Vec::new();
+    for layout in &layouts {
+        let (file, name) = (layout.shader, layout.wgsl_struct);
+        let source = ebm::backend::gpu::shader_source(file)
+            .unwrap_or_else(|| panic!("{file} is not a backend shader"));
+        let module = naga::front::wgsl::parse_str(&source)
+            .unwrap_or_else(|e| panic!("{file}: {}", e.emit_to_string(&source)));
+        let found = module
+            .types
+            .iter()
+            .find(|(_, ty)| ty.name.as_deref() == Some(name));
+        let Some((_, ty)) = found else {
+            failures.push(format!("{file}: no struct {name}"));
+            continue;
+        };
+        let naga::TypeInner::Struct { members, span } = &ty.inner else {
+            failures.push(format!("{file}: {name} is not a struct"));
+            continue;
+        };
+        let wgsl: Vec<(&str, usize)> = members
+            .iter()
+            .map(|m| (m.name.as_deref().unwrap_or("?"), m.offset as usize))
+            .collect();
+        let rust: Vec<(&str, usize)> = layout.fields.clone();
+        // The WGSL size rounds up to the struct's alignment (16 with a vec4 member); the Rust
+        // struct may stop at the end of the last member (MlpChainParams: 92 of 96 bytes).
+        let end = members.last().map_or(0, |m| {
+            m.offset as usize + module.types[m.ty].inner.size(module.to_ctx()) as usize
+        });
+        let size_ok = (end..=*span as usize).contains(&layout.size);
+        if !size_ok || wgsl != rust {
+            failures.push(format!(
+                "{file}: struct {name} differs from the Rust struct\n  \
+                 WGSL: {span} bytes, {wgsl:?}\n  Rust: {} bytes, {rust:?}",
+                layout.size
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -448,3 +448,207 @@ pub(crate) struct WordsParams {
 pub(crate) const MAX_IMMEDIATE_BYTES: u32 = std::mem::size_of::<LangevinParams>() as u32;
 const _: () = assert!(std::mem::size_of::<ConvParams>() as u32 <= MAX_IMMEDIATE_BYTES);
 const _: () = assert!(std::mem::size_of::<PoolParams>() as u32 <= MAX_IMMEDIATE_BYTES);
+
+/// How one immediates block is laid out on the Rust side, for checking it against the
+/// `struct` of the same role in its shader (tests/naga_shaders.rs does).
+#[doc(hidden)]
+#[derive(Clone, Debug)]
+pub struct ImmediateLayout {
+    /// The shader file, as [`shader_source`] takes it.
+    pub shader: &'static str,
+    /// The name of the WGSL struct the Rust struct must match.
+    pub wgsl_struct: &'static str,
+    /// `size_of` the Rust struct.
+    pub size: usize,
+    /// Every field of the Rust struct in declaration order, with its `offset_of`.
+    pub fields: Vec<(&'static str, usize)>,
+}
+
+/// One [`ImmediateLayout`]; the pattern makes leaving a field out a compile error.
+macro_rules! layout {
+    ($shader:literal, $ty:ident { $($field:ident),* $(,)? }) => {{
+        let _exhaustive = |p: $ty| {
+            let $ty { $($field: _),* } = p;
+        };
+        ImmediateLayout {
+            shader: $shader,
+            wgsl_struct: stringify!($ty),
+            size: std::mem::size_of::<$ty>(),
+            fields: vec![$((stringify!($field), std::mem::offset_of!($ty, $field))),*],
+        }
+    }};
+}
+
+/// Every Rust struct the backend passes as immediates, with the shader struct it must match.
+#[doc(hidden)]
+pub fn immediate_layouts() -> Vec<ImmediateLayout> {
+    vec![
+        layout!(
+            "linear.wgsl",
+            LinearParams {
+                batch,
+                inputs,
+                outputs
+            }
+        ),
+        layout!(
+            "conv2d.wgsl",
+            ConvParams {
+                batch,
+                in_channels,
+                out_channels,
+                height,
+                width,
+                kernel,
+                stride,
+                padding,
+                out_height,
+                out_width,
+            }
+        ),
+        layout!(
+            "pool.wgsl",
+            PoolParams {
+                planes,
+                height,
+                width,
+                kernel,
+                out_height,
+                out_width
+            }
+        ),
+        layout!(
+            "elementwise.wgsl",
+            EltParams {
+                n,
+                cols,
+                channels,
+                alpha
+            }
+        ),
+        layout!(
+            "rows.wgsl",
+            RowParams {
+                rows,
+                cols,
+                pixels,
+                alpha
+            }
+        ),
+        layout!(
+            "spectral_norm.wgsl",
+            SnParams {
+                rows,
+                cols,
+                flag,
+                n
+            }
+        ),
+        layout!(
+            "upsample.wgsl",
+            UpsampleParams {
+                planes,
+                height,
+                width,
+                factor
+            }
+        ),
+        layout!("activation.wgsl", ActParams { n, slope }),
+        layout!("reduce.wgsl", CdParams { n, n_pos, alpha }),
+        layout!("reduce.wgsl", SumSqParams { n, slot }),
+        layout!(
+            "langevin.wgsl",
+            LangevinParams {
+                rows,
+                dim,
+                blocks_per_row,
+                step,
+                noise,
+                clip,
+                has_clip,
+                lo,
+                hi,
+                seed_lo,
+                seed_hi,
+                global_step,
+                chain_offset,
+            }
+        ),
+        {
+            // The shader holds the eight widths as two vec4<u32>: `widths_lo`, `widths_hi`.
+            let mut l = layout!(
+                "mlp_chain.wgsl",
+                MlpChainParams {
+                    widths,
+                    rows,
+                    layers,
+                    activations,
+                    slope,
+                    steps,
+                    step,
+                    noise,
+                    clip,
+                    has_clip,
+                    lo,
+                    hi,
+                    seed_lo,
+                    seed_hi,
+                    global_step,
+                    chain_offset,
+                }
+            );
+            let widths = std::mem::offset_of!(MlpChainParams, widths);
+            l.fields
+                .splice(0..1, [("widths_lo", widths), ("widths_hi", widths + 16)]);
+            l
+        },
+        layout!(
+            "adam.wgsl",
+            AdamParams {
+                n,
+                lr,
+                beta1,
+                beta2,
+                eps,
+                bias_correction1,
+                bias_correction2,
+                max_grad_norm,
+                has_clip,
+                norm_slots,
+            }
+        ),
+        layout!(
+            "chains.wgsl",
+            DrawParams {
+                capacity,
+                batch,
+                dim,
+                blocks_per_row,
+                reinit_prob,
+                lo,
+                hi,
+                seed_lo,
+                seed_hi,
+                iteration,
+            }
+        ),
+        layout!(
+            "chains.wgsl",
+            ScatterParams {
+                capacity,
+                batch,
+                dim
+            }
+        ),
+        layout!("fill.wgsl", FillParams { n, value }),
+        layout!("health.wgsl", HealthParams { n, slot, mark }),
+        layout!(
+            "rng_words.wgsl",
+            WordsParams {
+                n,
+                seed_lo,
+                seed_hi
+            }
+        ),
+    ]
+}

@@ -1,0 +1,465 @@
+//! Layer ops: linear, conv2d, average pooling, upsampling, activations and per-channel
+//! bias, with the shape checks and launch geometry they share. The [`Backend`] impl in
+//! `ops.rs` calls these.
+
+use super::dispatch::{elt_params, row_params};
+use super::*;
+
+impl GpuBackend {
+    pub(super) fn linear_dims(&self, s: LinearShape) -> Option<LinearParams> {
+        Some(LinearParams {
+            batch: self
+                .dim_u32(s.batch)
+                .map_err(|e| self.defer_error(e))
+                .ok()?,
+            inputs: self
+                .dim_u32(s.inputs)
+                .map_err(|e| self.defer_error(e))
+                .ok()?,
+            outputs: self
+                .dim_u32(s.outputs)
+                .map_err(|e| self.defer_error(e))
+                .ok()?,
+        })
+    }
+
+    /// Grid of 16×16 output tiles over a `rows` × `cols` matrix.
+    pub(super) fn tile_grid(&self, rows: usize, cols: usize) -> Option<(u32, u32, u32)> {
+        let max = self.report.max_compute_workgroups_per_dimension as usize;
+        let (gx, gy) = (cols.div_ceil(TILE as usize), rows.div_ceil(TILE as usize));
+        if !self.check(gx <= max && gy <= max, || {
+            format!("a {rows}×{cols} matrix needs more than {max} tiles per dimension")
+        }) {
+            return None;
+        }
+        Some((gx as u32, gy as u32, 1))
+    }
+
+    /// The conv2d kernels' parameters, or `None` (error deferred) when the geometry is
+    /// impossible (kernel or stride 0, kernel larger than the padded input) or an index
+    /// would leave the u32 range the kernels compute in.
+    pub(super) fn conv_params(&self, s: Conv2dShape, op: &str) -> Option<ConvParams> {
+        if !self.check(
+            s.kernel > 0
+                && s.stride > 0
+                && s.height + 2 * s.padding >= s.kernel
+                && s.width + 2 * s.padding >= s.kernel,
+            || format!("{op} {s:?}: the kernel must fit the padded input, stride ≥ 1"),
+        ) {
+            return None;
+        }
+        let weights = s.out_channels * s.in_channels * s.kernel * s.kernel;
+        let largest = (s.batch * s.in_len())
+            .max(s.batch * s.out_len())
+            .max(weights);
+        let u = |n: usize| self.dim_u32(n).map_err(|e| self.defer_error(e)).ok();
+        u(largest + s.padding)?;
+        Some(ConvParams {
+            batch: u(s.batch)?,
+            in_channels: u(s.in_channels)?,
+            out_channels: u(s.out_channels)?,
+            height: u(s.height)?,
+            width: u(s.width)?,
+            kernel: u(s.kernel)?,
+            stride: u(s.stride)?,
+            padding: u(s.padding)?,
+            out_height: u(s.out_height())?,
+            out_width: u(s.out_width())?,
+        })
+    }
+
+    /// Grid of [`CONV_TILE`]² output tiles over a `rows` × `cols` matrix: column tiles on
+    /// x (spilling into y past the per-dimension limit; the shader flattens them), row tiles
+    /// on z.
+    pub(super) fn conv_grid(&self, rows: usize, cols: usize) -> Option<(u32, u32, u32)> {
+        let max = self.report.max_compute_workgroups_per_dimension as usize;
+        let (x, y, _) = self.grid(cols.div_ceil(CONV_TILE))?;
+        let z = rows.div_ceil(CONV_TILE);
+        if !self.check(z <= max, || {
+            format!("{rows} rows need more than {max} conv tiles")
+        }) {
+            return None;
+        }
+        Some((x, y, z as u32))
+    }
+
+    /// The upsampling kernels' parameters, or `None` (error deferred) for factor 0 or an
+    /// output past the u32 index range.
+    pub(super) fn upsample_params(
+        &self,
+        s: UpsampleShape,
+        op: &str,
+    ) -> Option<kernels::UpsampleParams> {
+        if !self.check(s.factor > 0, || format!("{op} {s:?}: factor 0")) {
+            return None;
+        }
+        let u = |n: usize| self.dim_u32(n).map_err(|e| self.defer_error(e)).ok();
+        u(s.out_len())?;
+        Some(kernels::UpsampleParams {
+            planes: u(s.batch * s.channels)?,
+            height: u(s.height)?,
+            width: u(s.width)?,
+            factor: u(s.factor)?,
+        })
+    }
+
+    pub(super) fn pool_params(&self, s: PoolShape, op: &str) -> Option<PoolParams> {
+        if !self.check(s.kernel > 0, || format!("{op} {s:?}: kernel 0")) {
+            return None;
+        }
+        let u = |n: usize| self.dim_u32(n).map_err(|e| self.defer_error(e)).ok();
+        u(s.batch * s.channels * s.height * s.width)?;
+        Some(PoolParams {
+            planes: u(s.batch * s.channels)?,
+            height: u(s.height)?,
+            width: u(s.width)?,
+            kernel: u(s.kernel)?,
+            out_height: u(s.out_height())?,
+            out_width: u(s.out_width())?,
+        })
+    }
+
+    pub(super) fn linear_forward(
+        &self,
+        s: LinearShape,
+        x: &GpuTensor,
+        w: &GpuTensor,
+        b: &GpuTensor,
+        y: &mut GpuTensor,
+    ) {
+        let (n, i, o) = (s.batch, s.inputs, s.outputs);
+        if !self.check(
+            x.len >= n * i && w.len >= o * i && b.len >= o && y.len >= n * o,
+            || {
+                format!(
+                    "linear_forward {s:?}: x {}, w {}, b {}, y {}",
+                    x.len, w.len, b.len, y.len
+                )
+            },
+        ) || n * o == 0
+        {
+            return;
+        }
+        let (Some(params), Some(groups)) = (self.linear_dims(s), self.tile_grid(n, o)) else {
+            return;
+        };
+        self.dispatch(&kernels::LINEAR_FORWARD, &[x, w, y, b], &params, groups);
+    }
+
+    pub(super) fn linear_backward_data(
+        &self,
+        s: LinearShape,
+        dy: &GpuTensor,
+        w: &GpuTensor,
+        dx: &mut GpuTensor,
+    ) {
+        let (n, i, o) = (s.batch, s.inputs, s.outputs);
+        if !self.check(dy.len >= n * o && w.len >= o * i && dx.len >= n * i, || {
+            format!(
+                "linear_backward_data {s:?}: dy {}, w {}, dx {}",
+                dy.len, w.len, dx.len
+            )
+        }) || n * i == 0
+        {
+            return;
+        }
+        let (Some(params), Some(groups)) = (self.linear_dims(s), self.tile_grid(n, i)) else {
+            return;
+        };
+        self.dispatch(
+            &kernels::LINEAR_BACKWARD_DATA,
+            &[dy, w, dx],
+            &params,
+            groups,
+        );
+    }
+
+    pub(super) fn linear_backward_params(
+        &self,
+        s: LinearShape,
+        dy: &GpuTensor,
+        x: &GpuTensor,
+        dw: &mut GpuTensor,
+        db: &mut GpuTensor,
+    ) {
+        let (n, i, o) = (s.batch, s.inputs, s.outputs);
+        if !self.check(
+            dy.len >= n * o && x.len >= n * i && dw.len >= o * i && db.len >= o,
+            || {
+                format!(
+                    "linear_backward_params {s:?}: dy {}, x {}, dw {}, db {}",
+                    dy.len, x.len, dw.len, db.len
+                )
+            },
+        ) || o == 0
+        {
+            return;
+        }
+        let Some(params) = self.linear_dims(s) else {
+            return;
+        };
+        if i > 0 {
+            let Some(groups) = self.tile_grid(o, i) else {
+                return;
+            };
+            self.dispatch(
+                &kernels::LINEAR_BACKWARD_PARAMS,
+                &[dy, x, dw],
+                &params,
+                groups,
+            );
+        }
+        let Some(groups) = self.grid_1d(o) else {
+            return;
+        };
+        // One thread per output; the kernel indexes with gid.x only.
+        if !self.check(groups.1 == 1, || {
+            format!("{o} outputs are too many for the bias kernel")
+        }) {
+            return;
+        }
+        self.dispatch(&kernels::LINEAR_BACKWARD_BIAS, &[dy, db], &params, groups);
+    }
+
+    pub(super) fn conv2d_forward(
+        &self,
+        s: Conv2dShape,
+        x: &GpuTensor,
+        w: &GpuTensor,
+        b: &GpuTensor,
+        y: &mut GpuTensor,
+    ) {
+        let Some(params) = self.conv_params(s, "conv2d_forward") else {
+            return;
+        };
+        let weights = s.out_channels * s.in_channels * s.kernel * s.kernel;
+        let (x_len, y_len) = (s.batch * s.in_len(), s.batch * s.out_len());
+        if !self.check(
+            x.len >= x_len && w.len >= weights && b.len >= s.out_channels && y.len >= y_len,
+            || {
+                format!(
+                    "conv2d_forward {s:?}: x {}, w {}, b {}, y {}",
+                    x.len, w.len, b.len, y.len
+                )
+            },
+        ) || y_len == 0
+        {
+            return;
+        }
+        let pixels = s.batch * s.out_height() * s.out_width();
+        let Some(groups) = self.conv_grid(s.out_channels, pixels) else {
+            return;
+        };
+        self.dispatch(&kernels::CONV2D_FORWARD, &[w, x, y, b], &params, groups);
+    }
+
+    pub(super) fn conv2d_backward_data(
+        &self,
+        s: Conv2dShape,
+        dy: &GpuTensor,
+        w: &GpuTensor,
+        dx: &mut GpuTensor,
+    ) {
+        let Some(params) = self.conv_params(s, "conv2d_backward_data") else {
+            return;
+        };
+        let weights = s.out_channels * s.in_channels * s.kernel * s.kernel;
+        let (x_len, y_len) = (s.batch * s.in_len(), s.batch * s.out_len());
+        if !self.check(
+            dy.len >= y_len && w.len >= weights && dx.len >= x_len,
+            || {
+                format!(
+                    "conv2d_backward_data {s:?}: dy {}, w {}, dx {}",
+                    dy.len, w.len, dx.len
+                )
+            },
+        ) || x_len == 0
+        {
+            return;
+        }
+        let pixels = s.batch * s.height * s.width;
+        let Some(groups) = self.conv_grid(s.in_channels, pixels) else {
+            return;
+        };
+        self.dispatch(
+            &kernels::CONV2D_BACKWARD_DATA,
+            &[w, dy, dx],
+            &params,
+            groups,
+        );
+    }
+
+    pub(super) fn conv2d_backward_params(
+        &self,
+        s: Conv2dShape,
+        dy: &GpuTensor,
+        x: &GpuTensor,
+        dw: &mut GpuTensor,
+        db: &mut GpuTensor,
+    ) {
+        let Some(params) = self.conv_params(s, "conv2d_backward_params") else {
+            return;
+        };
+        let rows = s.in_channels * s.kernel * s.kernel;
+        let (x_len, y_len) = (s.batch * s.in_len(), s.batch * s.out_len());
+        if !self.check(
+            dy.len >= y_len
+                && x.len >= x_len
+                && dw.len >= s.out_channels * rows
+                && db.len >= s.out_channels,
+            || {
+                format!(
+                    "conv2d_backward_params {s:?}: dy {}, x {}, dw {}, db {}",
+                    dy.len, x.len, dw.len, db.len
+                )
+            },
+        ) || s.out_channels == 0
+        {
+            return;
+        }
+        // With an empty batch the kernels store zeros, as the CPU does.
+        if rows > 0 {
+            let Some(groups) = self.conv_grid(s.out_channels, rows) else {
+                return;
+            };
+            self.dispatch(
+                &kernels::CONV2D_BACKWARD_WEIGHT,
+                &[dy, x, dw],
+                &params,
+                groups,
+            );
+        }
+        let Some(groups) = self.grid(s.out_channels) else {
+            return;
+        };
+        self.dispatch(&kernels::CONV2D_BACKWARD_BIAS, &[dy, db], &params, groups);
+    }
+
+    pub(super) fn avg_pool_forward(&self, s: PoolShape, x: &GpuTensor, y: &mut GpuTensor) {
+        let Some(params) = self.pool_params(s, "avg_pool_forward") else {
+            return;
+        };
+        let planes = s.batch * s.channels;
+        let (x_len, y_len) = (
+            planes * s.height * s.width,
+            planes * s.out_height() * s.out_width(),
+        );
+        if !self.check(x.len >= x_len && y.len >= y_len, || {
+            format!("avg_pool_forward {s:?}: x {}, y {}", x.len, y.len)
+        }) || y_len == 0
+        {
+            return;
+        }
+        let Some(groups) = self.grid_1d(y_len) else {
+            return;
+        };
+        self.dispatch(&kernels::AVG_POOL_FORWARD, &[x, y], &params, groups);
+    }
+
+    pub(super) fn avg_pool_backward(&self, s: PoolShape, dy: &GpuTensor, dx: &mut GpuTensor) {
+        let Some(params) = self.pool_params(s, "avg_pool_backward") else {
+            return;
+        };
+        let planes = s.batch * s.channels;
+        let (x_len, y_len) = (
+            planes * s.height * s.width,
+            planes * s.out_height() * s.out_width(),
+        );
+        if !self.check(dy.len >= y_len && dx.len >= x_len, || {
+            format!("avg_pool_backward {s:?}: dy {}, dx {}", dy.len, dx.len)
+        }) || x_len == 0
+        {
+            return;
+        }
+        let Some(groups) = self.grid_1d(x_len) else {
+            return;
+        };
+        self.dispatch(&kernels::AVG_POOL_BACKWARD, &[dy, dx], &params, groups);
+    }
+
+    pub(super) fn upsample_forward(&self, s: UpsampleShape, x: &GpuTensor, y: &mut GpuTensor) {
+        let Some(params) = self.upsample_params(s, "upsample_forward") else {
+            return;
+        };
+        if !self.check(x.len >= s.in_len() && y.len >= s.out_len(), || {
+            format!("upsample_forward {s:?}: x {}, y {}", x.len, y.len)
+        }) || s.out_len() == 0
+        {
+            return;
+        }
+        let Some(groups) = self.grid_1d(s.out_len()) else {
+            return;
+        };
+        self.dispatch(&kernels::UPSAMPLE_FORWARD, &[x, y], &params, groups);
+    }
+
+    pub(super) fn upsample_backward(&self, s: UpsampleShape, dy: &GpuTensor, dx: &mut GpuTensor) {
+        let Some(params) = self.upsample_params(s, "upsample_backward") else {
+            return;
+        };
+        if !self.check(dy.len >= s.out_len() && dx.len >= s.in_len(), || {
+            format!("upsample_backward {s:?}: dy {}, dx {}", dy.len, dx.len)
+        }) || s.in_len() == 0
+        {
+            return;
+        }
+        let Some(groups) = self.grid_1d(s.in_len()) else {
+            return;
+        };
+        self.dispatch(&kernels::UPSAMPLE_BACKWARD, &[dy, dx], &params, groups);
+    }
+
+    pub(super) fn activation_forward(&self, act: Activation, x: &GpuTensor, y: &mut GpuTensor) {
+        let n = x.len.min(y.len);
+        let Some(groups) = self.grid_1d(n).filter(|_| n > 0) else {
+            return;
+        };
+        let (kernel, slope) = match act {
+            Activation::Relu => (&kernels::RELU_FORWARD, 0.0),
+            Activation::LeakyRelu(slope) => (&kernels::LEAKY_RELU_FORWARD, slope),
+            Activation::Silu => (&kernels::SILU_FORWARD, 0.0),
+            Activation::Tanh => (&kernels::TANH_FORWARD, 0.0),
+            Activation::Sigmoid => (&kernels::SIGMOID_FORWARD, 0.0),
+            Activation::Softplus => (&kernels::SOFTPLUS_FORWARD, 0.0),
+        };
+        let params = kernels::ActParams { n: n as u32, slope };
+        self.dispatch(kernel, &[x, y], &params, groups);
+    }
+
+    pub(super) fn activation_backward(
+        &self,
+        act: Activation,
+        x: &GpuTensor,
+        dy: &GpuTensor,
+        dx: &mut GpuTensor,
+    ) {
+        let n = x.len.min(dy.len).min(dx.len);
+        let Some(groups) = self.grid_1d(n).filter(|_| n > 0) else {
+            return;
+        };
+        let (kernel, slope) = match act {
+            Activation::Relu => (&kernels::RELU_BACKWARD, 0.0),
+            Activation::LeakyRelu(slope) => (&kernels::LEAKY_RELU_BACKWARD, slope),
+            Activation::Silu => (&kernels::SILU_BACKWARD, 0.0),
+            Activation::Tanh => (&kernels::TANH_BACKWARD, 0.0),
+            Activation::Sigmoid => (&kernels::SIGMOID_BACKWARD, 0.0),
+            Activation::Softplus => (&kernels::SOFTPLUS_BACKWARD, 0.0),
+        };
+        let params = kernels::ActParams { n: n as u32, slope };
+        self.dispatch(kernel, &[x, dy, dx], &params, groups);
+    }
+
+    pub(super) fn channel_bias_add(&self, s: ChannelShape, bias: &GpuTensor, y: &mut GpuTensor) {
+        let n = s.len();
+        let params = elt_params(n, s.pixels, s.channels, 0.0);
+        let need = [s.channels, n];
+        self.elementwise(&kernels::CHANNEL_BIAS_ADD, &[bias, y], &need, params, n);
+    }
+
+    pub(super) fn channel_sum(&self, s: ChannelShape, dy: &GpuTensor, db: &mut GpuTensor) {
+        let params = row_params(s.channels, s.batch * s.pixels, s.pixels, 0.0);
+        let need = [s.len(), s.channels];
+        let k = &kernels::CHANNEL_SUM;
+        self.rows_kernel(k, &[dy, db], &need, params, s.channels, false, s.len());
+    }
+}
