@@ -350,3 +350,62 @@ fn torch_resnet_scores_the_same_through_the_cli() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The graph goldens through the CLI as well: each case's parameters written as a model file
+/// (PyTorch names, `ebm.spec` metadata), scored by `ebm score` on the CPU and the GPU —
+/// the ResNet, the ResNet with spectral norm (scoring uses the stored u, v: PyTorch's eval
+/// forward) and the JEM head (E(x) = −logsumexp f(x)).
+#[test]
+fn graph_goldens_score_the_same_through_the_cli() {
+    let dir = std::env::temp_dir().join(format!("ebm-graph-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, input, energy) in [
+        ("resnet", "x_neg", "energy_neg"),
+        ("resnet_sn", "x_neg", "energy_eval_neg"),
+        ("jem", "x", "energy"),
+    ] {
+        let case = Case::new(name);
+        let spec = case.spec();
+        let mut model = TensorFile::default();
+        let net = EnergyNet::from_params(&CpuBackend::new(), &spec, |p, _| Ok(case.t(p))).unwrap();
+        for p in net.params() {
+            model.insert(&p.name, p.shape.clone(), case.t(&p.name));
+        }
+        model.metadata.insert("ebm.spec".into(), spec.to_json());
+        let model_path = dir.join(format!("{name}.safetensors"));
+        model.write(&model_path).unwrap();
+        let x = case.t(input);
+        let mut shape = vec![x.len() / spec.input_len()];
+        shape.extend(&spec.input);
+        let mut inputs = TensorFile::default();
+        inputs.insert("x", shape, x);
+        let input_path = dir.join(format!("{name}-x.safetensors"));
+        inputs.write(&input_path).unwrap();
+        for device in ["cpu", "gpu"] {
+            let out = dir.join(format!("{name}-{device}.safetensors"));
+            let run = std::process::Command::new(env!("CARGO_BIN_EXE_ebm"))
+                .args(["--device", device, "score", "--model"])
+                .arg(&model_path)
+                .arg("--input")
+                .arg(&input_path)
+                .arg("--out")
+                .arg(&out)
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&run.stderr);
+            if device == "gpu" && !run.status.success() && std::env::var_os("CI").is_none() {
+                eprintln!("skipped the GPU: {stderr}");
+                continue;
+            }
+            assert!(
+                run.status.success(),
+                "ebm score {name} on {device}: {stderr}"
+            );
+            let scores = TensorFile::read(&out).unwrap();
+            let got = &scores.get("energy", &out).unwrap().data;
+            let e = rel_err(got, &case.t(energy));
+            assert!(e <= TOL, "{name} on {device} through ebm score: {e:.3e}");
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
