@@ -45,12 +45,31 @@ fn state<B: Backend>(trainer: &Trainer<B>, b: &B) -> Vec<f32> {
 /// N iterations, checkpoint, load, N more, against 2N straight: the number of values (of
 /// weights, Adam moments and replay chains) whose bits differ.
 fn resume_mismatches<B: Backend>(b: &B) -> usize {
+    resume_mismatches_of(b, &Spec::mlp(2, 16, 2))
+}
+
+/// A residual MLP with spectral norm on every linear layer: its power-iteration vectors u, v
+/// travel in the checkpoint, and the trainer's refreshes of W/σ must replay exactly.
+fn spectral_residual_mlp() -> Spec {
+    Spec::from_json(
+        r#"{"input":[2],"layers":[
+            {"type":"linear","name":"a","in":2,"out":16,"spectral_norm":true},
+            {"type":"tanh"},
+            {"type":"linear","name":"b","in":16,"out":16,"spectral_norm":true},
+            {"type":"add","from":["a","b"]},
+            {"type":"silu"},
+            {"type":"linear","name":"out","in":16,"out":1,"spectral_norm":true}]}"#,
+    )
+    .unwrap()
+}
+
+fn resume_mismatches_of<B: Backend>(b: &B, spec: &Spec) -> usize {
     let mut config = TrainConfig::toy2d(5);
     config.batch = 32;
     config.langevin.steps = 5;
     config.buffer_size = 64;
     config.adam.max_grad_norm = Some(1.0);
-    let spec = Spec::mlp(2, 16, 2);
+    let spec = spec.clone();
     let n = 7;
 
     let mut straight =
@@ -86,6 +105,39 @@ fn resume_mismatches<B: Backend>(b: &B) -> usize {
 #[test]
 fn n_plus_resume_n_equals_2n() {
     assert_eq!(resume_mismatches(&CpuBackend::new()), 0);
+}
+
+/// Spectral norm resumes exactly too, and training does move u and v (one power iteration
+/// per step; a trainer that never iterated would leave them at their initial values).
+///
+/// Mutations that make it fail (checked, then reverted): the trainer not recomputing W/σ
+/// after Adam (1175 of 1340 values differ after resuming), and not iterating before the loss
+/// (u never moves).
+#[test]
+fn spectral_norm_resumes_exactly() {
+    let b = CpuBackend::new();
+    assert_eq!(resume_mismatches_of(&b, &spectral_residual_mlp()), 0);
+    let spec = spectral_residual_mlp();
+    let fresh = EnergyNet::new(&b, &spec, 5).unwrap();
+    let mut config = TrainConfig::toy2d(5);
+    config.batch = 32;
+    config.langevin.steps = 5;
+    config.buffer_size = 64;
+    let mut trainer = Trainer::new(&b, EnergyNet::new(&b, &spec, 5).unwrap(), config).unwrap();
+    run(&mut trainer, &b, 0..3);
+    let u = |net: &EnergyNet<CpuBackend>| {
+        let p = net
+            .params()
+            .iter()
+            .find(|p| p.name == "b.weight_u")
+            .unwrap();
+        b.read(&p.value).unwrap()
+    };
+    assert_ne!(
+        u(&trainer.net),
+        u(&fresh),
+        "u never moved: no power iteration ran"
+    );
 }
 
 /// The same on the GPU backend, bit for bit: measured on lavapipe, where two straight runs
