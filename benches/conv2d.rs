@@ -1,5 +1,5 @@
 //! Conv2d kernels (forward, backward to the input, backward to the weights) at every conv
-//! layer of anatomy32 (n_f = 64, B = 100 chains; DESIGN.md §4). Throughput in elem/s =
+//! layer of anatomy32 (n_f = 64, B = 100 chains; docs/ARCHITECTURE.md, Reference workloads). Throughput in elem/s =
 //! FLOP/s: 2·B·O·H'·W'·C·k² per op, the same count for all three.
 
 mod common;

@@ -1,5 +1,5 @@
 //! Linear-layer kernels (forward, backward to the input, backward to the parameters) at the
-//! reference shapes of DESIGN.md §4. Throughput in elem/s = FLOP/s (2·B·I·O per op).
+//! reference shapes of docs/ARCHITECTURE.md, Reference workloads. Throughput in elem/s = FLOP/s (2·B·I·O per op).
 
 mod common;
 

@@ -4,7 +4,7 @@
 //! A counter-based generator has no state to carry between steps or devices: the
 //! noise for element `e` of chain `c` at Langevin step `s` is a pure function of
 //! `(seed, e / 4, c, s, stream)`, so the CPU and the GPU draw the same numbers in
-//! any order, and a resumed run continues exactly (DESIGN.md §3).
+//! any order, and a resumed run continues exactly (docs/ARCHITECTURE.md, Random numbers).
 //!
 //! ```
 //! use ebm::rng::{self, Stream};

@@ -1,5 +1,5 @@
 //! Named f32 tensors plus string metadata in a safetensors file: model files, checkpoints
-//! and sample batches (DESIGN.md §3). Writes are atomic — temp file, fsync, rename, fsync of
+//! and sample batches (docs/ARCHITECTURE.md, Files). Writes are atomic — temp file, fsync, rename, fsync of
 //! the folder — so a crash never leaves half a file.
 //!
 //! ```

@@ -1,4 +1,4 @@
-//! Checkpoints survive crashes (DESIGN.md §3): `ebm train toy2d` runs as a child process and
+//! Checkpoints survive crashes (docs/ARCHITECTURE.md, Files): `ebm train toy2d` runs as a child process and
 //! is killed with SIGKILL in the middle of training, at seeded random points. Every
 //! checkpoint left on disk must load (no half files), `--resume RUN_DIR` must start from the
 //! newest one (losing at most the iterations since it) and finish with the same parameters,

@@ -303,7 +303,7 @@ fn conv2d_backward_params_matches_cpu() {
     }
 }
 
-/// Every conv layer of `anatomy32` (DESIGN.md §4) with n_f = 8 instead of 64, batch 2: the
+/// Every conv layer of `anatomy32` (docs/ARCHITECTURE.md, Reference workloads) with n_f = 8 instead of 64, batch 2: the
 /// real kernel sizes, strides, paddings and spatial sizes 32 → 32 → 16 → 8 → 4 → 1.
 #[test]
 fn conv2d_anatomy32_layers_match_cpu() {

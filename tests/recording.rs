@@ -1,4 +1,4 @@
-//! DESIGN.md §1 on a real model: the K Langevin steps of a chain batch are one submission
+//! The recording model (docs/ARCHITECTURE.md) on a real model: the K Langevin steps of a chain batch are one submission
 //! with no readback between steps (layer by layer: every step's kernels recorded back to
 //! back; fused: one dispatch), and a training iteration is one submission with no readback at
 //! all. Proven with the GPU backend's submission, readback and dispatch counters.

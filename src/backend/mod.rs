@@ -291,7 +291,7 @@ pub struct AdamUpdate {
     pub norm_slots: usize,
 }
 
-/// One replay-buffer draw (DESIGN.md §3): for j in 0..batch, chain index
+/// One replay-buffer draw (docs/ARCHITECTURE.md, Random numbers): for j in 0..batch, chain index
 /// `min(⌊u·N⌋, N−1)` with u from counter (j/4, 0, iteration, 2) lane j%4, re-initialised
 /// when u' from counter (j/4, 1, iteration, 2) is < `reinit_prob`, with uniform values from
 /// counter (e/4, j, iteration, 1) mapped to [lo, hi].

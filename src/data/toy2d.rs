@@ -11,7 +11,7 @@
 //!
 //! Points are a pure function of `(seed, batch, i)`: point `i` of batch `batch` draws its
 //! randomness from the Philox counters `(block, chain = i, step = batch, Stream::Data)`
-//! (DESIGN.md §3). Block 0 supplies four uniforms and block 1 four standard normals, which
+//! (docs/ARCHITECTURE.md, Random numbers). Block 0 supplies four uniforms and block 1 four standard normals, which
 //! is more than any dataset needs. So a training run can regenerate batch 1234 on resume,
 //! and asking for more points never changes the first ones.
 //!

@@ -1,4 +1,4 @@
-//! The built-in specs (DESIGN.md §4): `toy2d`, ebm-anatomy's ConvNet (`anatomy32`,
+//! The built-in specs (docs/ARCHITECTURE.md, Reference workloads): `toy2d`, ebm-anatomy's ConvNet (`anatomy32`,
 //! `mnist32`) and IGEBM-style residual nets (`resnet32`, `mnist-resnet32`).
 
 use super::spec::{Layer, LayerSpec, Output, Source, Spec};
@@ -227,7 +227,7 @@ mod tests {
         for name in BUILTIN_NAMES {
             Spec::builtin(name).unwrap().shapes().unwrap();
         }
-        // DESIGN.md §4: anatomy32 is ≈205 MFLOP forward per image.
+        // docs/ARCHITECTURE.md, Reference workloads: anatomy32 is ≈205 MFLOP forward per image.
         let flops = Spec::builtin("anatomy32").unwrap().forward_flops().unwrap();
         assert!((200e6..210e6).contains(&(flops as f64)), "{flops}");
     }

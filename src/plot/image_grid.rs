@@ -1,7 +1,7 @@
 //! Tile grids of images: the picture an image EBM is judged by (data next to Langevin
 //! samples), and before / after pairs for inpainting and denoising.
 //!
-//! Images come in the engine's own layout, `[n, C, H, W]` f32 in [−1, 1] (DESIGN.md §3),
+//! Images come in the engine's own layout, `[n, C, H, W]` f32 in [−1, 1] (docs/ARCHITECTURE.md, Conventions),
 //! exactly what the data loaders produce and the samplers return, so a caller never
 //! converts anything. Values are clamped to [−1, 1] before being mapped to 0..255: a
 //! Langevin chain that overshoots its box shows as saturated, not as wrapped-around noise.

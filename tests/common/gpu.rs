@@ -62,7 +62,7 @@ macro_rules! gpu_or_skip {
 }
 
 /// ‖got − want‖₂ / ‖want‖₂, in f64; the absolute 2-norm of the difference when `want` is 0.
-/// Elementwise relative error is ill-posed near zero (DESIGN.md §5), this is not.
+/// Elementwise relative error is ill-posed near zero (docs/ARCHITECTURE.md, Correctness), this is not.
 pub fn rel_err(got: &[f32], want: &[f32]) -> f64 {
     assert_eq!(got.len(), want.len(), "lengths differ");
     let diff: f64 = got

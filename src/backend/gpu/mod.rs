@@ -1,6 +1,6 @@
 //! The wgpu backend: hand-written WGSL kernels (`shaders/*.wgsl`) behind the [`Backend`] trait.
 //!
-//! Recording model (DESIGN.md §1): every operation is appended to one pending
+//! Recording model (docs/ARCHITECTURE.md): every operation is appended to one pending
 //! [`wgpu::CommandEncoder`] held by the backend; nothing reaches the queue until
 //! [`Backend::flush`] or [`Backend::read`]. A whole short-run chain of K Langevin steps is
 //! therefore one submission with no host round trip. [`Backend::write`] is recorded too (a

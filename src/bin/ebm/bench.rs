@@ -1,5 +1,5 @@
 //! `ebm bench`: the reference workloads, timed the way `ebm_ref.py bench` times them, with
-//! the same fields, so the two compare line by line (DESIGN.md §4).
+//! the same fields, so the two compare line by line (docs/ARCHITECTURE.md, Reference workloads).
 
 use std::time::Instant;
 

@@ -1,6 +1,6 @@
 //! `ebm score`: energies (and ∇ₓE) under any model file, PyTorch ones included.
 //! - `--input X.safetensors` (tensor `x` [B, …]) → `x`, `energy` [B] and, with `--grad`,
-//!   `grad_x` [B, …] (DESIGN.md §3);
+//!   `grad_x` [B, …] (docs/ARCHITECTURE.md, Conventions);
 //! - `--data PATH` (an image dataset) → per-image `energy` [N], and with `--ood PATH|noise`
 //!   the energies of a second set and the AUROC of telling them apart.
 

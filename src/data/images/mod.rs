@@ -2,7 +2,7 @@
 //! files, loaded into one in-memory [`ImageSet`] and served as seeded training batches by
 //! [`ImageData`].
 //!
-//! ## Conventions (DESIGN.md §3)
+//! ## Conventions (docs/ARCHITECTURE.md)
 //!
 //! Images are stored NCHW, f32, scaled from bytes by `v / 255 · 2 − 1` to [−1, 1], which is
 //! the box the Langevin chains are clamped to. Every loader takes the model's input shape
