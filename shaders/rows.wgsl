@@ -1,4 +1,5 @@
-// Per-row work on a [rows, cols] matrix: reductions (sum, log-sum-exp, softmax) and the
+// Per-row work on a [rows, cols] matrix (workgroup_reduce.wgsl, prepended, has WG, `partial`,
+// row_of and workgroup_sum): reductions (sum, log-sum-exp, softmax) and the
 // column gather and scatter of a classifier head; plus the per-channel sum of a
 // [batch, channels, pixels] tensor, a reduction of the same shape with a stride.
 //
@@ -27,33 +28,9 @@ var<immediate> p: RowParams;
 @group(0) @binding(1) var<storage, read> index: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;
 
-const WG: u32 = 256u;
 // The most negative finite f32: the identity of max that needs no infinity literal. A row
 // of −∞ still gives −∞ (log of a zero sum).
 const LOWEST: f32 = -3.40282347e38;
-
-var<workgroup> partial: array<f32, 256>;
-
-// Which row this workgroup reduces: the grid is 2D when there are more than 65535 rows.
-fn row_of(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return wid.x + wid.y * nwg.x;
-}
-
-// Tree sum of every thread's `v`, returned to all threads. Ends on a barrier, so the
-// caller may write `partial` again at once.
-fn workgroup_sum(lid: u32, v: f32) -> f32 {
-    partial[lid] = v;
-    workgroupBarrier();
-    for (var half = WG / 2u; half > 0u; half /= 2u) {
-        if lid < half {
-            partial[lid] += partial[lid + half];
-        }
-        workgroupBarrier();
-    }
-    let total = partial[0];
-    workgroupBarrier();
-    return total;
-}
 
 // Tree maximum of every thread's `v`, returned to all threads.
 fn workgroup_max(lid: u32, v: f32) -> f32 {

@@ -1,3 +1,5 @@
+// (workgroup_reduce.wgsl, prepended, has WG, `partial`, row_of and workgroup_sum.)
+//
 // Spectral normalisation of a weight W viewed as a [rows, cols] matrix (PyTorch's
 // spectral_norm, dim 0, eps 1e-12) and its backward with u, v held constant.
 //
@@ -36,33 +38,11 @@ var<immediate> p: SnParams;
 // w_sn in the forward (scratch t, then W / σ); dw in the backward.
 @group(0) @binding(8) var<storage, read_write> out: array<f32>;
 
-const WG: u32 = 256u;
 const EPS: f32 = 1e-12;
-
-var<workgroup> partial: array<f32, 256>;
 
 fn index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     // The grid is 2D when there are more than 65535 workgroups.
     return gid.x + gid.y * nwg.x * WG;
-}
-
-fn row_of(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return wid.x + wid.y * nwg.x;
-}
-
-// Tree sum of every thread's `v`, returned to all threads; ends on a barrier.
-fn workgroup_sum(lid: u32, v: f32) -> f32 {
-    partial[lid] = v;
-    workgroupBarrier();
-    for (var half = WG / 2u; half > 0u; half /= 2u) {
-        if lid < half {
-            partial[lid] += partial[lid + half];
-        }
-        workgroupBarrier();
-    }
-    let total = partial[0];
-    workgroupBarrier();
-    return total;
 }
 
 // vec_out[c] = Σ_r W[r, c]·u[r], rows in order.

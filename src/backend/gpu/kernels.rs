@@ -28,6 +28,7 @@ pub(crate) enum Shader {
 }
 
 const RNG: &str = include_str!("../../../shaders/rng.wgsl");
+const WORKGROUP_REDUCE: &str = include_str!("../../../shaders/workgroup_reduce.wgsl");
 
 impl Shader {
     /// The file name under `shaders/`.
@@ -81,13 +82,25 @@ impl Shader {
         )
     }
 
-    /// The complete WGSL module as compiled: `rng.wgsl` first where needed.
+    /// Whether the shader reduces rows in 256-thread workgroups, and so gets
+    /// `workgroup_reduce.wgsl` prepended.
+    fn needs_workgroup_reduce(self) -> bool {
+        matches!(self, Shader::Rows | Shader::SpectralNorm)
+    }
+
+    /// The complete WGSL module as compiled: the shared files it needs first.
     pub(crate) fn source(self) -> String {
-        if self.needs_rng() {
-            format!("{RNG}\n{}", self.body())
-        } else {
-            self.body().to_string()
+        let mut source = String::new();
+        for (needed, prelude) in [
+            (self.needs_rng(), RNG),
+            (self.needs_workgroup_reduce(), WORKGROUP_REDUCE),
+        ] {
+            if needed {
+                source.push_str(prelude);
+                source.push('\n');
+            }
         }
+        source + self.body()
     }
 
     const ALL: [Shader; 16] = [
@@ -111,12 +124,14 @@ impl Shader {
 }
 
 /// The WGSL module the backend builds from `shaders/<file>` (e.g. `"langevin.wgsl"`), with
-/// `rng.wgsl` prepended where the backend does that; `None` for a file the backend does not
-/// use. `rng.wgsl` itself (functions only) is returned as is. Lets the shader tests validate
+/// `rng.wgsl` and `workgroup_reduce.wgsl` prepended where the backend does that; `None` for a
+/// file the backend does not use. Those two shared files (no entry points) are returned as is. Lets the shader tests validate
 /// exactly what the GPU compiles.
 pub fn shader_source(file: &str) -> Option<String> {
-    if file == "rng.wgsl" {
-        return Some(RNG.to_string());
+    match file {
+        "rng.wgsl" => return Some(RNG.to_string()),
+        "workgroup_reduce.wgsl" => return Some(WORKGROUP_REDUCE.to_string()),
+        _ => {}
     }
     Shader::ALL
         .iter()
