@@ -38,12 +38,14 @@ pub(crate) struct Head<B: Backend> {
     classes: usize,
     /// The energies of the last forward pass, `[batch]`.
     pub energies: B::Tensor,
-    /// softmax f(x), `[batch, C]`.
+    /// softmax f(x), `[batch, C]`: for [`probabilities`](Self::probabilities) and the
+    /// backward pass, computed when they ask.
     probs: B::Tensor,
     /// dE/df for the backward pass, `[batch, C]`.
     d_logits: B::Tensor,
-    /// The labels of the last labelled forward pass, `[batch]`; `None` when unlabelled.
-    labels: Option<B::Tensor>,
+    /// The labels of the last labelled forward pass, `[batch]`.
+    labels: B::Tensor,
+    /// Whether the last forward pass was E(x, y) (else E(x)).
     labelled: bool,
 }
 
@@ -55,33 +57,24 @@ impl<B: Backend> Head<B> {
             energies: b.zeros(batch)?,
             probs: b.zeros(batch * classes)?,
             d_logits: b.zeros(batch * classes)?,
-            labels: None,
+            labels: b.zeros(batch)?,
             labelled: false,
         })
     }
 
-    /// E(x) = −logsumexp f(x), or E(x, y) = −f(x)\[y\] with `labels`, into `energies`; keeps
-    /// what the backward pass needs (the softmax, or the labels).
-    pub fn energy(&mut self, b: &B, logits: &B::Tensor, labels: Option<&B::Tensor>) -> Result<()> {
+    /// E(x) = −logsumexp f(x), or E(x, y) = −f(x)\[y\] with `labels` (kept for the backward
+    /// pass), into `energies`.
+    pub fn energy(&mut self, b: &B, logits: &B::Tensor, labels: Option<&B::Tensor>) {
         let (rows, cols) = (self.batch, self.classes);
         match labels {
-            None => {
-                b.row_logsumexp(rows, cols, logits, &mut self.energies);
-                b.row_softmax(rows, cols, logits, &mut self.probs);
-                self.labelled = false;
-            }
+            None => b.row_logsumexp(rows, cols, logits, &mut self.energies),
             Some(labels) => {
                 b.gather_cols(rows, cols, logits, labels, &mut self.energies);
-                if self.labels.is_none() {
-                    self.labels = Some(b.zeros(rows)?);
-                }
-                let kept = self.labels.as_mut().expect("made above");
-                b.copy(labels, 0, kept, 0, rows);
-                self.labelled = true;
+                b.copy(labels, 0, &mut self.labels, 0, rows);
             }
         }
+        self.labelled = labels.is_some();
         b.scale(-1.0, &mut self.energies, rows);
-        Ok(())
     }
 
     /// p(y|x) = softmax f(x).
@@ -90,15 +83,15 @@ impl<B: Backend> Head<B> {
         &self.probs
     }
 
-    /// dL/df from dL/dE for the last forward pass's energy.
-    pub fn backward(&mut self, b: &B, d_energy: &B::Tensor) -> &B::Tensor {
+    /// dL/df from dL/dE for the last forward pass's energy, whose logits are `logits`.
+    pub fn backward(&mut self, b: &B, logits: &B::Tensor, d_energy: &B::Tensor) -> &B::Tensor {
         let (rows, cols) = (self.batch, self.classes);
-        match (&self.labels, self.labelled) {
-            (Some(labels), true) => {
-                b.scatter_cols(rows, cols, -1.0, d_energy, labels, &mut self.d_logits)
-            }
-            // d(−logsumexp f)/df = −softmax f, kept by the forward pass.
-            _ => b.scale_rows(rows, cols, -1.0, &self.probs, d_energy, &mut self.d_logits),
+        if self.labelled {
+            b.scatter_cols(rows, cols, -1.0, d_energy, &self.labels, &mut self.d_logits);
+        } else {
+            // d(−logsumexp f)/df = −softmax f.
+            b.row_softmax(rows, cols, logits, &mut self.probs);
+            b.scale_rows(rows, cols, -1.0, &self.probs, d_energy, &mut self.d_logits);
         }
         &self.d_logits
     }

@@ -211,7 +211,7 @@ impl<B: Backend> EnergyNet<B> {
         }
         self.head(b, batch)?;
         let head = self.heads.get_mut(&batch).expect("made above");
-        head.energy(b, self.net.output(batch)?, None)?;
+        head.energy(b, self.net.output(batch)?, None);
         Ok(&head.energies)
     }
 
@@ -240,7 +240,7 @@ impl<B: Backend> EnergyNet<B> {
         self.net.forward(b, x, batch)?;
         self.head(b, batch)?;
         let head = self.heads.get_mut(&batch).expect("made above");
-        head.energy(b, self.net.output(batch)?, Some(labels))?;
+        head.energy(b, self.net.output(batch)?, Some(labels));
         Ok(&head.energies)
     }
 
@@ -297,14 +297,14 @@ impl<B: Backend> EnergyNet<B> {
         input: bool,
         params: bool,
     ) -> Result<()> {
-        self.net.output(batch)?; // a forward pass on this batch first
+        let logits = self.net.output(batch)?; // a forward pass on this batch first
         if let std::collections::hash_map::Entry::Vacant(slot) = self.ones.entry(batch) {
             slot.insert(b.upload(&vec![1.0; batch])?);
         }
         let d_energy = d_energy.unwrap_or(&self.ones[&batch]);
         match self.heads.get_mut(&batch) {
             Some(head) => {
-                let d_logits = head.backward(b, d_energy);
+                let d_logits = head.backward(b, logits, d_energy);
                 self.net.backward(b, batch, d_logits, input, params)
             }
             None => self.net.backward(b, batch, d_energy, input, params),
