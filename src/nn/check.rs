@@ -35,6 +35,13 @@ pub struct Plan {
     pub activations: usize,
 }
 
+impl Plan {
+    /// Whether every layer reads the one before it (a version-1 net).
+    pub fn is_sequential(&self) -> bool {
+        self.inputs.iter().enumerate().all(|(i, from)| from == &[i])
+    }
+}
+
 /// The product of `dims`, or `None` on overflow.
 fn product(dims: &[usize]) -> Option<usize> {
     dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))

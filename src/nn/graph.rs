@@ -341,9 +341,7 @@ impl<B: Backend> Net<B> {
     /// `Linear (Activation Linear)*` in sequence, ending in one output, flattens ignored —
     /// the shape the fused [`Backend::mlp_langevin_chain`] runs; `None` for anything else.
     pub fn mlp_layout(&self) -> Option<(Vec<usize>, Vec<Activation>)> {
-        if self.spec.output != Output::Scalar
-            || self.plan.inputs.iter().enumerate().any(|(i, f)| f != &[i])
-        {
+        if self.spec.output != Output::Scalar || !self.plan.is_sequential() {
             return None;
         }
         let mut widths = Vec::new();

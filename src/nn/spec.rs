@@ -564,11 +564,17 @@ impl Spec {
 
     /// A built-in name or a path to a spec JSON file.
     pub fn from_name_or_file(name: &str) -> Result<Spec> {
+        Spec::from_name_or_file_with_width(name, 64)
+    }
+
+    /// [`from_name_or_file`](Self::from_name_or_file) with the built-in image nets at width
+    /// `nf` (the `--nf` of the CLI).
+    pub fn from_name_or_file_with_width(name: &str, nf: usize) -> Result<Spec> {
         if name.ends_with(".json") || std::path::Path::new(name).is_file() {
             let text = std::fs::read_to_string(name).map_err(|e| Error::io(name, e))?;
             Spec::from_json(&text).map_err(|e| Error::format(name, e.to_string()))
         } else {
-            Spec::builtin(name)
+            Spec::builtin_with_width(name, nf)
         }
     }
 
@@ -624,8 +630,7 @@ impl Spec {
 
     /// Whether every layer reads the one before it (a version-1 net).
     pub fn is_sequential(&self) -> Result<bool> {
-        let plan = self.plan()?;
-        Ok(plan.inputs.iter().enumerate().all(|(i, from)| from == &[i]))
+        Ok(self.plan()?.is_sequential())
     }
 
     /// The per-sample shape of the input (`shapes()[0]`) and of each layer's output

@@ -65,12 +65,7 @@ pub fn run(device: &str, args: &BenchArgs) -> Result<()> {
     if args.nf == 0 {
         return Err(Error::Option("--nf must be at least 1".into()));
     }
-    let spec = match args.workload.as_str() {
-        name @ ("anatomy32" | "mnist32" | "resnet32" | "mnist-resnet32") => {
-            Spec::builtin_with_width(name, args.nf)?
-        }
-        other => Spec::from_name_or_file(other)?,
-    };
+    let spec = Spec::from_name_or_file_with_width(&args.workload, args.nf)?;
     let one_d = spec.input.len() == 1;
     let or_default = |list: &[usize], default: usize| {
         if list.is_empty() {

@@ -84,12 +84,7 @@ fn spec(args: &ImagesArgs, gpu: bool) -> Result<Spec> {
     if nf == 0 {
         return Err(Error::Option("--nf must be at least 1".into()));
     }
-    match args.spec.as_str() {
-        name @ ("mnist32" | "anatomy32" | "resnet32" | "mnist-resnet32") => {
-            Spec::builtin_with_width(name, nf)
-        }
-        other => Spec::from_name_or_file(other),
-    }
+    Spec::from_name_or_file_with_width(&args.spec, nf)
 }
 
 /// The shipped digits, found from the working directory or from the crate's own folder.
