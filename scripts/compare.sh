@@ -30,22 +30,29 @@ REF=${EBM_REF:-scripts/ebm_ref.py}
 JSONL=${JSONL:-$(mktemp)}
 TORCH_DEVICE=$([ "$DEVICE" = gpu ] && echo cuda || echo cpu)
 [ -x "$BIN/ebm" ] || { echo "error: $BIN/ebm not found (cargo build --release, or set EBM_BIN)" >&2; exit 2; }
-tag() { sed "s/^{/{\"round\": $1, \"variant\": \"$2\", /"; }
+tag() {  # tag ROUND VARIANT: add both to each JSON line (awk: a variant may be a path)
+  awk -v r="$1" -v v="$2" '/^\{/ { sub(/^\{/, "{\"round\": " r ", \"variant\": \"" v "\", ") } { print }'
+}
 DEADLINE=${DEADLINE:-0}
 until_deadline() {  # the command, cut at DEADLINE when one is set
   if [ "$DEADLINE" -gt 0 ]; then timeout $((DEADLINE - $(date +%s) > 1 ? DEADLINE - $(date +%s) : 1)) "$@"; else "$@"; fi
+}
+ebm_bench() {  # ebm_bench DIR ARGS…: DIR/ebm's JSON lines for this workload
+  local dir=$1
+  shift
+  RAYON_NUM_THREADS=$THREADS until_deadline "$dir/ebm" --device "$DEVICE" bench --workload "$W" \
+    --iters "$ITERS" --json "$@"
 }
 for r in $(seq 1 "$ROUNDS"); do
   if [ "$DEADLINE" -gt 0 ] && [ "$(date +%s)" -ge "$DEADLINE" ]; then
     echo "deadline: stopped before round $r of $ROUNDS" >&2
     break
   fi
-  RAYON_NUM_THREADS=$THREADS until_deadline "$BIN/ebm" --device "$DEVICE" bench --workload "$W" --iters "$ITERS" --json "$@" |
+  ebm_bench "$BIN" "$@" |
     tag "$r" ebm | tee -a "$JSONL" >/dev/null
   for v in $VARIANTS; do
     if [ "${v#bin=}" != "$v" ]; then
-      RAYON_NUM_THREADS=$THREADS until_deadline "${v#bin=}/ebm" --device "$DEVICE" bench --workload "$W" \
-        --iters "$ITERS" --json "$@" | tag "$r" "$v" | tee -a "$JSONL" >/dev/null
+      ebm_bench "${v#bin=}" "$@" | tag "$r" "$v" | tee -a "$JSONL" >/dev/null
       continue
     fi
     case $v in

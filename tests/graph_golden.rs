@@ -9,6 +9,8 @@
 
 #[path = "common/gpu.rs"]
 mod gpu_common;
+#[path = "common/tempdir.rs"]
+mod tempdir;
 
 use std::path::Path;
 
@@ -313,23 +315,17 @@ fn builtin_resnet_is_the_references() {
     assert_eq!(Case::new("resnet").spec(), Spec::resnet(1, 8));
 }
 
-/// A PyTorch `nn.Module` ResNet (tests/golden/make_torch_resnet.py: its float32
-/// state_dict saved with safetensors, the spec in the `ebm.spec` metadata) scores through
-/// `ebm score` as PyTorch scores it in float64; and the golden ResNet's energies come out
-/// the same through `ebm score` as through the library.
-#[test]
-fn torch_resnet_scores_the_same_through_the_cli() {
-    let dir = std::env::temp_dir().join(format!("ebm-torch-resnet-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let golden = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden"));
-    let scores = golden.join("torch_resnet_scores.safetensors");
+/// `ebm score --model MODEL --input INPUT` on the CPU and the GPU: its energies against
+/// `want`. The GPU is skipped only where there is no adapter and CI is unset.
+fn score_through_cli(what: &str, model: &Path, input: &Path, want: &[f32]) {
+    let dir = tempdir::TempDir::new("graph-cli");
     for device in ["cpu", "gpu"] {
-        let out = dir.join(format!("scores-{device}.safetensors"));
+        let out = dir.join(&format!("{what}-{device}.safetensors"));
         let run = std::process::Command::new(env!("CARGO_BIN_EXE_ebm"))
             .args(["--device", device, "score", "--model"])
-            .arg(golden.join("torch_resnet.safetensors"))
+            .arg(model)
             .arg("--input")
-            .arg(&scores)
+            .arg(input)
             .arg("--out")
             .arg(&out)
             .output()
@@ -339,16 +335,31 @@ fn torch_resnet_scores_the_same_through_the_cli() {
             eprintln!("skipped the GPU: {stderr}");
             continue;
         }
-        assert!(run.status.success(), "ebm score on {device}: {stderr}");
-        let ours = TensorFile::read(&out).unwrap();
-        let theirs = TensorFile::read(&scores).unwrap();
-        let e = rel_err(
-            &ours.get("energy", &out).unwrap().data,
-            &theirs.get("energy", &scores).unwrap().data,
+        assert!(
+            run.status.success(),
+            "ebm score {what} on {device}: {stderr}"
         );
-        assert!(e <= TOL, "{device}: energies {e:.3e} from PyTorch's");
+        let scores = TensorFile::read(&out).unwrap();
+        let e = rel_err(&scores.get("energy", &out).unwrap().data, want);
+        assert!(e <= TOL, "{what} on {device} through ebm score: {e:.3e}");
     }
-    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A PyTorch `nn.Module` ResNet (tests/golden/make_torch_resnet.py: its float32
+/// state_dict saved with safetensors, the spec in the `ebm.spec` metadata) scores through
+/// `ebm score` as PyTorch scores it in float64.
+#[test]
+fn torch_resnet_scores_the_same_through_the_cli() {
+    let golden = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden"));
+    let scores = golden.join("torch_resnet_scores.safetensors");
+    let want = TensorFile::read(&scores)
+        .unwrap()
+        .get("energy", &scores)
+        .unwrap()
+        .data
+        .clone();
+    let model = golden.join("torch_resnet.safetensors");
+    score_through_cli("torch_resnet", &model, &scores, &want);
 }
 
 /// The graph goldens through the CLI as well: each case's parameters written as a model file
@@ -357,8 +368,7 @@ fn torch_resnet_scores_the_same_through_the_cli() {
 /// forward) and the JEM head (E(x) = −logsumexp f(x)).
 #[test]
 fn graph_goldens_score_the_same_through_the_cli() {
-    let dir = std::env::temp_dir().join(format!("ebm-graph-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tempdir::TempDir::new("graph-files");
     for (name, input, energy) in [
         ("resnet", "x_neg", "energy_neg"),
         ("resnet_sn", "x_neg", "energy_eval_neg"),
@@ -372,40 +382,15 @@ fn graph_goldens_score_the_same_through_the_cli() {
             model.insert(&p.name, p.shape.clone(), case.t(&p.name));
         }
         model.metadata.insert("ebm.spec".into(), spec.to_json());
-        let model_path = dir.join(format!("{name}.safetensors"));
+        let model_path = dir.join(&format!("{name}.safetensors"));
         model.write(&model_path).unwrap();
         let x = case.t(input);
         let mut shape = vec![x.len() / spec.input_len()];
         shape.extend(&spec.input);
         let mut inputs = TensorFile::default();
         inputs.insert("x", shape, x);
-        let input_path = dir.join(format!("{name}-x.safetensors"));
+        let input_path = dir.join(&format!("{name}-x.safetensors"));
         inputs.write(&input_path).unwrap();
-        for device in ["cpu", "gpu"] {
-            let out = dir.join(format!("{name}-{device}.safetensors"));
-            let run = std::process::Command::new(env!("CARGO_BIN_EXE_ebm"))
-                .args(["--device", device, "score", "--model"])
-                .arg(&model_path)
-                .arg("--input")
-                .arg(&input_path)
-                .arg("--out")
-                .arg(&out)
-                .output()
-                .unwrap();
-            let stderr = String::from_utf8_lossy(&run.stderr);
-            if device == "gpu" && !run.status.success() && std::env::var_os("CI").is_none() {
-                eprintln!("skipped the GPU: {stderr}");
-                continue;
-            }
-            assert!(
-                run.status.success(),
-                "ebm score {name} on {device}: {stderr}"
-            );
-            let scores = TensorFile::read(&out).unwrap();
-            let got = &scores.get("energy", &out).unwrap().data;
-            let e = rel_err(got, &case.t(energy));
-            assert!(e <= TOL, "{name} on {device} through ebm score: {e:.3e}");
-        }
+        score_through_cli(name, &model_path, &input_path, &case.t(energy));
     }
-    std::fs::remove_dir_all(&dir).ok();
 }

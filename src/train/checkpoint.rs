@@ -29,11 +29,10 @@ use serde::{Deserialize, Serialize};
 
 use super::cd::{TrainConfig, Trainer};
 use crate::backend::Backend;
-
+use crate::nn::io::{in_file, model_tensors, net_from_file};
 use crate::tensorfile::{link_atomic, sync_dir, TensorFile};
 use crate::{Error, Result};
 
-use crate::nn::io::{in_file, model_tensors, net_from_file};
 pub use crate::nn::io::{load_model, model_from_file, model_spec, save_model, SPEC_KEY};
 /// Metadata key holding the training config JSON.
 pub const TRAIN_KEY: &str = "ebm.train";
