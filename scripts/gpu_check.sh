@@ -5,17 +5,18 @@
 #   EBM_BIN=.devbin scripts/gpu_check.sh      # binaries built elsewhere (scripts/prepare_devbin.sh)
 #   EBM_BIN=.devpack/devbin.tar.xz scripts/gpu_check.sh   # the same, packed (unpacked to .devbin/)
 #
-# In order, each section skipped once BUDGET seconds (default 420) have passed, so the call
-# ends on time whatever the machine is like:
+# Each section is skipped once BUDGET seconds (default 420) have passed, and each workload's
+# comparison gets a deadline, so the call ends on time whatever the machine is like. The
+# most wanted first:
 #   1. `ebm info`, the driver and PyTorch's view of the GPU, the device's f32 peak;
 #   2. every test executable with CI=true and EBM_DEVICE=gpu (a missing adapter fails);
-#   3. ebm against PyTorch, alternating over ROUNDS rounds (scripts/compare.sh): eager fp32
-#      (TF32 off) and PyTorch's default TF32 convolutions on toy2d, anatomy32, mnist32 and
-#      resnet32 (where the build has it); torch.compile on toy2d only (one round: it compiles
-#      for a minute);
+#   3. ebm against PyTorch eager fp32 (TF32 off) and PyTorch's default TF32 convolutions,
+#      alternating over ROUNDS rounds (scripts/compare.sh), on toy2d and anatomy32;
 #   4. per-kernel profiles of toy2d and anatomy32, with each conv kernel's GFLOP/s and its
 #      share of the f32 peak (scripts/profile_table.py);
-#   5. a 300-iteration full-width (n_f = 64) MNIST demo on the GPU, with its picture.
+#   5. a 300-iteration full-width (n_f = 64) MNIST demo on the GPU, with its picture;
+#   6. the same comparison on mnist32 and resnet32 (where the build has it);
+#   7. torch.compile on toy2d (one round: it compiles for a minute).
 # $OUT gets summary.txt (all the tables), the demo's sample grid, and gpu-check.tar.gz with
 # every log and JSON line (the device tool brings back at most 8 files).
 set -uo pipefail
