@@ -7,8 +7,8 @@ mod common;
 use common::{bench, tensor, Timed};
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
-use ebm::backend::AdamUpdate;
 use ebm::nn::LayerSpec;
+use ebm::train::AdamUpdate;
 use ebm::Spec;
 
 /// Weights and biases of every layer of anatomy32.
@@ -57,7 +57,7 @@ fn on_device<D: Timed>(group: &mut BenchmarkGroup<'_, WallTime>, dev: &D) {
         "update",
         &format!("anatomy32_{n}"),
         bytes,
-        || dev.adam_update(&u, &mut param, &grad, &mut m, &mut v, &norms),
+        || u.run(dev, &mut param, &grad, &mut m, &mut v, &norms),
     );
 }
 

@@ -11,7 +11,7 @@ mod common;
 use common::{bench, tensor, Timed};
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
-use ebm::backend::{LangevinUpdate, MlpChain};
+use ebm::sampler::{LangevinUpdate, MlpChain};
 use ebm::{EnergyNet, Spec};
 
 fn on_device<D: Timed>(group: &mut BenchmarkGroup<'_, WallTime>, dev: &D) {
@@ -41,7 +41,7 @@ fn on_device<D: Timed>(group: &mut BenchmarkGroup<'_, WallTime>, dev: &D) {
             &format!("{name}_{rows}x{dim}"),
             bytes,
             || {
-                dev.langevin_update(&u, &mut x, &grad);
+                u.run(dev, &mut x, &grad);
                 u.global_step = u.global_step.wrapping_add(1);
             },
         );
@@ -52,9 +52,6 @@ fn mlp_chain_on_device<D: Timed>(group: &mut BenchmarkGroup<'_, WallTime>, dev: 
     let spec = Spec::builtin("toy2d").expect("toy2d");
     let net = EnergyNet::new(dev, &spec, 0).expect("net");
     let (widths, activations) = net.mlp_layout().expect("toy2d is an MLP");
-    if !dev.mlp_chain_supported(&widths, &activations) {
-        return;
-    }
     let (rows, steps) = (1024, 20);
     let mut x = tensor(dev, rows * widths[0], 3);
     let mut chain = MlpChain {
@@ -74,6 +71,9 @@ fn mlp_chain_on_device<D: Timed>(group: &mut BenchmarkGroup<'_, WallTime>, dev: 
         },
         steps,
     };
+    if !dev.supports(&chain) {
+        return;
+    }
     let flops = 2 * spec.forward_flops().expect("flops") * (rows * steps) as u64;
     let params = net.param_values();
     bench(
@@ -83,7 +83,7 @@ fn mlp_chain_on_device<D: Timed>(group: &mut BenchmarkGroup<'_, WallTime>, dev: 
         &format!("toy2d_{rows}x2_K{steps}"),
         Throughput::Elements(flops),
         || {
-            dev.mlp_langevin_chain(&chain, &params, &mut x);
+            chain.run(dev, &params, &mut x);
             chain.update.global_step = chain.update.global_step.wrapping_add(steps as u32);
         },
     );

@@ -1,4 +1,4 @@
-// Training health without a readback (Backend::flag_non_finite): if any x[i] is NaN or ±∞ and
+// Training health without a readback (src/train/health.rs, FlagNonFinite): if any x[i] is NaN or ±∞ and
 // flags[slot] is still 0, flags[slot] = mark (the host's iteration + 1). Flags are sticky, so
 // the host learns the first bad iteration whenever it next reads them (at a log line or before
 // a checkpoint), never by a per-step round trip.

@@ -49,6 +49,7 @@ pub mod rng;
 pub mod sampler;
 pub mod tensorfile;
 pub mod train;
+pub mod wgsl;
 
 pub use backend::{Backend, CpuBackend, GpuBackend};
 pub use error::{Error, Result};

@@ -57,11 +57,13 @@
 mod gpu_common;
 
 use ebm::backend::{
-    stat, Activation, AdamUpdate, Backend, ChannelShape, Conv2dShape, CpuBackend, LangevinUpdate,
-    LinearShape, MlpChain, PoolShape, UpsampleShape,
+    Activation, Backend, ChannelShape, Conv2dShape, CpuBackend, LinearShape, PoolShape,
+    UpsampleShape,
 };
 use ebm::nn::{EnergyNet, LayerSpec, Spec};
 use ebm::rng::{self, Stream};
+use ebm::sampler::{LangevinUpdate, MlpChain};
+use ebm::train::{stat, AdamUpdate, CdLoss};
 use gpu_common::test_seed;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -843,7 +845,7 @@ fn check_cd_loss<B: Backend>(b: &B, seed: u64) {
 
         let mut d = up(b, &vec![7.0; n]);
         let mut stats = up(b, &[7.0; stat::LEN]);
-        b.cd_loss(&up(b, &e), n_pos, alpha, &mut d, &mut stats);
+        CdLoss { n_pos, alpha }.run(b, &up(b, &e), &mut d, &mut stats);
 
         let (e64, a64) = (widen(&e), f64::from(alpha));
         let all: Vec<usize> = (0..n).collect();
@@ -1002,7 +1004,7 @@ fn check_net_param_grads<B: Backend>(b: &B, seed: u64) {
             let mut d_energy = b.zeros(rows).expect("zeros");
             let mut stats = b.zeros(stat::LEN).expect("zeros");
             let energies = net.forward(b, &tx, rows).expect("forward");
-            b.cd_loss(energies, half, alpha, &mut d_energy, &mut stats);
+            CdLoss { n_pos: half, alpha }.run(b, energies, &mut d_energy, &mut stats);
             got_e.extend(widen(&rd(b, energies)));
             net.backward_params(b, rows, &d_energy)
                 .expect("backward_params");
@@ -1088,7 +1090,7 @@ fn check_langevin<B: Backend>(b: &B, seed: u64) {
             let x0 = uniform(&mut rng, rows * dim, -2.5, 2.5);
             let g = uniform(&mut rng, rows * dim, -3.0, 3.0);
             let mut x = up(b, &x0);
-            b.langevin_update(&u, &mut x, &up(b, &g));
+            u.run(b, &mut x, &up(b, &g));
 
             let (mut want, mut scale) = (vec![0.0; rows * dim], vec![0.0; rows * dim]);
             let mut xi = vec![0.0f32; dim];
@@ -1133,7 +1135,6 @@ fn check_mlp_chain<B: Backend>(b: &B, seed: u64) {
     for (case, (name, spec)) in nets(&mut rng).into_iter().enumerate() {
         let net = EnergyNet::new(b, &spec, rng.random()).expect("net");
         let (widths, activations) = net.mlp_layout().expect("every net of nets() is an MLP");
-        assert!(b.mlp_chain_supported(&widths, &activations), "{name}");
         let (names, params) = read_params64(b, &net);
         let net64 = Net64::new(&spec, &names);
         let dim = widths[0];
@@ -1190,8 +1191,9 @@ fn check_mlp_chain<B: Backend>(b: &B, seed: u64) {
             update,
             steps: steps as usize,
         };
+        assert!(b.supports(&chain), "{name}");
         let mut x = up(b, &x0);
-        b.mlp_langevin_chain(&chain, &net.param_values(), &mut x);
+        chain.run(b, &net.param_values(), &mut x);
         // Compared as the step taken, x_K − x₀: x₀ itself would hide a wrong gradient.
         let moved =
             |x: &[f64]| -> Vec<f64> { x.iter().zip(&x0).map(|(a, &b)| a - f64::from(b)).collect() };
@@ -1264,7 +1266,7 @@ fn check_adam<B: Backend>(b: &B, seed: u64) {
             let m0 = uniform(&mut rng, n, -1.0, 1.0);
             let v0 = uniform(&mut rng, n, 0.0, 1.0);
             let (mut p, mut m, mut v) = (up(b, &p0), up(b, &m0), up(b, &v0));
-            b.adam_update(&u, &mut p, &up(b, g), &mut m, &mut v, &norms);
+            u.run(b, &mut p, &up(b, g), &mut m, &mut v, &norms);
 
             let f = f64::from;
             let clip_coef = clip.map_or(1.0, |c| (f(c) / (total_norm + 1e-6)).min(1.0));

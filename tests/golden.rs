@@ -12,6 +12,7 @@ use ebm::backend::Backend;
 use ebm::rng::{self, Stream};
 use ebm::sampler::{Langevin, LangevinConfig};
 use ebm::tensorfile::TensorFile;
+use ebm::train::CdLoss;
 use ebm::{CpuBackend, EnergyNet, Spec};
 use gpu_common::rel_err;
 
@@ -61,11 +62,15 @@ fn check_workload<B: Backend>(b: &B, name: &str) {
     let alpha: f32 = meta("alpha").parse().unwrap();
     let both = b.upload(&[x_pos.clone(), x_neg.clone()].concat()).unwrap();
     let mut d_energy = b.zeros(2 * batch).unwrap();
-    let mut stats = b.zeros(ebm::backend::stat::LEN).unwrap();
+    let mut stats = b.zeros(ebm::train::stat::LEN).unwrap();
     let energies = net.forward(b, &both, 2 * batch).unwrap();
-    b.cd_loss(energies, batch, alpha, &mut d_energy, &mut stats);
+    CdLoss {
+        n_pos: batch,
+        alpha,
+    }
+    .run(b, energies, &mut d_energy, &mut stats);
     net.backward_params(b, 2 * batch, &d_energy).unwrap();
-    let loss = b.read(&stats).unwrap()[ebm::backend::stat::LOSS];
+    let loss = b.read(&stats).unwrap()[ebm::train::stat::LOSS];
     check("loss", &[loss], &t("loss"));
     for p in net.params() {
         check(

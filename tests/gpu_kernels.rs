@@ -15,10 +15,12 @@ mod gpu_common;
 
 use ebm::backend::gpu::GpuTensor;
 use ebm::backend::{
-    stat, Activation, AdamUpdate, Backend, ChannelShape, Conv2dShape, CpuBackend, GpuBackend,
-    LangevinUpdate, LinearShape, PoolShape, ReplayDraw, UpsampleShape,
+    Activation, Backend, ChannelShape, Conv2dShape, CpuBackend, GpuBackend, LinearShape, PoolShape,
+    UpsampleShape,
 };
 use ebm::rng::{self, Stream};
+use ebm::sampler::{LangevinUpdate, MlpChain, ReplayDraw};
+use ebm::train::{stat, AdamUpdate, CdLoss, FlagNonFinite};
 use ebm::Error;
 use gpu_common::{rel_err, test_seed};
 use rand::rngs::StdRng;
@@ -495,9 +497,9 @@ fn cd_loss_matches_cpu() {
         let alpha = rng.random_range(0.0f32..1.0);
         let e = randn(&mut rng, n);
         let (mut d, mut stats) = (vec![0.0; n], vec![0.0; stat::LEN]);
-        cpu.cd_loss(&e, n_pos, alpha, &mut d, &mut stats);
+        CdLoss { n_pos, alpha }.run(&cpu, &e, &mut d, &mut stats);
         let (mut gd, mut gstats) = (gpu.zeros(n).unwrap(), gpu.zeros(stat::LEN).unwrap());
-        gpu.cd_loss(&up(&gpu, &e), n_pos, alpha, &mut gd, &mut gstats);
+        CdLoss { n_pos, alpha }.run(&*gpu, &up(&gpu, &e), &mut gd, &mut gstats);
         let what = format!("cd_loss n={n} n_pos={n_pos} alpha={alpha}");
         assert_close(&read(&gpu, &gd), &d, TOL, &format!("{what} d_energy"), seed);
         let got = read(&gpu, &gstats);
@@ -535,9 +537,9 @@ fn langevin_matches_cpu() {
             let x0 = randn(&mut rng, rows * dim);
             let g = randn(&mut rng, rows * dim);
             let mut x = x0.clone();
-            cpu.langevin_update(&u, &mut x, &g);
+            u.run(&cpu, &mut x, &g);
             let mut gx = up(&gpu, &x0);
-            gpu.langevin_update(&u, &mut gx, &up(&gpu, &g));
+            u.run(&*gpu, &mut gx, &up(&gpu, &g));
             assert_close(&read(&gpu, &gx), &x, TOL, &format!("{u:?}"), seed);
         }
     }
@@ -562,7 +564,7 @@ fn langevin_noise_is_the_philox_normals() {
         chain_offset: 7,
     };
     let mut x = gpu.zeros(rows * dim).unwrap();
-    gpu.langevin_update(&u, &mut x, &gpu.zeros(rows * dim).unwrap());
+    u.run(&*gpu, &mut x, &gpu.zeros(rows * dim).unwrap());
     let got = read(&gpu, &x);
     let mut want = vec![0.0; rows * dim];
     for (r, row) in want.chunks_mut(dim).enumerate() {
@@ -604,12 +606,12 @@ type Drawn = (Vec<f32>, Vec<f32>);
 fn draw_on_both(gpu: &GpuBackend, d: &ReplayDraw, buffer: &[f32]) -> (Drawn, Drawn) {
     let cpu = CpuBackend::new();
     let (mut x, mut idx) = (vec![0.0; d.batch * d.dim], vec![0.0; d.batch]);
-    cpu.replay_draw(d, &buffer.to_vec(), &mut x, &mut idx);
+    d.draw(&cpu, &buffer.to_vec(), &mut x, &mut idx);
     let (mut gx, mut gidx) = (
         gpu.zeros(d.batch * d.dim).unwrap(),
         gpu.zeros(d.batch).unwrap(),
     );
-    gpu.replay_draw(d, &up(gpu, buffer), &mut gx, &mut gidx);
+    d.draw(gpu, &up(gpu, buffer), &mut gx, &mut gidx);
     ((read(gpu, &gx), read(gpu, &gidx)), (x, idx))
 }
 
@@ -698,9 +700,9 @@ fn replay_scatter_later_draw_wins() {
         let x = randn(&mut rng, batch * dim);
         let buffer0 = randn(&mut rng, capacity * dim);
         let mut buffer = buffer0.clone();
-        cpu.replay_scatter(&d, &x, &indices, &mut buffer);
+        d.scatter(&cpu, &x, &indices, &mut buffer);
         let mut gbuf = up(&gpu, &buffer0);
-        gpu.replay_scatter(&d, &up(&gpu, &x), &up(&gpu, &indices), &mut gbuf);
+        d.scatter(&*gpu, &up(&gpu, &x), &up(&gpu, &indices), &mut gbuf);
         assert_eq!(
             read(&gpu, &gbuf),
             buffer,
@@ -742,9 +744,9 @@ fn sum_squares_and_adam_match_cpu() {
             let m0 = randn(&mut rng, n);
             let v0: Vec<f32> = randn(&mut rng, n).iter().map(|v| v.abs()).collect();
             let (mut p, mut m, mut v) = (p0.clone(), m0.clone(), v0.clone());
-            cpu.adam_update(&u, &mut p, g, &mut m, &mut v, &norms);
+            u.run(&cpu, &mut p, g, &mut m, &mut v, &norms);
             let (mut gp, mut gm, mut gv) = (up(&gpu, &p0), up(&gpu, &m0), up(&gpu, &v0));
-            gpu.adam_update(&u, &mut gp, &up(&gpu, g), &mut gm, &mut gv, &gnorms);
+            u.run(&*gpu, &mut gp, &up(&gpu, g), &mut gm, &mut gv, &gnorms);
             let what = format!("adam slot {slot} clip {clip:?}");
             assert_close(&read(&gpu, &gp), &p, TOL, &format!("{what} param"), seed);
             assert_close(&read(&gpu, &gm), &m, TOL, &format!("{what} m"), seed);
@@ -830,7 +832,7 @@ fn recorded_chain_is_one_submission() {
             global_step: k,
             chain_offset: 0,
         };
-        gpu.langevin_update(&u, &mut x, &g);
+        u.run(&*gpu, &mut x, &g);
     }
     let mid = gpu.counters();
     assert_eq!(
@@ -864,7 +866,7 @@ fn recorded_chain_is_one_submission() {
             global_step: k,
             chain_offset: 0,
         };
-        cpu.langevin_update(&u, &mut cx, &vec![0.1; rows * dim]);
+        u.run(&cpu, &mut cx, &vec![0.1; rows * dim]);
     }
     assert_close(&got, &cx, TOL, "20 recorded Langevin steps", 42);
 }
@@ -1001,8 +1003,8 @@ fn flag_non_finite_matches_cpu() {
         let gx = up(&gpu, &x);
         let mut flags_gpu = up(&gpu, &flags_cpu);
         for (slot, mark) in [(1, 3.0), (1, 4.0), (2, 5.0)] {
-            cpu.flag_non_finite(&x, &mut flags_cpu, slot, mark);
-            gpu.flag_non_finite(&gx, &mut flags_gpu, slot, mark);
+            FlagNonFinite { slot, mark }.run(&cpu, &x, &mut flags_cpu);
+            FlagNonFinite { slot, mark }.run(&*gpu, &gx, &mut flags_gpu);
         }
         let want = if bad.is_some() {
             vec![0.0, 3.0, 7.0]
@@ -1720,4 +1722,171 @@ fn spectral_norm_matches_cpu() {
             );
         }
     }
+}
+
+/// Bad calls, one per kind of op, each followed by a `flush`: the error each one gives, in
+/// order. Shape checks run above the backends, so the CPU and the GPU must give the same
+/// list, and the CPU must give it without panicking.
+fn refused_calls<B: Backend>(b: &B) -> Vec<String> {
+    let t = |n: usize| b.zeros(n).unwrap();
+    let mut errors = Vec::new();
+    let mut outcome = |what: &str| match b.flush() {
+        Err(e) => errors.push(e.to_string()),
+        Ok(()) => errors.push(format!("{what}: accepted")),
+    };
+    let lin = LinearShape {
+        batch: 2,
+        inputs: 3,
+        outputs: 4,
+    };
+    b.linear_forward(lin, &t(6), &t(12), &t(4), &mut t(7));
+    outcome("linear_forward, short y");
+    let conv = Conv2dShape {
+        batch: 1,
+        in_channels: 1,
+        out_channels: 1,
+        height: 2,
+        width: 2,
+        kernel: 5,
+        stride: 1,
+        padding: 1,
+    };
+    b.conv2d_forward(conv, &t(4), &t(25), &t(1), &mut t(4));
+    outcome("conv2d_forward, kernel past the padded input");
+    let pool = PoolShape {
+        batch: 1,
+        channels: 1,
+        height: 2,
+        width: 2,
+        kernel: 0,
+    };
+    b.avg_pool_forward(pool, &t(4), &mut t(4));
+    outcome("avg_pool_forward, kernel 0");
+    let up = UpsampleShape {
+        batch: 1,
+        channels: 1,
+        height: 2,
+        width: 2,
+        factor: 0,
+    };
+    b.upsample_forward(up, &t(4), &mut t(4));
+    outcome("upsample_forward, factor 0");
+    b.add(&t(3), &t(5), &mut t(5), 5);
+    outcome("add, short a");
+    b.row_softmax(2, 3, &t(6), &mut t(5));
+    outcome("row_softmax, short y");
+    b.gather_cols(3, 2, &t(6), &t(2), &mut t(3));
+    outcome("gather_cols, short index");
+    b.copy(&t(4), 2, &mut t(4), 0, 3);
+    outcome("copy past the source");
+    let (mut u, mut v, mut sigma, mut w_sn) = (t(1), t(3), t(1), t(6));
+    b.spectral_norm_forward(2, 3, &t(6), &mut u, &mut v, &mut sigma, &mut w_sn, true);
+    outcome("spectral_norm_forward, short u");
+    b.sum_squares(&t(4), &mut t(2), 2);
+    outcome("sum_squares, slot past the end");
+    let ch = ChannelShape {
+        batch: 2,
+        channels: 3,
+        pixels: 4,
+    };
+    b.channel_sum(ch, &t(24), &mut t(2));
+    outcome("channel_sum, short db");
+    b.keep_known(&mut t(4), &t(4), &t(3));
+    outcome("keep_known, short mask");
+    let step = LangevinUpdate {
+        rows: 2,
+        dim: 3,
+        step: 0.1,
+        noise: 0.1,
+        grad_clip: None,
+        lo: -1.0,
+        hi: 1.0,
+        seed: 0,
+        global_step: 0,
+        chain_offset: 0,
+    };
+    step.run(b, &mut t(6), &t(5));
+    outcome("langevin_update, short grad");
+    CdLoss {
+        n_pos: 5,
+        alpha: 0.0,
+    }
+    .run(b, &t(4), &mut t(4), &mut t(stat::LEN));
+    outcome("cd_loss, more data rows than energies");
+    let adam = AdamUpdate {
+        lr: 0.1,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        bias_correction1: 0.1,
+        bias_correction2: 0.001,
+        max_grad_norm: None,
+        norm_slots: 0,
+    };
+    adam.run(b, &mut t(4), &t(4), &mut t(3), &mut t(4), &t(1));
+    outcome("adam_update, short m");
+    let draw = ReplayDraw {
+        capacity: 0,
+        batch: 2,
+        dim: 3,
+        reinit_prob: 0.0,
+        lo: -1.0,
+        hi: 1.0,
+        seed: 0,
+        iteration: 0,
+    };
+    draw.draw(b, &t(6), &mut t(6), &mut t(2));
+    outcome("replay_draw, capacity 0");
+    FlagNonFinite { slot: 5, mark: 1.0 }.run(b, &t(4), &mut t(5));
+    outcome("flag_non_finite, slot past the end");
+    let chain = MlpChain {
+        widths: vec![3, 4, 1],
+        activations: vec![Activation::Relu],
+        update: step,
+        steps: 2,
+    };
+    chain.run(b, &[&t(12), &t(4), &t(3), &t(1)], &mut t(6));
+    outcome("mlp_langevin_chain, short W_2");
+    // Still usable after all of that.
+    let x = b.upload(&[1.0, 2.0]).unwrap();
+    let mut y = t(2);
+    b.add(&x, &x, &mut y, 2);
+    assert_eq!(b.read(&y).unwrap(), [2.0, 4.0]);
+    errors
+}
+
+/// Every bad call is refused with one line naming the op, on the CPU as on the GPU, with
+/// the same words; the CPU does not panic.
+#[test]
+fn bad_shapes_are_refused_alike() {
+    let on_cpu = refused_calls(&CpuBackend::new());
+    for e in &on_cpu {
+        assert!(!e.ends_with("accepted") && !e.contains('\n'), "{e}");
+    }
+    let ops = [
+        "linear_forward",
+        "conv2d_forward",
+        "avg_pool_forward",
+        "upsample_forward",
+        "add",
+        "row_softmax",
+        "gather_cols",
+        "copy",
+        "spectral_norm_forward",
+        "sum_squares",
+        "channel_sum",
+        "keep_known",
+        "langevin_update",
+        "cd_loss",
+        "adam_update",
+        "replay_draw",
+        "flag_non_finite",
+        "mlp_langevin_chain",
+    ];
+    assert_eq!(on_cpu.len(), ops.len());
+    for (e, op) in on_cpu.iter().zip(ops) {
+        assert!(e.contains(op), "{e} should name {op}");
+    }
+    let gpu = gpu_or_skip!();
+    assert_eq!(refused_calls(&*gpu), on_cpu);
 }

@@ -14,10 +14,11 @@ mod tempdir;
 
 use std::path::Path;
 
-use ebm::backend::{stat, Backend};
+use ebm::backend::Backend;
 use ebm::nn::Net;
 use ebm::sampler::{Langevin, LangevinConfig};
 use ebm::tensorfile::TensorFile;
+use ebm::train::{stat, CdLoss};
 use ebm::{CpuBackend, EnergyNet, Spec};
 use gpu_common::rel_err;
 
@@ -96,7 +97,11 @@ fn check_cd<B: Backend>(b: &B, name: &'static str) {
     let mut d_energy = b.zeros(2 * batch).unwrap();
     let mut stats = b.zeros(stat::LEN).unwrap();
     let energies = net.forward(b, &both, 2 * batch).unwrap();
-    b.cd_loss(energies, batch, alpha, &mut d_energy, &mut stats);
+    CdLoss {
+        n_pos: batch,
+        alpha,
+    }
+    .run(b, energies, &mut d_energy, &mut stats);
     net.backward_params(b, 2 * batch, &d_energy).unwrap();
     let loss = b.read(&stats).unwrap()[stat::LOSS];
     case.check(b, "loss", &[loss], &case.t("loss"));
@@ -240,7 +245,11 @@ fn check_resnet_sn<B: Backend>(b: &B) {
     let e = b.read(energies).unwrap();
     case.check(b, "energy_pos", &e[..batch], &case.t("energy_pos"));
     case.check(b, "energy_neg", &e[batch..], &case.t("energy_neg"));
-    b.cd_loss(energies, batch, alpha, &mut d_energy, &mut stats);
+    CdLoss {
+        n_pos: batch,
+        alpha,
+    }
+    .run(b, energies, &mut d_energy, &mut stats);
     net.backward_params(b, 2 * batch, &d_energy).unwrap();
     let loss = b.read(&stats).unwrap()[stat::LOSS];
     case.check(b, "loss", &[loss], &case.t("loss"));

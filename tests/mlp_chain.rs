@@ -1,4 +1,4 @@
-//! The fused MLP chain (`Backend::mlp_langevin_chain`, what `Langevin::run` uses for MLP
+//! The fused MLP chain (`sampler::MlpChain`, what `Langevin::run` uses for MLP
 //! energies): GPU against CPU, and both against the layer-by-layer chain
 //! (`Langevin::run_unfused`) that the rest of the suite checks against PyTorch and finite
 //! differences. `finite_differences.rs` checks the fused chain against f64 directly.
@@ -10,9 +10,10 @@
 #[path = "common/gpu.rs"]
 mod gpu_common;
 
-use ebm::backend::{Activation, Backend, CpuBackend, LangevinUpdate, MlpChain};
+use ebm::backend::{Activation, Backend, CpuBackend};
 use ebm::nn::{EnergyNet, LayerSpec, Spec};
 use ebm::sampler::{Langevin, LangevinConfig};
+use ebm::sampler::{LangevinUpdate, MlpChain};
 use gpu_common::{rel_err, test_seed};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -40,6 +41,29 @@ fn gradient_share(d: &[f32], d_noise: &[f32]) -> f64 {
 }
 
 /// A random MLP spec: `widths` with a random activation after each hidden layer.
+/// Whether the fused chain kernel runs an MLP of these widths and activations on `b`.
+fn fused_runs<B: Backend>(b: &B, widths: &[usize], activations: &[Activation]) -> bool {
+    let update = LangevinUpdate {
+        rows: 1,
+        dim: widths[0],
+        step: 0.0,
+        noise: 0.0,
+        grad_clip: None,
+        lo: -1.0,
+        hi: 1.0,
+        seed: 0,
+        global_step: 0,
+        chain_offset: 0,
+    };
+    let chain = MlpChain {
+        widths: widths.to_vec(),
+        activations: activations.to_vec(),
+        update,
+        steps: 1,
+    };
+    b.supports(&chain)
+}
+
 fn random_mlp(rng: &mut StdRng, widths: &[usize], slope: f32) -> Spec {
     let mut layers = Vec::new();
     for (i, io) in widths.windows(2).enumerate() {
@@ -250,7 +274,7 @@ fn gpu_fused_chain_matches_cpu() {
                 _ => None,
             })
             .collect();
-        assert!(gpu.mlp_chain_supported(&widths, &acts), "{widths:?}");
+        assert!(fused_runs(&*gpu, &widths, &acts), "{widths:?}");
         let params = init_params(&spec, rng.random());
         let rows = [1, 8, 13, 70][case % 4];
         let x0 = uniform(&mut rng, rows * widths[0]);
@@ -299,7 +323,7 @@ fn gpu_falls_back_past_the_kernel_limits() {
     let seed = test_seed();
     let mut rng = StdRng::seed_from_u64(seed);
     let widths = vec![3, 129, 1];
-    assert!(!gpu.mlp_chain_supported(&widths, &[Activation::Silu]));
+    assert!(!fused_runs(&*gpu, &widths, &[Activation::Silu]));
     let spec = Spec::mlp(3, 129, 1);
     let params = init_params(&spec, 5);
     let x0 = uniform(&mut rng, 9 * 3);
@@ -330,7 +354,7 @@ fn gpu_falls_back_past_the_kernel_limits() {
     let w2 = gpu.zeros(129).unwrap();
     let b2 = gpu.zeros(1).unwrap();
     let mut x = gpu.zeros(27).unwrap();
-    gpu.mlp_langevin_chain(&chain, &[&w1, &b1, &w2, &b2], &mut x);
+    chain.run(&*gpu, &[&w1, &b1, &w2, &b2], &mut x);
     let err = gpu
         .flush()
         .expect_err("a 129-wide layer is past the kernel's limit");
@@ -409,7 +433,7 @@ fn layered_chain<B: Backend>(b: &B, chain: &MlpChain, params: &[Vec<f32>], x0: &
             global_step: u.global_step.wrapping_add(k as u32),
             ..*u
         };
-        b.langevin_update(&step, &mut x, &g);
+        step.run(b, &mut x, &g);
     }
     b.read(&x).expect("read")
 }
@@ -479,7 +503,7 @@ fn fused_chain_runs_tanh_sigmoid_softplus() {
         let what = format!("widths {widths:?}, {activations:?}, {rows} rows (seed {seed})");
 
         let mut on_cpu = x0.clone();
-        cpu.mlp_langevin_chain(&chain, &params.iter().collect::<Vec<_>>(), &mut on_cpu);
+        chain.run(&cpu, &params.iter().collect::<Vec<_>>(), &mut on_cpu);
         let cpu_layered = layered_chain(&cpu, &chain, &params, &x0);
         let err = rel_err(&cpu_layered, &on_cpu);
         assert!(err <= TOL, "CPU layer-by-layer vs fused {err:.2e}: {what}");
@@ -490,10 +514,10 @@ fn fused_chain_runs_tanh_sigmoid_softplus() {
         );
 
         let Some(gpu) = gpu.as_ref() else { continue };
-        assert!(gpu.mlp_chain_supported(&widths, &activations), "{what}");
+        assert!(gpu.supports(&chain), "{what}");
         let tensors: Vec<_> = params.iter().map(|p| gpu.upload(p).unwrap()).collect();
         let mut x = gpu.upload(&x0).unwrap();
-        gpu.mlp_langevin_chain(&chain, &tensors.iter().collect::<Vec<_>>(), &mut x);
+        chain.run(&**gpu, &tensors.iter().collect::<Vec<_>>(), &mut x);
         let on_gpu = gpu.read(&x).unwrap();
         let gpu_layered = layered_chain(&**gpu, &chain, &params, &x0);
         for (name, got) in [("fused", &on_gpu), ("layer-by-layer", &gpu_layered)] {

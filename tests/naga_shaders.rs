@@ -27,7 +27,7 @@ fn every_shader_validates() {
     for path in &files {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         let on_disk = std::fs::read_to_string(path).expect("read shader");
-        let source = match ebm::backend::gpu::shader_source(&name) {
+        let source = match ebm::wgsl::shader_source(&name) {
             Some(assembled) => {
                 assert!(
                     assembled.ends_with(on_disk.as_str()),
@@ -62,7 +62,7 @@ fn every_shader_validates() {
 }
 
 /// The `@compute` entry points in `shaders/*.wgsl` and the kernels the backend builds
-/// pipelines for (`gpu::entry_points()`, generated from its kernel table) are the same set:
+/// pipelines for (`wgsl::entry_points()`, generated from its kernel table) are the same set:
 /// a kernel the backend asks for that its file lacks (a typo, a rename) would otherwise only
 /// fail as a pipeline error on a device, and an entry point no kernel uses is dead code with
 /// no CPU twin under test. Entry names are also unique, since pipelines are cached by name.
@@ -78,7 +78,7 @@ fn entry_points_are_complete() {
             continue;
         }
         let file = path.file_name().unwrap().to_string_lossy().into_owned();
-        let source = ebm::backend::gpu::shader_source(&file)
+        let source = ebm::wgsl::shader_source(&file)
             .unwrap_or_else(|| std::fs::read_to_string(&path).expect("read shader"));
         let module = naga::front::wgsl::parse_str(&source)
             .unwrap_or_else(|e| panic!("{file}: {}", e.emit_to_string(&source)));
@@ -88,7 +88,7 @@ fn entry_points_are_complete() {
             }
         }
     }
-    let table = ebm::backend::gpu::entry_points();
+    let table = ebm::wgsl::entry_points();
     let built: BTreeSet<(String, String)> = table
         .iter()
         .map(|&(f, e)| (f.to_string(), e.to_string()))
@@ -108,18 +108,18 @@ fn entry_points_are_complete() {
     assert!(built.len() >= 40, "only {} kernels", built.len());
 }
 
-/// Every parameter struct the backend passes as immediates (`gpu::immediate_layouts()`)
+/// Every parameter struct the backend passes as immediates (`wgsl::immediate_layouts()`)
 /// matches the WGSL struct of the same name in its shader: the same fields at the same
 /// offsets in the same order, and the same size up to the WGSL struct's trailing padding. A reordered, retyped, added or dropped
 /// field on either side would otherwise hand the kernel garbage parameters, silently.
 #[test]
 fn immediate_structs_match_rust() {
-    let layouts = ebm::backend::gpu::immediate_layouts();
+    let layouts = ebm::wgsl::immediate_layouts();
     assert!(layouts.len() >= 18, "only {} layouts", layouts.len());
     let mut failures = Vec::new();
     for layout in &layouts {
         let (file, name) = (layout.shader, layout.wgsl_struct);
-        let source = ebm::backend::gpu::shader_source(file)
+        let source = ebm::wgsl::shader_source(file)
             .unwrap_or_else(|| panic!("{file} is not a backend shader"));
         let module = naga::front::wgsl::parse_str(&source)
             .unwrap_or_else(|e| panic!("{file}: {}", e.emit_to_string(&source)));

@@ -131,7 +131,7 @@ fn short_cpu_training_separates_digits_from_noise() {
     );
     // The replay chains must have moved from their start (uniform noise) toward the digits.
     // Measured on this deterministic CPU run, and with the sampler's ∇E dropped
-    // (`b.langevin_update(…, x, &b.zeros(rows * dim)?)` in Langevin::run_with, src/sampler/
+    // (`….run(b, x, &b.zeros(rows * dim)?)` in Langevin::run_with, src/sampler/
     // langevin.rs), which makes both checks fail; each bound sits between the two:
     // - the pixel histogram's W1 distance to the digits': 0.807 at the start, 0.667 after
     //   training, 0.733 with the broken sampler → bound 0.70;

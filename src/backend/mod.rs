@@ -32,11 +32,14 @@
 pub mod cpu;
 pub mod device;
 pub mod gpu;
+pub mod kernel;
 pub mod profile;
+mod shapes;
 
 pub use cpu::CpuBackend;
 pub use device::{choose_backend, AnyBackend, DeviceChoice};
-pub use gpu::GpuBackend;
+pub use gpu::{GpuBackend, GpuTensor};
+pub use kernel::Kernel;
 pub use profile::{KernelTime, Profile, ProfileSupport};
 
 use crate::Result;
@@ -211,146 +214,6 @@ impl ChannelShape {
     }
 }
 
-/// One fused Langevin update of `rows` chains of `dim` elements each:
-/// `x ← clamp(x − step·clip(g) + noise·ξ, lo, hi)` with ξ the Philox normals of
-/// `(seed, e / 4, chain_offset + row, global_step, stream 0)`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct LangevinUpdate {
-    /// Chains updated: rows of x and of the gradient.
-    pub rows: usize,
-    /// Values per chain (the net's input length).
-    pub dim: usize,
-    /// Gradient step size: x moves by −step·g.
-    pub step: f32,
-    /// Standard deviation of the Gaussian noise ξ added per element.
-    pub noise: f32,
-    /// Per-element gradient clip: g is clamped to [−c, c] when `Some(c)`.
-    pub grad_clip: Option<f32>,
-    /// Lower end of the box every element is clamped to after the step.
-    pub lo: f32,
-    /// Upper end of that box.
-    pub hi: f32,
-    /// Philox key: the run's seed.
-    pub seed: u64,
-    /// Philox step counter of this update; successive updates of a run use successive
-    /// values, so no two steps share noise.
-    pub global_step: u32,
-    /// Row `r` uses Philox chain index `chain_offset + r`.
-    pub chain_offset: u32,
-}
-
-/// A whole K-step Langevin chain on an MLP energy
-/// `E(x) = W_L·act_{L−1}(…act_1(W_1·x + b_1)…) + b_L` (last width 1), run as one fused op:
-/// on the GPU one dispatch with every chain's activations in workgroup memory, on the CPU one
-/// cache-resident block of chains per thread. Step k is exactly [`LangevinUpdate`] with
-/// `global_step = update.global_step + k` applied to ∇ₓE, so the fused and the layer-by-layer
-/// chains differ only by float rounding.
-#[derive(Clone, Debug, PartialEq)]
-pub struct MlpChain {
-    /// Layer widths: input, hidden…, 1.
-    pub widths: Vec<usize>,
-    /// The activation after each hidden layer (`widths.len() − 2` of them).
-    pub activations: Vec<Activation>,
-    /// Step settings; `rows` chains of `dim = widths[0]`.
-    pub update: LangevinUpdate,
-    /// K.
-    pub steps: usize,
-}
-
-impl MlpChain {
-    /// Checks the shape invariants that every backend relies on.
-    pub fn is_well_formed(&self) -> bool {
-        self.widths.len() >= 2
-            && self.widths.iter().all(|&w| w > 0)
-            && self.widths.last() == Some(&1)
-            && self.activations.len() == self.widths.len() - 2
-            && self.update.dim == self.widths[0]
-    }
-}
-
-/// One Adam step (PyTorch semantics); bias corrections are computed on the host from `t`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct AdamUpdate {
-    /// Learning rate: the step size of the update.
-    pub lr: f32,
-    /// Decay rate β₁ of the running mean of gradients (first moment).
-    pub beta1: f32,
-    /// Decay rate β₂ of the running mean of squared gradients (second moment).
-    pub beta2: f32,
-    /// Added to √v̂ in the denominator so that a zero second moment does not divide by 0.
-    pub eps: f32,
-    /// 1 − β₁ᵗ
-    pub bias_correction1: f32,
-    /// 1 − β₂ᵗ
-    pub bias_correction2: f32,
-    /// Global-norm clipping: gradients are scaled by min(1, c / (‖g‖ + 1e-6)) where ‖g‖² is
-    /// the sum of the first `norm_slots` entries of the `sum_squares` buffer.
-    pub max_grad_norm: Option<f32>,
-    /// How many leading slots of `norms` hold squared gradient norms from
-    /// [`Backend::sum_squares`] (one per parameter tensor); unused without clipping.
-    pub norm_slots: usize,
-}
-
-/// One replay-buffer draw (docs/ARCHITECTURE.md, Random numbers): for j in 0..batch, chain index
-/// `min(⌊u·N⌋, N−1)` with u from counter (j/4, 0, iteration, 2) lane j%4, re-initialised
-/// when u' from counter (j/4, 1, iteration, 2) is < `reinit_prob`, with uniform values from
-/// counter (e/4, j, iteration, 1) mapped to [lo, hi].
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct ReplayDraw {
-    /// Chains in the buffer (N); below 2²⁴ so that indices are exact in f32.
-    pub capacity: usize,
-    /// Chains drawn (B): rows of x.
-    pub batch: usize,
-    /// Values per chain.
-    pub dim: usize,
-    /// Probability in [0, 1] that a drawn chain restarts from uniform noise (1: always, the
-    /// short-run mode).
-    pub reinit_prob: f32,
-    /// Lower end of the uniform re-initialisation noise.
-    pub lo: f32,
-    /// Upper end of the uniform re-initialisation noise.
-    pub hi: f32,
-    /// Philox key: the run's seed.
-    pub seed: u64,
-    /// Training iteration, the Philox step counter of the draw: each iteration draws other
-    /// chains and other noise.
-    pub iteration: u32,
-}
-
-/// Scalars the CD-loss kernel writes (indices into its `stats` output).
-///
-/// ```
-/// use ebm::backend::{stat, Backend};
-/// use ebm::CpuBackend;
-///
-/// # fn main() -> ebm::Result<()> {
-/// let b = CpuBackend::new();
-/// // Two data rows (E⁺ = 1, 3), then two sample rows (E⁻ = 0, 0); no penalty (α = 0).
-/// let energies = b.upload(&[1.0, 3.0, 0.0, 0.0])?;
-/// let (mut d_energy, mut stats) = (b.zeros(4)?, b.zeros(stat::LEN)?);
-/// b.cd_loss(&energies, 2, 0.0, &mut d_energy, &mut stats);
-/// let s = b.read(&stats)?;
-/// assert_eq!((s[stat::LOSS], s[stat::MEAN_E_POS], s[stat::MEAN_E_POS_SQ]), (2.0, 2.0, 5.0));
-/// // dLoss/dE: +1/n_pos on data rows, −1/n_neg on sample rows (plus 2αE/n).
-/// assert_eq!(b.read(&d_energy)?, [0.5, 0.5, -0.5, -0.5]);
-/// # Ok(())
-/// # }
-/// ```
-pub mod stat {
-    /// mean E⁺ − mean E⁻ + α(mean E⁺² + mean E⁻²)
-    pub const LOSS: usize = 0;
-    /// mean E⁺: the mean energy of the data rows.
-    pub const MEAN_E_POS: usize = 1;
-    /// mean E⁻: the mean energy of the sample rows.
-    pub const MEAN_E_NEG: usize = 2;
-    /// mean E⁺²: the data half of the α penalty.
-    pub const MEAN_E_POS_SQ: usize = 3;
-    /// mean E⁻²: the sample half of the α penalty.
-    pub const MEAN_E_NEG_SQ: usize = 4;
-    /// Length of the stats buffer.
-    pub const LEN: usize = 5;
-}
-
 /// What a backend has done so far; lets tests prove "one submission, no readback".
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
@@ -414,10 +277,6 @@ pub trait Backend {
     /// `x[i] = known[i]` wherever `mask[i] ≠ 0`: the known pixels of an inpainting chain stay
     /// fixed while Langevin moves the rest.
     fn keep_known(&self, x: &mut Self::Tensor, known: &Self::Tensor, mask: &Self::Tensor);
-    /// Training health without a readback: if any element of `x` is NaN or ±∞ and
-    /// `flags[slot]` is still 0, set it to `mark` (e.g. iteration + 1). Flags are sticky, so
-    /// the first bad iteration survives until the host next reads them.
-    fn flag_non_finite(&self, x: &Self::Tensor, flags: &mut Self::Tensor, slot: usize, mark: f32);
     /// Submit recorded work and block until the device has finished it (no-op on the CPU):
     /// for progress reports and timing.
     fn wait(&self) -> Result<()>;
@@ -539,7 +398,8 @@ pub trait Backend {
     );
     /// `y[r] = x[r, index[r]]` for x `[rows, cols]` (a classifier's logit of each label).
     /// `index` holds exact integers as f32; an index that is not an integer in `[0, cols)`
-    /// gives NaN, so that [`flag_non_finite`](Self::flag_non_finite) catches a bad label.
+    /// gives NaN, so that the trainer's health check
+    /// ([`FlagNonFinite`](crate::train::FlagNonFinite)) catches a bad label.
     ///
     /// With [`row_logsumexp`](Self::row_logsumexp), [`row_softmax`](Self::row_softmax) and
     /// [`scatter_cols`](Self::scatter_cols) it makes a classifier's mean cross-entropy,
@@ -651,53 +511,16 @@ pub trait Backend {
         sigma: &Self::Tensor,
         dw: &mut Self::Tensor,
     );
-    /// The CD loss over `energies` = [E(x⁺) for n_pos rows; E(x⁻) for the rest]:
-    /// writes dLoss/dE per row into `d_energy` and the [`stat`] scalars into `stats`.
-    fn cd_loss(
-        &self,
-        energies: &Self::Tensor,
-        n_pos: usize,
-        alpha: f32,
-        d_energy: &mut Self::Tensor,
-        stats: &mut Self::Tensor,
-    );
-    /// The fused Langevin update, in place on `x` [rows, dim].
-    fn langevin_update(&self, u: &LangevinUpdate, x: &mut Self::Tensor, grad: &Self::Tensor);
-    /// Whether [`mlp_langevin_chain`](Self::mlp_langevin_chain) runs nets of these widths
-    /// and activations (the GPU kernel keeps a whole chain in workgroup memory, which bounds
-    /// widths and depth); otherwise the sampler goes layer by layer.
-    fn mlp_chain_supported(&self, widths: &[usize], activations: &[Activation]) -> bool;
-    /// Run all K steps of [`MlpChain`] in place on `x` `[rows, widths[0]]`; `params` are
-    /// `[W_1, b_1, …, W_L, b_L]` in PyTorch layout.
-    fn mlp_langevin_chain(&self, chain: &MlpChain, params: &[&Self::Tensor], x: &mut Self::Tensor);
     /// `out[slot] = Σ x²` (for global gradient-norm clipping).
     fn sum_squares(&self, x: &Self::Tensor, out: &mut Self::Tensor, slot: usize);
-    /// One Adam step on `param` in place; `norms` holds the `sum_squares` slots when clipping.
-    fn adam_update(
-        &self,
-        u: &AdamUpdate,
-        param: &mut Self::Tensor,
-        grad: &Self::Tensor,
-        m: &mut Self::Tensor,
-        v: &mut Self::Tensor,
-        norms: &Self::Tensor,
-    );
-    /// Draw `batch` chains from the replay `buffer` [capacity, dim] into `x` [batch, dim],
-    /// re-initialising some; writes the drawn chain indices (as exact f32) into `indices`.
-    fn replay_draw(
-        &self,
-        d: &ReplayDraw,
-        buffer: &Self::Tensor,
-        x: &mut Self::Tensor,
-        indices: &mut Self::Tensor,
-    );
-    /// Write `x` back to the rows of `buffer` named by `indices`; where a chain was drawn
-    /// twice, the later draw wins (deterministic on every device).
-    fn replay_scatter(
-        &self,
-        d: &ReplayDraw,
-        x: &Self::Tensor,
-        indices: &Self::Tensor,
-        buffer: &mut Self::Tensor,
-    );
+
+    /// Run an algorithm's own kernel ([`Kernel`]): its shape check first, then its CPU twin
+    /// or its WGSL, counted and timed under its name. `inputs` are only read, `outputs`
+    /// written; the kernel documents their order. A call the check refuses does nothing, and
+    /// its error is returned by the next [`flush`](Self::flush), [`wait`](Self::wait) or
+    /// [`read`](Self::read), as the GPU reports every error of recorded work.
+    fn run(&self, kernel: &dyn Kernel, inputs: &[&Self::Tensor], outputs: &mut [&mut Self::Tensor]);
+    /// Whether this device runs `kernel` as it is set up (a fused kernel may not fit every
+    /// device or shape); callers with another way to do the work ask first.
+    fn supports(&self, kernel: &dyn Kernel) -> bool;
 }

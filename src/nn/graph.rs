@@ -339,7 +339,7 @@ impl<B: Backend> Net<B> {
 
     /// The widths and activations of this net when it is a plain MLP energy —
     /// `Linear (Activation Linear)*` in sequence, ending in one output, flattens ignored —
-    /// the shape the fused [`Backend::mlp_langevin_chain`] runs; `None` for anything else.
+    /// the shape the fused [`MlpChain`](crate::sampler::MlpChain) runs; `None` for anything else.
     pub fn mlp_layout(&self) -> Option<(Vec<usize>, Vec<Activation>)> {
         if self.spec.output != Output::Scalar || !self.plan.is_sequential() {
             return None;

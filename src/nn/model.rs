@@ -152,7 +152,7 @@ impl<B: Backend> EnergyNet<B> {
 
     /// The widths and activations of this net when it is a plain MLP —
     /// `Linear (Activation Linear)*` ending in one output, flattens ignored — the shape the
-    /// fused [`Backend::mlp_langevin_chain`] runs; `None` for anything else (ConvNets,
+    /// fused [`MlpChain`](crate::sampler::MlpChain) runs; `None` for anything else (ConvNets,
     /// residual nets, two activations in a row, a trailing activation, a classifier head).
     ///
     /// ```

@@ -2,7 +2,7 @@
 //!
 //! All K steps are recorded on the backend back to back — on the GPU into one command
 //! encoder, submitted once — with no readback between steps. An MLP energy runs the whole
-//! chain as one fused op ([`Backend::mlp_langevin_chain`]) where the backend can; other nets
+//! chain as one fused op ([`MlpChain`]) where the backend can; other nets
 //! (and inpainting) go layer by layer.
 //!
 //! ```
@@ -37,9 +37,10 @@ use std::ops::ControlFlow;
 
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{Backend, LangevinUpdate, MlpChain};
+use crate::backend::Backend;
 use crate::nn::EnergyNet;
 use crate::rng::{self, Stream};
+use crate::sampler::{LangevinUpdate, MlpChain};
 use crate::{Error, Result};
 
 /// How far a sampling run has got: what its progress callback sees.
@@ -165,14 +166,14 @@ impl Langevin {
             )));
         }
         if let Some((widths, activations)) = net.mlp_layout() {
-            if b.mlp_chain_supported(&widths, &activations) {
-                let chain = MlpChain {
-                    update: self.update(rows, widths[0], first_step),
-                    widths,
-                    activations,
-                    steps: self.config.steps,
-                };
-                b.mlp_langevin_chain(&chain, &net.param_values(), x);
+            let chain = MlpChain {
+                update: self.update(rows, widths[0], first_step),
+                widths,
+                activations,
+                steps: self.config.steps,
+            };
+            if b.supports(&chain) {
+                chain.run(b, &net.param_values(), x);
                 return Ok(());
             }
         }
@@ -323,7 +324,7 @@ impl Langevin {
         let dim = net.input_len();
         for k in 0..self.config.steps as u64 {
             let grad = net.input_grad(b, x, rows)?;
-            b.langevin_update(&self.update(rows, dim, first_step + k), x, grad);
+            self.update(rows, dim, first_step + k).run(b, x, grad);
             if let Some((known, mask)) = fixed {
                 b.keep_known(x, known, mask);
             }

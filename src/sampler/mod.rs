@@ -21,7 +21,13 @@
 //! ```
 
 pub mod langevin;
+pub mod langevin_update;
+pub mod mlp_chain;
 pub mod replay;
+pub mod replay_kernels;
 
 pub use langevin::{Langevin, LangevinConfig, Progress, Samples};
+pub use langevin_update::LangevinUpdate;
+pub use mlp_chain::MlpChain;
 pub use replay::ReplayBuffer;
+pub use replay_kernels::{ReplayDraw, ReplayScatter};

@@ -30,7 +30,8 @@
 //! # }
 //! ```
 
-use crate::backend::{Backend, ReplayDraw};
+use super::ReplayDraw;
+use crate::backend::Backend;
 use crate::rng::{self, Stream};
 use crate::{Error, Result};
 
@@ -156,24 +157,16 @@ impl<B: Backend> ReplayBuffer<B> {
         if b.len(&self.indices) < batch {
             self.indices = b.zeros(batch)?;
         }
-        b.replay_draw(
-            &self.draw_params(iteration, batch),
-            &self.chains,
-            x,
-            &mut self.indices,
-        );
+        self.draw_params(iteration, batch)
+            .draw(b, &self.chains, x, &mut self.indices);
         Ok(())
     }
 
     /// Write the advanced chains `x` back to where [`draw`](Self::draw) took them from.
     pub fn write_back(&mut self, b: &B, iteration: u64, batch: usize, x: &B::Tensor) {
         if self.reinit_prob < 1.0 {
-            b.replay_scatter(
-                &self.draw_params(iteration, batch),
-                x,
-                &self.indices,
-                &mut self.chains,
-            );
+            self.draw_params(iteration, batch)
+                .scatter(b, x, &self.indices, &mut self.chains);
         }
     }
 }

@@ -28,7 +28,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{AdamUpdate, Backend};
+use super::AdamUpdate;
+use crate::backend::Backend;
 use crate::nn::Param;
 use crate::{Error, Result};
 
@@ -153,7 +154,7 @@ impl<B: Backend> Adam<B> {
             norm_slots: params.len(),
         };
         for ((p, m), v) in params.iter_mut().zip(&mut self.m).zip(&mut self.v) {
-            b.adam_update(&update, &mut p.value, &p.grad, m, v, &self.norms);
+            update.run(b, &mut p.value, &p.grad, m, v, &self.norms);
         }
     }
 }

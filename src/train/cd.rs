@@ -34,7 +34,8 @@ use std::ops::ControlFlow;
 use serde::{Deserialize, Serialize};
 
 use super::adam::{Adam, AdamConfig};
-use crate::backend::{stat, Backend};
+use super::{stat, CdLoss, FlagNonFinite};
+use crate::backend::Backend;
 use crate::data::DataSource;
 use crate::nn::EnergyNet;
 use crate::sampler::{Langevin, LangevinConfig, ReplayBuffer};
@@ -238,23 +239,22 @@ impl<B: Backend> Trainer<B> {
         // Spectral norm: one power iteration per step, for the loss's one forward pass.
         self.net.refresh_spectral_norm(b, true);
         let energies = self.net.forward(b, &self.x_both, 2 * batch)?;
-        b.cd_loss(
-            energies,
-            batch,
-            self.config.alpha,
-            &mut self.d_energy,
-            &mut self.stats,
-        );
+        let loss = CdLoss {
+            n_pos: batch,
+            alpha: self.config.alpha,
+        };
+        loss.run(b, energies, &mut self.d_energy, &mut self.stats);
         // Non-finite values are caught here, on the device; the host sees the flags at its
         // next read of the stats (f32 holds iteration numbers exactly up to 2²⁴).
         let mark = (t + 1) as f32;
-        b.flag_non_finite(energies, &mut self.stats, HEALTH_ENERGIES, mark);
+        let flag = |slot| FlagNonFinite { slot, mark };
+        flag(HEALTH_ENERGIES).run(b, energies, &mut self.stats);
         self.net.backward_params(b, 2 * batch, &self.d_energy)?;
         self.adam.step(b, self.net.params_mut());
         // The next chains sample the updated weights, normalised with the stored u, v.
         self.net.refresh_spectral_norm(b, false);
         for p in self.net.params() {
-            b.flag_non_finite(&p.value, &mut self.stats, HEALTH_PARAMS, mark);
+            flag(HEALTH_PARAMS).run(b, &p.value, &mut self.stats);
         }
         b.flush()?;
         self.iteration += 1;

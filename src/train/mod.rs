@@ -32,8 +32,14 @@
 //! ```
 
 pub mod adam;
+pub mod adam_update;
 pub mod cd;
+pub mod cd_loss;
 pub mod checkpoint;
+pub mod health;
 
 pub use adam::{Adam, AdamConfig};
+pub use adam_update::AdamUpdate;
 pub use cd::{Stats, TrainConfig, Trainer};
+pub use cd_loss::{stat, CdLoss};
+pub use health::FlagNonFinite;

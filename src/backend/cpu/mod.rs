@@ -20,26 +20,23 @@
 //! # }
 //! ```
 
-mod activation;
+pub(crate) mod activation;
 mod conv;
 mod elementwise;
-mod matmul;
-mod mlp_chain;
+pub(crate) mod matmul;
 mod op_timer;
 mod rows;
 mod spectral_norm;
 mod upsample;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-
-use rayon::prelude::*;
+use std::sync::Mutex;
 
 use super::{
-    stat, Activation, AdamUpdate, Backend, ChannelShape, Conv2dShape, Counters, LangevinUpdate,
-    LinearShape, MlpChain, PoolShape, Profile, ProfileSupport, ReplayDraw, UpsampleShape,
+    shapes, Activation, Backend, ChannelShape, Conv2dShape, Counters, Kernel, LinearShape,
+    PoolShape, Profile, ProfileSupport, UpsampleShape,
 };
-use crate::rng::{self, Stream};
-use crate::Result;
+use crate::{Error, Result};
 use matmul::{matmul, Mat};
 
 /// The native CPU backend.
@@ -47,6 +44,10 @@ use matmul::{matmul, Mat};
 pub struct CpuBackend {
     dispatches: AtomicU64,
     timer: op_timer::OpTimer,
+    /// The first error since the last `flush`/`wait`/`read`: a call refused by a shape
+    /// check. Ops cannot return errors (on the GPU they are recorded, not run), so the CPU
+    /// reports them exactly when the GPU would.
+    error: Mutex<Option<Error>>,
 }
 
 impl CpuBackend {
@@ -54,6 +55,27 @@ impl CpuBackend {
     /// core); it holds no device state, so creating one is free.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Keep the first refused call's error for the next `flush`/`wait`/`read`.
+    fn defer_error(&self, e: Error) {
+        self.error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert(e);
+    }
+
+    /// Whether a shape check refused the call (its error kept for the next read).
+    fn refuse(&self, check: Result<()>) -> bool {
+        check.map_err(|e| self.defer_error(e)).is_err()
+    }
+
+    /// The kept error, if any (and clear it).
+    fn take_error(&self) -> Result<()> {
+        match self.error.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     fn count(&self) {
@@ -64,27 +86,6 @@ impl CpuBackend {
     fn op(&self, name: &'static str) -> op_timer::Span<'_> {
         self.count();
         self.timer.start(name)
-    }
-}
-
-/// The Langevin update of one chain `row` (relative to `u.chain_offset`): one Philox call
-/// per 4-element block, exactly as shaders/langevin.wgsl consumes it.
-fn langevin_row(u: &LangevinUpdate, row: usize, x: &mut [f32], grad: &[f32]) {
-    for (block, (xb, gb)) in x.chunks_mut(4).zip(grad.chunks(4)).enumerate() {
-        let xi = rng::normals(rng::words(
-            u.seed,
-            block as u32,
-            u.chain_offset + row as u32,
-            u.global_step,
-            Stream::Langevin,
-        ));
-        for ((x, &g), z) in xb.iter_mut().zip(gb).zip(xi) {
-            let g = match u.grad_clip {
-                Some(c) => g.clamp(-c, c),
-                None => g,
-            };
-            *x = (*x - u.step * g + u.noise * z).clamp(u.lo, u.hi);
-        }
     }
 }
 
@@ -138,6 +139,7 @@ impl Backend for CpuBackend {
     }
 
     fn read(&self, src: &Vec<f32>) -> Result<Vec<f32>> {
+        self.take_error()?;
         Ok(src.clone())
     }
 
@@ -146,6 +148,9 @@ impl Backend for CpuBackend {
     }
 
     fn copy(&self, src: &Vec<f32>, so: usize, dst: &mut Vec<f32>, d: usize, len: usize) {
+        if self.refuse(shapes::copy(src.len(), so, dst.len(), d, len)) {
+            return;
+        }
         dst[d..d + len].copy_from_slice(&src[so..so + len]);
     }
 
@@ -154,6 +159,9 @@ impl Backend for CpuBackend {
     }
 
     fn keep_known(&self, x: &mut Vec<f32>, known: &Vec<f32>, mask: &Vec<f32>) {
+        if self.refuse(shapes::keep_known(x.len(), known.len(), mask.len())) {
+            return;
+        }
         let _op = self.op("keep_known");
         for ((x, &k), &m) in x.iter_mut().zip(known).zip(mask) {
             if m != 0.0 {
@@ -162,19 +170,12 @@ impl Backend for CpuBackend {
         }
     }
 
-    fn flag_non_finite(&self, x: &Vec<f32>, flags: &mut Vec<f32>, slot: usize, mark: f32) {
-        let _op = self.op("flag_non_finite");
-        if flags[slot] == 0.0 && x.iter().any(|v| !v.is_finite()) {
-            flags[slot] = mark;
-        }
-    }
-
     fn wait(&self) -> Result<()> {
-        Ok(())
+        self.take_error()
     }
 
     fn flush(&self) -> Result<()> {
-        Ok(())
+        self.take_error()
     }
 
     fn counters(&self) -> Counters {
@@ -203,6 +204,15 @@ impl Backend for CpuBackend {
         b: &Vec<f32>,
         y: &mut Vec<f32>,
     ) {
+        if self.refuse(shapes::linear_forward(
+            s,
+            x.len(),
+            w.len(),
+            b.len(),
+            y.len(),
+        )) {
+            return;
+        }
         let _op = self.op("linear_forward");
         let (n, i, o) = (s.batch, s.inputs, s.outputs);
         for row in y[..n * o].chunks_mut(o) {
@@ -218,6 +228,9 @@ impl Backend for CpuBackend {
     }
 
     fn linear_backward_data(&self, s: LinearShape, dy: &Vec<f32>, w: &Vec<f32>, dx: &mut Vec<f32>) {
+        if self.refuse(shapes::linear_backward_data(s, dy.len(), w.len(), dx.len())) {
+            return;
+        }
         let _op = self.op("linear_backward_data");
         let (n, i, o) = (s.batch, s.inputs, s.outputs);
         // dx[n,i] = dy[n,o] · w[o,i]
@@ -237,6 +250,15 @@ impl Backend for CpuBackend {
         dw: &mut Vec<f32>,
         db: &mut Vec<f32>,
     ) {
+        if self.refuse(shapes::linear_backward_params(
+            s,
+            dy.len(),
+            x.len(),
+            dw.len(),
+            db.len(),
+        )) {
+            return;
+        }
         let _op = self.op("linear_backward_params");
         let (n, i, o) = (s.batch, s.inputs, s.outputs);
         // dw[o,i] = dyᵀ[o,n] · x[n,i]
@@ -260,11 +282,23 @@ impl Backend for CpuBackend {
         b: &Vec<f32>,
         y: &mut Vec<f32>,
     ) {
+        if self.refuse(shapes::conv2d_forward(
+            s,
+            x.len(),
+            w.len(),
+            b.len(),
+            y.len(),
+        )) {
+            return;
+        }
         let _op = self.op("conv2d_forward");
         conv::forward(s, x, w, b, y);
     }
 
     fn conv2d_backward_data(&self, s: Conv2dShape, dy: &Vec<f32>, w: &Vec<f32>, dx: &mut Vec<f32>) {
+        if self.refuse(shapes::conv2d_backward_data(s, dy.len(), w.len(), dx.len())) {
+            return;
+        }
         let _op = self.op("conv2d_backward_data");
         conv::backward_data(s, dy, w, dx);
     }
@@ -277,16 +311,31 @@ impl Backend for CpuBackend {
         dw: &mut Vec<f32>,
         db: &mut Vec<f32>,
     ) {
+        if self.refuse(shapes::conv2d_backward_params(
+            s,
+            dy.len(),
+            x.len(),
+            dw.len(),
+            db.len(),
+        )) {
+            return;
+        }
         let _op = self.op("conv2d_backward_params");
         conv::backward_params(s, dy, x, dw, db);
     }
 
     fn avg_pool_forward(&self, s: PoolShape, x: &Vec<f32>, y: &mut Vec<f32>) {
+        if self.refuse(shapes::avg_pool_forward(s, x.len(), y.len())) {
+            return;
+        }
         let _op = self.op("avg_pool_forward");
         conv::pool_forward(s, x, y);
     }
 
     fn avg_pool_backward(&self, s: PoolShape, dy: &Vec<f32>, dx: &mut Vec<f32>) {
+        if self.refuse(shapes::avg_pool_backward(s, dy.len(), dx.len())) {
+            return;
+        }
         let _op = self.op("avg_pool_backward");
         conv::pool_backward(s, dy, dx);
     }
@@ -302,36 +351,71 @@ impl Backend for CpuBackend {
     }
 
     fn add(&self, a: &Vec<f32>, b: &Vec<f32>, y: &mut Vec<f32>, len: usize) {
+        if self.refuse(shapes::add(a.len(), b.len(), y.len(), len)) {
+            return;
+        }
         let _op = self.op("add");
         elementwise::add(&a[..len], &b[..len], &mut y[..len]);
     }
 
     fn axpy(&self, alpha: f32, x: &Vec<f32>, y: &mut Vec<f32>, len: usize) {
+        if self.refuse(shapes::axpy(x.len(), y.len(), len)) {
+            return;
+        }
         let _op = self.op("axpy");
         elementwise::axpy(alpha, &x[..len], &mut y[..len]);
     }
 
     fn scale(&self, alpha: f32, x: &mut Vec<f32>, len: usize) {
+        if self.refuse(shapes::scale(x.len(), len)) {
+            return;
+        }
         let _op = self.op("scale");
         elementwise::scale(alpha, &mut x[..len]);
     }
 
     fn row_sum(&self, rows: usize, cols: usize, alpha: f32, x: &Vec<f32>, y: &mut Vec<f32>) {
+        if self.refuse(shapes::rows("row_sum", rows, cols, x.len(), y.len(), rows)) {
+            return;
+        }
         let _op = self.op("row_sum");
         rows::row_sum(cols, alpha, &x[..rows * cols], &mut y[..rows]);
     }
 
     fn broadcast_rows(&self, rows: usize, cols: usize, alpha: f32, s: &Vec<f32>, y: &mut Vec<f32>) {
+        if self.refuse(shapes::broadcast_rows(rows, cols, s.len(), y.len())) {
+            return;
+        }
         let _op = self.op("broadcast_rows");
         elementwise::broadcast_rows(cols, alpha, &s[..rows], &mut y[..rows * cols]);
     }
 
     fn row_logsumexp(&self, rows: usize, cols: usize, x: &Vec<f32>, y: &mut Vec<f32>) {
+        if self.refuse(shapes::rows(
+            "row_logsumexp",
+            rows,
+            cols,
+            x.len(),
+            y.len(),
+            rows,
+        )) {
+            return;
+        }
         let _op = self.op("row_logsumexp");
         rows::row_logsumexp(cols, &x[..rows * cols], &mut y[..rows]);
     }
 
     fn row_softmax(&self, rows: usize, cols: usize, x: &Vec<f32>, y: &mut Vec<f32>) {
+        if self.refuse(shapes::rows(
+            "row_softmax",
+            rows,
+            cols,
+            x.len(),
+            y.len(),
+            rows * cols,
+        )) {
+            return;
+        }
         let _op = self.op("row_softmax");
         rows::row_softmax(cols, &x[..rows * cols], &mut y[..rows * cols]);
     }
@@ -345,6 +429,9 @@ impl Backend for CpuBackend {
         s: &Vec<f32>,
         y: &mut Vec<f32>,
     ) {
+        if self.refuse(shapes::scale_rows(rows, cols, x.len(), s.len(), y.len())) {
+            return;
+        }
         let _op = self.op("scale_rows");
         let n = rows * cols;
         elementwise::scale_rows(cols, alpha, &x[..n], &s[..rows], &mut y[..n]);
@@ -358,6 +445,15 @@ impl Backend for CpuBackend {
         index: &Vec<f32>,
         y: &mut Vec<f32>,
     ) {
+        if self.refuse(shapes::gather_cols(
+            rows,
+            cols,
+            x.len(),
+            index.len(),
+            y.len(),
+        )) {
+            return;
+        }
         let _op = self.op("gather_cols");
         rows::gather_cols(cols, &x[..rows * cols], &index[..rows], &mut y[..rows]);
     }
@@ -371,29 +467,48 @@ impl Backend for CpuBackend {
         index: &Vec<f32>,
         dx: &mut Vec<f32>,
     ) {
+        if self.refuse(shapes::scatter_cols(
+            rows,
+            cols,
+            dy.len(),
+            index.len(),
+            dx.len(),
+        )) {
+            return;
+        }
         let _op = self.op("scatter_cols");
         let n = rows * cols;
         rows::scatter_cols(cols, alpha, &dy[..rows], &index[..rows], &mut dx[..n]);
     }
 
     fn upsample_forward(&self, s: UpsampleShape, x: &Vec<f32>, y: &mut Vec<f32>) {
+        if self.refuse(shapes::upsample_forward(s, x.len(), y.len())) {
+            return;
+        }
         let _op = self.op("upsample_forward");
-        assert!(s.factor > 0, "upsample_forward {s:?}: factor 0");
         upsample::forward(s, x, y);
     }
 
     fn upsample_backward(&self, s: UpsampleShape, dy: &Vec<f32>, dx: &mut Vec<f32>) {
+        if self.refuse(shapes::upsample_backward(s, dy.len(), dx.len())) {
+            return;
+        }
         let _op = self.op("upsample_backward");
-        assert!(s.factor > 0, "upsample_backward {s:?}: factor 0");
         upsample::backward(s, dy, dx);
     }
 
     fn channel_bias_add(&self, s: ChannelShape, bias: &Vec<f32>, y: &mut Vec<f32>) {
+        if self.refuse(shapes::channel_bias_add(s, bias.len(), y.len())) {
+            return;
+        }
         let _op = self.op("channel_bias_add");
         elementwise::channel_bias_add(s, &bias[..s.channels], &mut y[..s.len()]);
     }
 
     fn channel_sum(&self, s: ChannelShape, dy: &Vec<f32>, db: &mut Vec<f32>) {
+        if self.refuse(shapes::channel_sum(s, dy.len(), db.len())) {
+            return;
+        }
         let _op = self.op("channel_sum");
         rows::channel_sum(s, &dy[..s.len()], &mut db[..s.channels]);
     }
@@ -409,6 +524,13 @@ impl Backend for CpuBackend {
         w_sn: &mut Vec<f32>,
         iterate: bool,
     ) {
+        if self.refuse(shapes::spectral_norm_forward(
+            rows,
+            cols,
+            [w.len(), u.len(), v.len(), sigma.len(), w_sn.len()],
+        )) {
+            return;
+        }
         let _op = self.op("spectral_norm_forward");
         let n = rows * cols;
         if n == 0 {
@@ -436,6 +558,13 @@ impl Backend for CpuBackend {
         sigma: &Vec<f32>,
         dw: &mut Vec<f32>,
     ) {
+        if self.refuse(shapes::spectral_norm_backward(
+            rows,
+            cols,
+            [g.len(), w_sn.len(), u.len(), v.len(), sigma.len(), dw.len()],
+        )) {
+            return;
+        }
         let _op = self.op("spectral_norm_backward");
         let n = rows * cols;
         if n == 0 {
@@ -452,138 +581,34 @@ impl Backend for CpuBackend {
         );
     }
 
-    fn cd_loss(
-        &self,
-        energies: &Vec<f32>,
-        n_pos: usize,
-        alpha: f32,
-        d_energy: &mut Vec<f32>,
-        stats: &mut Vec<f32>,
-    ) {
-        let _op = self.op("cd_loss");
-        let n_neg = energies.len() - n_pos;
-        let (pos, neg) = energies.split_at(n_pos);
-        let mean = |v: &[f32], f: fn(f64) -> f64| {
-            v.iter().map(|&e| f(e as f64)).sum::<f64>() / v.len() as f64
-        };
-        let (mp, mn) = (mean(pos, |e| e), mean(neg, |e| e));
-        let (mp2, mn2) = (mean(pos, |e| e * e), mean(neg, |e| e * e));
-        stats[stat::LOSS] = (mp - mn + alpha as f64 * (mp2 + mn2)) as f32;
-        stats[stat::MEAN_E_POS] = mp as f32;
-        stats[stat::MEAN_E_NEG] = mn as f32;
-        stats[stat::MEAN_E_POS_SQ] = mp2 as f32;
-        stats[stat::MEAN_E_NEG_SQ] = mn2 as f32;
-        for (j, (d, &e)) in d_energy.iter_mut().zip(energies).enumerate() {
-            *d = if j < n_pos {
-                (1.0 + 2.0 * alpha * e) / n_pos as f32
-            } else {
-                (-1.0 + 2.0 * alpha * e) / n_neg as f32
-            };
-        }
-    }
-
-    fn langevin_update(&self, u: &LangevinUpdate, x: &mut Vec<f32>, grad: &Vec<f32>) {
-        let _op = self.op("langevin_update");
-        let rows = x[..u.rows * u.dim]
-            .par_chunks_mut(u.dim)
-            .zip(grad.par_chunks(u.dim));
-        // A rayon task per row cost ~45 µs per call on toy2d's 2-wide rows: at least
-        // 4096 elements per task.
-        rows.enumerate()
-            .with_min_len(4096_usize.div_ceil(u.dim.max(1)))
-            .for_each(|(row, (xr, gr))| langevin_row(u, row, xr, gr));
-    }
-
-    fn mlp_chain_supported(&self, _widths: &[usize], _activations: &[Activation]) -> bool {
-        true
-    }
-
-    fn mlp_langevin_chain(&self, chain: &MlpChain, params: &[&Vec<f32>], x: &mut Vec<f32>) {
-        let _op = self.op("mlp_langevin_chain");
-        let params: Vec<&[f32]> = params.iter().map(|p| p.as_slice()).collect();
-        mlp_chain::run(chain, &params, x);
-    }
-
     fn sum_squares(&self, x: &Vec<f32>, out: &mut Vec<f32>, slot: usize) {
+        if self.refuse(shapes::sum_squares(out.len(), slot)) {
+            return;
+        }
         let _op = self.op("sum_squares");
         out[slot] = x.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>() as f32;
     }
 
-    fn adam_update(
-        &self,
-        u: &AdamUpdate,
-        param: &mut Vec<f32>,
-        grad: &Vec<f32>,
-        m: &mut Vec<f32>,
-        v: &mut Vec<f32>,
-        norms: &Vec<f32>,
-    ) {
-        let _op = self.op("adam_update");
-        let scale = match u.max_grad_norm {
-            Some(c) => {
-                let norm = norms[..u.norm_slots].iter().sum::<f32>().sqrt();
-                (c / (norm + 1e-6)).min(1.0)
-            }
-            None => 1.0,
-        };
-        for (((p, &g), m), v) in param
-            .iter_mut()
-            .zip(grad)
-            .zip(m.iter_mut())
-            .zip(v.iter_mut())
-        {
-            let g = g * scale;
-            *m = u.beta1 * *m + (1.0 - u.beta1) * g;
-            *v = u.beta2 * *v + (1.0 - u.beta2) * g * g;
-            let m_hat = *m / u.bias_correction1;
-            let v_hat = *v / u.bias_correction2;
-            *p -= u.lr * m_hat / (v_hat.sqrt() + u.eps);
-        }
-    }
-
-    fn replay_draw(
-        &self,
-        d: &ReplayDraw,
-        buffer: &Vec<f32>,
-        x: &mut Vec<f32>,
-        indices: &mut Vec<f32>,
-    ) {
-        let _op = self.op("replay_draw");
-        let dim = d.dim;
-        for (j, row) in x[..d.batch * dim].chunks_mut(dim).enumerate() {
-            let j32 = j as u32;
-            let pick = rng::uniform_at(d.seed, j32, 0, d.iteration, Stream::ReplayDraw);
-            let index = rng::index_from_uniform(pick, d.capacity);
-            indices[j] = index as f32;
-            if rng::uniform_at(d.seed, j32, 1, d.iteration, Stream::ReplayDraw) < d.reinit_prob {
-                rng::fill_uniform(
-                    d.seed,
-                    j32,
-                    d.iteration,
-                    Stream::ReplayReinit,
-                    d.lo,
-                    d.hi,
-                    row,
-                );
+    fn run(&self, kernel: &dyn Kernel, inputs: &[&Vec<f32>], outputs: &mut [&mut Vec<f32>]) {
+        let in_lens: Vec<usize> = inputs.iter().map(|t| t.len()).collect();
+        let out_lens: Vec<usize> = outputs.iter().map(|t| t.len()).collect();
+        let checked = kernel.check(&in_lens, &out_lens).and_then(|()| {
+            if kernel.runs_on_cpu() {
+                Ok(())
             } else {
-                row.copy_from_slice(&buffer[index * dim..(index + 1) * dim]);
+                Err(Error::Shape(format!("{} has no CPU twin", kernel.name())))
             }
+        });
+        if let Err(e) = checked {
+            return self.defer_error(e);
         }
+        let _op = self.op(kernel.name());
+        let inputs: Vec<&[f32]> = inputs.iter().map(|t| t.as_slice()).collect();
+        let mut outputs: Vec<&mut [f32]> = outputs.iter_mut().map(|t| t.as_mut_slice()).collect();
+        kernel.cpu(&inputs, &mut outputs);
     }
 
-    fn replay_scatter(
-        &self,
-        d: &ReplayDraw,
-        x: &Vec<f32>,
-        indices: &Vec<f32>,
-        buffer: &mut Vec<f32>,
-    ) {
-        let _op = self.op("replay_scatter");
-        let dim = d.dim;
-        // In draw order, so that a later draw of the same chain overwrites an earlier one.
-        for (j, row) in x[..d.batch * dim].chunks(dim).enumerate() {
-            let index = indices[j] as usize;
-            buffer[index * dim..(index + 1) * dim].copy_from_slice(row);
-        }
+    fn supports(&self, kernel: &dyn Kernel) -> bool {
+        kernel.runs_on_cpu()
     }
 }

@@ -80,7 +80,7 @@ impl GpuBackend {
             modules: Mutex::default(),
             pipelines: Mutex::default(),
             error,
-            mlp_params: Mutex::new(None),
+            scratch: Mutex::default(),
             submissions: AtomicU64::new(0),
             readbacks: AtomicU64::new(0),
             dispatches: AtomicU64::new(0),

@@ -4,46 +4,82 @@
 use super::*;
 
 impl GpuBackend {
-    /// A size as the u32 the shaders index with.
-    pub(super) fn dim_u32(&self, n: usize) -> Result<u32> {
+    /// A size as the u32 the shaders index with; an error past the u32 range.
+    pub fn dim_u32(&self, n: usize) -> Result<u32> {
         u32::try_from(n)
             .map_err(|_| Error::Shape(format!("{n} exceeds the u32 range of the kernels")))
     }
 
     /// Workgroup counts for `groups` workgroups of a 1D problem: a 2D grid when there are
-    /// more than the per-dimension limit (65535 on most devices); shaders flatten
-    /// (x, y) back into one index. `None` (error deferred) if even that does not fit.
-    pub(super) fn grid(&self, groups: usize) -> Option<(u32, u32, u32)> {
+    /// more than the per-dimension limit (65535 on most devices); shaders flatten (x, y)
+    /// back into one index. An error if even that does not fit.
+    pub fn grid(&self, groups: usize) -> Result<(u32, u32, u32)> {
         let max = self.report.max_compute_workgroups_per_dimension.max(1) as usize;
         let x = groups.min(max);
         let y = groups.div_ceil(x.max(1));
         if y > max {
-            self.defer_error(Error::Shape(format!(
+            return Err(Error::Shape(format!(
                 "{groups} workgroups exceed the device's {max}×{max} grid"
             )));
-            return None;
         }
-        Some((x as u32, y as u32, 1))
+        Ok((x as u32, y as u32, 1))
     }
 
-    /// Grid for `threads` threads of an elementwise kernel with [`WG`] threads per workgroup.
-    pub(super) fn grid_1d(&self, threads: usize) -> Option<(u32, u32, u32)> {
+    /// [`grid`](Self::grid) for `threads` threads of an elementwise kernel with 256 threads
+    /// per workgroup (the `WG` of the shaders).
+    pub fn grid_1d(&self, threads: usize) -> Result<(u32, u32, u32)> {
         if u32::try_from(threads).is_err() {
-            self.defer_error(Error::Shape(format!(
+            return Err(Error::Shape(format!(
                 "{threads} threads exceed the u32 index range of the kernels"
             )));
-            return None;
         }
         self.grid(threads.div_ceil(WG as usize))
     }
 
-    pub(super) fn module(&self, shader: Shader) -> wgpu::ShaderModule {
+    /// [`grid`](Self::grid), the error deferred to the next flush/read (`None`).
+    pub(super) fn grid_or_defer(&self, groups: usize) -> Option<(u32, u32, u32)> {
+        self.grid(groups).map_err(|e| self.defer_error(e)).ok()
+    }
+
+    /// [`grid_1d`](Self::grid_1d), the error deferred to the next flush/read (`None`).
+    pub(super) fn grid_1d_or_defer(&self, threads: usize) -> Option<(u32, u32, u32)> {
+        self.grid_1d(threads).map_err(|e| self.defer_error(e)).ok()
+    }
+
+    /// Temporary device memory of at least `len` values, kept between calls under `name`
+    /// and grown when a call needs more: for kernels that stage data (the fused MLP chain
+    /// packs its weights into one buffer). Recorded work orders its uses.
+    pub fn with_scratch<R>(
+        &self,
+        name: &'static str,
+        len: usize,
+        f: impl FnOnce(&mut GpuTensor) -> R,
+    ) -> Result<R> {
+        let mut scratch = lock(&self.scratch);
+        let slot = match scratch.entry(name) {
+            std::collections::hash_map::Entry::Occupied(o) if o.get().len >= len => o.into_mut(),
+            entry => {
+                let fresh = self.zeros(len)?;
+                match entry {
+                    std::collections::hash_map::Entry::Occupied(mut o) => {
+                        o.insert(fresh);
+                        o.into_mut()
+                    }
+                    std::collections::hash_map::Entry::Vacant(v) => v.insert(fresh),
+                }
+            }
+        };
+        Ok(f(slot))
+    }
+
+    /// The compiled module of `shader`, built on first use (keyed by file name).
+    fn module(&self, shader: &WgslShader) -> wgpu::ShaderModule {
         lock(&self.modules)
-            .entry(shader)
+            .entry(shader.file)
             .or_insert_with(|| {
                 self.device
                     .create_shader_module(wgpu::ShaderModuleDescriptor {
-                        label: Some(shader.file()),
+                        label: Some(shader.file),
                         source: wgpu::ShaderSource::Wgsl(shader.source().into()),
                     })
             })
@@ -52,7 +88,7 @@ impl GpuBackend {
 
     /// The pipeline for `k`, built on first use: an explicit bind group layout from the
     /// kernel table and `immediate_size` bytes of immediates.
-    pub(super) fn pipeline(&self, k: &Kernel, immediate_size: u32) -> Arc<Pipeline> {
+    fn pipeline(&self, k: &WgslEntry, immediate_size: u32) -> Arc<Pipeline> {
         if let Some(p) = lock(&self.pipelines).get(k.entry) {
             return Arc::clone(p);
         }
@@ -65,7 +101,7 @@ impl GpuBackend {
                 visibility: wgpu::ShaderStages::COMPUTE,
                 ty: wgpu::BindingType::Buffer {
                     ty: wgpu::BufferBindingType::Storage {
-                        read_only: access == kernels::Access::Read,
+                        read_only: access == Access::Read,
                     },
                     has_dynamic_offset: false,
                     min_binding_size: None,
@@ -101,17 +137,29 @@ impl GpuBackend {
         p
     }
 
-    /// Record one dispatch of `k` with `buffers` bound in the kernel table's order and
-    /// `params` as immediates.
-    pub(super) fn dispatch<P: Pod>(
+    /// Record one dispatch of entry point `k` on a `groups` grid, with `buffers` bound in the
+    /// order of `k.bindings` and `params` as immediates (a `#[repr(C)]` struct of 4-byte
+    /// fields that mirrors the shader's, at most 128 bytes). A mismatch is an error returned
+    /// by the next flush/read; nothing is recorded then.
+    pub fn dispatch<P: Pod>(
         &self,
-        k: &Kernel,
+        k: &WgslEntry,
         buffers: &[&GpuTensor],
         params: &P,
         groups: (u32, u32, u32),
     ) {
-        debug_assert_eq!(buffers.len(), k.bindings.len(), "{}", k.entry);
         let bytes = bytemuck::bytes_of(params);
+        if buffers.len() != k.bindings.len() || bytes.len() > kernels::MAX_IMMEDIATE_BYTES as usize
+        {
+            return self.defer_error(Error::Shape(format!(
+                "{}: {} buffers for {} bindings, {} bytes of immediates (at most {})",
+                k.entry,
+                buffers.len(),
+                k.bindings.len(),
+                bytes.len(),
+                kernels::MAX_IMMEDIATE_BYTES
+            )));
+        }
         let p = self.pipeline(k, bytes.len() as u32);
         let entries: Vec<wgpu::BindGroupEntry> = k
             .bindings

@@ -35,19 +35,9 @@ impl GpuBackend {
         Some((gx as u32, gy as u32, 1))
     }
 
-    /// The conv2d kernels' parameters, or `None` (error deferred) when the geometry is
-    /// impossible (kernel or stride 0, kernel larger than the padded input) or an index
-    /// would leave the u32 range the kernels compute in.
-    pub(super) fn conv_params(&self, s: Conv2dShape, op: &str) -> Option<ConvParams> {
-        if !self.check(
-            s.kernel > 0
-                && s.stride > 0
-                && s.height + 2 * s.padding >= s.kernel
-                && s.width + 2 * s.padding >= s.kernel,
-            || format!("{op} {s:?}: the kernel must fit the padded input, stride ≥ 1"),
-        ) {
-            return None;
-        }
+    /// The conv2d kernels' parameters (the geometry already checked above the backend), or
+    /// `None` (error deferred) when an index would leave the u32 range the kernels compute in.
+    pub(super) fn conv_params(&self, s: Conv2dShape) -> Option<ConvParams> {
         let weights = s.out_channels * s.in_channels * s.kernel * s.kernel;
         let largest = (s.batch * s.in_len())
             .max(s.batch * s.out_len())
@@ -73,7 +63,7 @@ impl GpuBackend {
     /// on z.
     pub(super) fn conv_grid(&self, rows: usize, cols: usize) -> Option<(u32, u32, u32)> {
         let max = self.report.max_compute_workgroups_per_dimension as usize;
-        let (x, y, _) = self.grid(cols.div_ceil(CONV_TILE))?;
+        let (x, y, _) = self.grid_or_defer(cols.div_ceil(CONV_TILE))?;
         let z = rows.div_ceil(CONV_TILE);
         if !self.check(z <= max, || {
             format!("{rows} rows need more than {max} conv tiles")
@@ -83,16 +73,9 @@ impl GpuBackend {
         Some((x, y, z as u32))
     }
 
-    /// The upsampling kernels' parameters, or `None` (error deferred) for factor 0 or an
-    /// output past the u32 index range.
-    pub(super) fn upsample_params(
-        &self,
-        s: UpsampleShape,
-        op: &str,
-    ) -> Option<kernels::UpsampleParams> {
-        if !self.check(s.factor > 0, || format!("{op} {s:?}: factor 0")) {
-            return None;
-        }
+    /// The upsampling kernels' parameters (factor ≥ 1 checked above the backend), or `None`
+    /// (error deferred) for an output past the u32 index range.
+    pub(super) fn upsample_params(&self, s: UpsampleShape) -> Option<kernels::UpsampleParams> {
         let u = |n: usize| self.dim_u32(n).map_err(|e| self.defer_error(e)).ok();
         u(s.out_len())?;
         Some(kernels::UpsampleParams {
@@ -103,10 +86,9 @@ impl GpuBackend {
         })
     }
 
-    pub(super) fn pool_params(&self, s: PoolShape, op: &str) -> Option<PoolParams> {
-        if !self.check(s.kernel > 0, || format!("{op} {s:?}: kernel 0")) {
-            return None;
-        }
+    /// The pooling kernels' parameters (kernel ≥ 1 checked above the backend), or `None`
+    /// (error deferred) past the u32 index range.
+    pub(super) fn pool_params(&self, s: PoolShape) -> Option<PoolParams> {
         let u = |n: usize| self.dim_u32(n).map_err(|e| self.defer_error(e)).ok();
         u(s.batch * s.channels * s.height * s.width)?;
         Some(PoolParams {
@@ -127,17 +109,8 @@ impl GpuBackend {
         b: &GpuTensor,
         y: &mut GpuTensor,
     ) {
-        let (n, i, o) = (s.batch, s.inputs, s.outputs);
-        if !self.check(
-            x.len >= n * i && w.len >= o * i && b.len >= o && y.len >= n * o,
-            || {
-                format!(
-                    "linear_forward {s:?}: x {}, w {}, b {}, y {}",
-                    x.len, w.len, b.len, y.len
-                )
-            },
-        ) || n * o == 0
-        {
+        let (n, o) = (s.batch, s.outputs);
+        if n * o == 0 {
             return;
         }
         let (Some(params), Some(groups)) = (self.linear_dims(s), self.tile_grid(n, o)) else {
@@ -153,14 +126,8 @@ impl GpuBackend {
         w: &GpuTensor,
         dx: &mut GpuTensor,
     ) {
-        let (n, i, o) = (s.batch, s.inputs, s.outputs);
-        if !self.check(dy.len >= n * o && w.len >= o * i && dx.len >= n * i, || {
-            format!(
-                "linear_backward_data {s:?}: dy {}, w {}, dx {}",
-                dy.len, w.len, dx.len
-            )
-        }) || n * i == 0
-        {
+        let (n, i) = (s.batch, s.inputs);
+        if n * i == 0 {
             return;
         }
         let (Some(params), Some(groups)) = (self.linear_dims(s), self.tile_grid(n, i)) else {
@@ -182,17 +149,8 @@ impl GpuBackend {
         dw: &mut GpuTensor,
         db: &mut GpuTensor,
     ) {
-        let (n, i, o) = (s.batch, s.inputs, s.outputs);
-        if !self.check(
-            dy.len >= n * o && x.len >= n * i && dw.len >= o * i && db.len >= o,
-            || {
-                format!(
-                    "linear_backward_params {s:?}: dy {}, x {}, dw {}, db {}",
-                    dy.len, x.len, dw.len, db.len
-                )
-            },
-        ) || o == 0
-        {
+        let (i, o) = (s.inputs, s.outputs);
+        if o == 0 {
             return;
         }
         let Some(params) = self.linear_dims(s) else {
@@ -209,7 +167,7 @@ impl GpuBackend {
                 groups,
             );
         }
-        let Some(groups) = self.grid_1d(o) else {
+        let Some(groups) = self.grid_1d_or_defer(o) else {
             return;
         };
         // One thread per output; the kernel indexes with gid.x only.
@@ -229,21 +187,10 @@ impl GpuBackend {
         b: &GpuTensor,
         y: &mut GpuTensor,
     ) {
-        let Some(params) = self.conv_params(s, "conv2d_forward") else {
+        let Some(params) = self.conv_params(s) else {
             return;
         };
-        let weights = s.out_channels * s.in_channels * s.kernel * s.kernel;
-        let (x_len, y_len) = (s.batch * s.in_len(), s.batch * s.out_len());
-        if !self.check(
-            x.len >= x_len && w.len >= weights && b.len >= s.out_channels && y.len >= y_len,
-            || {
-                format!(
-                    "conv2d_forward {s:?}: x {}, w {}, b {}, y {}",
-                    x.len, w.len, b.len, y.len
-                )
-            },
-        ) || y_len == 0
-        {
+        if s.batch * s.out_len() == 0 {
             return;
         }
         let pixels = s.batch * s.out_height() * s.out_width();
@@ -260,21 +207,10 @@ impl GpuBackend {
         w: &GpuTensor,
         dx: &mut GpuTensor,
     ) {
-        let Some(params) = self.conv_params(s, "conv2d_backward_data") else {
+        let Some(params) = self.conv_params(s) else {
             return;
         };
-        let weights = s.out_channels * s.in_channels * s.kernel * s.kernel;
-        let (x_len, y_len) = (s.batch * s.in_len(), s.batch * s.out_len());
-        if !self.check(
-            dy.len >= y_len && w.len >= weights && dx.len >= x_len,
-            || {
-                format!(
-                    "conv2d_backward_data {s:?}: dy {}, w {}, dx {}",
-                    dy.len, w.len, dx.len
-                )
-            },
-        ) || x_len == 0
-        {
+        if s.batch * s.in_len() == 0 {
             return;
         }
         let pixels = s.batch * s.height * s.width;
@@ -297,24 +233,11 @@ impl GpuBackend {
         dw: &mut GpuTensor,
         db: &mut GpuTensor,
     ) {
-        let Some(params) = self.conv_params(s, "conv2d_backward_params") else {
+        let Some(params) = self.conv_params(s) else {
             return;
         };
         let rows = s.in_channels * s.kernel * s.kernel;
-        let (x_len, y_len) = (s.batch * s.in_len(), s.batch * s.out_len());
-        if !self.check(
-            dy.len >= y_len
-                && x.len >= x_len
-                && dw.len >= s.out_channels * rows
-                && db.len >= s.out_channels,
-            || {
-                format!(
-                    "conv2d_backward_params {s:?}: dy {}, x {}, dw {}, db {}",
-                    dy.len, x.len, dw.len, db.len
-                )
-            },
-        ) || s.out_channels == 0
-        {
+        if s.out_channels == 0 {
             return;
         }
         // With an empty batch the kernels store zeros, as the CPU does.
@@ -329,81 +252,61 @@ impl GpuBackend {
                 groups,
             );
         }
-        let Some(groups) = self.grid(s.out_channels) else {
+        let Some(groups) = self.grid_or_defer(s.out_channels) else {
             return;
         };
         self.dispatch(&kernels::CONV2D_BACKWARD_BIAS, &[dy, db], &params, groups);
     }
 
     pub(super) fn avg_pool_forward(&self, s: PoolShape, x: &GpuTensor, y: &mut GpuTensor) {
-        let Some(params) = self.pool_params(s, "avg_pool_forward") else {
+        let Some(params) = self.pool_params(s) else {
             return;
         };
-        let planes = s.batch * s.channels;
-        let (x_len, y_len) = (
-            planes * s.height * s.width,
-            planes * s.out_height() * s.out_width(),
-        );
-        if !self.check(x.len >= x_len && y.len >= y_len, || {
-            format!("avg_pool_forward {s:?}: x {}, y {}", x.len, y.len)
-        }) || y_len == 0
-        {
+        let y_len = s.batch * s.channels * s.out_height() * s.out_width();
+        if y_len == 0 {
             return;
         }
-        let Some(groups) = self.grid_1d(y_len) else {
+        let Some(groups) = self.grid_1d_or_defer(y_len) else {
             return;
         };
         self.dispatch(&kernels::AVG_POOL_FORWARD, &[x, y], &params, groups);
     }
 
     pub(super) fn avg_pool_backward(&self, s: PoolShape, dy: &GpuTensor, dx: &mut GpuTensor) {
-        let Some(params) = self.pool_params(s, "avg_pool_backward") else {
+        let Some(params) = self.pool_params(s) else {
             return;
         };
-        let planes = s.batch * s.channels;
-        let (x_len, y_len) = (
-            planes * s.height * s.width,
-            planes * s.out_height() * s.out_width(),
-        );
-        if !self.check(dy.len >= y_len && dx.len >= x_len, || {
-            format!("avg_pool_backward {s:?}: dy {}, dx {}", dy.len, dx.len)
-        }) || x_len == 0
-        {
+        let x_len = s.batch * s.channels * s.height * s.width;
+        if x_len == 0 {
             return;
         }
-        let Some(groups) = self.grid_1d(x_len) else {
+        let Some(groups) = self.grid_1d_or_defer(x_len) else {
             return;
         };
         self.dispatch(&kernels::AVG_POOL_BACKWARD, &[dy, dx], &params, groups);
     }
 
     pub(super) fn upsample_forward(&self, s: UpsampleShape, x: &GpuTensor, y: &mut GpuTensor) {
-        let Some(params) = self.upsample_params(s, "upsample_forward") else {
+        let Some(params) = self.upsample_params(s) else {
             return;
         };
-        if !self.check(x.len >= s.in_len() && y.len >= s.out_len(), || {
-            format!("upsample_forward {s:?}: x {}, y {}", x.len, y.len)
-        }) || s.out_len() == 0
-        {
+        if s.out_len() == 0 {
             return;
         }
-        let Some(groups) = self.grid_1d(s.out_len()) else {
+        let Some(groups) = self.grid_1d_or_defer(s.out_len()) else {
             return;
         };
         self.dispatch(&kernels::UPSAMPLE_FORWARD, &[x, y], &params, groups);
     }
 
     pub(super) fn upsample_backward(&self, s: UpsampleShape, dy: &GpuTensor, dx: &mut GpuTensor) {
-        let Some(params) = self.upsample_params(s, "upsample_backward") else {
+        let Some(params) = self.upsample_params(s) else {
             return;
         };
-        if !self.check(dy.len >= s.out_len() && dx.len >= s.in_len(), || {
-            format!("upsample_backward {s:?}: dy {}, dx {}", dy.len, dx.len)
-        }) || s.in_len() == 0
-        {
+        if s.in_len() == 0 {
             return;
         }
-        let Some(groups) = self.grid_1d(s.in_len()) else {
+        let Some(groups) = self.grid_1d_or_defer(s.in_len()) else {
             return;
         };
         self.dispatch(&kernels::UPSAMPLE_BACKWARD, &[dy, dx], &params, groups);
@@ -411,7 +314,7 @@ impl GpuBackend {
 
     pub(super) fn activation_forward(&self, act: Activation, x: &GpuTensor, y: &mut GpuTensor) {
         let n = x.len.min(y.len);
-        let Some(groups) = self.grid_1d(n).filter(|_| n > 0) else {
+        let Some(groups) = self.grid_1d_or_defer(n).filter(|_| n > 0) else {
             return;
         };
         let (kernel, slope) = match act {
@@ -434,7 +337,7 @@ impl GpuBackend {
         dx: &mut GpuTensor,
     ) {
         let n = x.len.min(dy.len).min(dx.len);
-        let Some(groups) = self.grid_1d(n).filter(|_| n > 0) else {
+        let Some(groups) = self.grid_1d_or_defer(n).filter(|_| n > 0) else {
             return;
         };
         let (kernel, slope) = match act {
@@ -452,14 +355,12 @@ impl GpuBackend {
     pub(super) fn channel_bias_add(&self, s: ChannelShape, bias: &GpuTensor, y: &mut GpuTensor) {
         let n = s.len();
         let params = elt_params(n, s.pixels, s.channels, 0.0);
-        let need = [s.channels, n];
-        self.elementwise(&kernels::CHANNEL_BIAS_ADD, &[bias, y], &need, params, n);
+        self.elementwise(&kernels::CHANNEL_BIAS_ADD, &[bias, y], params, n);
     }
 
     pub(super) fn channel_sum(&self, s: ChannelShape, dy: &GpuTensor, db: &mut GpuTensor) {
         let params = row_params(s.channels, s.batch * s.pixels, s.pixels, 0.0);
-        let need = [s.len(), s.channels];
         let k = &kernels::CHANNEL_SUM;
-        self.rows_kernel(k, &[dy, db], &need, params, s.channels, false, s.len());
+        self.rows_kernel(k, &[dy, db], params, s.channels, false, s.len());
     }
 }

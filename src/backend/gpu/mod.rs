@@ -35,21 +35,22 @@
 //! - `recording.rs`: the pending encoder, submissions, deferred errors, buffers, readback.
 //! - `dispatch.rs`: shader modules, pipelines, bind groups, launch grids.
 //! - `ops.rs`: the [`Backend`] impl; memory and sync ops, the rest forwarded to
-//!   `layers.rs` (linear, conv, pool, upsample, activation), `general.rs` (elementwise, rows)
-//!   and `algorithms.rs` (Langevin, MLP chain, Adam, replay, health, CD loss, spectral norm).
-//! - `kernels.rs`: the kernel table, WGSL sources and parameter structs; `adapter.rs`:
-//!   adapter reports; `profiler.rs`: timestamp queries.
+//!   `layers.rs` (linear, conv, pool, upsample, activation), `general.rs` (elementwise, rows,
+//!   sums) and `spectral_norm.rs`; algorithm kernels ([`Kernel`]) arrive through
+//!   [`Backend::run`] and record themselves with the public [`GpuBackend::dispatch`].
+//! - `kernels.rs`: the backend's own WGSL files, kernel table and parameter structs;
+//!   `adapter.rs`: adapter reports; `profiler.rs`: timestamp queries.
 
 mod adapter;
-mod algorithms;
 mod device;
 mod dispatch;
 mod general;
-mod kernels;
+pub(crate) mod kernels;
 mod layers;
 mod ops;
 mod profiler;
 mod recording;
+mod spectral_norm;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -58,16 +59,14 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use bytemuck::Pod;
 use wgpu::util::DeviceExt;
 
+use super::kernel::{Access, Kernel, WgslEntry, WgslShader};
 use super::{
-    stat, Activation, AdamUpdate, Backend, ChannelShape, Conv2dShape, Counters, LangevinUpdate,
-    LinearShape, MlpChain, PoolShape, Profile, ProfileSupport, ReplayDraw, UpsampleShape,
+    Activation, Backend, ChannelShape, Conv2dShape, Counters, LinearShape, PoolShape, Profile,
+    ProfileSupport, UpsampleShape,
 };
 use crate::{Error, Result};
 pub use adapter::{describe_adapters, AdapterReport};
-pub use kernels::{entry_points, immediate_layouts, shader_source, ImmediateLayout};
-use kernels::{
-    ConvParams, EltParams, Kernel, LinearParams, PoolParams, RowParams, Shader, SnParams,
-};
+use kernels::{ConvParams, EltParams, LinearParams, PoolParams, RowParams, SnParams};
 
 /// Threads per workgroup of the elementwise kernels (must match `WG` in the shaders).
 const WG: u32 = 256;
@@ -92,6 +91,16 @@ impl GpuTensor {
     pub fn buffer(&self) -> &wgpu::Buffer {
         &self.buffer
     }
+
+    /// Number of f32 values.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether it holds no values.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
 }
 
 /// A cached compute pipeline and the layout its bind groups are made for.
@@ -108,13 +117,14 @@ pub struct GpuBackend {
     report: Box<AdapterReport>,
     /// The pending commands: everything recorded since the last submission.
     encoder: Mutex<Option<wgpu::CommandEncoder>>,
-    modules: Mutex<HashMap<Shader, wgpu::ShaderModule>>,
+    /// Compiled shader modules by file name.
+    modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<&'static str, Arc<Pipeline>>>,
     /// The first error since the last `flush`/`read`: a rejected shape, or one wgpu reported
     /// through the uncaptured-error handler.
     error: Arc<Mutex<Option<Error>>>,
-    /// The MLP chain kernel's parameters packed into one buffer (reused between calls).
-    mlp_params: Mutex<Option<GpuTensor>>,
+    /// Scratch tensors of algorithm kernels by name ([`GpuBackend::with_scratch`]).
+    scratch: Mutex<HashMap<&'static str, GpuTensor>>,
     submissions: AtomicU64,
     readbacks: AtomicU64,
     dispatches: AtomicU64,

@@ -1,9 +1,10 @@
-//! `impl Backend for GpuBackend`: tensor memory, synchronisation, counters and profiling
-//! are implemented here; every kernel op forwards to the inherent method of the same name
-//! in `layers.rs`, `general.rs` or `algorithms.rs`.
+//! `impl Backend for GpuBackend`: tensor memory, synchronisation, counters, profiling and
+//! the entry point for algorithm kernels are implemented here; every other op forwards to
+//! the inherent method of the same name in `layers.rs`, `general.rs` or `spectral_norm.rs`.
 
 use super::recording::tensor_usage;
 use super::*;
+use crate::backend::shapes;
 
 impl Backend for GpuBackend {
     type Tensor = GpuTensor;
@@ -84,13 +85,7 @@ impl Backend for GpuBackend {
     }
 
     fn copy(&self, src: &GpuTensor, so: usize, dst: &mut GpuTensor, d: usize, len: usize) {
-        if !self.check(so + len <= src.len && d + len <= dst.len, || {
-            format!(
-                "copy of {len} values from {so} of a tensor of {} to {d} of a tensor of {}",
-                src.len, dst.len
-            )
-        }) || len == 0
-        {
+        if self.refuse(shapes::copy(src.len, so, dst.len, d, len)) || len == 0 {
             return;
         }
         self.record(|e| {
@@ -113,7 +108,7 @@ impl Backend for GpuBackend {
             self.record(|e| e.clear_buffer(&dst.buffer, 0, None));
             return;
         }
-        let Some(groups) = self.grid_1d(dst.len) else {
+        let Some(groups) = self.grid_1d_or_defer(dst.len) else {
             return;
         };
         let params = kernels::FillParams {
@@ -124,11 +119,10 @@ impl Backend for GpuBackend {
     }
 
     fn keep_known(&self, x: &mut GpuTensor, known: &GpuTensor, mask: &GpuTensor) {
+        if self.refuse(shapes::keep_known(x.len, known.len, mask.len)) {
+            return;
+        }
         self.keep_known(x, known, mask)
-    }
-
-    fn flag_non_finite(&self, x: &GpuTensor, flags: &mut GpuTensor, slot: usize, mark: f32) {
-        self.flag_non_finite(x, flags, slot, mark)
     }
 
     fn wait(&self) -> Result<()> {
@@ -203,6 +197,9 @@ impl Backend for GpuBackend {
         b: &GpuTensor,
         y: &mut GpuTensor,
     ) {
+        if self.refuse(shapes::linear_forward(s, x.len, w.len, b.len, y.len)) {
+            return;
+        }
         self.linear_forward(s, x, w, b, y)
     }
 
@@ -213,6 +210,9 @@ impl Backend for GpuBackend {
         w: &GpuTensor,
         dx: &mut GpuTensor,
     ) {
+        if self.refuse(shapes::linear_backward_data(s, dy.len, w.len, dx.len)) {
+            return;
+        }
         self.linear_backward_data(s, dy, w, dx)
     }
 
@@ -224,6 +224,11 @@ impl Backend for GpuBackend {
         dw: &mut GpuTensor,
         db: &mut GpuTensor,
     ) {
+        if self.refuse(shapes::linear_backward_params(
+            s, dy.len, x.len, dw.len, db.len,
+        )) {
+            return;
+        }
         self.linear_backward_params(s, dy, x, dw, db)
     }
 
@@ -235,6 +240,9 @@ impl Backend for GpuBackend {
         b: &GpuTensor,
         y: &mut GpuTensor,
     ) {
+        if self.refuse(shapes::conv2d_forward(s, x.len, w.len, b.len, y.len)) {
+            return;
+        }
         self.conv2d_forward(s, x, w, b, y)
     }
 
@@ -245,6 +253,9 @@ impl Backend for GpuBackend {
         w: &GpuTensor,
         dx: &mut GpuTensor,
     ) {
+        if self.refuse(shapes::conv2d_backward_data(s, dy.len, w.len, dx.len)) {
+            return;
+        }
         self.conv2d_backward_data(s, dy, w, dx)
     }
 
@@ -256,14 +267,25 @@ impl Backend for GpuBackend {
         dw: &mut GpuTensor,
         db: &mut GpuTensor,
     ) {
+        if self.refuse(shapes::conv2d_backward_params(
+            s, dy.len, x.len, dw.len, db.len,
+        )) {
+            return;
+        }
         self.conv2d_backward_params(s, dy, x, dw, db)
     }
 
     fn avg_pool_forward(&self, s: PoolShape, x: &GpuTensor, y: &mut GpuTensor) {
+        if self.refuse(shapes::avg_pool_forward(s, x.len, y.len)) {
+            return;
+        }
         self.avg_pool_forward(s, x, y)
     }
 
     fn avg_pool_backward(&self, s: PoolShape, dy: &GpuTensor, dx: &mut GpuTensor) {
+        if self.refuse(shapes::avg_pool_backward(s, dy.len, dx.len)) {
+            return;
+        }
         self.avg_pool_backward(s, dy, dx)
     }
 
@@ -282,18 +304,30 @@ impl Backend for GpuBackend {
     }
 
     fn add(&self, a: &GpuTensor, b: &GpuTensor, y: &mut GpuTensor, len: usize) {
+        if self.refuse(shapes::add(a.len, b.len, y.len, len)) {
+            return;
+        }
         self.add(a, b, y, len)
     }
 
     fn axpy(&self, alpha: f32, x: &GpuTensor, y: &mut GpuTensor, len: usize) {
+        if self.refuse(shapes::axpy(x.len, y.len, len)) {
+            return;
+        }
         self.axpy(alpha, x, y, len)
     }
 
     fn scale(&self, alpha: f32, x: &mut GpuTensor, len: usize) {
+        if self.refuse(shapes::scale(x.len, len)) {
+            return;
+        }
         self.scale(alpha, x, len)
     }
 
     fn row_sum(&self, rows: usize, cols: usize, alpha: f32, x: &GpuTensor, y: &mut GpuTensor) {
+        if self.refuse(shapes::rows("row_sum", rows, cols, x.len, y.len, rows)) {
+            return;
+        }
         self.row_sum(rows, cols, alpha, x, y)
     }
 
@@ -305,14 +339,37 @@ impl Backend for GpuBackend {
         s: &GpuTensor,
         y: &mut GpuTensor,
     ) {
+        if self.refuse(shapes::broadcast_rows(rows, cols, s.len, y.len)) {
+            return;
+        }
         self.broadcast_rows(rows, cols, alpha, s, y)
     }
 
     fn row_logsumexp(&self, rows: usize, cols: usize, x: &GpuTensor, y: &mut GpuTensor) {
+        if self.refuse(shapes::rows(
+            "row_logsumexp",
+            rows,
+            cols,
+            x.len,
+            y.len,
+            rows,
+        )) {
+            return;
+        }
         self.row_logsumexp(rows, cols, x, y)
     }
 
     fn row_softmax(&self, rows: usize, cols: usize, x: &GpuTensor, y: &mut GpuTensor) {
+        if self.refuse(shapes::rows(
+            "row_softmax",
+            rows,
+            cols,
+            x.len,
+            y.len,
+            rows * cols,
+        )) {
+            return;
+        }
         self.row_softmax(rows, cols, x, y)
     }
 
@@ -325,6 +382,9 @@ impl Backend for GpuBackend {
         s: &GpuTensor,
         y: &mut GpuTensor,
     ) {
+        if self.refuse(shapes::scale_rows(rows, cols, x.len, s.len, y.len)) {
+            return;
+        }
         self.scale_rows(rows, cols, alpha, x, s, y)
     }
 
@@ -336,6 +396,9 @@ impl Backend for GpuBackend {
         index: &GpuTensor,
         y: &mut GpuTensor,
     ) {
+        if self.refuse(shapes::gather_cols(rows, cols, x.len, index.len, y.len)) {
+            return;
+        }
         self.gather_cols(rows, cols, x, index, y)
     }
 
@@ -348,22 +411,37 @@ impl Backend for GpuBackend {
         index: &GpuTensor,
         dx: &mut GpuTensor,
     ) {
+        if self.refuse(shapes::scatter_cols(rows, cols, dy.len, index.len, dx.len)) {
+            return;
+        }
         self.scatter_cols(rows, cols, alpha, dy, index, dx)
     }
 
     fn upsample_forward(&self, s: UpsampleShape, x: &GpuTensor, y: &mut GpuTensor) {
+        if self.refuse(shapes::upsample_forward(s, x.len, y.len)) {
+            return;
+        }
         self.upsample_forward(s, x, y)
     }
 
     fn upsample_backward(&self, s: UpsampleShape, dy: &GpuTensor, dx: &mut GpuTensor) {
+        if self.refuse(shapes::upsample_backward(s, dy.len, dx.len)) {
+            return;
+        }
         self.upsample_backward(s, dy, dx)
     }
 
     fn channel_bias_add(&self, s: ChannelShape, bias: &GpuTensor, y: &mut GpuTensor) {
+        if self.refuse(shapes::channel_bias_add(s, bias.len, y.len)) {
+            return;
+        }
         self.channel_bias_add(s, bias, y)
     }
 
     fn channel_sum(&self, s: ChannelShape, dy: &GpuTensor, db: &mut GpuTensor) {
+        if self.refuse(shapes::channel_sum(s, dy.len, db.len)) {
+            return;
+        }
         self.channel_sum(s, dy, db)
     }
 
@@ -378,6 +456,13 @@ impl Backend for GpuBackend {
         w_sn: &mut GpuTensor,
         iterate: bool,
     ) {
+        if self.refuse(shapes::spectral_norm_forward(
+            rows,
+            cols,
+            [w.len, u.len, v.len, sigma.len, w_sn.len],
+        )) {
+            return;
+        }
         self.spectral_norm_forward(rows, cols, w, u, v, sigma, w_sn, iterate)
     }
 
@@ -392,65 +477,36 @@ impl Backend for GpuBackend {
         sigma: &GpuTensor,
         dw: &mut GpuTensor,
     ) {
+        if self.refuse(shapes::spectral_norm_backward(
+            rows,
+            cols,
+            [g.len, w_sn.len, u.len, v.len, sigma.len, dw.len],
+        )) {
+            return;
+        }
         self.spectral_norm_backward(rows, cols, g, w_sn, u, v, sigma, dw)
     }
 
-    fn cd_loss(
-        &self,
-        energies: &GpuTensor,
-        n_pos: usize,
-        alpha: f32,
-        d_energy: &mut GpuTensor,
-        stats: &mut GpuTensor,
-    ) {
-        self.cd_loss(energies, n_pos, alpha, d_energy, stats)
-    }
-
-    fn langevin_update(&self, u: &LangevinUpdate, x: &mut GpuTensor, grad: &GpuTensor) {
-        self.langevin_update(u, x, grad)
-    }
-
-    fn mlp_chain_supported(&self, widths: &[usize], activations: &[Activation]) -> bool {
-        self.mlp_chain_supported(widths, activations)
-    }
-
-    fn mlp_langevin_chain(&self, chain: &MlpChain, params: &[&GpuTensor], x: &mut GpuTensor) {
-        self.mlp_langevin_chain(chain, params, x)
-    }
-
     fn sum_squares(&self, x: &GpuTensor, out: &mut GpuTensor, slot: usize) {
+        if self.refuse(shapes::sum_squares(out.len, slot)) {
+            return;
+        }
         self.sum_squares(x, out, slot)
     }
 
-    fn adam_update(
-        &self,
-        u: &AdamUpdate,
-        param: &mut GpuTensor,
-        grad: &GpuTensor,
-        m: &mut GpuTensor,
-        v: &mut GpuTensor,
-        norms: &GpuTensor,
-    ) {
-        self.adam_update(u, param, grad, m, v, norms)
+    fn run(&self, kernel: &dyn Kernel, inputs: &[&GpuTensor], outputs: &mut [&mut GpuTensor]) {
+        let in_lens: Vec<usize> = inputs.iter().map(|t| t.len).collect();
+        let out_lens: Vec<usize> = outputs.iter().map(|t| t.len).collect();
+        if let Err(e) = kernel.check(&in_lens, &out_lens) {
+            return self.defer_error(e);
+        }
+        let outputs: Vec<&GpuTensor> = outputs.iter().map(|t| &**t).collect();
+        if let Err(e) = kernel.gpu(self, inputs, &outputs) {
+            self.defer_error(e);
+        }
     }
 
-    fn replay_draw(
-        &self,
-        d: &ReplayDraw,
-        buffer: &GpuTensor,
-        x: &mut GpuTensor,
-        indices: &mut GpuTensor,
-    ) {
-        self.replay_draw(d, buffer, x, indices)
-    }
-
-    fn replay_scatter(
-        &self,
-        d: &ReplayDraw,
-        x: &GpuTensor,
-        indices: &GpuTensor,
-        buffer: &mut GpuTensor,
-    ) {
-        self.replay_scatter(d, x, indices, buffer)
+    fn supports(&self, kernel: &dyn Kernel) -> bool {
+        kernel.runs_on_gpu(self)
     }
 }

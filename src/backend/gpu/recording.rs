@@ -48,6 +48,11 @@ impl GpuBackend {
         lock(&self.error).get_or_insert(e);
     }
 
+    /// Whether a shape check refused the call (its error kept for the next flush/read).
+    pub(super) fn refuse(&self, check: Result<()>) -> bool {
+        check.map_err(|e| self.defer_error(e)).is_err()
+    }
+
     /// Check a host-side precondition of an op; a failure is reported by the next flush/read.
     pub(super) fn check(&self, ok: bool, what: impl FnOnce() -> String) -> bool {
         if !ok {

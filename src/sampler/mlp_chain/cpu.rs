@@ -7,10 +7,10 @@
 
 use rayon::prelude::*;
 
-use super::activation;
-use super::langevin_row;
-use super::matmul::{matmul_serial, Mat};
-use crate::backend::{LangevinUpdate, MlpChain};
+use super::MlpChain;
+use crate::backend::cpu::activation;
+use crate::backend::cpu::matmul::{matmul_serial, Mat};
+use crate::sampler::LangevinUpdate;
 
 /// Chains per block: an eighth of the chains, between 16 and 128. Larger blocks let gemm
 /// reach its full speed (toy2d on two cores: 32 → 128 chains per block took sampling from
@@ -21,7 +21,7 @@ fn block_rows(rows: usize) -> usize {
 }
 
 /// Run `chain` in place on `x` [rows, widths[0]]; `params` = [W_1, b_1, …, W_L, b_L].
-pub fn run(chain: &MlpChain, params: &[&[f32]], x: &mut [f32]) {
+pub(super) fn run(chain: &MlpChain, params: &[&[f32]], x: &mut [f32]) {
     let dim = chain.widths[0];
     let rows = chain.update.rows;
     let block_rows = block_rows(rows);
@@ -38,7 +38,7 @@ pub fn run(chain: &MlpChain, params: &[&[f32]], x: &mut [f32]) {
                     ..chain.update
                 };
                 for (row, (xr, gr)) in xb.chunks_mut(dim).zip(ws.grad().chunks(dim)).enumerate() {
-                    langevin_row(&update, row, xr, gr);
+                    update.row(row, xr, gr);
                 }
             }
         });

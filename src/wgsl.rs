@@ -1,0 +1,64 @@
+//! Every WGSL file and compute entry point the crate builds: the backend's own (layer
+//! primitives, general ops) and each algorithm's, which are defined next to the algorithm.
+//! The shader tests read these lists to check them against `shaders/` with naga.
+
+use crate::backend::gpu::kernels;
+use crate::backend::kernel::{ImmediateLayout, WgslEntry, RNG_WGSL, WORKGROUP_REDUCE_WGSL};
+use crate::{sampler, train};
+
+/// Every entry point: the backend's kernel table, then the algorithms'.
+fn all_entries() -> Vec<&'static WgslEntry> {
+    let algorithms: [&'static WgslEntry; 7] = [
+        &sampler::langevin_update::LANGEVIN_UPDATE,
+        &sampler::mlp_chain::MLP_LANGEVIN_CHAIN,
+        &sampler::replay_kernels::REPLAY_DRAW,
+        &sampler::replay_kernels::REPLAY_SCATTER,
+        &train::cd_loss::CD_LOSS,
+        &train::adam_update::ADAM_UPDATE,
+        &train::health::FLAG_NON_FINITE,
+    ];
+    kernels::ALL_KERNELS
+        .iter()
+        .copied()
+        .chain(algorithms)
+        .collect()
+}
+
+/// The WGSL module built from `shaders/<file>` (e.g. `"langevin.wgsl"`), with `rng.wgsl` and
+/// `workgroup_reduce.wgsl` prepended where it uses them; `None` for a file nothing builds.
+/// Those two shared files (no entry points) are returned as they are. Lets the shader tests
+/// validate exactly what the GPU compiles.
+pub fn shader_source(file: &str) -> Option<String> {
+    match file {
+        "rng.wgsl" => return Some(RNG_WGSL.to_string()),
+        "workgroup_reduce.wgsl" => return Some(WORKGROUP_REDUCE_WGSL.to_string()),
+        _ => {}
+    }
+    all_entries()
+        .into_iter()
+        .find(|e| e.shader.file == file)
+        .map(|e| e.shader.source())
+}
+
+/// Every compute entry point the crate builds a pipeline for, as `(file, entry)` with the
+/// file under `shaders/`: lets the shader tests check that this list and the `@compute`
+/// functions in the files are the same set.
+pub fn entry_points() -> Vec<(&'static str, &'static str)> {
+    all_entries()
+        .into_iter()
+        .map(|e| (e.shader.file, e.entry))
+        .collect()
+}
+
+/// Every Rust struct passed to a kernel as immediates, with the shader struct it must match.
+#[doc(hidden)]
+pub fn immediate_layouts() -> Vec<ImmediateLayout> {
+    let mut all = kernels::immediate_layouts();
+    all.extend(sampler::langevin_update::immediate_layouts());
+    all.extend(sampler::mlp_chain::immediate_layouts());
+    all.extend(sampler::replay_kernels::immediate_layouts());
+    all.extend(train::cd_loss::immediate_layouts());
+    all.extend(train::adam_update::immediate_layouts());
+    all.extend(train::health::immediate_layouts());
+    all
+}
