@@ -125,3 +125,43 @@ fn replay_scatter(
         buffer_out[index * scatter.dim + e] = x_in[j * scatter.dim + e];
     }
 }
+
+// ---- replay_labels: the class labels of a draw's chains (conditional training), from the
+// same Philox decisions as replay_draw: a re-initialised chain takes the data label of its
+// row (its class is the data batch's), any other keeps the label stored with it. One thread
+// per drawn row.
+
+struct LabelParams {
+    capacity: u32,
+    batch: u32,
+    reinit_prob: f32,
+    seed_lo: u32,
+    seed_hi: u32,
+    iteration: u32,
+}
+
+var<immediate> lab: LabelParams;
+
+@group(0) @binding(0) var<storage, read> stored_labels: array<f32>;
+@group(0) @binding(1) var<storage, read> data_labels: array<f32>;
+@group(0) @binding(2) var<storage, read_write> labels_out: array<f32>;
+
+@compute @workgroup_size(256)
+fn replay_labels(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    let j = gid.x + gid.y * nwg.x * WG;
+    if j >= lab.batch {
+        return;
+    }
+    let key = vec2<u32>(lab.seed_lo, lab.seed_hi);
+    let pick = philox4x32_10(vec4<u32>(j / 4u, 0u, lab.iteration, STREAM_DRAW), key);
+    let index = min(u32(uniform_from_word(pick[j % 4u]) * f32(lab.capacity)), lab.capacity - 1u);
+    let coin = philox4x32_10(vec4<u32>(j / 4u, 1u, lab.iteration, STREAM_DRAW), key);
+    if uniform_from_word(coin[j % 4u]) < lab.reinit_prob {
+        labels_out[j] = data_labels[j];
+    } else {
+        labels_out[j] = stored_labels[index];
+    }
+}

@@ -8,11 +8,12 @@ use crate::{sampler, train};
 
 /// Every entry point: the backend's kernel table, then the algorithms'.
 fn all_entries() -> Vec<&'static WgslEntry> {
-    let algorithms: [&'static WgslEntry; 7] = [
+    let algorithms: [&'static WgslEntry; 8] = [
         &sampler::langevin_update::LANGEVIN_UPDATE,
         &sampler::mlp_chain::MLP_LANGEVIN_CHAIN,
         &sampler::replay_kernels::REPLAY_DRAW,
         &sampler::replay_kernels::REPLAY_SCATTER,
+        &sampler::replay_kernels::REPLAY_LABELS,
         &train::cd_loss::CD_LOSS,
         &train::adam_update::ADAM_UPDATE,
         &train::health::FLAG_NON_FINITE,

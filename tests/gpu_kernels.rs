@@ -1753,6 +1753,23 @@ fn refused_calls<B: Backend>(b: &B) -> Vec<String> {
     };
     b.conv2d_forward(conv, &t(4), &t(25), &t(1), &mut t(4));
     outcome("conv2d_forward, kernel past the padded input");
+    let no_outputs = LinearShape { outputs: 0, ..lin };
+    b.linear_forward(no_outputs, &t(6), &t(0), &t(0), &mut t(0));
+    outcome("linear_forward, zero outputs");
+    let no_filters = Conv2dShape {
+        out_channels: 0,
+        kernel: 3,
+        ..conv
+    };
+    b.conv2d_backward_params(no_filters, &t(0), &t(4), &mut t(0), &mut t(0));
+    outcome("conv2d_backward_params, zero filters");
+    let no_channels = Conv2dShape {
+        in_channels: 0,
+        kernel: 3,
+        ..conv
+    };
+    b.conv2d_backward_data(no_channels, &t(4), &t(0), &mut t(0));
+    outcome("conv2d_backward_data, zero input channels");
     let pool = PoolShape {
         batch: 1,
         channels: 1,
@@ -1866,6 +1883,9 @@ fn bad_shapes_are_refused_alike() {
     let ops = [
         "linear_forward",
         "conv2d_forward",
+        "linear_forward",
+        "conv2d_backward_params",
+        "conv2d_backward_data",
         "avg_pool_forward",
         "upsample_forward",
         "add",

@@ -9,10 +9,11 @@
 //! [`Backend::run`](super::Backend::run). Adding an algorithm then touches its own module,
 //! not the trait and not the backends.
 //!
-//! Both backends do the same three things in `run`: ask the kernel's [`Kernel::check`]
-//! (shape checks live above the backends, so both refuse a bad call with the same error,
-//! returned by the next `flush`/`read`/`wait`), count and time the call under
-//! [`Kernel::name`], then call [`Kernel::cpu`] or [`Kernel::gpu`].
+//! Both backends do the same in `run`: ask the kernel's [`Kernel::check`] (shape checks live
+//! above the backends, so both refuse a bad call with the same error, returned by the next
+//! `flush`/`read`/`wait`), then call [`Kernel::cpu`] (counted and timed under
+//! [`Kernel::name`]) or [`Kernel::gpu`] (each dispatch counted and timed under its entry
+//! point).
 //!
 //! A fused kernel that only runs on some devices or shapes (the MLP chain keeps a whole
 //! chain in workgroup memory) says so in [`Kernel::runs_on_gpu`]; the caller asks

@@ -277,10 +277,11 @@ pub trait Backend {
     /// `x[i] = known[i]` wherever `mask[i] ≠ 0`: the known pixels of an inpainting chain stay
     /// fixed while Langevin moves the rest.
     fn keep_known(&self, x: &mut Self::Tensor, known: &Self::Tensor, mask: &Self::Tensor);
-    /// Submit recorded work and block until the device has finished it (no-op on the CPU):
+    /// Submit recorded work and block until the device has finished it (on the CPU, which
+    /// runs every op at once, only the error of a refused call comes back):
     /// for progress reports and timing.
     fn wait(&self) -> Result<()>;
-    /// Submit recorded work without waiting for it (no-op on the CPU).
+    /// Submit recorded work without waiting for it; returns the error of a refused call.
     fn flush(&self) -> Result<()>;
     /// What the backend has done so far.
     fn counters(&self) -> Counters;
@@ -515,7 +516,8 @@ pub trait Backend {
     fn sum_squares(&self, x: &Self::Tensor, out: &mut Self::Tensor, slot: usize);
 
     /// Run an algorithm's own kernel ([`Kernel`]): its shape check first, then its CPU twin
-    /// or its WGSL, counted and timed under its name. `inputs` are only read, `outputs`
+    /// (counted and timed under the kernel's name) or its WGSL (each dispatch counted and
+    /// timed under its entry point). `inputs` are only read, `outputs`
     /// written; the kernel documents their order. A call the check refuses does nothing, and
     /// its error is returned by the next [`flush`](Self::flush), [`wait`](Self::wait) or
     /// [`read`](Self::read), as the GPU reports every error of recorded work.

@@ -1,7 +1,7 @@
 //! Shape checks of the [`Backend`](super::Backend) ops, above the backends: both call the
 //! same function before an op runs, so both refuse the same bad call with the same error
-//! (returned by the next `flush`/`wait`/`read`), and the CPU never panics on a length that
-//! the GPU would refuse. Each takes the tensors' lengths in argument order.
+//! (returned by the next `flush`/`wait`/`read`), and neither panics or reads past a tensor
+//! on a bad length or a zero-sized layer. Each takes the tensors' lengths in argument order.
 //!
 //! Device limits (u32 index ranges, workgroup grids) are the GPU's own further checks.
 
@@ -17,7 +17,18 @@ pub(crate) fn keep_known(x: usize, known: usize, mask: usize) -> Result<()> {
     need("keep_known", &[("known", known, x), ("mask", mask, x)])
 }
 
+/// A linear layer has at least one input and one output feature (an empty batch is fine).
+fn linear_features(op: &str, s: LinearShape) -> Result<()> {
+    if s.inputs == 0 || s.outputs == 0 {
+        return Err(Error::Shape(format!(
+            "{op} {s:?}: a linear layer needs at least one input and one output"
+        )));
+    }
+    Ok(())
+}
+
 pub(crate) fn linear_forward(s: LinearShape, x: usize, w: usize, b: usize, y: usize) -> Result<()> {
+    linear_features("linear_forward", s)?;
     let (n, i, o) = (s.batch, s.inputs, s.outputs);
     let lens = [
         ("x", x, n * i),
@@ -29,6 +40,7 @@ pub(crate) fn linear_forward(s: LinearShape, x: usize, w: usize, b: usize, y: us
 }
 
 pub(crate) fn linear_backward_data(s: LinearShape, dy: usize, w: usize, dx: usize) -> Result<()> {
+    linear_features("linear_backward_data", s)?;
     let (n, i, o) = (s.batch, s.inputs, s.outputs);
     let lens = [("dy", dy, n * o), ("w", w, o * i), ("dx", dx, n * i)];
     need("linear_backward_data", &lens)
@@ -41,6 +53,7 @@ pub(crate) fn linear_backward_params(
     dw: usize,
     db: usize,
 ) -> Result<()> {
+    linear_features("linear_backward_params", s)?;
     let (n, i, o) = (s.batch, s.inputs, s.outputs);
     let lens = [
         ("dy", dy, n * o),
@@ -52,12 +65,17 @@ pub(crate) fn linear_backward_params(
 }
 
 /// The geometry every conv op needs: kernel and stride ≥ 1, the kernel within the padded
-/// input.
+/// input, at least one channel in and out and one pixel (an empty batch is fine).
 fn conv_geometry(op: &str, s: Conv2dShape) -> Result<()> {
     let fits = s.height + 2 * s.padding >= s.kernel && s.width + 2 * s.padding >= s.kernel;
     if s.kernel == 0 || s.stride == 0 || !fits {
         return Err(Error::Shape(format!(
             "{op} {s:?}: the kernel must fit the padded input, stride ≥ 1"
+        )));
+    }
+    if s.in_channels == 0 || s.out_channels == 0 || s.height == 0 || s.width == 0 {
+        return Err(Error::Shape(format!(
+            "{op} {s:?}: a convolution needs at least one channel in and out and one pixel"
         )));
     }
     Ok(())

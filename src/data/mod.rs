@@ -65,6 +65,19 @@ pub trait DataSource {
     /// The `n` data samples of training iteration `iteration`, [n, sample_len]. Must be a
     /// pure function of `iteration` for a resumed run to match an uninterrupted one.
     fn batch(&mut self, iteration: u64, n: usize) -> Result<Vec<f32>>;
+    /// How many classes the labels run over, when the data has labels (`None`: unlabelled,
+    /// the default).
+    fn classes(&self) -> Option<usize> {
+        None
+    }
+    /// The class ids (exact f32, below [`classes`](Self::classes)) of the same `n` samples
+    /// that [`batch`](Self::batch) gives for `iteration`. The default: an error, no labels.
+    fn labels(&mut self, iteration: u64, n: usize) -> Result<Vec<f32>> {
+        let _ = (iteration, n);
+        Err(crate::Error::Option(
+            "this data source has no labels".into(),
+        ))
+    }
 }
 
 /// A toy 2D dataset as an endless, seeded data source: iteration t gets Philox batch t.
@@ -94,5 +107,22 @@ impl DataSource for ToyData {
 
     fn batch(&mut self, iteration: u64, n: usize) -> Result<Vec<f32>> {
         Ok(self.dataset.sample(self.seed, iteration as u32, n))
+    }
+
+    fn classes(&self) -> Option<usize> {
+        self.dataset.classes()
+    }
+
+    fn labels(&mut self, iteration: u64, n: usize) -> Result<Vec<f32>> {
+        if self.dataset.classes().is_none() {
+            return Err(crate::Error::Option(format!(
+                "toy dataset {} has no classes (it is one continuous curve)",
+                self.dataset
+            )));
+        }
+        Ok(self
+            .dataset
+            .sample_labelled(self.seed, iteration as u32, n)
+            .1)
     }
 }

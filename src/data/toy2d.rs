@@ -93,46 +93,84 @@ impl Toy2d {
     /// Deterministic in `(seed, batch)`, and point `i` depends only on `(seed, batch, i)`,
     /// never on `n` (see the module docs for the counter layout).
     pub fn sample(&self, seed: u64, batch: u32, n: usize) -> Vec<f32> {
-        let mut out = Vec::with_capacity(2 * n);
-        for i in 0..n {
-            let draws = Draws::new(seed, batch, i as u32);
-            let [x, y] = self.point(&draws);
-            out.push(x as f32);
-            out.push(y as f32);
-        }
-        out
+        self.sample_labelled(seed, batch, n).0
     }
 
-    /// One point from its random draws; the formulas follow FFJORD's generators, with the
-    /// batch-level shuffles and counts replaced by per-point uniform choices.
-    fn point(&self, d: &Draws) -> [f64; 2] {
+    /// How many classes its points fall into ([`sample_labelled`](Self::sample_labelled)):
+    /// each Gaussian of 8gaussians (8) and 25gaussians (25), each ring of rings (4), each
+    /// arm of 2spirals and each half-moon of moons (2), each black square of checkerboard
+    /// (8); `None` for swissroll, which is one continuous curve.
+    pub fn classes(&self) -> Option<usize> {
+        match self {
+            Toy2d::EightGaussians | Toy2d::Checkerboard => Some(8),
+            Toy2d::TwentyFiveGaussians => Some(25),
+            Toy2d::Rings => Some(4),
+            Toy2d::TwoSpirals | Toy2d::Moons => Some(2),
+            Toy2d::SwissRoll => None,
+        }
+    }
+
+    /// [`sample`](Self::sample)'s points with the class of each (the component it was drawn
+    /// from; see [`classes`](Self::classes)), as exact f32 ids `[n]` (0 for swissroll).
+    ///
+    /// ```
+    /// use ebm::data::Toy2d;
+    ///
+    /// let (points, labels) = Toy2d::EightGaussians.sample_labelled(0, 0, 500);
+    /// assert_eq!(points, Toy2d::EightGaussians.sample(0, 0, 500));
+    /// // Mode k sits at angle 2πk/8 on the circle of radius 4/√2.
+    /// for (p, &k) in points.chunks(2).zip(&labels) {
+    ///     let angle = std::f32::consts::TAU * k / 8.0;
+    ///     let (cx, cy) = (2.83 * angle.cos(), 2.83 * angle.sin());
+    ///     assert!((p[0] - cx).hypot(p[1] - cy) < 2.0);
+    /// }
+    /// ```
+    pub fn sample_labelled(&self, seed: u64, batch: u32, n: usize) -> (Vec<f32>, Vec<f32>) {
+        let mut out = Vec::with_capacity(2 * n);
+        let mut labels = Vec::with_capacity(n);
+        for i in 0..n {
+            let draws = Draws::new(seed, batch, i as u32);
+            let ([x, y], label) = self.point(&draws);
+            out.push(x as f32);
+            out.push(y as f32);
+            labels.push(label as f32);
+        }
+        (out, labels)
+    }
+
+    /// One point from its random draws, and its class; the formulas follow FFJORD's
+    /// generators, with the batch-level shuffles and counts replaced by per-point uniform
+    /// choices.
+    fn point(&self, d: &Draws) -> ([f64; 2], usize) {
         use std::f64::consts::{PI, SQRT_2, TAU};
         let [u0, u1, u2, u3] = d.u;
         let [z0, z1, _, _] = d.z;
         match self {
             Toy2d::EightGaussians => {
-                let k = choose(u0, 8) as f64;
-                let (s, c) = (TAU * k / 8.0).sin_cos();
-                [(4.0 * c + 0.5 * z0) / SQRT_2, (4.0 * s + 0.5 * z1) / SQRT_2]
+                let k = choose(u0, 8);
+                let (s, c) = (TAU * k as f64 / 8.0).sin_cos();
+                let p = [(4.0 * c + 0.5 * z0) / SQRT_2, (4.0 * s + 0.5 * z1) / SQRT_2];
+                (p, k)
             }
             Toy2d::TwentyFiveGaussians => {
                 let k = choose(u0, 25);
                 let cx = (k % 5) as f64 - 2.0;
                 let cy = (k / 5) as f64 - 2.0;
-                [1.5 * cx + 0.2 * z0, 1.5 * cy + 0.2 * z1]
+                ([1.5 * cx + 0.2 * z0, 1.5 * cy + 0.2 * z1], k)
             }
             Toy2d::Rings => {
-                let radius = 0.75 * (choose(u0, 4) + 1) as f64;
+                let ring = choose(u0, 4);
+                let radius = 0.75 * (ring + 1) as f64;
                 let (s, c) = (TAU * u1).sin_cos();
-                [radius * c + 0.08 * z0, radius * s + 0.08 * z1]
+                ([radius * c + 0.08 * z0, radius * s + 0.08 * z1], ring)
             }
             Toy2d::TwoSpirals => {
                 // Arm length ∝ √u so that mass is uniform along the spiral's area, as in FFJORD.
                 let t = u0.sqrt() * 3.0 * PI;
-                let arm = if u1 < 0.5 { 1.0 } else { -1.0 };
+                let (arm, class) = if u1 < 0.5 { (1.0, 0) } else { (-1.0, 1) };
                 let x = -t.cos() * t + 0.5 * u2;
                 let y = t.sin() * t + 0.5 * u3;
-                [arm * x / 3.0 + 0.1 * z0, arm * y / 3.0 + 0.1 * z1]
+                ([arm * x / 3.0 + 0.1 * z0, arm * y / 3.0 + 0.1 * z1], class)
             }
             Toy2d::Checkerboard => {
                 // x1 ∈ [−2, 2); x2 in [0, 1) or [−2, −1), shifted up by one on odd columns:
@@ -140,20 +178,25 @@ impl Toy2d {
                 let x1 = 4.0 * u0 - 2.0;
                 let row = if u2 < 0.5 { 0.0 } else { -2.0 };
                 let x2 = u1 + row + x1.floor().rem_euclid(2.0);
-                [2.0 * x1, 2.0 * x2]
+                // The square: its column (0..4) and which of the column's two it is.
+                let square = 2 * ((x1.floor() + 2.0) as usize).min(3) + usize::from(u2 >= 0.5);
+                ([2.0 * x1, 2.0 * x2], square)
             }
             Toy2d::Moons => {
                 let t = PI * u0;
-                let (x, y) = if u1 < 0.5 {
-                    (t.cos(), t.sin())
+                let (x, y, moon) = if u1 < 0.5 {
+                    (t.cos(), t.sin(), 0)
                 } else {
-                    (1.0 - t.cos(), 0.5 - t.sin())
+                    (1.0 - t.cos(), 0.5 - t.sin(), 1)
                 };
-                [2.0 * (x + 0.1 * z0) - 1.0, 2.0 * (y + 0.1 * z1) - 0.2]
+                (
+                    [2.0 * (x + 0.1 * z0) - 1.0, 2.0 * (y + 0.1 * z1) - 0.2],
+                    moon,
+                )
             }
             Toy2d::SwissRoll => {
                 let t = 1.5 * PI * (1.0 + 2.0 * u0);
-                [(t * t.cos() + z0) / 5.0, (t * t.sin() + z1) / 5.0]
+                ([(t * t.cos() + z0) / 5.0, (t * t.sin() + z1) / 5.0], 0)
             }
         }
     }

@@ -78,6 +78,59 @@ impl Spec {
         Spec::sequential(vec![dim], layers)
     }
 
+    /// This net as a classifier energy with `classes` logits (JEM, conditional EBMs): the last
+    /// layer — a linear or conv2d layer with one output, as every built-in energy ends — gets
+    /// `classes` outputs (a conv2d one is followed by a flatten), and the head becomes
+    /// `neg_logsumexp`. A spec that already has that head is returned as it is if its class
+    /// count matches.
+    ///
+    /// ```
+    /// use ebm::nn::Output;
+    /// use ebm::Spec;
+    ///
+    /// # fn main() -> ebm::Result<()> {
+    /// let spec = Spec::mlp(2, 32, 2).with_classes(8)?;
+    /// assert_eq!(spec.output, Output::NegLogSumExp { classes: 8 });
+    /// assert_eq!(spec.shapes()?.last().unwrap(), &[8]);
+    /// let digits = Spec::builtin("mnist32")?.with_classes(10)?;
+    /// assert_eq!(digits.shapes()?.last().unwrap(), &[10]);
+    /// assert!(Spec::mlp(2, 32, 2).with_classes(0).is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn with_classes(mut self, classes: usize) -> Result<Spec> {
+        if classes == 0 {
+            return Err(Error::Spec("a classifier needs at least one class".into()));
+        }
+        match self.output {
+            Output::NegLogSumExp { classes: c } if c == classes => return Ok(self),
+            Output::Scalar => {}
+            other => {
+                return Err(Error::Spec(format!(
+                    "this spec's output is {other:?}; a class head for {classes} classes needs \
+                     a scalar energy net to adapt, or a neg_logsumexp head with {classes} classes"
+                )))
+            }
+        }
+        let last = self.layers.len().checked_sub(1);
+        match last.map(|i| &mut self.layers[i].op) {
+            Some(LayerSpec::Linear { outputs, .. }) if *outputs == 1 => *outputs = classes,
+            Some(LayerSpec::Conv2d { outputs, .. }) if *outputs == 1 => {
+                *outputs = classes;
+                self.layers.push(Layer::from(LayerSpec::Flatten));
+            }
+            _ => {
+                return Err(Error::Spec(format!(
+                    "cannot give this spec {classes} class logits: its last layer is not a \
+                     linear or conv2d layer with one output"
+                )))
+            }
+        }
+        self.output = Output::NegLogSumExp { classes };
+        self.plan()?;
+        Ok(self)
+    }
+
     /// ebm-anatomy's ConvNet (Nijkamp et al.) on 32×32 images with width `nf`, slope 0.2.
     ///
     /// Four conv + leaky-ReLU blocks (3×3 stride 1, then three 4×4 stride 2, doubling the

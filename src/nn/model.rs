@@ -289,6 +289,33 @@ impl<B: Backend> EnergyNet<B> {
         self.backward(b, batch, Some(d_energy), false, true)
     }
 
+    /// Parameter gradients of Σ d_logits·f(x) for a class-logit net, over the batch last
+    /// passed to [`forward`](Self::forward): for objectives that differentiate the logits
+    /// themselves (cross-entropy, JEM) rather than one energy per sample. `d_logits` is
+    /// `[batch, C]`.
+    pub fn backward_params_logits(
+        &mut self,
+        b: &B,
+        batch: usize,
+        d_logits: &B::Tensor,
+    ) -> Result<()> {
+        let Some(classes) = self.classes() else {
+            return Err(Error::Spec(
+                "logit gradients need a class-logit head (\"output\": {\"energy\": \
+                 \"neg_logsumexp\", \"classes\": C})"
+                    .into(),
+            ));
+        };
+        if b.len(d_logits) < batch * classes {
+            return Err(Error::Shape(format!(
+                "{} logit gradients for {batch} samples of {classes} classes",
+                b.len(d_logits)
+            )));
+        }
+        self.net.output(batch)?; // a forward pass on this batch first
+        self.net.backward(b, batch, d_logits, false, true)
+    }
+
     fn backward(
         &mut self,
         b: &B,

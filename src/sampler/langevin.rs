@@ -193,6 +193,57 @@ impl Langevin {
         self.run_with(b, net, x, rows, first_step, None)
     }
 
+    /// [`run`](Self::run) on the class-conditional energy E(x, y) = −f(x)\[y\] of a
+    /// class-logit net, chain r following class `labels[r]` (exact f32 class ids, `[rows]`):
+    /// conditional sampling (IGEBM) and conditional CD training. Always layer by layer.
+    ///
+    /// ```
+    /// use ebm::sampler::{Langevin, LangevinConfig};
+    /// use ebm::{Backend, CpuBackend, EnergyNet, Spec};
+    ///
+    /// # fn main() -> ebm::Result<()> {
+    /// let b = CpuBackend::new();
+    /// // A linear classifier on 2D points: f(x) = W x + b with 2 classes.
+    /// let spec = Spec::from_json(r#"{"input": [2], "layers": [{"type": "linear", "in": 2, "out": 2}],
+    ///     "output": {"energy": "neg_logsumexp", "classes": 2}}"#)?;
+    /// let mut net = EnergyNet::from_params(&b, &spec, |name, _| {
+    ///     Ok(if name.ends_with("weight") { vec![1.0, 0.0, -1.0, 0.0] } else { vec![0.0; 2] })
+    /// })?;
+    /// let sampler = Langevin {
+    ///     config: LangevinConfig { steps: 50, step_size: 0.1, noise: 0.0, grad_clip: None, lo: -2.0, hi: 2.0 },
+    ///     seed: 0,
+    /// };
+    /// // Class 0 has E = −x₀ (pushes x₀ up), class 1 has E = x₀ (pushes it down).
+    /// let mut x = b.zeros(4)?;
+    /// sampler.run_labelled(&b, &mut net, &mut x, &b.upload(&[0.0, 1.0])?, 2, 0)?;
+    /// assert_eq!(b.read(&x)?, [2.0, 0.0, -2.0, 0.0]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn run_labelled<B: Backend>(
+        &self,
+        b: &B,
+        net: &mut EnergyNet<B>,
+        x: &mut B::Tensor,
+        labels: &B::Tensor,
+        rows: usize,
+        first_step: u64,
+    ) -> Result<()> {
+        let dim = net.input_len();
+        if b.len(x) < rows * dim || b.len(labels) < rows {
+            return Err(Error::Shape(format!(
+                "conditional Langevin: {} chain values and {} labels for {rows} chains of {dim}",
+                b.len(x),
+                b.len(labels)
+            )));
+        }
+        for k in 0..self.config.steps as u64 {
+            let grad = net.input_grad_labelled(b, x, labels, rows)?;
+            self.update(rows, dim, first_step + k).run(b, x, grad);
+        }
+        Ok(())
+    }
+
     /// [`run`](Self::run) in chunks of `every` steps, waiting for each chunk to finish and
     /// then calling `progress`; returning [`ControlFlow::Break`] stops the run there (the
     /// chains hold the steps done so far). The chains are the same as one `run`'s: step k

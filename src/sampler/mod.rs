@@ -30,4 +30,4 @@ pub use langevin::{Langevin, LangevinConfig, Progress, Samples};
 pub use langevin_update::LangevinUpdate;
 pub use mlp_chain::MlpChain;
 pub use replay::ReplayBuffer;
-pub use replay_kernels::{ReplayDraw, ReplayScatter};
+pub use replay_kernels::{ReplayDraw, ReplayLabels, ReplayScatter};

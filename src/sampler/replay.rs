@@ -65,6 +65,8 @@ const MAX_CAPACITY: usize = 1 << 24;
 /// ```
 pub struct ReplayBuffer<B: Backend> {
     chains: B::Tensor,
+    /// One class label per chain, for conditional training ([`with_labels`](Self::with_labels)).
+    labels: Option<B::Tensor>,
     indices: B::Tensor,
     capacity: usize,
     dim: usize,
@@ -106,6 +108,7 @@ impl<B: Backend> ReplayBuffer<B> {
         }
         Ok(ReplayBuffer {
             chains: b.upload(&init)?,
+            labels: None,
             indices: b.zeros(0)?,
             capacity,
             dim,
@@ -114,6 +117,38 @@ impl<B: Backend> ReplayBuffer<B> {
             hi,
             seed,
         })
+    }
+
+    /// Give every chain a class label, chain n starting with n mod `classes` (the chains
+    /// start from noise, so any balanced assignment will do): for conditional training, where
+    /// a chain samples E(x, y) of its own class until it is re-initialised.
+    pub fn with_labels(mut self, b: &B, classes: usize) -> Result<Self> {
+        if classes == 0 {
+            return Err(Error::Option(
+                "a labelled replay buffer needs at least one class".into(),
+            ));
+        }
+        let labels: Vec<f32> = (0..self.capacity).map(|n| (n % classes) as f32).collect();
+        self.labels = Some(b.upload(&labels)?);
+        Ok(self)
+    }
+
+    /// The chains' labels `[capacity]` (read back), if the buffer has them.
+    pub fn read_labels(&self, b: &B) -> Result<Option<Vec<f32>>> {
+        self.labels.as_ref().map(|l| b.read(l)).transpose()
+    }
+
+    /// Restore the chains' labels (from a checkpoint).
+    pub fn load_labels(&mut self, b: &B, labels: &[f32]) -> Result<()> {
+        match &mut self.labels {
+            Some(l) if labels.len() == self.capacity => b.write(l, 0, labels),
+            Some(_) => Err(Error::Shape(format!(
+                "replay labels hold {} values, the buffer has {} chains",
+                labels.len(),
+                self.capacity
+            ))),
+            None => Err(Error::Shape("this replay buffer keeps no labels".into())),
+        }
     }
 
     /// Restore a buffer's chains (from a checkpoint).
@@ -160,6 +195,46 @@ impl<B: Backend> ReplayBuffer<B> {
         self.draw_params(iteration, batch)
             .draw(b, &self.chains, x, &mut self.indices);
         Ok(())
+    }
+
+    /// [`draw`](Self::draw) for a labelled buffer, also writing the drawn chains' labels
+    /// into `labels` `[batch]`: a re-initialised chain takes `data_labels[j]` (its row's
+    /// data label), any other the label stored with it.
+    pub fn draw_labelled(
+        &mut self,
+        b: &B,
+        iteration: u64,
+        batch: usize,
+        data_labels: &B::Tensor,
+        x: &mut B::Tensor,
+        labels: &mut B::Tensor,
+    ) -> Result<()> {
+        self.draw(b, iteration, batch, x)?;
+        let Some(stored) = &self.labels else {
+            return Err(Error::Shape("this replay buffer keeps no labels".into()));
+        };
+        self.draw_params(iteration, batch)
+            .labels(b, stored, data_labels, labels);
+        Ok(())
+    }
+
+    /// [`write_back`](Self::write_back) for a labelled buffer: the chains and their labels.
+    pub fn write_back_labelled(
+        &mut self,
+        b: &B,
+        iteration: u64,
+        batch: usize,
+        x: &B::Tensor,
+        labels: &B::Tensor,
+    ) {
+        self.write_back(b, iteration, batch, x);
+        let one_wide = ReplayDraw {
+            dim: 1,
+            ..self.draw_params(iteration, batch)
+        };
+        if let (Some(stored), true) = (&mut self.labels, self.reinit_prob < 1.0) {
+            one_wide.scatter(b, labels, &self.indices, stored);
+        }
     }
 
     /// Write the advanced chains `x` back to where [`draw`](Self::draw) took them from.

@@ -1,6 +1,6 @@
-//! The replay buffer's two algorithm kernels (`shaders/chains.wgsl` and their CPU twins):
-//! draw a batch of chains out of the buffer, re-initialising some, and scatter the advanced
-//! batch back. [`ReplayBuffer`](super::ReplayBuffer) runs them; tests run them directly.
+//! The replay buffer's algorithm kernels (`shaders/chains.wgsl` and their CPU twins): draw a
+//! batch of chains out of the buffer, re-initialising some, pick their class labels
+//! (conditional training), and scatter the advanced batch back. [`ReplayBuffer`](super::ReplayBuffer) runs them; tests run them directly.
 
 use crate::backend::kernel::{arity, layout, need, seed_words, Access, ImmediateLayout};
 use crate::backend::kernel::{Kernel, WgslEntry, WgslShader};
@@ -38,6 +38,12 @@ pub struct ReplayDraw {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ReplayScatter(pub ReplayDraw);
 
+/// The class labels of a [`ReplayDraw`]'s chains (conditional training): a re-initialised
+/// chain takes the data label of its row, any other keeps the label stored with it. The
+/// same Philox decisions as the draw, so the labels match the chains drawn.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ReplayLabels(pub ReplayDraw);
+
 impl ReplayDraw {
     /// Draw `batch` chains from `buffer` `[capacity, dim]` into `x` `[batch, dim]`,
     /// re-initialising some; writes the drawn chain indices (as exact f32) into `indices`.
@@ -61,6 +67,18 @@ impl ReplayDraw {
         buffer: &mut B::Tensor,
     ) {
         b.run(&ReplayScatter(*self), &[x, indices], &mut [buffer]);
+    }
+
+    /// The labels of this draw's chains into `labels` `[batch]`: `data_labels[j]` for a
+    /// re-initialised chain j, else `stored[index_j]` (`stored` `[capacity]`).
+    pub fn labels<B: Backend>(
+        &self,
+        b: &B,
+        stored: &B::Tensor,
+        data_labels: &B::Tensor,
+        labels: &mut B::Tensor,
+    ) {
+        b.run(&ReplayLabels(*self), &[stored, data_labels], &mut [labels]);
     }
 
     /// The lengths of buffer, x and indices this draw needs.
@@ -190,6 +208,62 @@ impl Kernel for ReplayScatter {
     }
 }
 
+/// Inputs `[stored, data_labels]`, outputs `[labels]`.
+impl Kernel for ReplayLabels {
+    fn name(&self) -> &'static str {
+        "replay_labels"
+    }
+
+    fn check(&self, inputs: &[usize], outputs: &[usize]) -> Result<()> {
+        arity(self.name(), inputs, outputs, (2, 1))?;
+        let d = &self.0;
+        d.check_lens(self.name(), d.capacity * d.dim, d.batch * d.dim, d.batch)?;
+        need(
+            self.name(),
+            &[
+                ("stored labels", inputs[0], d.capacity),
+                ("data labels", inputs[1], d.batch),
+                ("labels", outputs[0], d.batch),
+            ],
+        )
+    }
+
+    fn cpu(&self, inputs: &[&[f32]], outputs: &mut [&mut [f32]]) {
+        let (d, stored, data) = (&self.0, inputs[0], inputs[1]);
+        for (j, label) in outputs[0][..d.batch].iter_mut().enumerate() {
+            let j32 = j as u32;
+            let pick = rng::uniform_at(d.seed, j32, 0, d.iteration, Stream::ReplayDraw);
+            let index = rng::index_from_uniform(pick, d.capacity);
+            let restart = rng::uniform_at(d.seed, j32, 1, d.iteration, Stream::ReplayDraw);
+            *label = if restart < d.reinit_prob {
+                data[j]
+            } else {
+                stored[index]
+            };
+        }
+    }
+
+    fn gpu(&self, gpu: &GpuBackend, inputs: &[&GpuTensor], outputs: &[&GpuTensor]) -> Result<()> {
+        let d = &self.0;
+        if d.batch == 0 {
+            return Ok(());
+        }
+        let groups = gpu.grid_1d(d.batch)?;
+        let (seed_lo, seed_hi) = seed_words(d.seed);
+        let params = LabelParams {
+            capacity: d.capacity as u32,
+            batch: gpu.dim_u32(d.batch)?,
+            reinit_prob: d.reinit_prob,
+            seed_lo,
+            seed_hi,
+            iteration: d.iteration,
+        };
+        let buffers = [inputs[0], inputs[1], outputs[0]];
+        gpu.dispatch(&REPLAY_LABELS, &buffers, &params, groups);
+        Ok(())
+    }
+}
+
 /// `shaders/chains.wgsl`.
 pub(crate) const CHAINS: WgslShader = WgslShader {
     file: "chains.wgsl",
@@ -215,6 +289,25 @@ pub(crate) const REPLAY_SCATTER: WgslEntry = WgslEntry {
     entry: "replay_scatter",
     bindings: &[(0, Access::Read), (1, Access::Read), (2, Access::ReadWrite)],
 };
+
+/// Stored labels, data labels, labels (read-write).
+pub(crate) const REPLAY_LABELS: WgslEntry = WgslEntry {
+    shader: &CHAINS,
+    entry: "replay_labels",
+    bindings: &[(0, Access::Read), (1, Access::Read), (2, Access::ReadWrite)],
+};
+
+/// `LabelParams` in chains.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+struct LabelParams {
+    capacity: u32,
+    batch: u32,
+    reinit_prob: f32,
+    seed_lo: u32,
+    seed_hi: u32,
+    iteration: u32,
+}
 
 /// `DrawParams` in chains.wgsl.
 #[repr(C)]
@@ -254,6 +347,17 @@ pub(crate) fn immediate_layouts() -> Vec<ImmediateLayout> {
                 reinit_prob,
                 lo,
                 hi,
+                seed_lo,
+                seed_hi,
+                iteration,
+            }
+        ),
+        layout!(
+            "chains.wgsl",
+            LabelParams {
+                capacity,
+                batch,
+                reinit_prob,
                 seed_lo,
                 seed_hi,
                 iteration,

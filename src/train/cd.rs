@@ -34,7 +34,7 @@ use std::ops::ControlFlow;
 use serde::{Deserialize, Serialize};
 
 use super::adam::{Adam, AdamConfig};
-use super::{stat, CdLoss, FlagNonFinite};
+use super::{stat, CdLoss, CrossEntropy, FlagNonFinite, Objective};
 use crate::backend::Backend;
 use crate::data::DataSource;
 use crate::nn::EnergyNet;
@@ -58,6 +58,10 @@ pub struct TrainConfig {
     pub reinit_prob: f32,
     /// Keys every random number of the run (init, noise, replay, data).
     pub seed: u64,
+    /// What the run minimises (CD by default; files written before objectives existed
+    /// read as CD).
+    #[serde(default)]
+    pub objective: Objective,
 }
 
 impl TrainConfig {
@@ -84,6 +88,7 @@ impl TrainConfig {
             buffer_size: 10_000,
             reinit_prob: 0.05,
             seed,
+            objective: Objective::Cd,
         }
     }
 
@@ -96,6 +101,7 @@ impl TrainConfig {
             return Err(Error::Option(format!("alpha {} must be ≥ 0", self.alpha)));
         }
         self.langevin.validate()?;
+        self.objective.validate()?;
         self.adam.validate()
     }
 }
@@ -103,12 +109,15 @@ impl TrainConfig {
 /// The scalars of one iteration.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Stats {
-    /// The CD loss, mean E⁺ − mean E⁻ + α(mean E⁺² + mean E⁻²): what Adam lowers.
+    /// What Adam lowers: the CD loss mean E⁺ − mean E⁻ + α(mean E⁺² + mean E⁻²); for JEM
+    /// ce_weight·`ce` + cd_weight·(that CD loss); for a classifier `ce`.
     pub loss: f32,
-    /// mean E(x⁺) over the data batch.
+    /// mean E(x⁺) over the data batch (E(x⁺, y⁺) for a conditional run; 0 for a classifier).
     pub e_pos: f32,
-    /// mean E(x⁻) over the samples.
+    /// mean E(x⁻) over the samples (0 for a classifier).
     pub e_neg: f32,
+    /// The mean cross-entropy of p(y|x⁺) on the data batch (JEM, classifier).
+    pub ce: Option<f32>,
 }
 
 /// A CD trainer for one net on backend `B`.
@@ -157,8 +166,16 @@ pub struct Trainer<B: Backend> {
     /// The chains of the current iteration, [B, dim].
     x_neg: B::Tensor,
     d_energy: B::Tensor,
+    /// The data labels [B], the chains' labels [B] and both, [y⁺; y⁻] (labelled objectives).
+    labels_pos: B::Tensor,
+    labels_neg: B::Tensor,
+    labels_both: B::Tensor,
+    /// dLoss/d(logits) [2B, C] and the cross-entropy's buffers (class-logit nets).
+    d_logits: Option<B::Tensor>,
+    ce: Option<CrossEntropy<B>>,
     /// The CD-loss stats, then the sticky health flags ([`HEALTH_ENERGIES`],
-    /// [`HEALTH_PARAMS`]): one buffer, so reading both is one readback.
+    /// [`HEALTH_PARAMS`]), then the cross-entropy ([`CE_LOSS`]): one buffer, so reading all
+    /// is one readback.
     stats: B::Tensor,
 }
 
@@ -167,6 +184,8 @@ pub struct Trainer<B: Backend> {
 pub const HEALTH_ENERGIES: usize = stat::LEN;
 /// Slot with the first iteration (+1) whose Adam step left a parameter NaN or ±∞.
 pub const HEALTH_PARAMS: usize = stat::LEN + 1;
+/// Slot with the mean cross-entropy of the data batch (JEM, classifier).
+pub const CE_LOSS: usize = stat::LEN + 2;
 
 impl<B: Backend> Trainer<B> {
     /// A trainer around `net` with zero Adam moments and a fresh replay buffer.
@@ -187,7 +206,7 @@ impl<B: Backend> Trainer<B> {
             )));
         }
         let l = &config.langevin;
-        let replay = ReplayBuffer::new(
+        let mut replay = ReplayBuffer::new(
             b,
             config.buffer_size,
             dim,
@@ -195,6 +214,26 @@ impl<B: Backend> Trainer<B> {
             (l.lo, l.hi),
             config.seed,
         )?;
+        let classes = net.classes();
+        if let (Objective::Conditional | Objective::Jem { .. } | Objective::Classifier, None) =
+            (config.objective, classes)
+        {
+            return Err(Error::Option(format!(
+                "--objective {} needs a net with a class-logit head (spec \"output\": \
+                 {{\"energy\": \"neg_logsumexp\", \"classes\": C}})",
+                config.objective.name()
+            )));
+        }
+        if let (Objective::Conditional, Some(c)) = (config.objective, classes) {
+            replay = replay.with_labels(b, c)?;
+        }
+        let (d_logits, ce) = match classes {
+            Some(c) => (
+                Some(b.zeros(2 * batch * c)?),
+                Some(CrossEntropy::new(b, batch, c)?),
+            ),
+            None => (None, None),
+        };
         Ok(Trainer {
             adam: Adam::new(b, config.adam, net.params())?,
             sampler: Langevin {
@@ -207,13 +246,30 @@ impl<B: Backend> Trainer<B> {
             x_both: b.zeros(2 * batch * dim)?,
             x_neg: b.zeros(batch * dim)?,
             d_energy: b.zeros(2 * batch)?,
-            stats: b.zeros(stat::LEN + 2)?,
+            labels_pos: b.zeros(batch)?,
+            labels_neg: b.zeros(batch)?,
+            labels_both: b.zeros(2 * batch)?,
+            d_logits,
+            ce,
+            stats: b.zeros(stat::LEN + 3)?,
             config,
         })
     }
 
-    /// One iteration on a data batch `x_pos` (host values, [B, dim]).
+    /// One iteration on a data batch `x_pos` (host values, [B, dim]) of an objective
+    /// without labels (CD).
     pub fn step(&mut self, b: &B, x_pos: &[f32]) -> Result<()> {
+        self.step_with(b, x_pos, None)
+    }
+
+    /// One iteration on a labelled data batch: `x_pos` [B, dim] and its class ids `labels`
+    /// [B] (whole numbers below the net's class count). Objectives without labels ignore
+    /// them.
+    pub fn step_labelled(&mut self, b: &B, x_pos: &[f32], labels: &[f32]) -> Result<()> {
+        self.step_with(b, x_pos, Some(labels))
+    }
+
+    fn step_with(&mut self, b: &B, x_pos: &[f32], labels: Option<&[f32]>) -> Result<()> {
         let (batch, dim) = (self.config.batch, self.net.input_len());
         if x_pos.len() != batch * dim {
             return Err(Error::Shape(format!(
@@ -228,28 +284,54 @@ impl<B: Backend> Trainer<B> {
                 t + 1
             )));
         }
-        let k = self.config.langevin.steps as u64;
-        self.replay.draw(b, t, batch, &mut self.x_neg)?;
-        self.sampler
-            .run(b, &mut self.net, &mut self.x_neg, batch, t * k)?;
-        self.replay.write_back(b, t, batch, &self.x_neg);
-
+        let objective = self.config.objective;
+        if objective.needs_labels() {
+            let labels = labels.ok_or_else(|| {
+                Error::Option(format!(
+                    "--objective {} needs class labels for the data",
+                    objective.name()
+                ))
+            })?;
+            self.check_labels(labels)?;
+            b.write(&mut self.labels_pos, 0, labels)?;
+        }
         b.write(&mut self.x_both, 0, x_pos)?;
-        b.copy(&self.x_neg, 0, &mut self.x_both, batch * dim, batch * dim);
-        // Spectral norm: one power iteration per step, for the loss's one forward pass.
-        self.net.refresh_spectral_norm(b, true);
-        let energies = self.net.forward(b, &self.x_both, 2 * batch)?;
-        let loss = CdLoss {
-            n_pos: batch,
-            alpha: self.config.alpha,
-        };
-        loss.run(b, energies, &mut self.d_energy, &mut self.stats);
-        // Non-finite values are caught here, on the device; the host sees the flags at its
-        // next read of the stats (f32 holds iteration numbers exactly up to 2²⁴).
         let mark = (t + 1) as f32;
         let flag = |slot| FlagNonFinite { slot, mark };
-        flag(HEALTH_ENERGIES).run(b, energies, &mut self.stats);
-        self.net.backward_params(b, 2 * batch, &self.d_energy)?;
+        if objective == Objective::Classifier {
+            self.classifier_gradients(b)?;
+        } else {
+            self.sample_negatives(b)?;
+            b.copy(&self.x_neg, 0, &mut self.x_both, batch * dim, batch * dim);
+            // Spectral norm: one power iteration per step, for the loss's one forward pass.
+            self.net.refresh_spectral_norm(b, true);
+            let energies = if objective == Objective::Conditional {
+                b.copy(&self.labels_pos, 0, &mut self.labels_both, 0, batch);
+                b.copy(&self.labels_neg, 0, &mut self.labels_both, batch, batch);
+                let labels = &self.labels_both;
+                self.net
+                    .forward_labelled(b, &self.x_both, labels, 2 * batch)?
+            } else {
+                self.net.forward(b, &self.x_both, 2 * batch)?
+            };
+            let loss = CdLoss {
+                n_pos: batch,
+                alpha: self.config.alpha,
+            };
+            loss.run(b, energies, &mut self.d_energy, &mut self.stats);
+            // Non-finite values are caught here, on the device; the host sees the flags at
+            // its next read of the stats (f32 holds iteration numbers exactly up to 2²⁴).
+            flag(HEALTH_ENERGIES).run(b, energies, &mut self.stats);
+            if let Objective::Jem {
+                ce_weight,
+                cd_weight,
+            } = objective
+            {
+                self.jem_gradients(b, ce_weight, cd_weight)?;
+            } else {
+                self.net.backward_params(b, 2 * batch, &self.d_energy)?;
+            }
+        }
         self.adam.step(b, self.net.params_mut());
         // The next chains sample the updated weights, normalised with the stored u, v.
         self.net.refresh_spectral_norm(b, false);
@@ -259,6 +341,104 @@ impl<B: Backend> Trainer<B> {
         b.flush()?;
         self.iteration += 1;
         Ok(())
+    }
+
+    /// Labels must be B whole numbers in [0, C): a bad one would silently train on NaN.
+    fn check_labels(&self, labels: &[f32]) -> Result<()> {
+        let classes = self.net.classes().unwrap_or(0);
+        if labels.len() != self.config.batch {
+            return Err(Error::Shape(format!(
+                "{} labels for a batch of {}",
+                labels.len(),
+                self.config.batch
+            )));
+        }
+        match labels
+            .iter()
+            .find(|&&y| !(y >= 0.0 && y < classes as f32 && y.fract() == 0.0))
+        {
+            Some(y) => Err(Error::Shape(format!(
+                "label {y} is not a class of this net (0..{classes})"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// The iteration's chains x⁻ (and, for a conditional run, their labels y⁻): drawn from
+    /// the replay buffer, K Langevin steps, written back.
+    fn sample_negatives(&mut self, b: &B) -> Result<()> {
+        let (t, batch) = (self.iteration, self.config.batch);
+        let first_step = t * self.config.langevin.steps as u64;
+        if self.config.objective == Objective::Conditional {
+            let (x, y) = (&mut self.x_neg, &mut self.labels_neg);
+            self.replay
+                .draw_labelled(b, t, batch, &self.labels_pos, x, y)?;
+            self.sampler
+                .run_labelled(b, &mut self.net, x, y, batch, first_step)?;
+            self.replay.write_back_labelled(b, t, batch, x, y);
+        } else {
+            self.replay.draw(b, t, batch, &mut self.x_neg)?;
+            self.sampler
+                .run(b, &mut self.net, &mut self.x_neg, batch, first_step)?;
+            self.replay.write_back(b, t, batch, &self.x_neg);
+        }
+        Ok(())
+    }
+
+    /// JEM: dLoss/d(logits) = cd_weight·(the CD term through E = −logsumexp f, i.e.
+    /// −softmax·dL/dE on all 2B rows) + ce_weight·(softmax − one-hot)/B on the data rows;
+    /// then the parameter gradients from it.
+    fn jem_gradients(&mut self, b: &B, ce_weight: f32, cd_weight: f32) -> Result<()> {
+        let batch = self.config.batch;
+        let classes = self.net.classes().expect("checked in new");
+        let (Some(d_logits), Some(ce)) = (&mut self.d_logits, &mut self.ce) else {
+            unreachable!("a class-logit net has both")
+        };
+        let probs = self.net.probabilities(b, 2 * batch)?;
+        b.scale_rows(
+            2 * batch,
+            classes,
+            -cd_weight,
+            probs,
+            &self.d_energy,
+            d_logits,
+        );
+        ce.add_gradient(b, probs, &self.labels_pos, ce_weight, d_logits);
+        ce.loss(
+            b,
+            self.net.logits(2 * batch)?,
+            &self.labels_pos,
+            &mut self.stats,
+            CE_LOSS,
+        );
+        self.net.backward_params_logits(b, 2 * batch, d_logits)
+    }
+
+    /// The plain classifier: forward on the data rows only, cross-entropy, its gradients.
+    fn classifier_gradients(&mut self, b: &B) -> Result<()> {
+        let batch = self.config.batch;
+        let (Some(d_logits), Some(ce)) = (&mut self.d_logits, &mut self.ce) else {
+            unreachable!("a class-logit net has both")
+        };
+        self.net.refresh_spectral_norm(b, true);
+        let energies = self.net.forward(b, &self.x_both, batch)?;
+        let mark = (self.iteration + 1) as f32;
+        FlagNonFinite {
+            slot: HEALTH_ENERGIES,
+            mark,
+        }
+        .run(b, energies, &mut self.stats);
+        let probs = self.net.probabilities(b, batch)?;
+        b.fill(d_logits, 0.0);
+        ce.add_gradient(b, probs, &self.labels_pos, 1.0, d_logits);
+        ce.loss(
+            b,
+            self.net.logits(batch)?,
+            &self.labels_pos,
+            &mut self.stats,
+            CE_LOSS,
+        );
+        self.net.backward_params_logits(b, batch, d_logits)
     }
 
     /// Train for up to `iterations` more iterations on batches from `data`, calling
@@ -307,9 +487,21 @@ impl<B: Backend> Trainer<B> {
                 data.sample_len()
             )));
         }
+        let labelled = self.config.objective.needs_labels();
+        if labelled && data.classes().is_none() {
+            return Err(Error::Option(format!(
+                "--objective {} needs labelled data, and this data source has no labels",
+                self.config.objective.name()
+            )));
+        }
         for n in 0..iterations {
             let batch = data.batch(self.iteration, self.config.batch)?;
-            self.step(b, &batch)?;
+            if labelled {
+                let labels = data.labels(self.iteration, self.config.batch)?;
+                self.step_labelled(b, &batch, &labels)?;
+            } else {
+                self.step(b, &batch)?;
+            }
             if on_iteration(self, b)?.is_break() {
                 return Ok(n + 1);
             }
@@ -336,10 +528,27 @@ impl<B: Backend> Trainer<B> {
                  smaller learning rate or gradient-norm clipping)"
             )));
         }
-        let stats = Stats {
+        let cd = Stats {
             loss: s[stat::LOSS],
             e_pos: s[stat::MEAN_E_POS],
             e_neg: s[stat::MEAN_E_NEG],
+            ce: None,
+        };
+        let stats = match self.config.objective {
+            Objective::Cd | Objective::Conditional => cd,
+            Objective::Jem {
+                ce_weight,
+                cd_weight,
+            } => Stats {
+                loss: cd_weight * cd.loss + ce_weight * s[CE_LOSS],
+                ce: Some(s[CE_LOSS]),
+                ..cd
+            },
+            Objective::Classifier => Stats {
+                loss: s[CE_LOSS],
+                ce: Some(s[CE_LOSS]),
+                ..Stats::default()
+            },
         };
         if !(stats.loss.is_finite() && stats.e_pos.is_finite() && stats.e_neg.is_finite()) {
             return Err(Error::NonFinite(format!(

@@ -1,6 +1,7 @@
 //! Training checkpoints (safetensors): a model file ([`crate::nn::io`], whose functions are
 //! re-exported here) plus Adam's moments
-//! (`adam.m.…`, `adam.v.…`), the replay buffer (`replay.chains`), the run's config
+//! (`adam.m.…`, `adam.v.…`), the replay buffer (`replay.chains`, and `replay.labels` for a
+//! conditional run), the run's config
 //! (`ebm.train`) and its position (`ebm.rng`). Every write is atomic. A run folder keeps its
 //! last k checkpoints as `checkpoint-<iteration>.safetensors` plus `checkpoint.safetensors`,
 //! a copy of the newest.
@@ -71,6 +72,9 @@ pub fn save_checkpoint<B: Backend>(b: &B, trainer: &Trainer<B>, path: &Path) -> 
         vec![capacity, dim],
         trainer.replay.read_chains(b)?,
     );
+    if let Some(labels) = trainer.replay.read_labels(b)? {
+        file.insert("replay.labels", vec![capacity], labels);
+    }
     let position = RunPosition {
         seed: trainer.config.seed,
         iteration: trainer.iteration,
@@ -301,6 +305,20 @@ pub fn load_trainer<B: Backend>(b: &B, path: &Path) -> Result<Trainer<B>> {
         ));
     }
     trainer.replay.load_chains(b, &chains.data)?;
+    if trainer.replay.read_labels(b)?.is_some() {
+        let labels = file.get("replay.labels", path)?;
+        if labels.shape != [trainer.replay.capacity()] {
+            return Err(Error::format(
+                path,
+                format!(
+                    "tensor 'replay.labels' has shape {:?}, the run's replay buffer needs [{}]",
+                    labels.shape,
+                    trainer.replay.capacity()
+                ),
+            ));
+        }
+        trainer.replay.load_labels(b, &labels.data)?;
+    }
     trainer.iteration = position.iteration;
     trainer.adam.t = position.adam_t;
     Ok(trainer)

@@ -36,10 +36,14 @@ pub mod adam_update;
 pub mod cd;
 pub mod cd_loss;
 pub mod checkpoint;
+pub mod cross_entropy;
 pub mod health;
+pub mod objective;
 
 pub use adam::{Adam, AdamConfig};
 pub use adam_update::AdamUpdate;
 pub use cd::{Stats, TrainConfig, Trainer};
 pub use cd_loss::{stat, CdLoss};
+pub use cross_entropy::CrossEntropy;
 pub use health::FlagNonFinite;
+pub use objective::Objective;

@@ -1,6 +1,8 @@
-//! The CPU backend: every kernel's twin in plain Rust, multithreaded with rayon where it pays
-//! and with the `gemm` crate for the matrix products. Operations run at once; `flush` is a
-//! no-op. This is also the reference the GPU kernels are tested against.
+//! The CPU backend: the twins of the layer primitives' and general ops' kernels in plain
+//! Rust, multithreaded with rayon where it pays and with the `gemm` crate for the matrix
+//! products (algorithm kernels bring their own CPU twins, run by [`Backend::run`]).
+//! Operations run at once; `flush` only returns the error of a call a shape check refused.
+//! This is also the reference the GPU kernels are tested against.
 //!
 //! Its tensors are plain `Vec<f32>`s, so host code may look at them directly:
 //!
@@ -193,6 +195,7 @@ impl Backend for CpuBackend {
     }
 
     fn take_profile(&self) -> Result<Profile> {
+        self.take_error()?;
         Ok(self.timer.take())
     }
 

@@ -48,51 +48,60 @@ impl GpuBackend {
 
     /// Temporary device memory of at least `len` values, kept between calls under `name`
     /// and grown when a call needs more: for kernels that stage data (the fused MLP chain
-    /// packs its weights into one buffer). Recorded work orders its uses.
+    /// packs its weights into one buffer). Recorded work orders its uses. The tensor is out
+    /// of the backend's keeping while `f` runs, so `f` may use other scratch names.
     pub fn with_scratch<R>(
         &self,
         name: &'static str,
         len: usize,
         f: impl FnOnce(&mut GpuTensor) -> R,
     ) -> Result<R> {
-        let mut scratch = lock(&self.scratch);
-        let slot = match scratch.entry(name) {
-            std::collections::hash_map::Entry::Occupied(o) if o.get().len >= len => o.into_mut(),
-            entry => {
-                let fresh = self.zeros(len)?;
-                match entry {
-                    std::collections::hash_map::Entry::Occupied(mut o) => {
-                        o.insert(fresh);
-                        o.into_mut()
-                    }
-                    std::collections::hash_map::Entry::Vacant(v) => v.insert(fresh),
-                }
-            }
+        let kept = lock(&self.scratch).remove(name);
+        let mut tensor = match kept {
+            Some(t) if t.len >= len => t,
+            _ => self.zeros(len)?,
         };
-        Ok(f(slot))
+        let result = f(&mut tensor);
+        lock(&self.scratch).insert(name, tensor);
+        Ok(result)
     }
 
-    /// The compiled module of `shader`, built on first use (keyed by file name).
-    fn module(&self, shader: &WgslShader) -> wgpu::ShaderModule {
-        lock(&self.modules)
-            .entry(shader.file)
-            .or_insert_with(|| {
-                self.device
-                    .create_shader_module(wgpu::ShaderModuleDescriptor {
-                        label: Some(shader.file),
-                        source: wgpu::ShaderSource::Wgsl(shader.source().into()),
-                    })
-            })
-            .clone()
+    /// The compiled module of `shader`, built on first use (keyed by file name); an error if
+    /// another shader of the same file name but other text was built before (a kernel from
+    /// outside the crate reusing a name), which would otherwise silently run the wrong code.
+    fn module(&self, shader: &WgslShader) -> Result<wgpu::ShaderModule> {
+        let mut modules = lock(&self.modules);
+        if let Some((body, module)) = modules.get(shader.file) {
+            // Pointer first: the same include_str! text is the same static bytes.
+            let same = std::ptr::eq(body.as_ptr(), shader.body.as_ptr()) || *body == shader.body;
+            return if same {
+                Ok(module.clone())
+            } else {
+                Err(Error::Shape(format!(
+                    "two different WGSL sources are named {}: give your kernel's shader a file \
+                     name of its own",
+                    shader.file
+                )))
+            };
+        }
+        let module = self
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(shader.file),
+                source: wgpu::ShaderSource::Wgsl(shader.source().into()),
+            });
+        modules.insert(shader.file, (shader.body, module.clone()));
+        Ok(module)
     }
 
     /// The pipeline for `k`, built on first use: an explicit bind group layout from the
     /// kernel table and `immediate_size` bytes of immediates.
-    fn pipeline(&self, k: &WgslEntry, immediate_size: u32) -> Arc<Pipeline> {
-        if let Some(p) = lock(&self.pipelines).get(k.entry) {
-            return Arc::clone(p);
+    fn pipeline(&self, k: &WgslEntry, immediate_size: u32) -> Result<Arc<Pipeline>> {
+        let key = (k.shader.file, k.entry);
+        if let Some(p) = lock(&self.pipelines).get(&key) {
+            return Ok(Arc::clone(p));
         }
-        let module = self.module(k.shader);
+        let module = self.module(k.shader)?;
         let entries: Vec<wgpu::BindGroupLayoutEntry> = k
             .bindings
             .iter()
@@ -133,8 +142,8 @@ impl GpuBackend {
                 cache: None,
             });
         let p = Arc::new(Pipeline { pipeline, layout });
-        lock(&self.pipelines).insert(k.entry, Arc::clone(&p));
-        p
+        lock(&self.pipelines).insert(key, Arc::clone(&p));
+        Ok(p)
     }
 
     /// Record one dispatch of entry point `k` on a `groups` grid, with `buffers` bound in the
@@ -160,7 +169,10 @@ impl GpuBackend {
                 kernels::MAX_IMMEDIATE_BYTES
             )));
         }
-        let p = self.pipeline(k, bytes.len() as u32);
+        let p = match self.pipeline(k, bytes.len() as u32) {
+            Ok(p) => p,
+            Err(e) => return self.defer_error(e),
+        };
         let entries: Vec<wgpu::BindGroupEntry> = k
             .bindings
             .iter()

@@ -117,9 +117,10 @@ pub struct GpuBackend {
     report: Box<AdapterReport>,
     /// The pending commands: everything recorded since the last submission.
     encoder: Mutex<Option<wgpu::CommandEncoder>>,
-    /// Compiled shader modules by file name.
-    modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
-    pipelines: Mutex<HashMap<&'static str, Arc<Pipeline>>>,
+    /// Compiled shader modules by file name, with the text they were built from.
+    modules: Mutex<HashMap<&'static str, (&'static str, wgpu::ShaderModule)>>,
+    /// Pipelines by (file, entry point).
+    pipelines: Mutex<HashMap<(&'static str, &'static str), Arc<Pipeline>>>,
     /// The first error since the last `flush`/`read`: a rejected shape, or one wgpu reported
     /// through the uncaptured-error handler.
     error: Arc<Mutex<Option<Error>>>,

@@ -193,6 +193,7 @@ fn bench<B: Backend>(
             buffer_size: batch,
             reinit_prob: 1.0, // short-run chains from noise, as ebm_ref.py's train_iter
             seed: 0,
+            objective: ebm::train::Objective::Cd,
         };
         let mut trainer = Trainer::new(b, net, config)?;
         let mut data = ToyData {

@@ -97,41 +97,53 @@ fn default_data() -> PathBuf {
     }
 }
 
-/// Images need a net that takes [C, H, W].
-fn check_input(spec: &Spec) -> Result<()> {
-    if spec.input.len() != 3 {
+/// The images at `path`, brought to the net's input `[C, H, W]` (which a spec for images
+/// must have; a resumed checkpoint may hold a toy2d model, say).
+fn load_images(input: &[usize], path: &Path) -> Result<images::ImageSet> {
+    let &[c, h, w] = input else {
         return Err(Error::Shape(format!(
-            "images need a spec with input [C, H, W], not {:?}",
-            spec.input
+            "images need a spec with input [C, H, W], not {input:?}"
         )));
-    }
-    Ok(())
-}
-
-fn train<B: Backend>(b: &B, args: &ImagesArgs) -> Result<()> {
-    let mut trainer = match &args.run.resume {
-        Some(ckpt) => train_loop::resume_trainer(b, ckpt)?,
-        None => {
-            let spec = spec(args, b.is_gpu())?;
-            check_input(&spec)?;
-            Trainer::new(
-                b,
-                EnergyNet::new(b, &spec, args.train.seed)?,
-                args.train.config(-1.0, 1.0),
-            )?
-        }
     };
-    // A resumed checkpoint may hold another kind of net (a toy2d model, say).
-    check_input(trainer.net.spec())?;
-    let shape = trainer.net.spec().input.clone();
-    let (c, h, w) = (shape[0], shape[1], shape[2]);
-    let data_path = args.data.clone().unwrap_or_else(default_data);
-    let set = images::load(&data_path, c, h, w)?;
+    let set = images::load(path, c, h, w)?;
     eprintln!(
         "data: {} images of {c}×{h}×{w} from {}",
         set.len(),
-        data_path.display()
+        path.display()
     );
+    Ok(set)
+}
+
+fn train<B: Backend>(b: &B, args: &ImagesArgs) -> Result<()> {
+    let data_path = args.data.clone().unwrap_or_else(default_data);
+    let (mut trainer, set) = match &args.run.resume {
+        Some(ckpt) => {
+            let trainer = train_loop::resume_trainer(b, ckpt)?;
+            let set = load_images(&trainer.net.spec().input, &data_path)?;
+            (trainer, set)
+        }
+        None => {
+            let mut spec = spec(args, b.is_gpu())?;
+            let set = load_images(&spec.input, &data_path)?;
+            let config = args.train.config(-1.0, 1.0);
+            if config.objective.needs_labels() {
+                // One logit per class of the data: E(x, y) = −f(x)[y].
+                let classes = set.classes().ok_or_else(|| {
+                    Error::Option(format!(
+                        "--objective {} needs labelled images, and {} has none ({})",
+                        config.objective.name(),
+                        data_path.display(),
+                        images::WHERE_LABELS
+                    ))
+                })?;
+                spec = spec.with_classes(classes)?;
+            }
+            let net = EnergyNet::new(b, &spec, args.train.seed)?;
+            (Trainer::new(b, net, config)?, set)
+        }
+    };
+    let shape = trainer.net.spec().input.clone();
+    let (c, h, w) = (shape[0], shape[1], shape[2]);
     let spec_name = Path::new(&args.spec)
         .file_stem()
         .and_then(|s| s.to_str())

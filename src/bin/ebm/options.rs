@@ -11,7 +11,7 @@
 
 use clap::{Arg, Args};
 use ebm::sampler::LangevinConfig;
-use ebm::train::{AdamConfig, TrainConfig};
+use ebm::train::{AdamConfig, Objective, TrainConfig};
 
 /// A command's own defaults for the shared options, as (id, value) pairs, for
 /// `#[command(mut_args(own_defaults(TABLE)))]` on the command's struct: each option named
@@ -125,6 +125,17 @@ pub struct TrainArgs {
     /// Seed of every random number of the run.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// What to minimise: cd (contrastive divergence on E(x)), conditional (CD on
+    /// E(x, y) = −f(x)[y]), jem (cross-entropy + CD on E(x) = −logsumexp f(x)) or classifier
+    /// (cross-entropy only). All but cd need labelled data and a class-logit net.
+    #[arg(long, default_value = "cd", value_parser = ["cd", "conditional", "jem", "classifier"])]
+    pub objective: String,
+    /// JEM: weight of the classifier's cross-entropy.
+    #[arg(long, default_value_t = 1.0)]
+    pub ce_weight: f32,
+    /// JEM: weight of the CD term.
+    #[arg(long, default_value_t = 1.0)]
+    pub cd_weight: f32,
     #[command(flatten)]
     pub langevin: LangevinArgs,
     #[command(flatten)]
@@ -145,6 +156,18 @@ impl TrainArgs {
             buffer_size: self.replay.buffer,
             reinit_prob: self.replay.reinit,
             seed: self.seed,
+            objective: self.objective(),
+        }
+    }
+
+    /// `--objective` with its weights (the value parser admits only known names).
+    pub fn objective(&self) -> Objective {
+        match self.objective.parse().unwrap_or_default() {
+            Objective::Jem { .. } => Objective::Jem {
+                ce_weight: self.ce_weight,
+                cd_weight: self.cd_weight,
+            },
+            other => other,
         }
     }
 }

@@ -87,16 +87,24 @@ fn train<B: Backend>(b: &B, dataset: Toy2d, args: &Toy2dArgs) -> Result<()> {
     let mut trainer = match &args.run.resume {
         Some(ckpt) => train_loop::resume_trainer(b, ckpt)?,
         None => {
-            let spec = match &args.spec {
+            let mut spec = match &args.spec {
                 Some(s) => Spec::from_name_or_file(s)?,
                 None => Spec::mlp(2, args.hidden, args.depth),
             };
             check_input(&spec)?;
-            Trainer::new(
-                b,
-                EnergyNet::new(b, &spec, args.train.seed)?,
-                args.train.config(-toy2d::RANGE, toy2d::RANGE),
-            )?
+            let config = args.train.config(-toy2d::RANGE, toy2d::RANGE);
+            if config.objective.needs_labels() {
+                // One logit per class of the data: E(x, y) = −f(x)[y].
+                let classes = dataset.classes().ok_or_else(|| {
+                    Error::Option(format!(
+                        "--objective {} needs labelled data, and toy dataset {dataset} has no \
+                         classes (it is one continuous curve)",
+                        config.objective.name()
+                    ))
+                })?;
+                spec = spec.with_classes(classes)?;
+            }
+            Trainer::new(b, EnergyNet::new(b, &spec, args.train.seed)?, config)?
         }
     };
     // A resumed checkpoint may hold another kind of net (an image model, say).

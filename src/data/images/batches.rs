@@ -101,6 +101,18 @@ impl DataSource for ImageData {
         }
         Ok(out)
     }
+
+    fn classes(&self) -> Option<usize> {
+        self.set.classes()
+    }
+
+    fn labels(&mut self, iteration: u64, n: usize) -> Result<Vec<f32>> {
+        let idx = self.indices(iteration, n);
+        let Some(labels) = &self.set.labels else {
+            return Err(Error::Option("this image set has no labels".into()));
+        };
+        Ok(idx.into_iter().map(|i| f32::from(labels[i])).collect())
+    }
 }
 
 #[cfg(test)]

@@ -7,11 +7,15 @@ use rayon::prelude::*;
 use super::{check_set_size, list_files, push_image, Fit, ImageSet, Target};
 use crate::{Error, Result};
 
-/// Loads every file of a folder (not its subfolders; hidden files are skipped) as a PNG or
-/// JPEG image, in file-name order. Each is converted to gray (luma) or RGB by the target's
-/// channels, resized bilinearly so its shorter side fits and centre-cropped to the target.
-/// A file that is not a decodable image is an error naming it: the folder is the dataset,
-/// and silently skipping a file would train on something else than the user thinks.
+/// Loads every file of a folder (hidden files are skipped) as a PNG or JPEG image, in
+/// file-name order. Each is converted to gray (luma) or RGB by the target's channels,
+/// resized bilinearly so its shorter side fits and centre-cropped to the target. A file that
+/// is not a decodable image is an error naming it: the folder is the dataset, and silently
+/// skipping a file would train on something else than the user thinks.
+///
+/// A folder with no files but subfolders is a labelled dataset (torchvision's
+/// `ImageFolder`): each subfolder, in name order, is one class, its images labelled with the
+/// class's index.
 pub fn load_folder(
     path: impl AsRef<Path>,
     channels: usize,
@@ -19,6 +23,59 @@ pub fn load_folder(
     width: usize,
 ) -> Result<ImageSet> {
     let path = path.as_ref();
+    let files = list_files(path)?;
+    if files.is_empty() {
+        let classes = list_subfolders(path)?;
+        if classes.is_empty() {
+            return Err(Error::format(path, "no image files in this folder"));
+        }
+        if classes.len() > 256 {
+            return Err(Error::format(
+                path,
+                format!("{} class subfolders; at most 256 classes", classes.len()),
+            ));
+        }
+        let mut set: Option<ImageSet> = None;
+        let mut labels = Vec::new();
+        for (class, dir) in classes.iter().enumerate() {
+            let part = load_folder_files(dir, channels, height, width)?;
+            labels.extend(std::iter::repeat_n(class as u8, part.len()));
+            match &mut set {
+                Some(s) => s.data.extend(part.data),
+                None => set = Some(part),
+            }
+        }
+        let mut set = set.expect("at least one class");
+        set.labels = Some(labels);
+        return Ok(set);
+    }
+    load_folder_files(path, channels, height, width)
+}
+
+/// Subfolders of `dir` (not hidden), sorted by name.
+fn list_subfolders(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+    let rd = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    let mut dirs = Vec::new();
+    for entry in rd {
+        let p = entry.map_err(|e| Error::io(dir, e))?.path();
+        let hidden = p
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+        if p.is_dir() && !hidden {
+            dirs.push(p);
+        }
+    }
+    dirs.sort();
+    Ok(dirs)
+}
+
+/// The images directly in `path`, unlabelled.
+fn load_folder_files(
+    path: &Path,
+    channels: usize,
+    height: usize,
+    width: usize,
+) -> Result<ImageSet> {
     let target = Target::new(channels, height, width)?;
     let files = list_files(path)?;
     if files.is_empty() {

@@ -86,6 +86,11 @@ pub use idx::load_idx;
 /// elsewhere resolves it against `CARGO_MANIFEST_DIR` when the relative path does not exist.
 pub const DEFAULT_DIGITS: &str = "data/mnist-subset/train-images-idx3-ubyte.gz";
 
+/// Where labels come from, for error messages: what a labelled run looks for.
+pub const WHERE_LABELS: &str = "labels come from an IDX labels file beside the images \
+    (train-images-idx3-ubyte → train-labels-idx1-ubyte, .gz or not), CIFAR-10 batches, or \
+    a folder with one subfolder of images per class";
+
 /// Background pixels added on each side of IDX images when the target is exactly that much
 /// larger: 28 × 28 MNIST → 32 × 32, as ebm-anatomy's `mnist32` pads it.
 pub const PAD: usize = 2;
@@ -124,6 +129,18 @@ impl ImageSet {
     /// Values per image, C·H·W.
     pub fn sample_len(&self) -> usize {
         self.channels * self.height * self.width
+    }
+
+    /// The number of classes of its labels (the largest label + 1), `None` without labels.
+    pub fn classes(&self) -> Option<usize> {
+        let labels = self.labels.as_ref()?;
+        Some(
+            labels
+                .iter()
+                .copied()
+                .max()
+                .map_or(0, |m| usize::from(m) + 1),
+        )
     }
 
     /// Image `i` as `[C, H, W]`. Panics when `i >= len()`, like slice indexing.
