@@ -88,6 +88,7 @@ fn a_training_iteration_is_one_submission_and_no_readback() {
         buffer_size: 64,
         reinit_prob: 0.05,
         seed: 0,
+        objective: ebm::train::Objective::Cd,
     };
     let net = EnergyNet::new(gpu, &Spec::mlp(2, 16, 2), 0).unwrap();
     let mut trainer = Trainer::new(gpu, net, config).unwrap();

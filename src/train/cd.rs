@@ -34,7 +34,8 @@ use std::ops::ControlFlow;
 use serde::{Deserialize, Serialize};
 
 use super::adam::{Adam, AdamConfig};
-use super::{stat, CdLoss, CrossEntropy, FlagNonFinite, Objective};
+use super::loss::ObjectiveLoss;
+use super::{FlagNonFinite, Objective};
 use crate::backend::Backend;
 use crate::data::DataSource;
 use crate::nn::EnergyNet;
@@ -165,27 +166,14 @@ pub struct Trainer<B: Backend> {
     x_both: B::Tensor,
     /// The chains of the current iteration, [B, dim].
     x_neg: B::Tensor,
-    d_energy: B::Tensor,
-    /// The data labels [B], the chains' labels [B] and both, [y⁺; y⁻] (labelled objectives).
+    /// The data labels [B] and the chains' labels [B] (labelled objectives).
     labels_pos: B::Tensor,
     labels_neg: B::Tensor,
-    labels_both: B::Tensor,
-    /// dLoss/d(logits) [2B, C] and the cross-entropy's buffers (class-logit nets).
-    d_logits: Option<B::Tensor>,
-    ce: Option<CrossEntropy<B>>,
-    /// The CD-loss stats, then the sticky health flags ([`HEALTH_ENERGIES`],
-    /// [`HEALTH_PARAMS`]), then the cross-entropy ([`CE_LOSS`]): one buffer, so reading all
-    /// is one readback.
-    stats: B::Tensor,
+    /// The objective's buffers and gradient pass.
+    loss: ObjectiveLoss<B>,
 }
 
-/// Slot of the stats buffer that holds the first iteration (+1) with a NaN or ±∞ energy, 0
-/// while all were finite.
-pub const HEALTH_ENERGIES: usize = stat::LEN;
-/// Slot with the first iteration (+1) whose Adam step left a parameter NaN or ±∞.
-pub const HEALTH_PARAMS: usize = stat::LEN + 1;
-/// Slot with the mean cross-entropy of the data batch (JEM, classifier).
-pub const CE_LOSS: usize = stat::LEN + 2;
+pub use super::loss::{CE_LOSS, HEALTH_ENERGIES, HEALTH_PARAMS};
 
 impl<B: Backend> Trainer<B> {
     /// A trainer around `net` with zero Adam moments and a fresh replay buffer.
@@ -214,26 +202,10 @@ impl<B: Backend> Trainer<B> {
             (l.lo, l.hi),
             config.seed,
         )?;
-        let classes = net.classes();
-        if let (Objective::Conditional | Objective::Jem { .. } | Objective::Classifier, None) =
-            (config.objective, classes)
-        {
-            return Err(Error::Option(format!(
-                "--objective {} needs a net with a class-logit head (spec \"output\": \
-                 {{\"energy\": \"neg_logsumexp\", \"classes\": C}})",
-                config.objective.name()
-            )));
-        }
-        if let (Objective::Conditional, Some(c)) = (config.objective, classes) {
+        let loss = ObjectiveLoss::new(b, &net, config.objective, config.alpha, batch)?;
+        if let (Objective::Conditional, Some(c)) = (config.objective, net.classes()) {
             replay = replay.with_labels(b, c)?;
         }
-        let (d_logits, ce) = match classes {
-            Some(c) => (
-                Some(b.zeros(2 * batch * c)?),
-                Some(CrossEntropy::new(b, batch, c)?),
-            ),
-            None => (None, None),
-        };
         Ok(Trainer {
             adam: Adam::new(b, config.adam, net.params())?,
             sampler: Langevin {
@@ -245,13 +217,9 @@ impl<B: Backend> Trainer<B> {
             iteration: 0,
             x_both: b.zeros(2 * batch * dim)?,
             x_neg: b.zeros(batch * dim)?,
-            d_energy: b.zeros(2 * batch)?,
             labels_pos: b.zeros(batch)?,
             labels_neg: b.zeros(batch)?,
-            labels_both: b.zeros(2 * batch)?,
-            d_logits,
-            ce,
-            stats: b.zeros(stat::LEN + 3)?,
+            loss,
             config,
         })
     }
@@ -296,47 +264,23 @@ impl<B: Backend> Trainer<B> {
             b.write(&mut self.labels_pos, 0, labels)?;
         }
         b.write(&mut self.x_both, 0, x_pos)?;
-        let mark = (t + 1) as f32;
-        let flag = |slot| FlagNonFinite { slot, mark };
-        if objective == Objective::Classifier {
-            self.classifier_gradients(b)?;
-        } else {
+        if objective.samples() {
             self.sample_negatives(b)?;
             b.copy(&self.x_neg, 0, &mut self.x_both, batch * dim, batch * dim);
-            // Spectral norm: one power iteration per step, for the loss's one forward pass.
-            self.net.refresh_spectral_norm(b, true);
-            let energies = if objective == Objective::Conditional {
-                b.copy(&self.labels_pos, 0, &mut self.labels_both, 0, batch);
-                b.copy(&self.labels_neg, 0, &mut self.labels_both, batch, batch);
-                let labels = &self.labels_both;
-                self.net
-                    .forward_labelled(b, &self.x_both, labels, 2 * batch)?
-            } else {
-                self.net.forward(b, &self.x_both, 2 * batch)?
-            };
-            let loss = CdLoss {
-                n_pos: batch,
-                alpha: self.config.alpha,
-            };
-            loss.run(b, energies, &mut self.d_energy, &mut self.stats);
-            // Non-finite values are caught here, on the device; the host sees the flags at
-            // its next read of the stats (f32 holds iteration numbers exactly up to 2²⁴).
-            flag(HEALTH_ENERGIES).run(b, energies, &mut self.stats);
-            if let Objective::Jem {
-                ce_weight,
-                cd_weight,
-            } = objective
-            {
-                self.jem_gradients(b, ce_weight, cd_weight)?;
-            } else {
-                self.net.backward_params(b, 2 * batch, &self.d_energy)?;
-            }
         }
+        let mark = (t + 1) as f32;
+        let (x, y_pos, y_neg) = (&self.x_both, &self.labels_pos, &self.labels_neg);
+        self.loss
+            .gradients(b, &mut self.net, x, y_pos, y_neg, mark)?;
         self.adam.step(b, self.net.params_mut());
         // The next chains sample the updated weights, normalised with the stored u, v.
         self.net.refresh_spectral_norm(b, false);
+        let flag = FlagNonFinite {
+            slot: HEALTH_PARAMS,
+            mark,
+        };
         for p in self.net.params() {
-            flag(HEALTH_PARAMS).run(b, &p.value, &mut self.stats);
+            flag.run(b, &p.value, &mut self.loss.stats);
         }
         b.flush()?;
         self.iteration += 1;
@@ -383,62 +327,6 @@ impl<B: Backend> Trainer<B> {
             self.replay.write_back(b, t, batch, &self.x_neg);
         }
         Ok(())
-    }
-
-    /// JEM: dLoss/d(logits) = cd_weight·(the CD term through E = −logsumexp f, i.e.
-    /// −softmax·dL/dE on all 2B rows) + ce_weight·(softmax − one-hot)/B on the data rows;
-    /// then the parameter gradients from it.
-    fn jem_gradients(&mut self, b: &B, ce_weight: f32, cd_weight: f32) -> Result<()> {
-        let batch = self.config.batch;
-        let classes = self.net.classes().expect("checked in new");
-        let (Some(d_logits), Some(ce)) = (&mut self.d_logits, &mut self.ce) else {
-            unreachable!("a class-logit net has both")
-        };
-        let probs = self.net.probabilities(b, 2 * batch)?;
-        b.scale_rows(
-            2 * batch,
-            classes,
-            -cd_weight,
-            probs,
-            &self.d_energy,
-            d_logits,
-        );
-        ce.add_gradient(b, probs, &self.labels_pos, ce_weight, d_logits);
-        ce.loss(
-            b,
-            self.net.logits(2 * batch)?,
-            &self.labels_pos,
-            &mut self.stats,
-            CE_LOSS,
-        );
-        self.net.backward_params_logits(b, 2 * batch, d_logits)
-    }
-
-    /// The plain classifier: forward on the data rows only, cross-entropy, its gradients.
-    fn classifier_gradients(&mut self, b: &B) -> Result<()> {
-        let batch = self.config.batch;
-        let (Some(d_logits), Some(ce)) = (&mut self.d_logits, &mut self.ce) else {
-            unreachable!("a class-logit net has both")
-        };
-        self.net.refresh_spectral_norm(b, true);
-        let energies = self.net.forward(b, &self.x_both, batch)?;
-        let mark = (self.iteration + 1) as f32;
-        FlagNonFinite {
-            slot: HEALTH_ENERGIES,
-            mark,
-        }
-        .run(b, energies, &mut self.stats);
-        let probs = self.net.probabilities(b, batch)?;
-        b.fill(d_logits, 0.0);
-        ce.add_gradient(b, probs, &self.labels_pos, 1.0, d_logits);
-        ce.loss(
-            b,
-            self.net.logits(batch)?,
-            &self.labels_pos,
-            &mut self.stats,
-            CE_LOSS,
-        );
-        self.net.backward_params_logits(b, batch, d_logits)
     }
 
     /// Train for up to `iterations` more iterations on batches from `data`, calling
@@ -513,43 +401,7 @@ impl<B: Backend> Trainer<B> {
     /// [`Error::NonFinite`] naming the first iteration that produced a NaN or ±∞ energy or
     /// parameter, and the likely cause.
     pub fn stats(&self, b: &B) -> Result<Stats> {
-        let s = b.read(&self.stats)?;
-        let first_bad = |slot: usize| (s[slot] != 0.0).then(|| s[slot] as u64);
-        if let Some(it) = first_bad(HEALTH_ENERGIES) {
-            return Err(Error::NonFinite(format!(
-                "iteration {it}: an energy became NaN or infinite (the Langevin chains or the \
-                 energy diverged: try a smaller Langevin step size or noise, a gradient clip, \
-                 or a larger alpha)"
-            )));
-        }
-        if let Some(it) = first_bad(HEALTH_PARAMS) {
-            return Err(Error::NonFinite(format!(
-                "iteration {it}: a parameter became NaN or infinite after the Adam step (try a \
-                 smaller learning rate or gradient-norm clipping)"
-            )));
-        }
-        let cd = Stats {
-            loss: s[stat::LOSS],
-            e_pos: s[stat::MEAN_E_POS],
-            e_neg: s[stat::MEAN_E_NEG],
-            ce: None,
-        };
-        let stats = match self.config.objective {
-            Objective::Cd | Objective::Conditional => cd,
-            Objective::Jem {
-                ce_weight,
-                cd_weight,
-            } => Stats {
-                loss: cd_weight * cd.loss + ce_weight * s[CE_LOSS],
-                ce: Some(s[CE_LOSS]),
-                ..cd
-            },
-            Objective::Classifier => Stats {
-                loss: s[CE_LOSS],
-                ce: Some(s[CE_LOSS]),
-                ..Stats::default()
-            },
-        };
+        let stats = self.loss.read(b)?;
         if !(stats.loss.is_finite() && stats.e_pos.is_finite() && stats.e_neg.is_finite()) {
             return Err(Error::NonFinite(format!(
                 "iteration {}: loss {} E+ {} E- {} (try a smaller learning rate or Langevin step, or a larger alpha)",

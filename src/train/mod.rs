@@ -38,6 +38,7 @@ pub mod cd_loss;
 pub mod checkpoint;
 pub mod cross_entropy;
 pub mod health;
+pub mod loss;
 pub mod objective;
 
 pub use adam::{Adam, AdamConfig};
@@ -46,4 +47,5 @@ pub use cd::{Stats, TrainConfig, Trainer};
 pub use cd_loss::{stat, CdLoss};
 pub use cross_entropy::CrossEntropy;
 pub use health::FlagNonFinite;
+pub use loss::ObjectiveLoss;
 pub use objective::Objective;

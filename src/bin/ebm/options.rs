@@ -233,6 +233,7 @@ mod tests {
             buffer_size: 10000,
             reinit_prob: 0.05,
             seed: 0,
+            objective: Objective::Cd,
         };
         assert_eq!(toy2d_config(&[]), toy);
         let images = TrainConfig {
@@ -256,6 +257,7 @@ mod tests {
             buffer_size: 1000,
             reinit_prob: 0.05,
             seed: 0,
+            objective: Objective::Cd,
         };
         assert_eq!(images_config(&[]), images);
     }
@@ -302,6 +304,7 @@ mod tests {
                 buffer_size: 99,
                 reinit_prob: 1.0,
                 seed: 7,
+                objective: Objective::Cd,
             };
             assert_eq!(c, expected);
         }

@@ -17,7 +17,7 @@ use ebm::tensorfile::remove_stale_temps;
 use ebm::train::checkpoint::{
     list_checkpoints, load_trainer, save_model, save_run_checkpoint, LATEST_CHECKPOINT,
 };
-use ebm::train::Trainer;
+use ebm::train::{Objective, Trainer};
 use ebm::{Error, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -169,7 +169,18 @@ pub fn run<B: Backend>(
     let keep = usize::try_from(args.keep_checkpoints.max(1)).unwrap_or(usize::MAX);
     let (start, end) = (trainer.iteration, trainer.iteration.max(iters));
     let csv_path = out.join("metrics.csv");
-    let mut csv = open_csv(&csv_path, args.resume.is_some(), start, watch.metric_name())?;
+    // Columns after e_neg: the cross-entropy of objectives with a classifier term, then the
+    // watch's metric.
+    let with_ce = matches!(
+        trainer.config.objective,
+        Objective::Jem { .. } | Objective::Classifier
+    );
+    let extra: Vec<&str> = with_ce
+        .then_some("ce")
+        .into_iter()
+        .chain(watch.metric_name())
+        .collect();
+    let mut csv = open_csv(&csv_path, args.resume.is_some(), start, &extra)?;
     let bar = progress_bar(start, end, args.quiet);
     let t0 = Instant::now();
     let mut metric = f64::NAN;
@@ -188,6 +199,10 @@ pub fn run<B: Backend>(
                 stats.loss, stats.e_pos, stats.e_neg
             );
             let mut row = format!("{done},{},{},{}", stats.loss, stats.e_pos, stats.e_neg);
+            if let (true, Some(ce)) = (with_ce, stats.ce) {
+                line += &format!("  CE {ce:.4}");
+                row += &format!(",{ce}");
+            }
             if let Some(name) = watch.metric_name() {
                 metric = watch.metric(b, trainer)?;
                 line += &format!("  {} {metric:.3}", name.to_uppercase());
@@ -235,12 +250,7 @@ pub fn run<B: Backend>(
 /// The metrics CSV, new or (resuming at iteration `start`) continued: rows past `start`,
 /// logged by the interrupted run after its last checkpoint, are dropped so the resumed run's
 /// rows replace them.
-fn open_csv(
-    path: &Path,
-    append: bool,
-    start: u64,
-    metric: Option<&str>,
-) -> Result<BufWriter<File>> {
+fn open_csv(path: &Path, append: bool, start: u64, extra: &[&str]) -> Result<BufWriter<File>> {
     let exists = path.exists();
     if append && exists {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
@@ -269,8 +279,8 @@ fn open_csv(
         .map_err(|e| Error::io(path, e))?;
     let mut w = BufWriter::new(file);
     if !(append && exists) {
-        let metric = metric.map(|m| format!("{m},")).unwrap_or_default();
-        writeln!(w, "iter,loss,e_pos,e_neg,{metric}it_per_s,seconds")
+        let extra: String = extra.iter().map(|c| format!("{c},")).collect();
+        writeln!(w, "iter,loss,e_pos,e_neg,{extra}it_per_s,seconds")
             .map_err(|e| Error::io(path, e))?;
     }
     Ok(w)
@@ -314,6 +324,7 @@ fn plot_metrics(csv: &Path, png: &Path) -> Result<()> {
                 "e_pos" => "E+",
                 "e_neg" => "E-",
                 "kl" => "KL",
+                "ce" => "CE",
                 other => other,
             };
             (label, col(i))
