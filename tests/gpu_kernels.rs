@@ -672,6 +672,60 @@ fn replay_draw_matches_cpu() {
     }
 }
 
+/// The labels of a conditional draw: GPU equal to the CPU, and each one the data label of a
+/// re-initialised row or the stored label of the chain drawn (told apart by the row's
+/// values: a re-initialised row is uniform noise in [10, 11], the buffer holds negatives).
+#[test]
+fn replay_labels_match_cpu_and_the_draw() {
+    let gpu = gpu_or_skip!();
+    let cpu = CpuBackend::new();
+    let seed = test_seed();
+    let mut rng = StdRng::seed_from_u64(seed);
+    for (capacity, batch) in [(1, 1), (10, 33), (1000, 130), (7, 300)] {
+        let dim = 3;
+        let d = ReplayDraw {
+            capacity,
+            batch,
+            dim,
+            reinit_prob: 0.4,
+            lo: 10.0,
+            hi: 11.0,
+            seed: rng.random(),
+            iteration: rng.random_range(0..100_000),
+        };
+        let buffer = vec![-1.0; capacity * dim];
+        let stored: Vec<f32> = (0..capacity)
+            .map(|_| rng.random_range(0..10) as f32)
+            .collect();
+        let data: Vec<f32> = (0..batch)
+            .map(|_| rng.random_range(10..20) as f32)
+            .collect();
+        let mut labels = vec![0.0; batch];
+        d.labels(&cpu, &stored, &data, &mut labels);
+        let mut glabels = gpu.zeros(batch).unwrap();
+        d.labels(&*gpu, &up(&gpu, &stored), &up(&gpu, &data), &mut glabels);
+        assert_eq!(read(&gpu, &glabels), labels, "{d:?} (EBM_TEST_SEED={seed})");
+        let ((_, _), (x, idx)) = draw_on_both(&gpu, &d, &buffer);
+        let mut restarts = 0;
+        for j in 0..batch {
+            let restarted = x[j * dim] >= 10.0;
+            restarts += usize::from(restarted);
+            let want = if restarted {
+                data[j]
+            } else {
+                stored[idx[j] as usize]
+            };
+            assert_eq!(labels[j], want, "row {j} of {d:?} (EBM_TEST_SEED={seed})");
+        }
+        if batch >= 100 {
+            assert!(
+                restarts > 0 && restarts < batch,
+                "{restarts} of {batch} restarted"
+            );
+        }
+    }
+}
+
 #[test]
 fn replay_scatter_later_draw_wins() {
     let gpu = gpu_or_skip!();
