@@ -367,6 +367,44 @@ impl<B: Backend> EnergyNet<B> {
         Ok(energies)
     }
 
+    /// Convenience for host code: the class logits f(x) of a class-logit net for `x` (host
+    /// values, [batch, input_len]), `[batch, C]`, in chunks like [`energies`](Self::energies);
+    /// E(x, y) = −f(x)\[y\] and p(y|x) = softmax f(x) follow from them.
+    ///
+    /// ```
+    /// use ebm::{CpuBackend, EnergyNet, Spec};
+    ///
+    /// # fn main() -> ebm::Result<()> {
+    /// let b = CpuBackend::new();
+    /// let mut net = EnergyNet::new(&b, &Spec::mlp(2, 8, 1).with_classes(3)?, 0)?;
+    /// let logits = net.class_logits(&b, &[0.0, 1.0, 2.0, 3.0])?;
+    /// assert_eq!(logits.len(), 2 * 3);
+    /// let e = net.energies(&b, &[0.0, 1.0])?[0];
+    /// let lse = logits[..3].iter().map(|f| f.exp()).sum::<f32>().ln();
+    /// assert!((e + lse).abs() < 1e-5, "E(x) = −logsumexp f(x)");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn class_logits(&mut self, b: &B, x: &[f32]) -> Result<Vec<f32>> {
+        if self.classes().is_none() {
+            return Err(Error::Spec(
+                "class logits need a class-logit head (\"output\": {\"energy\": \
+                 \"neg_logsumexp\", \"classes\": C})"
+                    .into(),
+            ));
+        }
+        self.checked_batch(x)?;
+        let chunk = HOST_CHUNK * self.input_len();
+        let mut logits = Vec::new();
+        for part in x.chunks(chunk) {
+            let t = b.upload(part)?;
+            let rows = part.len() / self.input_len();
+            self.forward(b, &t, rows)?;
+            logits.extend(b.read(self.net.output(rows)?)?);
+        }
+        Ok(logits)
+    }
+
     /// Convenience for host code: energies and ∇ₓE of `x` (host values, [batch, input_len]);
     /// the gradient has the layout of `x`. One batch, not chunked.
     ///
