@@ -218,6 +218,84 @@ pub fn scatter_figure(
     c.save_png(path)
 }
 
+/// [`scatter_figure`] with each point coloured by its class (`labels`, one exact f32 class
+/// id per point: a conditional model's samples, or labelled data), and a legend of the
+/// classes' colours.
+///
+/// ```
+/// use ebm::data::toy2d::{Toy2d, RANGE};
+/// use ebm::plot::class_scatter_figure;
+///
+/// # fn main() -> ebm::Result<()> {
+/// let (points, labels) = Toy2d::EightGaussians.sample_labelled(0, 0, 2000);
+/// let path = std::env::temp_dir().join(format!("ebm-doc-classes-{}.png", std::process::id()));
+/// class_scatter_figure(&path, "8gaussians by mode", &points, &labels, RANGE, None)?;
+/// # std::fs::remove_file(&path).ok();
+/// # Ok(())
+/// # }
+/// ```
+pub fn class_scatter_figure(
+    path: &Path,
+    title_text: &str,
+    points: &[f32],
+    labels: &[f32],
+    range: f32,
+    energy: Option<(&Grid2d, &[f32])>,
+) -> Result<()> {
+    const SIZE: i32 = 480;
+    const LEFT: i32 = 44;
+    const RIGHT: i32 = 96;
+    const TOP: i32 = 46;
+    const BOTTOM: i32 = 30;
+    check_len("labels", labels.len(), points.len() / 2);
+    let width = LEFT + SIZE + RIGHT;
+    let height = TOP + SIZE + BOTTOM;
+    let mut c = Canvas::new(width as u32, height as u32, PAGE);
+    title(&mut c, title_text, width);
+    let p = Panel {
+        x: LEFT,
+        y: TOP,
+        size: SIZE,
+        range,
+    };
+    match energy {
+        Some((grid, e)) => {
+            check_len("energy", e.len(), grid.n * grid.n);
+            p.energy_background(&mut c, grid, e);
+        }
+        None => c.fill_rect(p.x, p.y, p.size, p.size, NIGHT),
+    }
+    let classes = labels.iter().fold(0usize, |m, &y| m.max(y as usize + 1));
+    let color = |y: usize| {
+        // Past the palette, lighter shades of it.
+        let base = SERIES[y % SERIES.len()];
+        mix(base, PAGE, 0.35 * (y / SERIES.len()) as f32)
+    };
+    for y in 0..classes {
+        let mine: Vec<f32> = points
+            .chunks_exact(2)
+            .zip(labels)
+            .filter(|(_, &l)| l as usize == y)
+            .flat_map(|(q, _)| [q[0], q[1]])
+            .collect();
+        p.points(&mut c, &mine, color(y));
+    }
+    p.frame_and_ticks(&mut c, true);
+    let th = Canvas::text_height(LABEL_SCALE);
+    for y in 0..classes.min(24) {
+        let top = TOP + 4 + y as i32 * (th + 6);
+        c.fill_rect(LEFT + SIZE + 14, top, th, th, color(y));
+        c.draw_text(
+            LEFT + SIZE + 20 + th,
+            top,
+            &format!("y={y}"),
+            LABEL_SCALE,
+            INK,
+        );
+    }
+    c.save_png(path)
+}
+
 /// Writes a chart of named curves over a shared x axis (e.g. loss, E+, E−, KL against the
 /// iteration), with a legend, ticks and ranges chosen from the data. Non-finite values are
 /// ignored (the curve joins their finite neighbours); each series is drawn over the first

@@ -63,7 +63,8 @@ pub use canvas::{Canvas, Segment};
 pub use colormap::{inferno, magma, viridis, Colormap, Rgb};
 pub use contour::{isolines, quantile_levels};
 pub use figures::{
-    density_from_energy, histogram_density, line_chart, scatter_figure, toy2d_figure, Toy2dFigure,
+    class_scatter_figure, density_from_energy, histogram_density, line_chart, scatter_figure,
+    toy2d_figure, Toy2dFigure,
 };
 pub use grid::Grid2d;
 pub use image_grid::{image_grid, image_pairs};

@@ -258,6 +258,23 @@ impl Langevin {
         rows: usize,
         first_step: u64,
         every: usize,
+        progress: impl FnMut(Progress) -> ControlFlow<()>,
+    ) -> Result<usize> {
+        self.run_chunks(b, net, x, None, rows, first_step, every, progress)
+    }
+
+    /// [`run_with_progress`](Self::run_with_progress) and, with `labels`, its conditional
+    /// twin ([`run_labelled`](Self::run_labelled)).
+    #[allow(clippy::too_many_arguments)]
+    fn run_chunks<B: Backend>(
+        &self,
+        b: &B,
+        net: &mut EnergyNet<B>,
+        x: &mut B::Tensor,
+        labels: Option<&B::Tensor>,
+        rows: usize,
+        first_step: u64,
+        every: usize,
         mut progress: impl FnMut(Progress) -> ControlFlow<()>,
     ) -> Result<usize> {
         let total = self.config.steps;
@@ -271,7 +288,11 @@ impl Langevin {
                 },
                 seed: self.seed,
             };
-            chunk.run(b, net, x, rows, first_step + done as u64)?;
+            let at = first_step + done as u64;
+            match labels {
+                Some(y) => chunk.run_labelled(b, net, x, y, rows, at)?,
+                None => chunk.run(b, net, x, rows, at)?,
+            }
             b.wait()?;
             done += chunk.config.steps;
             let report = Progress {
@@ -341,6 +362,46 @@ impl Langevin {
         }
         let mut x = b.upload(&self.noise(n, net.input_len()))?;
         let steps_run = self.run_with_progress(b, net, &mut x, n, 0, every, progress)?;
+        Ok(Samples {
+            x: b.read(&x)?,
+            rows: n,
+            steps_run,
+        })
+    }
+
+    /// [`sample`](Self::sample) from the class-conditional energy E(x, y) = −f(x)\[y\] of a
+    /// class-logit net: one chain per entry of `labels` (class ids as exact f32), chain r
+    /// sampling class `labels[r]` from the same initial noise [`sample`](Self::sample)
+    /// would use.
+    pub fn sample_labelled<B: Backend>(
+        &self,
+        b: &B,
+        net: &mut EnergyNet<B>,
+        labels: &[f32],
+        every: usize,
+        progress: impl FnMut(Progress) -> ControlFlow<()>,
+    ) -> Result<Samples> {
+        self.config.validate()?;
+        let n = labels.len();
+        if n == 0 {
+            return Err(Error::Option(
+                "the number of chains must be at least 1".into(),
+            ));
+        }
+        let classes = net.classes().ok_or_else(|| {
+            Error::Spec("conditional sampling needs a class-logit net (neg_logsumexp head)".into())
+        })?;
+        if let Some(y) = labels
+            .iter()
+            .find(|&&y| !(y >= 0.0 && y < classes as f32 && y.fract() == 0.0))
+        {
+            return Err(Error::Option(format!(
+                "class {y} is not one of this model's classes 0..{classes}"
+            )));
+        }
+        let mut x = b.upload(&self.noise(n, net.input_len()))?;
+        let y = b.upload(labels)?;
+        let steps_run = self.run_chunks(b, net, &mut x, Some(&y), n, 0, every, progress)?;
         Ok(Samples {
             x: b.read(&x)?,
             rows: n,

@@ -43,6 +43,11 @@ pub struct SampleArgs {
     /// Clamp range hi.
     #[arg(long)]
     pub hi: Option<f32>,
+    /// Sample the class-conditional energy E(x, y) = −f(x)[y] of a class-logit model: a
+    /// class id, or `all` for --n chains split evenly over the classes (an image grid then
+    /// has one row per class; 2D samples are coloured by class).
+    #[arg(long)]
+    pub class: Option<String>,
     /// Philox seed of the initial noise and the Langevin noise.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -102,20 +107,29 @@ fn sample<B: Backend>(b: &B, args: &SampleArgs) -> Result<()> {
     let t0 = std::time::Instant::now();
     // About a hundred progress updates, whatever K; each waits for the device.
     let every = (args.steps / 100).max(1);
-    let samples = sampler.sample(b, &mut net, args.n, every, |p| {
+    let labels = class_labels(args, net.classes())?;
+    let show = |p: ebm::sampler::Progress| {
         bar.set_position(p.steps_done as u64);
         ControlFlow::Continue(())
-    })?;
+    };
+    let samples = match &labels {
+        Some(y) => sampler.sample_labelled(b, &mut net, y, every, show)?,
+        None => sampler.sample(b, &mut net, args.n, every, show)?,
+    };
     bar.finish_and_clear();
+    let n = samples.rows;
     let samples = samples.x;
     let secs = t0.elapsed().as_secs_f64();
     if samples.iter().any(|v| !v.is_finite()) {
         return Err(Error::NonFinite("samples contain NaN or infinity".into()));
     }
-    let mut shape = vec![args.n];
+    let mut shape = vec![n];
     shape.extend(&net.spec().input);
     let mut file = TensorFile::new();
     file.insert("x", shape, samples.clone());
+    if let Some(y) = &labels {
+        file.insert("label", vec![n], y.clone());
+    }
     file.metadata
         .insert("ebm.spec".into(), net.spec().to_json());
     file.metadata.insert(
@@ -124,10 +138,9 @@ fn sample<B: Backend>(b: &B, args: &SampleArgs) -> Result<()> {
     );
     file.write(&args.out)?;
     eprintln!(
-        "{} chains × {} steps in {secs:.2} s ({:.3e} chain-steps/s) on {}; wrote {}",
-        args.n,
+        "{n} chains × {} steps in {secs:.2} s ({:.3e} chain-steps/s) on {}; wrote {}",
         args.steps,
-        (args.n * args.steps) as f64 / secs,
+        (n * args.steps) as f64 / secs,
         b.name(),
         args.out.display()
     );
@@ -138,15 +151,69 @@ fn sample<B: Backend>(b: &B, args: &SampleArgs) -> Result<()> {
         };
         let energy = net.energies(b, &grid.points())?;
         let png = args.out.with_extension("png");
-        let title = format!("{} Langevin samples, K = {}", args.n, args.steps);
-        plot::scatter_figure(&png, &title, &samples, toy2d::RANGE, Some((&grid, &energy)))?;
+        let title = format!("{n} Langevin samples, K = {}", args.steps);
+        let background = Some((&grid, &energy[..]));
+        match &labels {
+            Some(y) => {
+                plot::class_scatter_figure(&png, &title, &samples, y, toy2d::RANGE, background)?
+            }
+            None => plot::scatter_figure(&png, &title, &samples, toy2d::RANGE, background)?,
+        }
         eprintln!("wrote {}", png.display());
     } else if let [c, h, w] = net.spec().input[..] {
         let png = args.out.with_extension("png");
-        let shown = args.n.min(64);
-        let title = format!("{shown} of {} Langevin samples, K = {}", args.n, args.steps);
-        plot::image_grid(&png, &title, &samples[..shown * c * h * w], c, h, w, 8, 3)?;
+        let len = c * h * w;
+        match (&labels, args.class.as_deref(), net.classes()) {
+            (Some(_), Some("all"), Some(classes)) => {
+                // One row per class: the first (up to 10) chains of each.
+                let per = n / classes;
+                let cols = per.min(10);
+                let rows: Vec<f32> = (0..classes)
+                    .flat_map(|y| samples[y * per * len..(y * per + cols) * len].to_vec())
+                    .collect();
+                let title = format!(
+                    "class-conditional samples (rows: classes 0-{}), K = {}",
+                    classes - 1,
+                    args.steps
+                );
+                plot::image_grid(&png, &title, &rows, c, h, w, cols, 3)?;
+            }
+            _ => {
+                let shown = n.min(64);
+                let title = format!("{shown} of {n} Langevin samples, K = {}", args.steps);
+                plot::image_grid(&png, &title, &samples[..shown * len], c, h, w, 8, 3)?;
+            }
+        }
         eprintln!("wrote {}", png.display());
     }
     Ok(())
+}
+
+/// The chains' classes for `--class`: `None` without it; every chain the one class; or, for
+/// `all`, --n chains split evenly, class-major (at least one per class).
+fn class_labels(args: &SampleArgs, classes: Option<usize>) -> Result<Option<Vec<f32>>> {
+    let Some(class) = args.class.as_deref() else {
+        return Ok(None);
+    };
+    let classes = classes.ok_or_else(|| {
+        Error::Option(
+            "--class needs a class-logit model (spec \"output\": {\"energy\": \
+             \"neg_logsumexp\", \"classes\": C}), trained with --objective conditional or jem"
+                .into(),
+        )
+    })?;
+    if class == "all" {
+        let per = (args.n / classes).max(1);
+        return Ok(Some(
+            (0..classes)
+                .flat_map(|y| std::iter::repeat_n(y as f32, per))
+                .collect(),
+        ));
+    }
+    match class.parse::<usize>() {
+        Ok(y) if y < classes => Ok(Some(vec![y as f32; args.n])),
+        _ => Err(Error::Option(format!(
+            "--class {class}: give a class id in 0..{classes} or `all`"
+        ))),
+    }
 }
