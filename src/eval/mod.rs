@@ -1,7 +1,9 @@
-//! Measuring a trained model: KL(data ‖ model) on a grid for 2D models, and how well
-//! energies separate in-distribution from out-of-distribution data (AUROC).
+//! Measuring a trained model: KL(data ‖ model) on a grid for 2D models, how well
+//! energies separate in-distribution from out-of-distribution data (AUROC), and, for
+//! class-logit models, accuracy and calibration ([`calibration`]: NLL, ECE, reliability
+//! diagrams).
 //!
-//! Both take energies, so they work for any net on any backend:
+//! KL and AUROC take energies, so they work for any net on any backend:
 //!
 //! ```
 //! use ebm::data::{toy2d::RANGE, Toy2d};
@@ -26,6 +28,8 @@
 //! ```
 
 pub mod auroc;
+pub mod calibration;
 pub mod kl;
 
 pub use auroc::auroc;
+pub use calibration::{reliability, Reliability};

@@ -33,15 +33,15 @@ use crate::Result;
 // ---------------------------------------------------------------------------------------
 
 /// Page background.
-const PAGE: Rgb = [255, 255, 255];
+pub(super) const PAGE: Rgb = [255, 255, 255];
 /// Titles and tick labels.
-const INK: Rgb = [33, 33, 38];
+pub(super) const INK: Rgb = [33, 33, 38];
 /// Secondary text: the footer, axis notes.
-const MUTED: Rgb = [110, 110, 120];
+pub(super) const MUTED: Rgb = [110, 110, 120];
 /// Panel frames and tick marks.
-const FRAME: Rgb = [70, 70, 78];
+pub(super) const FRAME: Rgb = [70, 70, 78];
 /// Gridlines of line charts.
-const GRIDLINE: Rgb = [228, 228, 232];
+pub(super) const GRIDLINE: Rgb = [228, 228, 232];
 /// Background of sample panels: high energy / empty space.
 const NIGHT: Rgb = [18, 20, 34];
 /// Sample panels: the color of the lowest-energy regions (a muted slate blue, so the
@@ -65,8 +65,8 @@ const SERIES: [Rgb; 8] = [
 
 /// Text scales (multiples of the 5 × 7 font): figure titles, panel titles and footers,
 /// tick labels.
-const TITLE_SCALE: u32 = 2;
-const LABEL_SCALE: u32 = 2;
+pub(super) const TITLE_SCALE: u32 = 2;
+pub(super) const LABEL_SCALE: u32 = 2;
 const TICK_SCALE: u32 = 1;
 
 // ---------------------------------------------------------------------------------------
@@ -638,7 +638,7 @@ impl Panel {
 }
 
 /// The figure title, centred in the top band.
-fn title(c: &mut Canvas, text: &str, width: i32) {
+pub(super) fn title(c: &mut Canvas, text: &str, width: i32) {
     let w = Canvas::text_width(text, TITLE_SCALE);
     let x = ((width - w) / 2).max(8);
     // Drawn twice, one pixel apart: a bold weight for the one line that names the figure.
@@ -690,7 +690,7 @@ impl Range {
 
 /// Round tick positions covering [lo, hi]: multiples of a step 1, 2 or 5 × 10^k chosen so
 /// that about `target` ticks fit. Returns the ticks and the step.
-fn nice_ticks(lo: f32, hi: f32, target: usize) -> (Vec<f32>, f32) {
+pub(super) fn nice_ticks(lo: f32, hi: f32, target: usize) -> (Vec<f32>, f32) {
     let span = (hi - lo) as f64;
     if !(span > 0.0 && span.is_finite()) {
         return (vec![lo], 1.0);
@@ -712,7 +712,7 @@ fn nice_ticks(lo: f32, hi: f32, target: usize) -> (Vec<f32>, f32) {
 
 /// A tick label with just enough decimals for the step (0.25 → "0.25", 2000 → "2000"),
 /// switching to scientific notation for very large or very small magnitudes.
-fn tick_label(v: f32, step: f32) -> String {
+pub(super) fn tick_label(v: f32, step: f32) -> String {
     if v == 0.0 {
         return "0".into();
     }

@@ -20,6 +20,8 @@
 //!   samples), [`scatter_figure`] and [`line_chart`] — plus the grid densities they show
 //!   ([`histogram_density`], [`density_from_energy`]), which also serve grid estimates
 //!   such as the KL between data and model.
+//! - [`reliability`](mod@reliability): [`reliability_diagram`], a classifier's accuracy
+//!   against its confidence per bin (calibration), one model or several overlaid.
 //!
 //! The toy 2D snapshot of a (here untrained) model, as `ebm train toy2d` writes it:
 //!
@@ -58,6 +60,7 @@ pub mod figures;
 pub mod font;
 pub mod grid;
 pub mod image_grid;
+pub mod reliability;
 
 pub use canvas::{Canvas, Segment};
 pub use colormap::{inferno, magma, viridis, Colormap, Rgb};
@@ -68,3 +71,4 @@ pub use figures::{
 };
 pub use grid::Grid2d;
 pub use image_grid::{image_grid, image_pairs};
+pub use reliability::{reliability_diagram, reliability_size};

@@ -1,6 +1,7 @@
 //! The `ebm` command line: train, sample and score energy-based models on a GPU or the CPU.
 
 mod bench;
+mod classify;
 mod images;
 mod info;
 mod options;
@@ -44,6 +45,8 @@ enum Command {
     Sample(sample::SampleArgs),
     /// Energies (and ∇ₓE) of a batch of inputs under a model.
     Score(score::ScoreArgs),
+    /// Accuracy and calibration (NLL, ECE, reliability diagram) of a class-logit model.
+    Classify(classify::ClassifyArgs),
     /// Fill in the masked pixels of images by Langevin on the known ones (before/after grid).
     Inpaint(restore::InpaintArgs),
     /// Remove added Gaussian noise from images by Langevin on the energy (before/after grid).
@@ -131,6 +134,7 @@ fn main() -> ExitCode {
         } => check_iters(args.iters).and_then(|()| images::run(&cli.device, &args)),
         Command::Sample(args) => sample::run(&cli.device, &args),
         Command::Score(args) => score::run(&cli.device, &args),
+        Command::Classify(args) => classify::run(&cli.device, &args),
         Command::Bench(args) => bench::run(&cli.device, &args),
         Command::Inpaint(args) => restore::inpaint(&cli.device, &args),
         Command::Denoise(args) => restore::denoise(&cli.device, &args),

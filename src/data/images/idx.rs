@@ -189,27 +189,61 @@ fn parse_idx_labels(path: &Path, b: &[u8]) -> Result<Vec<u8>> {
     Ok(b[8..].to_vec())
 }
 
-/// The labels file that belongs to an IDX images file, if it exists: same folder, `images`
-/// → `labels`, `idx3` → `idx1`, trying the images file's own compression first.
+/// The labels file that belongs to an IDX images file, if it exists: the first of
+/// [`idx_labels_candidates`] that is a file.
 fn labels_path(images: &Path) -> Option<PathBuf> {
-    let name = images.file_name()?.to_str()?;
+    idx_labels_candidates(images)
+        .into_iter()
+        .find(|p| p.is_file())
+}
+
+/// The labels files looked for beside an IDX images file, in the order they are tried:
+/// same folder, `images` → `labels`, `idx3` → `idx1`, the images file's own compression
+/// first. Empty when the name does not follow either MNIST spelling.
+///
+/// ```
+/// use std::path::{Path, PathBuf};
+/// use ebm::data::images::idx_labels_candidates;
+///
+/// let tried = idx_labels_candidates(Path::new("data/t10k-images-idx3-ubyte.gz"));
+/// assert_eq!(tried, [
+///     PathBuf::from("data/t10k-labels-idx1-ubyte.gz"),
+///     PathBuf::from("data/t10k-labels-idx1-ubyte"),
+/// ]);
+/// assert!(idx_labels_candidates(Path::new("digits.idx")).is_empty());
+/// ```
+pub fn idx_labels_candidates(images: &Path) -> Vec<PathBuf> {
+    let Some(name) = images.file_name().and_then(|n| n.to_str()) else {
+        return Vec::new();
+    };
     let (base, gz) = match name.strip_suffix(".gz") {
         Some(b) => (b, true),
         None => (name, false),
     };
-    let stem = base
+    let Some(stem) = base
         .strip_suffix("images-idx3-ubyte")
         .map(|p| format!("{p}labels-idx1-ubyte"))
         .or_else(|| {
             base.strip_suffix("images.idx3-ubyte")
                 .map(|p| format!("{p}labels.idx1-ubyte"))
-        })?;
+        })
+    else {
+        return Vec::new();
+    };
     let gz_name = format!("{stem}.gz");
     let order = if gz { [gz_name, stem] } else { [stem, gz_name] };
     order
         .into_iter()
         .map(|n| images.with_file_name(n))
-        .find(|p| p.is_file())
+        .collect()
+}
+
+/// Loads an IDX labels file (magic 0x00000801, one u8 class per image; gzipped or raw,
+/// detected by content), for datasets whose labels do not sit beside the images under the
+/// MNIST name.
+pub fn load_idx_labels(path: impl AsRef<Path>) -> Result<Vec<u8>> {
+    let path = path.as_ref();
+    parse_idx_labels(path, &read_maybe_gz(path)?)
 }
 
 pub(super) fn is_idx_images_name(p: &Path) -> bool {

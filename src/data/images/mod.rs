@@ -79,7 +79,7 @@ use crate::{Error, Result};
 pub use batches::{epoch_permutation, ImageData};
 pub use cifar::load_cifar10;
 pub use folder::load_folder;
-pub use idx::load_idx;
+pub use idx::{idx_labels_candidates, load_idx, load_idx_labels};
 
 /// The shipped demo digits (the first 4000 MNIST training images, see
 /// `data/mnist-subset/README.md`), relative to the repository root. A program run from
@@ -333,22 +333,8 @@ pub fn load(
         if files.iter().any(|p| has_ext(p, &["bin"])) {
             return load_cifar10(path, channels, height, width);
         }
-        let idx: Vec<&PathBuf> = files
-            .iter()
-            .filter(|p| idx::is_idx_images_name(p))
-            .collect();
-        if !idx.is_empty() {
-            let train = idx
-                .iter()
-                .find(|p| file_name(p).starts_with("train-"))
-                .or_else(|| (idx.len() == 1).then_some(&idx[0]));
-            return match train {
-                Some(p) => load_idx(p, channels, height, width),
-                None => Err(Error::format(
-                    path,
-                    "several IDX image files and none named train-*; give one of them",
-                )),
-            };
+        if let Some(p) = idx_in_folder(path, &files)? {
+            return load_idx(p, channels, height, width);
         }
         return load_folder(path, channels, height, width);
     }
@@ -373,6 +359,57 @@ pub fn load(
         "not an image dataset: expected an IDX image file (MNIST format, .gz or raw), a \
          CIFAR-10 .bin batch, a PNG/JPEG image or a folder of them",
     ))
+}
+
+/// The IDX images file [`load`] takes from a folder: its `train-*` one, or its only one;
+/// None without IDX image files, an error with several and no `train-*`.
+fn idx_in_folder<'a>(dir: &Path, files: &'a [PathBuf]) -> Result<Option<&'a PathBuf>> {
+    let idx: Vec<&PathBuf> = files
+        .iter()
+        .filter(|p| idx::is_idx_images_name(p))
+        .collect();
+    if idx.is_empty() {
+        return Ok(None);
+    }
+    let train = idx
+        .iter()
+        .find(|p| file_name(p).starts_with("train-"))
+        .or_else(|| (idx.len() == 1).then_some(&idx[0]));
+    match train {
+        Some(p) => Ok(Some(p)),
+        None => Err(Error::format(
+            dir,
+            "several IDX image files and none named train-*; give one of them",
+        )),
+    }
+}
+
+/// Where [`load`] looks for the class labels of `path` when they are not inside the data
+/// itself (CIFAR-10 batches carry theirs): the [`idx_labels_candidates`] of the IDX images
+/// file it reads — `path` itself, or the one it picks in a folder. Empty when `path` is
+/// neither (PNG/JPEG images have no labels file), or an IDX file not named the MNIST way.
+///
+/// ```
+/// use ebm::data::images::{labels_looked_for, DEFAULT_DIGITS};
+///
+/// let tried = labels_looked_for(DEFAULT_DIGITS);
+/// assert!(tried[0].ends_with("mnist-subset/train-labels-idx1-ubyte.gz"));
+/// // A folder of IDX files: the labels of the images file it loads.
+/// assert_eq!(labels_looked_for("data/mnist-subset"), tried);
+/// ```
+pub fn labels_looked_for(path: impl AsRef<Path>) -> Vec<PathBuf> {
+    let path = path.as_ref();
+    if !path.is_dir() {
+        return idx_labels_candidates(path);
+    }
+    let files = list_files(path).unwrap_or_default();
+    if files.iter().any(|p| has_ext(p, &["bin"])) {
+        return Vec::new();
+    }
+    match idx_in_folder(path, &files) {
+        Ok(Some(p)) => idx_labels_candidates(p),
+        _ => Vec::new(),
+    }
 }
 
 /// Helpers shared by the loaders' unit tests.
