@@ -76,28 +76,10 @@ fn classify<B: Backend>(b: &B, args: &ClassifyArgs) -> Result<()> {
             "--data needs an image model, this one takes {shape:?}"
         )));
     }
-    let mut set = images::load(&args.data, shape[0], shape[1], shape[2])?;
+    let set = images::load(&args.data, shape[0], shape[1], shape[2])?;
     let n_set = set.len();
-    let (labels, labels_from) = match &args.labels {
-        Some(path) => {
-            let labels = images::load_idx_labels(path)?;
-            if labels.len() != n_set {
-                return Err(Error::format(
-                    path,
-                    format!(
-                        "{} labels, but {} has {n_set} images",
-                        labels.len(),
-                        args.data.display()
-                    ),
-                ));
-            }
-            (labels, path.clone())
-        }
-        None => match set.labels.take() {
-            Some(labels) => (labels, args.data.clone()),
-            None => return Err(no_labels(&args.data)),
-        },
-    };
+    let labels = images::labels_for(&set, &args.data, args.labels.as_deref())?;
+    let labels_from = args.labels.clone().unwrap_or_else(|| args.data.clone());
     let n = args.limit.map_or(n_set, |l| l.min(n_set));
     let labels: Vec<u32> = labels[..n].iter().map(|&y| u32::from(y)).collect();
     if let Some((i, &y)) = labels
@@ -194,29 +176,6 @@ fn probabilities<B: Backend>(
         probs.extend_from_slice(&p[..batch * classes]);
     }
     Ok(probs)
-}
-
-/// The error for a dataset without labels, naming the files looked for.
-fn no_labels(data: &Path) -> Error {
-    let tried = images::labels_looked_for(data);
-    let what = if tried.is_empty() {
-        "no class labels: this dataset carries none (labels come from an IDX \
-         …-labels-idx1-ubyte file beside …-images-idx3-ubyte, or with CIFAR-10 batches); \
-         give them with --labels FILE"
-            .to_string()
-    } else {
-        let names: Vec<String> = tried.iter().map(|p| file_name(p)).collect();
-        let folder = tried[0]
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .map_or_else(|| ".".to_string(), |p| p.display().to_string());
-        format!(
-            "no class labels: looked for {} in {folder}, found neither; give them with \
-             --labels FILE",
-            names.join(" and ")
-        )
-    };
-    Error::format(data, what)
 }
 
 /// A model's name for the plot title: the file stem, with its folder when the stem is the

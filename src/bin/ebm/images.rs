@@ -35,6 +35,10 @@ pub struct ImagesArgs {
     /// batches (default: the MNIST digits shipped in data/mnist-subset).
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// An IDX labels file for the images (labelled objectives), instead of the labels found
+    /// beside them.
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
     /// Training iterations.
     #[arg(long, default_value_t = 2000)]
     pub iters: u64,
@@ -119,23 +123,28 @@ fn train<B: Backend>(b: &B, args: &ImagesArgs) -> Result<()> {
     let (mut trainer, set) = match &args.run.resume {
         Some(ckpt) => {
             let trainer = train_loop::resume_trainer(b, ckpt)?;
-            let set = load_images(&trainer.net.spec().input, &data_path)?;
+            let mut set = load_images(&trainer.net.spec().input, &data_path)?;
+            if trainer.config.objective.needs_labels() {
+                set.labels = Some(images::labels_for(
+                    &set,
+                    &data_path,
+                    args.labels.as_deref(),
+                )?);
+            }
             (trainer, set)
         }
         None => {
             let mut spec = spec(args, b.is_gpu())?;
-            let set = load_images(&spec.input, &data_path)?;
+            let mut set = load_images(&spec.input, &data_path)?;
             let config = args.train.config(-1.0, 1.0);
             if config.objective.needs_labels() {
+                set.labels = Some(images::labels_for(
+                    &set,
+                    &data_path,
+                    args.labels.as_deref(),
+                )?);
                 // One logit per class of the data: E(x, y) = −f(x)[y].
-                let classes = set.classes().ok_or_else(|| {
-                    Error::Option(format!(
-                        "--objective {} needs labelled images, and {} has none ({})",
-                        config.objective.name(),
-                        data_path.display(),
-                        images::WHERE_LABELS
-                    ))
-                })?;
+                let classes = set.classes().unwrap_or(1);
                 spec = spec.with_classes(classes)?;
             }
             let net = EnergyNet::new(b, &spec, args.train.seed)?;

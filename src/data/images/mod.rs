@@ -86,11 +86,6 @@ pub use idx::{idx_labels_candidates, load_idx, load_idx_labels};
 /// elsewhere resolves it against `CARGO_MANIFEST_DIR` when the relative path does not exist.
 pub const DEFAULT_DIGITS: &str = "data/mnist-subset/train-images-idx3-ubyte.gz";
 
-/// Where labels come from, for error messages: what a labelled run looks for.
-pub const WHERE_LABELS: &str = "labels come from an IDX labels file beside the images \
-    (train-images-idx3-ubyte → train-labels-idx1-ubyte, .gz or not), CIFAR-10 batches, or \
-    a folder with one subfolder of images per class";
-
 /// Background pixels added on each side of IDX images when the target is exactly that much
 /// larger: 28 × 28 MNIST → 32 × 32, as ebm-anatomy's `mnist32` pads it.
 pub const PAD: usize = 2;
@@ -410,6 +405,54 @@ pub fn labels_looked_for(path: impl AsRef<Path>) -> Vec<PathBuf> {
         Ok(Some(p)) => idx_labels_candidates(p),
         _ => Vec::new(),
     }
+}
+
+/// The labels of `set` (`data` is where it was loaded from): those of the IDX labels file
+/// `labels_file` when given (its count must match), else the ones found with the images; an
+/// error naming the files looked for when there are none ([`no_labels_error`]).
+pub fn labels_for(set: &ImageSet, data: &Path, labels_file: Option<&Path>) -> Result<Vec<u8>> {
+    match labels_file {
+        Some(path) => {
+            let labels = load_idx_labels(path)?;
+            if labels.len() != set.len() {
+                return Err(Error::format(
+                    path,
+                    format!(
+                        "{} labels, but {} has {} images",
+                        labels.len(),
+                        data.display(),
+                        set.len()
+                    ),
+                ));
+            }
+            Ok(labels)
+        }
+        None => set.labels.clone().ok_or_else(|| no_labels_error(data)),
+    }
+}
+
+/// The one-line error for a labelled use of `data` that has no labels: it names the files
+/// looked for beside IDX images, and says how else labels come.
+pub fn no_labels_error(data: &Path) -> Error {
+    let tried = labels_looked_for(data);
+    let what = if tried.is_empty() {
+        "no class labels: this dataset carries none (labels come from an IDX \
+         …-labels-idx1-ubyte file beside …-images-idx3-ubyte, with CIFAR-10 batches, or from \
+         one subfolder of images per class); give them with --labels FILE"
+            .to_string()
+    } else {
+        let names: Vec<String> = tried.iter().map(|p| file_name(p)).collect();
+        let folder = tried[0]
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| ".".to_string(), |p| p.display().to_string());
+        format!(
+            "no class labels: looked for {} in {folder}, found neither; give them with \
+             --labels FILE",
+            names.join(" and ")
+        )
+    };
+    Error::format(data, what)
 }
 
 /// Helpers shared by the loaders' unit tests.
