@@ -792,3 +792,82 @@ fn score_and_bench_options_out_of_range() {
         &["layers.0", "4611686018427387904"],
     );
 }
+
+// ------------------------------------------------------------------ labels and objectives
+
+/// Labelled objectives and conditional sampling refuse data without labels, models without
+/// a class head and classes the model does not have, each with one line naming the problem.
+#[test]
+fn labelled_objectives_and_classes() {
+    let dir = TempDir::new("bad-labels");
+    let out = dir.path("run");
+    expect_bad(
+        &dir,
+        &toy2d(&out, &["--objective", "jem", "--dataset", "swissroll"]),
+        &["--objective jem", "swissroll", "no classes"],
+    );
+    expect_bad(&dir, &toy2d(&out, &["--objective", "gan"]), &["gan"]);
+    expect_bad(
+        &dir,
+        &toy2d(&out, &["--objective", "jem", "--ce-weight", "-1"]),
+        &["--ce-weight", "-1"],
+    );
+    // Images without a labels file beside them: the message names the file looked for.
+    let images_file = dir.path("u-images-idx3-ubyte");
+    std::fs::write(&images_file, idx(3, 3)).unwrap();
+    expect_bad(
+        &dir,
+        &images(
+            &out,
+            &["--objective", "conditional", "--data", &images_file],
+        ),
+        &["u-labels-idx1-ubyte", "--labels"],
+    );
+    expect_bad(
+        &dir,
+        &images(&out, &["--holdout", "4000", "--data", &digits()]),
+        &["--holdout 4000"],
+    );
+    // --class needs a class-logit model, and one of its classes.
+    let scalar = toy_model(&dir);
+    let samples = dir.path("s.safetensors");
+    let sample = |model: &str, class: &str, needles: &[&str]| {
+        let args = [
+            "sample", "--model", model, "--class", class, "--n", "4", "--steps", "1",
+        ];
+        expect_bad(&dir, &[&args[..], &["--out", &samples]].concat(), needles);
+    };
+    sample(&scalar, "0", &["--class", "class-logit"]);
+    let conditional = dir.path("cond");
+    let train = toy2d(
+        &conditional,
+        &["--objective", "conditional", "--iters", "2"],
+    );
+    let trained = run(&dir.0, &train);
+    assert!(
+        trained.status.success(),
+        "{}",
+        String::from_utf8_lossy(&trained.stderr)
+    );
+    let model = format!("{conditional}/model.safetensors");
+    sample(&model, "8", &["--class 8", "0..8"]);
+    sample(&model, "two", &["--class two"]);
+    // And the good call works: 4 chains of class 3, labelled in the output.
+    let ok = run(
+        &dir.0,
+        &[
+            "sample", "--model", &model, "--class", "3", "--n", "4", "--steps", "2", "--out",
+            &samples,
+        ],
+    );
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let file = TensorFile::read(Path::new(&samples)).unwrap();
+    assert_eq!(
+        file.get("label", Path::new(&samples)).unwrap().data,
+        [3.0; 4]
+    );
+}

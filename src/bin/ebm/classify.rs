@@ -44,6 +44,11 @@ pub struct ClassifyArgs {
     /// Draw the reliability diagram to this PNG.
     #[arg(long)]
     pub plot: Option<PathBuf>,
+    /// Another class-logit model (repeatable) to classify the same images with: a summary
+    /// line each, and its series beside the first model's in --plot (JEM against the plain
+    /// classifier, say).
+    #[arg(long)]
+    pub compare: Vec<PathBuf>,
 }
 
 pub fn run(device: &str, args: &ClassifyArgs) -> Result<()> {
@@ -150,9 +155,47 @@ fn classify<B: Backend>(b: &B, args: &ClassifyArgs) -> Result<()> {
         out.write(out_path)?;
         eprintln!("wrote {}", out_path.display());
     }
+    let mut others = Vec::new();
+    for path in &args.compare {
+        let mut other = crate::load_net(b, path, None)?;
+        if other.classes() != Some(classes) || other.spec().input != shape {
+            return Err(Error::format(
+                path,
+                format!(
+                    "--compare needs a class-logit model of {classes} classes on {shape:?}, like \
+                     the first one"
+                ),
+            ));
+        }
+        let p = probabilities(b, &mut other, x, classes)?;
+        let r = reliability(&p, &labels, classes, args.bins);
+        println!(
+            "compare {}: accuracy {:.6}, mean confidence {:.6}, NLL {:.6}, ECE {:.6}",
+            model_name(path),
+            r.accuracy,
+            r.confidence,
+            nll(&p, &labels, classes),
+            r.ece()
+        );
+        others.push((model_name(path), r));
+    }
     if let Some(plot) = &args.plot {
-        let title = format!("{} on {}", model_name(&args.model), file_name(&args.data));
-        ebm::plot::reliability_diagram(plot, &title, &[("", &rel)])?;
+        let title = if others.is_empty() {
+            format!("{} on {}", model_name(&args.model), file_name(&args.data))
+        } else {
+            format!("reliability on {} ({n} images)", file_name(&args.data))
+        };
+        let first = model_name(&args.model);
+        let mut series: Vec<(&str, &ebm::eval::calibration::Reliability)> = vec![(
+            if others.is_empty() {
+                ""
+            } else {
+                first.as_str()
+            },
+            &rel,
+        )];
+        series.extend(others.iter().map(|(name, r)| (name.as_str(), r)));
+        ebm::plot::reliability_diagram(plot, &title, &series)?;
         eprintln!("wrote {}", plot.display());
     }
     Ok(())

@@ -39,6 +39,10 @@ pub struct ImagesArgs {
     /// beside them.
     #[arg(long)]
     pub labels: Option<PathBuf>,
+    /// Hold out the first N images: train on the rest (`ebm classify --limit N` then scores
+    /// the held-out ones).
+    #[arg(long, default_value_t = 0)]
+    pub holdout: usize,
     /// Training iterations.
     #[arg(long, default_value_t = 2000)]
     pub iters: u64,
@@ -118,6 +122,25 @@ fn load_images(input: &[usize], path: &Path) -> Result<images::ImageSet> {
     Ok(set)
 }
 
+/// `set` without its first `n` images (`--holdout`).
+fn hold_out(mut set: images::ImageSet, n: usize) -> Result<images::ImageSet> {
+    if n == 0 {
+        return Ok(set);
+    }
+    if n >= set.len() {
+        return Err(Error::Option(format!(
+            "--holdout {n} leaves no training images of {}",
+            set.len()
+        )));
+    }
+    set.data.drain(..n * set.sample_len());
+    if let Some(labels) = &mut set.labels {
+        labels.drain(..n);
+    }
+    eprintln!("holding out the first {n}: training on {}", set.len());
+    Ok(set)
+}
+
 fn train<B: Backend>(b: &B, args: &ImagesArgs) -> Result<()> {
     let data_path = args.data.clone().unwrap_or_else(default_data);
     let (mut trainer, set) = match &args.run.resume {
@@ -151,6 +174,7 @@ fn train<B: Backend>(b: &B, args: &ImagesArgs) -> Result<()> {
             (Trainer::new(b, net, config)?, set)
         }
     };
+    let set = hold_out(set, args.holdout)?;
     let shape = trainer.net.spec().input.clone();
     let (c, h, w) = (shape[0], shape[1], shape[2]);
     let spec_name = Path::new(&args.spec)
