@@ -237,26 +237,32 @@ fn draw(title_text: &str, series: &[(&str, &Reliability)]) -> Canvas {
 /// when the line would not fit.
 fn header(c: &mut Canvas, series: &[(&str, &Reliability)], width: i32) {
     let swatch = if series.len() > 1 { 22 } else { 0 };
-    for (i, (label, r)) in series.iter().enumerate() {
-        let label = if label.is_empty() {
-            String::new()
-        } else {
-            format!("{label}:  ")
-        };
-        let acc = format!(
-            "{label}accuracy {:.2}%  ECE {:.4}",
-            100.0 * r.accuracy,
-            r.ece()
-        );
-        let mce = format!("  MCE {:.4}", r.mce());
-        let n = format!("  N {}", r.samples);
-        let full = format!("{acc}{mce}{n}");
-        let fits = |t: &str| Canvas::text_width(t, LABEL_SCALE) + swatch <= width - 32;
-        let (text, scale) = [full.clone(), format!("{acc}{mce}"), acc]
-            .into_iter()
-            .find(|t| fits(t))
-            .map_or((full, 1), |t| (t, LABEL_SCALE));
-        let tw = Canvas::text_width(&text, scale) + swatch;
+    // Per model: the full line, without N, and accuracy and ECE only.
+    let lines: Vec<[String; 3]> = series
+        .iter()
+        .map(|(label, r)| {
+            let label = if label.is_empty() {
+                String::new()
+            } else {
+                format!("{label}:  ")
+            };
+            let acc = format!(
+                "{label}accuracy {:.2}%  ECE {:.4}",
+                100.0 * r.accuracy,
+                r.ece()
+            );
+            let mce = format!("{acc}  MCE {:.4}", r.mce());
+            [format!("{mce}  N {}", r.samples), mce, acc]
+        })
+        .collect();
+    // One level of detail and one text size for every model, so the lines read alike.
+    let fits = |t: &str| Canvas::text_width(t, LABEL_SCALE) + swatch <= width - 32;
+    let (level, scale) = (0..3)
+        .find(|&l| lines.iter().all(|line| fits(&line[l])))
+        .map_or((0, 1), |l| (l, LABEL_SCALE));
+    for (i, line) in lines.iter().enumerate() {
+        let text = &line[level];
+        let tw = Canvas::text_width(text, scale) + swatch;
         let x = ((width - tw) / 2).max(8);
         let y = TITLE_H + i as i32 * HEADER_LINE;
         let th = Canvas::text_height(scale);
@@ -264,7 +270,7 @@ fn header(c: &mut Canvas, series: &[(&str, &Reliability)], width: i32) {
             let color = BAR_COLORS[i % BAR_COLORS.len()];
             c.fill_rect(x, y + th / 2 - 6, 14, 12, color);
         }
-        c.draw_text(x + swatch, y, &text, scale, INK);
+        c.draw_text(x + swatch, y, text, scale, INK);
     }
     if series.is_empty() {
         let text = "no samples";

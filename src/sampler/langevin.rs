@@ -260,22 +260,21 @@ impl Langevin {
         every: usize,
         progress: impl FnMut(Progress) -> ControlFlow<()>,
     ) -> Result<usize> {
-        self.run_chunks(b, net, x, None, rows, first_step, every, progress)
+        self.run_chunks(b, first_step, every, progress, |chunk, at| {
+            chunk.run(b, net, x, rows, at)
+        })
     }
 
-    /// [`run_with_progress`](Self::run_with_progress) and, with `labels`, its conditional
-    /// twin ([`run_labelled`](Self::run_labelled)).
-    #[allow(clippy::too_many_arguments)]
-    fn run_chunks<B: Backend>(
+    /// The chunked loop of [`run_with_progress`](Self::run_with_progress) and its conditional
+    /// and composed twins: `run(chunk, first_step)` runs the chunk's steps (a `Langevin` of
+    /// fewer steps) from that global step.
+    pub(crate) fn run_chunks<B: Backend>(
         &self,
         b: &B,
-        net: &mut EnergyNet<B>,
-        x: &mut B::Tensor,
-        labels: Option<&B::Tensor>,
-        rows: usize,
         first_step: u64,
         every: usize,
         mut progress: impl FnMut(Progress) -> ControlFlow<()>,
+        mut run: impl FnMut(&Langevin, u64) -> Result<()>,
     ) -> Result<usize> {
         let total = self.config.steps;
         let every = every.clamp(1, total.max(1));
@@ -288,11 +287,7 @@ impl Langevin {
                 },
                 seed: self.seed,
             };
-            let at = first_step + done as u64;
-            match labels {
-                Some(y) => chunk.run_labelled(b, net, x, y, rows, at)?,
-                None => chunk.run(b, net, x, rows, at)?,
-            }
+            run(&chunk, first_step + done as u64)?;
             b.wait()?;
             done += chunk.config.steps;
             let report = Progress {
@@ -401,7 +396,9 @@ impl Langevin {
         }
         let mut x = b.upload(&self.noise(n, net.input_len()))?;
         let y = b.upload(labels)?;
-        let steps_run = self.run_chunks(b, net, &mut x, Some(&y), n, 0, every, progress)?;
+        let steps_run = self.run_chunks(b, 0, every, progress, |chunk, at| {
+            chunk.run_labelled(b, net, &mut x, &y, n, at)
+        })?;
         Ok(Samples {
             x: b.read(&x)?,
             rows: n,
@@ -445,7 +442,7 @@ impl Langevin {
     }
 
     /// The update of the step that draws its noise at `global_step`.
-    fn update(&self, rows: usize, dim: usize, global_step: u64) -> LangevinUpdate {
+    pub(crate) fn update(&self, rows: usize, dim: usize, global_step: u64) -> LangevinUpdate {
         let c = &self.config;
         LangevinUpdate {
             rows,

@@ -20,12 +20,14 @@
 //! # }
 //! ```
 
+pub mod compose;
 pub mod langevin;
 pub mod langevin_update;
 pub mod mlp_chain;
 pub mod replay;
 pub mod replay_kernels;
 
+pub use compose::{Composition, Term};
 pub use langevin::{Langevin, LangevinConfig, Progress, Samples};
 pub use langevin_update::LangevinUpdate;
 pub use mlp_chain::MlpChain;

@@ -1,6 +1,7 @@
 //! The `ebm` command line: train, sample and score energy-based models on a GPU or the CPU.
 
 mod bench;
+mod compose;
 mod classify;
 mod images;
 mod info;
@@ -43,6 +44,9 @@ enum Command {
     },
     /// Draw Langevin samples from a trained model.
     Sample(sample::SampleArgs),
+    /// Samples from a weighted sum of energies: several models and/or classes (concept
+    /// combination), optionally starting at images of one class (cross-class sampling).
+    Compose(compose::ComposeArgs),
     /// Energies (and ∇ₓE) of a batch of inputs under a model.
     Score(score::ScoreArgs),
     /// Accuracy and calibration (NLL, ECE, reliability diagram) of a class-logit model.
@@ -133,6 +137,7 @@ fn main() -> ExitCode {
             what: TrainWhat::Images(args),
         } => check_iters(args.iters).and_then(|()| images::run(&cli.device, &args)),
         Command::Sample(args) => sample::run(&cli.device, &args),
+        Command::Compose(args) => compose::run(&cli.device, &args),
         Command::Score(args) => score::run(&cli.device, &args),
         Command::Classify(args) => classify::run(&cli.device, &args),
         Command::Bench(args) => bench::run(&cli.device, &args),

@@ -26,6 +26,24 @@ pub struct SampleArgs {
     /// Number of chains (samples).
     #[arg(long, default_value_t = 5000)]
     pub n: usize,
+    #[command(flatten)]
+    pub chain: ChainArgs,
+    /// Sample the class-conditional energy E(x, y) = −f(x)[y] of a class-logit model: a
+    /// class id, or `all` for --n chains split evenly over the classes (an image grid then
+    /// has one row per class; 2D samples are coloured by class).
+    #[arg(long)]
+    pub class: Option<String>,
+    /// Philox seed of the initial noise and the Langevin noise.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Output file; a PNG is written beside it for 2D models.
+    #[arg(long, default_value = "samples.safetensors")]
+    pub out: PathBuf,
+}
+
+/// The Langevin chain's settings, shared by `ebm sample` and `ebm compose`.
+#[derive(Args, Debug, Clone)]
+pub struct ChainArgs {
     /// Langevin steps K from uniform noise.
     #[arg(long, default_value_t = 200)]
     pub steps: usize,
@@ -43,21 +61,40 @@ pub struct SampleArgs {
     /// Clamp range hi.
     #[arg(long)]
     pub hi: Option<f32>,
-    /// Sample the class-conditional energy E(x, y) = −f(x)[y] of a class-logit model: a
-    /// class id, or `all` for --n chains split evenly over the classes (an image grid then
-    /// has one row per class; 2D samples are coloured by class).
-    #[arg(long)]
-    pub class: Option<String>,
-    /// Philox seed of the initial noise and the Langevin noise.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Output file; a PNG is written beside it for 2D models.
-    #[arg(long, default_value = "samples.safetensors")]
-    pub out: PathBuf,
+}
+
+impl ChainArgs {
+    /// The sampler's settings: these options, else the training run's stored in `file`'s
+    /// metadata (a checkpoint), else the toy demo's for 2D models and IGEBM's for images.
+    pub fn config(&self, file: &TensorFile, two_d: bool) -> Result<LangevinConfig> {
+        let trained = file
+            .metadata
+            .get(TRAIN_KEY)
+            .and_then(|json| serde_json::from_str::<TrainConfig>(json).ok())
+            .map(|c| c.langevin);
+        let (lo, hi, step, noise, clip) = if two_d {
+            (-toy2d::RANGE, toy2d::RANGE, 0.02, 0.2, None)
+        } else {
+            (-1.0, 1.0, 10.0, 0.005, Some(0.01))
+        };
+        let config = LangevinConfig {
+            steps: self.steps,
+            step_size: self
+                .step_size
+                .or(trained.map(|c| c.step_size))
+                .unwrap_or(step),
+            noise: self.noise.or(trained.map(|c| c.noise)).unwrap_or(noise),
+            grad_clip: trained.map_or(clip, |c| c.grad_clip),
+            lo: self.lo.or(trained.map(|c| c.lo)).unwrap_or(lo),
+            hi: self.hi.or(trained.map(|c| c.hi)).unwrap_or(hi),
+        };
+        config.validate()?;
+        Ok(config)
+    }
 }
 
 pub fn run(device: &str, args: &SampleArgs) -> Result<()> {
-    if args.n == 0 || args.steps == 0 {
+    if args.n == 0 || args.chain.steps == 0 {
         return Err(Error::Option("--n and --steps must be at least 1".into()));
     }
     let backend = crate::open_device(device)?;
@@ -73,40 +110,18 @@ fn sample<B: Backend>(b: &B, args: &SampleArgs) -> Result<()> {
         .map(Spec::from_name_or_file)
         .transpose()?;
     let mut net = model_from_file(b, &file, &args.model, spec.as_ref())?;
-    let trained = file
-        .metadata
-        .get(TRAIN_KEY)
-        .and_then(|json| serde_json::from_str::<TrainConfig>(json).ok())
-        .map(|c| c.langevin);
     let two_d = net.input_len() == 2;
-    // Without the training run's settings: the toy demo's for 2D models, IGEBM's for images.
-    let (lo, hi, step, noise, clip) = if two_d {
-        (-toy2d::RANGE, toy2d::RANGE, 0.02, 0.2, None)
-    } else {
-        (-1.0, 1.0, 10.0, 0.005, Some(0.01))
-    };
-    let config = LangevinConfig {
-        steps: args.steps,
-        step_size: args
-            .step_size
-            .or(trained.map(|c| c.step_size))
-            .unwrap_or(step),
-        noise: args.noise.or(trained.map(|c| c.noise)).unwrap_or(noise),
-        grad_clip: trained.map_or(clip, |c| c.grad_clip),
-        lo: args.lo.or(trained.map(|c| c.lo)).unwrap_or(lo),
-        hi: args.hi.or(trained.map(|c| c.hi)).unwrap_or(hi),
-    };
-    config.validate()?;
+    let config = args.chain.config(&file, two_d)?;
     net.spec().check_batch(args.n, &format!("--n {}", args.n))?;
     let sampler = Langevin {
         config,
         seed: args.seed,
     };
-    let bar = crate::train_loop::progress_bar(0, args.steps as u64, false);
+    let bar = crate::train_loop::progress_bar(0, args.chain.steps as u64, false);
     bar.set_message("Langevin steps");
     let t0 = std::time::Instant::now();
     // About a hundred progress updates, whatever K; each waits for the device.
-    let every = (args.steps / 100).max(1);
+    let every = (args.chain.steps / 100).max(1);
     let labels = class_labels(args, net.classes())?;
     let show = |p: ebm::sampler::Progress| {
         bar.set_position(p.steps_done as u64);
@@ -139,8 +154,8 @@ fn sample<B: Backend>(b: &B, args: &SampleArgs) -> Result<()> {
     file.write(&args.out)?;
     eprintln!(
         "{n} chains × {} steps in {secs:.2} s ({:.3e} chain-steps/s) on {}; wrote {}",
-        args.steps,
-        (n * args.steps) as f64 / secs,
+        args.chain.steps,
+        (n * args.chain.steps) as f64 / secs,
         b.name(),
         args.out.display()
     );
@@ -151,7 +166,7 @@ fn sample<B: Backend>(b: &B, args: &SampleArgs) -> Result<()> {
         };
         let energy = net.energies(b, &grid.points())?;
         let png = args.out.with_extension("png");
-        let title = format!("{n} Langevin samples, K = {}", args.steps);
+        let title = format!("{n} Langevin samples, K = {}", args.chain.steps);
         let background = Some((&grid, &energy[..]));
         match &labels {
             Some(y) => {
@@ -174,13 +189,13 @@ fn sample<B: Backend>(b: &B, args: &SampleArgs) -> Result<()> {
                 let title = format!(
                     "class-conditional samples (rows: classes 0-{}), K = {}",
                     classes - 1,
-                    args.steps
+                    args.chain.steps
                 );
                 plot::image_grid(&png, &title, &rows, c, h, w, cols, 3)?;
             }
             _ => {
                 let shown = n.min(64);
-                let title = format!("{shown} of {n} Langevin samples, K = {}", args.steps);
+                let title = format!("{shown} of {n} Langevin samples, K = {}", args.chain.steps);
                 plot::image_grid(&png, &title, &samples[..shown * len], c, h, w, 8, 3)?;
             }
         }
