@@ -345,3 +345,57 @@ fn bad_input_exits_2_with_one_line() {
         &["--limit"],
     );
 }
+
+/// `ebm score --ood` on a class-logit model also scores by confidence: `max_prob` is
+/// max(p₀, p₁) of the hand-set model for every image, and the AUROC written beside it is the
+/// one recomputed from those values (an OOD image scores higher when it is less confident).
+#[test]
+fn score_ood_adds_the_max_softmax_score() {
+    let dir = TempDir::new("classify-ood");
+    let model = write_model(&dir, "m.safetensors", CLASSIFIER);
+    let data = dir.write("t-images-idx3-ubyte", idx_images(&IMAGES));
+    let ood = dir.write("o-images-idx3-ubyte", idx_images(&IMAGES[1..4]));
+    let out = Command::new(env!("CARGO_BIN_EXE_ebm"))
+        .args([
+            "--device", "cpu", "score", "--model", &model, "--data", &data,
+        ])
+        .args(["--ood", &ood, "--out", "s.safetensors"])
+        .current_dir(&dir.0)
+        .env_remove("EBM_DEVICE")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout(&out).contains("max softmax"), "{}", stdout(&out));
+    let path = dir.path("s.safetensors");
+    let file = TensorFile::read(Path::new(&path)).unwrap();
+    let get = |k: &str| file.get(k, Path::new(&path)).unwrap().data.clone();
+    let (p_in, p_ood) = (get("max_prob"), get("max_prob_ood"));
+    for (got, image) in p_in
+        .iter()
+        .zip(&IMAGES)
+        .chain(p_ood.iter().zip(&IMAGES[1..4]))
+    {
+        let want = p1(image).max(1.0 - p1(image));
+        assert!((f64::from(*got) - want).abs() < 1e-5, "{got} vs {want}");
+    }
+    // AUROC = P(score_ood > score_in) + ½ P(tie), score = −max p.
+    let mut wins = 0.0;
+    for &a in &p_in {
+        for &o in &p_ood {
+            wins += if -o > -a {
+                1.0
+            } else if o == a {
+                0.5
+            } else {
+                0.0
+            };
+        }
+    }
+    let want = wins / (p_in.len() * p_ood.len()) as f64;
+    let got: f64 = file.metadata["ebm.auroc_max_prob"].parse().unwrap();
+    assert!((got - want).abs() < 1e-9, "AUROC {got} vs {want}");
+}

@@ -47,9 +47,17 @@ fn check<B: Backend>(b: &B) {
         let mut comp = Composition::new(b, terms).unwrap();
         s.sample_composed(b, &mut comp, n, 5, go(b)).unwrap().x
     };
-    let doubled = sample(vec![Term::new(net(), 1.0, None), Term::new(net(), 1.0, None)]);
+    let doubled = sample(vec![
+        Term::new(net(), 1.0, None),
+        Term::new(net(), 1.0, None),
+    ]);
     let twice = sample(vec![Term::new(net(), 2.0, None)]);
-    assert_eq!(doubled, twice, "two identical terms = one at double weight, on {}", b.name());
+    assert_eq!(
+        doubled,
+        twice,
+        "two identical terms = one at double weight, on {}",
+        b.name()
+    );
     let init = s.noise(n, 16);
     assert!(rel_err(&twice, &init) > 0.05, "the chains moved");
 
@@ -62,7 +70,10 @@ fn check<B: Backend>(b: &B) {
         .sample_labelled(b, &mut net(), &[2.0; 16], 5, go(b))
         .unwrap()
         .x;
-    assert!(rel_err(&class, &conditional) < 1e-6, "a class term = conditional Langevin");
+    assert!(
+        rel_err(&class, &conditional) < 1e-6,
+        "a class term = conditional Langevin"
+    );
 
     // Energies: the weighted sum.
     let mut comp = Composition::new(

@@ -66,7 +66,9 @@ impl<B: Backend> Composition<B> {
     pub fn new(b: &B, terms: Vec<Term<B>>) -> Result<Self> {
         let _ = b;
         let Some(first) = terms.first() else {
-            return Err(Error::Option("a composition needs at least one model".into()));
+            return Err(Error::Option(
+                "a composition needs at least one model".into(),
+            ));
         };
         let input = first.net.spec().input.clone();
         for (i, t) in terms.iter().enumerate() {
@@ -78,7 +80,10 @@ impl<B: Backend> Composition<B> {
                 )));
             }
             if !t.weight.is_finite() {
-                return Err(Error::Option(format!("term {i}: weight {} is not finite", t.weight)));
+                return Err(Error::Option(format!(
+                    "term {i}: weight {} is not finite",
+                    t.weight
+                )));
             }
             match (t.class, t.net.classes()) {
                 (Some(y), Some(c)) if y >= c => {

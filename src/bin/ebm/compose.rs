@@ -57,7 +57,11 @@ fn parse_term(arg: &str) -> Result<TermArg> {
     let path = PathBuf::from(parts.next().unwrap_or_default());
     let (mut class, mut weight) = (None, 1.0);
     for part in parts {
-        let bad = || Error::Option(format!("--model {arg}: `{part}` is not y=CLASS or w=WEIGHT"));
+        let bad = || {
+            Error::Option(format!(
+                "--model {arg}: `{part}` is not y=CLASS or w=WEIGHT"
+            ))
+        };
         match part.split_once('=') {
             Some(("y", v)) => class = Some(v.parse().map_err(|_| bad())?),
             Some(("w", v)) => weight = v.parse().map_err(|_| bad())?,
@@ -65,7 +69,9 @@ fn parse_term(arg: &str) -> Result<TermArg> {
         }
     }
     if !f32::is_finite(weight) {
-        return Err(Error::Option(format!("--model {arg}: weight {weight} is not finite")));
+        return Err(Error::Option(format!(
+            "--model {arg}: weight {weight} is not finite"
+        )));
     }
     Ok(TermArg {
         path,
@@ -137,7 +143,11 @@ fn compose<B: Backend>(b: &B, args: &ComposeArgs, terms: &[TermArg]) -> Result<(
     file.metadata
         .insert("ebm.compose".into(), args.model.join(" "));
     file.write(&args.out)?;
-    eprintln!("{n} chains × {} steps; wrote {}", config.steps, args.out.display());
+    eprintln!(
+        "{n} chains × {} steps; wrote {}",
+        config.steps,
+        args.out.display()
+    );
     let png = args.out.with_extension("png");
     let title = format!("composed: {}", describe(terms));
     if two_d {
@@ -153,7 +163,17 @@ fn compose<B: Backend>(b: &B, args: &ComposeArgs, terms: &[TermArg]) -> Result<(
             // Before and after, column by column.
             Some(x0) => {
                 let shown = n.min(16);
-                plot::image_pairs(&png, &title, &x0[..shown * len], &x[..shown * len], c, h, w, 8, 3)?
+                plot::image_pairs(
+                    &png,
+                    &title,
+                    &x0[..shown * len],
+                    &x[..shown * len],
+                    c,
+                    h,
+                    w,
+                    8,
+                    3,
+                )?
             }
             None => {
                 let shown = n.min(64);
@@ -170,13 +190,16 @@ fn describe(terms: &[TermArg]) -> String {
     let parts: Vec<String> = terms
         .iter()
         .map(|t| {
-            let name = t
-                .path
-                .parent()
-                .and_then(Path::file_name)
-                .map_or_else(|| t.path.display().to_string(), |d| d.to_string_lossy().into());
+            let name = t.path.parent().and_then(Path::file_name).map_or_else(
+                || t.path.display().to_string(),
+                |d| d.to_string_lossy().into(),
+            );
             let class = t.class.map(|y| format!("[y={y}]")).unwrap_or_default();
-            let weight = if t.weight == 1.0 { String::new() } else { format!("×{}", t.weight) };
+            let weight = if t.weight == 1.0 {
+                String::new()
+            } else {
+                format!("×{}", t.weight)
+            };
             format!("{name}{class}{weight}")
         })
         .collect();
@@ -193,7 +216,10 @@ fn init_images(path: &Path, input: &[usize], class: Option<u8>, n: usize) -> Res
     let set = images::load(path, c, h, w)?;
     let picked: Vec<usize> = match class {
         Some(y) => {
-            let labels = set.labels.as_ref().ok_or_else(|| images::no_labels_error(path))?;
+            let labels = set
+                .labels
+                .as_ref()
+                .ok_or_else(|| images::no_labels_error(path))?;
             (0..set.len()).filter(|&i| labels[i] == y).take(n).collect()
         }
         None => (0..set.len().min(n)).collect(),

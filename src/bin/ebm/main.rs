@@ -1,8 +1,8 @@
 //! The `ebm` command line: train, sample and score energy-based models on a GPU or the CPU.
 
 mod bench;
-mod compose;
 mod classify;
+mod compose;
 mod images;
 mod info;
 mod options;

@@ -140,12 +140,42 @@ fn score_datasets<B: Backend>(b: &B, net: &mut EnergyNet<B>, args: &ScoreArgs) -
         let energy_ood = net.energies(b, &x_ood)?;
         let auroc = ebm::eval::auroc(&energy, &energy_ood);
         eprintln!("{}", summary(ood, &energy_ood));
+        let what = if net.classes().is_some() {
+            "energy −logsumexp f(x)"
+        } else {
+            "energy"
+        };
         println!(
-            "AUROC (energy as OOD score, {} vs {ood}): {auroc:.4}",
+            "AUROC ({what} as OOD score, {} vs {ood}): {auroc:.4}",
             data_path.display()
         );
         out.insert("energy_ood", vec![energy_ood.len()], energy_ood);
         out.metadata.insert("ebm.auroc".into(), auroc.to_string());
+        if let Some(classes) = net.classes() {
+            // JEM's second score: the classifier's confidence max_y p(y|x), lower out of
+            // distribution (so −max p is the OOD score).
+            let max_prob = |x: &[f32], net: &mut EnergyNet<B>| -> Result<Vec<f32>> {
+                let logits = net.class_logits(b, x)?;
+                Ok(logits
+                    .chunks(classes)
+                    .map(|f| {
+                        let m = f.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                        1.0 / f.iter().map(|v| (v - m).exp()).sum::<f32>()
+                    })
+                    .collect())
+            };
+            let (p_in, p_ood) = (max_prob(&x, net)?, max_prob(&x_ood, net)?);
+            let neg = |v: &[f32]| v.iter().map(|p| -p).collect::<Vec<f32>>();
+            let auroc_p = ebm::eval::auroc(&neg(&p_in), &neg(&p_ood));
+            println!(
+                "AUROC (max softmax p(y|x) as OOD score, {} vs {ood}): {auroc_p:.4}",
+                data_path.display()
+            );
+            out.insert("max_prob", vec![p_in.len()], p_in);
+            out.insert("max_prob_ood", vec![p_ood.len()], p_ood);
+            out.metadata
+                .insert("ebm.auroc_max_prob".into(), auroc_p.to_string());
+        }
     }
     out.write(&args.out)?;
     eprintln!("wrote {}", args.out.display());
