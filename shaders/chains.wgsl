@@ -127,9 +127,9 @@ fn replay_scatter(
 }
 
 // ---- replay_labels: the class labels of a draw's chains (conditional training), from the
-// same Philox decisions as replay_draw: a re-initialised chain takes the data label of its
-// row (its class is the data batch's), any other keeps the label stored with it. One thread
-// per drawn row.
+// same Philox decisions as replay_draw: a re-initialised chain, or one that has no label yet
+// (stored label < 0), takes the data label of its row (its class is the data batch's); any
+// other keeps the label stored with it. One thread per drawn row.
 
 struct LabelParams {
     capacity: u32,
@@ -159,9 +159,10 @@ fn replay_labels(
     let pick = philox4x32_10(vec4<u32>(j / 4u, 0u, lab.iteration, STREAM_DRAW), key);
     let index = min(u32(uniform_from_word(pick[j % 4u]) * f32(lab.capacity)), lab.capacity - 1u);
     let coin = philox4x32_10(vec4<u32>(j / 4u, 1u, lab.iteration, STREAM_DRAW), key);
-    if uniform_from_word(coin[j % 4u]) < lab.reinit_prob {
+    let stored = stored_labels[index];
+    if uniform_from_word(coin[j % 4u]) < lab.reinit_prob || stored < 0.0 {
         labels_out[j] = data_labels[j];
     } else {
-        labels_out[j] = stored_labels[index];
+        labels_out[j] = stored;
     }
 }

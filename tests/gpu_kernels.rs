@@ -673,8 +673,9 @@ fn replay_draw_matches_cpu() {
 }
 
 /// The labels of a conditional draw: GPU equal to the CPU, and each one the data label of a
-/// re-initialised row or the stored label of the chain drawn (told apart by the row's
-/// values: a re-initialised row is uniform noise in [10, 11], the buffer holds negatives).
+/// re-initialised row (told apart by the row's values: a re-initialised row is uniform noise
+/// in [10, 11], the buffer holds negatives) or of a chain without a label yet (−1), else
+/// the stored label of the chain drawn.
 #[test]
 fn replay_labels_match_cpu_and_the_draw() {
     let gpu = gpu_or_skip!();

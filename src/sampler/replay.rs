@@ -119,17 +119,12 @@ impl<B: Backend> ReplayBuffer<B> {
         })
     }
 
-    /// Give every chain a class label, chain n starting with n mod `classes` (the chains
-    /// start from noise, so any balanced assignment will do): for conditional training, where
-    /// a chain samples E(x, y) of its own class until it is re-initialised.
-    pub fn with_labels(mut self, b: &B, classes: usize) -> Result<Self> {
-        if classes == 0 {
-            return Err(Error::Option(
-                "a labelled replay buffer needs at least one class".into(),
-            ));
-        }
-        let labels: Vec<f32> = (0..self.capacity).map(|n| (n % classes) as f32).collect();
-        self.labels = Some(b.upload(&labels)?);
+    /// Keep a class label with every chain, for conditional training, where a chain
+    /// samples E(x, y) of its own class until it is re-initialised. Chains start with no
+    /// label (−1): the first draw of a chain gives it its row's data label, as a
+    /// re-initialisation does, so the chains' classes are always classes of the data seen.
+    pub fn with_labels(mut self, b: &B) -> Result<Self> {
+        self.labels = Some(b.upload(&vec![-1.0; self.capacity])?);
         Ok(self)
     }
 

@@ -39,8 +39,9 @@ pub struct ReplayDraw {
 pub struct ReplayScatter(pub ReplayDraw);
 
 /// The class labels of a [`ReplayDraw`]'s chains (conditional training): a re-initialised
-/// chain takes the data label of its row, any other keeps the label stored with it. The
-/// same Philox decisions as the draw, so the labels match the chains drawn.
+/// chain, or one without a label yet (stored label < 0), takes the data label of its row;
+/// any other keeps the label stored with it. The same Philox decisions as the draw, so the
+/// labels match the chains drawn.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ReplayLabels(pub ReplayDraw);
 
@@ -70,7 +71,8 @@ impl ReplayDraw {
     }
 
     /// The labels of this draw's chains into `labels` `[batch]`: `data_labels[j]` for a
-    /// re-initialised chain j, else `stored[index_j]` (`stored` `[capacity]`).
+    /// re-initialised chain j or one whose stored label is negative (none yet), else
+    /// `stored[index_j]` (`stored` `[capacity]`).
     pub fn labels<B: Backend>(
         &self,
         b: &B,
@@ -235,7 +237,7 @@ impl Kernel for ReplayLabels {
             let pick = rng::uniform_at(d.seed, j32, 0, d.iteration, Stream::ReplayDraw);
             let index = rng::index_from_uniform(pick, d.capacity);
             let restart = rng::uniform_at(d.seed, j32, 1, d.iteration, Stream::ReplayDraw);
-            *label = if restart < d.reinit_prob {
+            *label = if restart < d.reinit_prob || stored[index] < 0.0 {
                 data[j]
             } else {
                 stored[index]

@@ -203,8 +203,8 @@ impl<B: Backend> Trainer<B> {
             config.seed,
         )?;
         let loss = ObjectiveLoss::new(b, &net, config.objective, config.alpha, batch)?;
-        if let (Objective::Conditional, Some(c)) = (config.objective, net.classes()) {
-            replay = replay.with_labels(b, c)?;
+        if config.objective == Objective::Conditional {
+            replay = replay.with_labels(b)?;
         }
         Ok(Trainer {
             adam: Adam::new(b, config.adam, net.params())?,
