@@ -52,7 +52,7 @@ const SAMPLE: Rgb = [255, 190, 60];
 /// Density heatmaps.
 const DENSITY_MAP: Colormap = Colormap::Viridis;
 /// Qualitative palette for line charts (matplotlib's tab10, first eight).
-const SERIES: [Rgb; 8] = [
+pub(super) const SERIES: [Rgb; 8] = [
     [31, 119, 180],
     [255, 127, 14],
     [44, 160, 44],
@@ -191,12 +191,27 @@ pub fn scatter_figure(
     range: f32,
     energy: Option<(&Grid2d, &[f32])>,
 ) -> Result<()> {
+    scatter_page(title_text, range, energy, 24, |c, p| {
+        p.points(c, points, SAMPLE)
+    })
+    .save_png(path)
+}
+
+/// The page of [`scatter_figure`] and [`class_scatter_figure`]: title, one square panel with
+/// the energy (or plain night) behind, `draw` putting the points on it, frame and ticks;
+/// `right` pixels of margin on the right (room for a legend).
+fn scatter_page(
+    title_text: &str,
+    range: f32,
+    energy: Option<(&Grid2d, &[f32])>,
+    right: i32,
+    draw: impl FnOnce(&mut Canvas, &Panel),
+) -> Canvas {
     const SIZE: i32 = 480;
     const LEFT: i32 = 44;
-    const RIGHT: i32 = 24;
     const TOP: i32 = 46;
     const BOTTOM: i32 = 30;
-    let width = LEFT + SIZE + RIGHT;
+    let width = LEFT + SIZE + right;
     let height = TOP + SIZE + BOTTOM;
     let mut c = Canvas::new(width as u32, height as u32, PAGE);
     title(&mut c, title_text, width);
@@ -213,9 +228,9 @@ pub fn scatter_figure(
         }
         None => c.fill_rect(p.x, p.y, p.size, p.size, NIGHT),
     }
-    p.points(&mut c, points, SAMPLE);
+    draw(&mut c, &p);
     p.frame_and_ticks(&mut c, true);
-    c.save_png(path)
+    c
 }
 
 /// [`scatter_figure`] with each point coloured by its class (`labels`, one exact f32 class
@@ -242,176 +257,32 @@ pub fn class_scatter_figure(
     range: f32,
     energy: Option<(&Grid2d, &[f32])>,
 ) -> Result<()> {
-    const SIZE: i32 = 480;
-    const LEFT: i32 = 44;
-    const RIGHT: i32 = 96;
-    const TOP: i32 = 46;
-    const BOTTOM: i32 = 30;
     check_len("labels", labels.len(), points.len() / 2);
-    let width = LEFT + SIZE + RIGHT;
-    let height = TOP + SIZE + BOTTOM;
-    let mut c = Canvas::new(width as u32, height as u32, PAGE);
-    title(&mut c, title_text, width);
-    let p = Panel {
-        x: LEFT,
-        y: TOP,
-        size: SIZE,
-        range,
-    };
-    match energy {
-        Some((grid, e)) => {
-            check_len("energy", e.len(), grid.n * grid.n);
-            p.energy_background(&mut c, grid, e);
-        }
-        None => c.fill_rect(p.x, p.y, p.size, p.size, NIGHT),
-    }
     let classes = labels.iter().fold(0usize, |m, &y| m.max(y as usize + 1));
     let color = |y: usize| {
         // Past the palette, lighter shades of it.
         let base = SERIES[y % SERIES.len()];
         mix(base, PAGE, 0.35 * (y / SERIES.len()) as f32)
     };
-    for y in 0..classes {
-        let mine: Vec<f32> = points
-            .chunks_exact(2)
-            .zip(labels)
-            .filter(|(_, &l)| l as usize == y)
-            .flat_map(|(q, _)| [q[0], q[1]])
-            .collect();
-        p.points(&mut c, &mine, color(y));
-    }
-    p.frame_and_ticks(&mut c, true);
-    let th = Canvas::text_height(LABEL_SCALE);
-    for y in 0..classes.min(24) {
-        let top = TOP + 4 + y as i32 * (th + 6);
-        c.fill_rect(LEFT + SIZE + 14, top, th, th, color(y));
-        c.draw_text(
-            LEFT + SIZE + 20 + th,
-            top,
-            &format!("y={y}"),
-            LABEL_SCALE,
-            INK,
-        );
-    }
-    c.save_png(path)
-}
-
-/// Writes a chart of named curves over a shared x axis (e.g. loss, E+, E−, KL against the
-/// iteration), with a legend, ticks and ranges chosen from the data. Non-finite values are
-/// ignored (the curve joins their finite neighbours); each series is drawn over the first
-/// min(x.len(), series.len()) points.
-pub fn line_chart(
-    path: &Path,
-    title_text: &str,
-    x: &[f32],
-    series: &[(&str, &[f32])],
-) -> Result<()> {
-    const WIDTH: i32 = 960;
-    const HEIGHT: i32 = 540;
-    const LEFT: i32 = 76;
-    const RIGHT: i32 = 28;
-    const TOP: i32 = 50;
-    const BOTTOM: i32 = 44;
-    let mut c = Canvas::new(WIDTH as u32, HEIGHT as u32, PAGE);
-    title(&mut c, title_text, WIDTH);
-    let (px0, py0) = (LEFT, TOP);
-    let (pw, ph) = (WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM);
-
-    // Ranges over the finite values actually drawn.
-    let mut xs = Range::default();
-    let mut ys = Range::default();
-    for (_, s) in series {
-        for (&xv, &yv) in x.iter().zip(s.iter()) {
-            if xv.is_finite() && yv.is_finite() {
-                xs.add(xv);
-                ys.add(yv);
-            }
+    let c = scatter_page(title_text, range, energy, 96, |c, p| {
+        for y in 0..classes {
+            let mine: Vec<f32> = points
+                .chunks_exact(2)
+                .zip(labels)
+                .filter(|(_, &l)| l as usize == y)
+                .flat_map(|(q, _)| [q[0], q[1]])
+                .collect();
+            p.points(c, &mine, color(y));
         }
-    }
-    let (x_lo, x_hi) = xs.padded(0.0);
-    let (y_lo, y_hi) = ys.padded(0.05);
-    let to_px = |xv: f32, yv: f32| {
-        (
-            px0 as f32 + (xv - x_lo) / (x_hi - x_lo) * pw as f32,
-            py0 as f32 + (y_hi - yv) / (y_hi - y_lo) * ph as f32,
-        )
-    };
-
-    // Gridlines and tick labels first, so the curves draw over them.
-    let (xticks, xstep) = nice_ticks(x_lo, x_hi, 8);
-    let (yticks, ystep) = nice_ticks(y_lo, y_hi, 6);
-    let label_h = Canvas::text_height(LABEL_SCALE);
-    for &t in &xticks {
-        let (px, _) = to_px(t, y_lo);
-        let px = px.round() as i32;
-        c.fill_rect(px, py0, 1, ph, GRIDLINE);
-        c.fill_rect(px, py0 + ph, 1, 5, FRAME);
-        let label = tick_label(t, xstep);
-        let w = Canvas::text_width(&label, LABEL_SCALE);
-        c.draw_text(px - w / 2, py0 + ph + 10, &label, LABEL_SCALE, INK);
-    }
-    for &t in &yticks {
-        let (_, py) = to_px(x_lo, t);
-        let py = py.round() as i32;
-        c.fill_rect(px0, py, pw, 1, GRIDLINE);
-        c.fill_rect(px0 - 5, py, 5, 1, FRAME);
-        let label = tick_label(t, ystep);
-        let w = Canvas::text_width(&label, LABEL_SCALE);
-        c.draw_text(px0 - 10 - w, py - label_h / 2, &label, LABEL_SCALE, INK);
-    }
-    if y_lo < 0.0 && y_hi > 0.0 {
-        // The zero line matters for losses and energies: draw it a little darker.
-        let (_, py) = to_px(x_lo, 0.0);
-        c.fill_rect(px0, py.round() as i32, pw, 1, [190, 190, 196]);
-    }
-
-    for (i, (_, s)) in series.iter().enumerate() {
-        let color = SERIES[i % SERIES.len()];
-        // Non-finite values are skipped and their neighbours joined, so a metric logged only
-        // every 100 iterations (NaN in between) still draws as one curve.
-        let pts: Vec<(f32, f32)> = x
-            .iter()
-            .zip(s.iter())
-            .filter(|(xv, yv)| xv.is_finite() && yv.is_finite())
-            .map(|(&xv, &yv)| to_px(xv, yv))
-            .collect();
-        let segments: Vec<Segment> = pts.windows(2).map(|w| (w[0], w[1])).collect();
-        c.draw_lines(&segments, 1.6, color, 1.0);
-        // Sparse series get markers, so the reader sees where the measurements are.
-        if pts.len() <= 60 {
-            for &(px, py) in &pts {
-                c.draw_point(px, py, 2.6, color, 1.0);
-            }
+        // The legend, right of the panel.
+        let th = Canvas::text_height(LABEL_SCALE);
+        let x = p.x + p.size + 14;
+        for y in 0..classes.min(24) {
+            let top = p.y + 4 + y as i32 * (th + 6);
+            c.fill_rect(x, top, th, th, color(y));
+            c.draw_text(x + 6 + th, top, &format!("y={y}"), LABEL_SCALE, INK);
         }
-    }
-    c.stroke_rect(px0, py0, pw + 1, ph + 1, FRAME);
-
-    // Legend, top-right inside the plot: a swatch line and the name per series.
-    if !series.is_empty() {
-        let row_h = label_h + 8;
-        let text_w = series
-            .iter()
-            .map(|(name, _)| Canvas::text_width(name, LABEL_SCALE))
-            .max()
-            .unwrap_or(0);
-        let (bw, bh) = (text_w + 52, row_h * series.len() as i32 + 10);
-        let (bx, by) = (px0 + pw - bw - 10, py0 + 10);
-        c.fill_rect(bx, by, bw, bh, PAGE);
-        c.stroke_rect(bx, by, bw, bh, [200, 200, 206]);
-        for (i, (name, _)) in series.iter().enumerate() {
-            let y = by + 9 + i as i32 * row_h;
-            let mid = (y + label_h / 2) as f32 + 0.5;
-            let color = SERIES[i % SERIES.len()];
-            c.draw_line(
-                (bx as f32 + 10.0, mid),
-                (bx as f32 + 36.0, mid),
-                2.2,
-                color,
-                1.0,
-            );
-            c.draw_text(bx + 44, y, name, LABEL_SCALE, INK);
-        }
-    }
+    });
     c.save_png(path)
 }
 
@@ -658,36 +529,6 @@ fn ranks(v: &[f32]) -> Vec<f32> {
     out
 }
 
-/// A running min/max of finite values.
-#[derive(Default)]
-struct Range {
-    lo: Option<f32>,
-    hi: Option<f32>,
-}
-
-impl Range {
-    fn add(&mut self, v: f32) {
-        self.lo = Some(self.lo.map_or(v, |l| l.min(v)));
-        self.hi = Some(self.hi.map_or(v, |h| h.max(v)));
-    }
-
-    /// The range widened by `pad` of its span on each side; a degenerate range is widened
-    /// to a unit (or 10 %) span around its value, and an empty one becomes [0, 1].
-    fn padded(&self, pad: f32) -> (f32, f32) {
-        match (self.lo, self.hi) {
-            (Some(lo), Some(hi)) if hi > lo => {
-                let d = (hi - lo) * pad;
-                (lo - d, hi + d)
-            }
-            (Some(v), Some(_)) => {
-                let d = (v.abs() * 0.1).max(0.5);
-                (v - d, v + d)
-            }
-            _ => (0.0, 1.0),
-        }
-    }
-}
-
 /// Round tick positions covering [lo, hi]: multiples of a step 1, 2 or 5 × 10^k chosen so
 /// that about `target` ticks fit. Returns the ticks and the step.
 pub(super) fn nice_ticks(lo: f32, hi: f32, target: usize) -> (Vec<f32>, f32) {
@@ -741,6 +582,7 @@ fn check_len(what: &str, got: usize, want: usize) {
 mod tests {
     use super::*;
     use crate::data::toy2d::{Toy2d, RANGE};
+    use crate::plot::line_chart;
 
     /// −log density of the 8-gaussians mixture (up to a constant): a stand-in for a trained
     /// model's energy.

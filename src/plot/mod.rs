@@ -60,15 +60,17 @@ pub mod figures;
 pub mod font;
 pub mod grid;
 pub mod image_grid;
+pub mod line_chart;
 pub mod reliability;
 
 pub use canvas::{Canvas, Segment};
 pub use colormap::{inferno, magma, viridis, Colormap, Rgb};
 pub use contour::{isolines, quantile_levels};
 pub use figures::{
-    class_scatter_figure, density_from_energy, histogram_density, line_chart, scatter_figure,
-    toy2d_figure, Toy2dFigure,
+    class_scatter_figure, density_from_energy, histogram_density, scatter_figure, toy2d_figure,
+    Toy2dFigure,
 };
 pub use grid::Grid2d;
 pub use image_grid::{image_grid, image_pairs};
+pub use line_chart::line_chart;
 pub use reliability::{reliability_diagram, reliability_size};
