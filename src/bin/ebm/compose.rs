@@ -185,25 +185,33 @@ fn compose<B: Backend>(b: &B, args: &ComposeArgs, terms: &[TermArg]) -> Result<(
     Ok(())
 }
 
-/// The terms as `name[y=3]×0.5 + …` for the picture's title.
+/// The terms as `name[y=3]×0.5 + …` for the picture's title (`name: [y=0] + [y=1]` when
+/// every term is the same model file).
 fn describe(terms: &[TermArg]) -> String {
+    let name = |t: &TermArg| {
+        t.path.parent().and_then(Path::file_name).map_or_else(
+            || t.path.display().to_string(),
+            |d| d.to_string_lossy().into(),
+        )
+    };
+    let one_model = terms.windows(2).all(|w| w[0].path == w[1].path);
     let parts: Vec<String> = terms
         .iter()
         .map(|t| {
-            let name = t.path.parent().and_then(Path::file_name).map_or_else(
-                || t.path.display().to_string(),
-                |d| d.to_string_lossy().into(),
-            );
             let class = t.class.map(|y| format!("[y={y}]")).unwrap_or_default();
             let weight = if t.weight == 1.0 {
                 String::new()
             } else {
                 format!("×{}", t.weight)
             };
-            format!("{name}{class}{weight}")
+            let model = if one_model { String::new() } else { name(t) };
+            format!("{model}{class}{weight}")
         })
         .collect();
-    parts.join(" + ")
+    match one_model {
+        true => format!("{}: {}", name(&terms[0]), parts.join(" + ")),
+        false => parts.join(" + "),
+    }
 }
 
 /// The first `n` images of `path` (of class `class` if given) as initial chains.
