@@ -695,8 +695,9 @@ fn replay_labels_match_cpu_and_the_draw() {
             iteration: rng.random_range(0..100_000),
         };
         let buffer = vec![-1.0; capacity * dim];
+        // −1: a chain without a label yet, which takes its row's data label.
         let stored: Vec<f32> = (0..capacity)
-            .map(|_| rng.random_range(0..10) as f32)
+            .map(|_| rng.random_range(-1..10) as f32)
             .collect();
         let data: Vec<f32> = (0..batch)
             .map(|_| rng.random_range(10..20) as f32)
@@ -711,10 +712,11 @@ fn replay_labels_match_cpu_and_the_draw() {
         for j in 0..batch {
             let restarted = x[j * dim] >= 10.0;
             restarts += usize::from(restarted);
-            let want = if restarted {
+            let kept = stored[idx[j] as usize];
+            let want = if restarted || kept < 0.0 {
                 data[j]
             } else {
-                stored[idx[j] as usize]
+                kept
             };
             assert_eq!(labels[j], want, "row {j} of {d:?} (EBM_TEST_SEED={seed})");
         }

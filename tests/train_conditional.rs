@@ -57,8 +57,8 @@ fn conditional_toy_learns_each_class() {
     eprintln!("per-class KL before {before:.3?}\nafter {after:.3?}");
     // Untrained, each class is spread over the whole box: ≈ 3.6 nats. A model that learned
     // only the marginal (each class's mass over all 8 modes) would sit at ln 8 ≈ 2.1, one
-    // with half a class's mass on a wrong mode at ≥ ln 2 ≈ 0.69. This run reaches 0.13–0.19
-    // for every class (seed 0); the bound, 0.4, is twice the worst of them.
+    // with half a class's mass on a wrong mode at ≥ ln 2 ≈ 0.69. This run reaches 0.14–0.18
+    // for every class (seed 0); the bound, 0.4, is over twice the worst of them.
     assert!(before.iter().all(|&kl| kl > 3.0), "{before:?}");
     let worst = after.iter().cloned().fold(0.0, f64::max);
     assert!(worst < 0.4, "per-class KL {after:?}");

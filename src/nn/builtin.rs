@@ -112,6 +112,17 @@ impl Spec {
                 )))
             }
         }
+        // The last layer with parameters: behind a trailing flatten or reshape, if any.
+        let trailing = self
+            .layers
+            .iter()
+            .rev()
+            .take_while(|l| matches!(l.op, LayerSpec::Flatten | LayerSpec::Reshape { .. }))
+            .count();
+        if trailing > 0 && self.layers.len() > trailing {
+            let keep = self.layers.len() - trailing;
+            self.layers.truncate(keep);
+        }
         let last = self.layers.len().checked_sub(1);
         match last.map(|i| &mut self.layers[i].op) {
             Some(LayerSpec::Linear { outputs, .. }) if *outputs == 1 => *outputs = classes,

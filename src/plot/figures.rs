@@ -260,9 +260,13 @@ pub fn class_scatter_figure(
     check_len("labels", labels.len(), points.len() / 2);
     let classes = labels.iter().fold(0usize, |m, &y| m.max(y as usize + 1));
     let color = |y: usize| {
-        // Past the palette, lighter shades of it.
+        // Past the palette, lighter and then darker shades of it (never the page's white).
         let base = SERIES[y % SERIES.len()];
-        mix(base, PAGE, 0.35 * (y / SERIES.len()) as f32)
+        match y / SERIES.len() {
+            0 => base,
+            1 => mix(base, PAGE, 0.45),
+            k => mix(base, INK, (0.25 * (k - 1) as f32).min(0.7)),
+        }
     };
     let c = scatter_page(title_text, range, energy, 96, |c, p| {
         for y in 0..classes {

@@ -317,6 +317,20 @@ pub fn load_trainer<B: Backend>(b: &B, path: &Path) -> Result<Trainer<B>> {
                 ),
             ));
         }
+        let classes = trainer.net.classes().unwrap_or(0) as f32;
+        if let Some((i, y)) = labels
+            .data
+            .iter()
+            .enumerate()
+            .find(|(_, &y)| y != -1.0 && !(y >= 0.0 && y < classes && y.fract() == 0.0))
+        {
+            return Err(Error::format(
+                path,
+                format!(
+                    "replay.labels[{i}] = {y} is neither −1 nor a class of the net (0..{classes})"
+                ),
+            ));
+        }
         trainer.replay.load_labels(b, &labels.data)?;
     }
     trainer.iteration = position.iteration;

@@ -36,6 +36,10 @@ pub struct ComposeArgs {
     /// With --init: only images of this class (by the dataset's labels).
     #[arg(long, requires = "init")]
     pub init_class: Option<u8>,
+    /// With --init-class: an IDX labels file for the --init images, instead of the labels
+    /// found beside them.
+    #[arg(long, requires = "init_class")]
+    pub labels: Option<PathBuf>,
     /// Philox seed of the initial noise and the Langevin noise.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -105,17 +109,19 @@ fn compose<B: Backend>(b: &B, args: &ComposeArgs, terms: &[TermArg]) -> Result<(
     let mut comp = Composition::new(b, parts)?;
     let input = comp.terms()[0].net.spec().input.clone();
     let two_d = input == [2];
+    // The chain's settings: these options, else the first model file's training run's.
     let config = args.chain.config(&files[0], two_d)?;
-    comp.terms()[0]
-        .net
-        .spec()
-        .check_batch(args.n, &format!("--n {}", args.n))?;
+    for t in comp.terms() {
+        t.net
+            .spec()
+            .check_batch(args.n, &format!("--n {}", args.n))?;
+    }
     let sampler = Langevin {
         config,
         seed: args.seed,
     };
     let init = match &args.init {
-        Some(path) => Some(init_images(path, &input, args.init_class, args.n)?),
+        Some(path) => Some(init_images(path, &input, args)?),
         None => None,
     };
     let bar = crate::train_loop::progress_bar(0, config.steps as u64, false);
@@ -214,8 +220,9 @@ fn describe(terms: &[TermArg]) -> String {
     }
 }
 
-/// The first `n` images of `path` (of class `class` if given) as initial chains.
-fn init_images(path: &Path, input: &[usize], class: Option<u8>, n: usize) -> Result<Vec<f32>> {
+/// The first `--n` images of `path` (of class `--init-class` if given) as initial chains.
+fn init_images(path: &Path, input: &[usize], args: &ComposeArgs) -> Result<Vec<f32>> {
+    let (class, n) = (args.init_class, args.n);
     let &[c, h, w] = input else {
         return Err(Error::Option(format!(
             "--init needs image models (input [C, H, W]), these take {input:?}"
@@ -224,10 +231,7 @@ fn init_images(path: &Path, input: &[usize], class: Option<u8>, n: usize) -> Res
     let set = images::load(path, c, h, w)?;
     let picked: Vec<usize> = match class {
         Some(y) => {
-            let labels = set
-                .labels
-                .as_ref()
-                .ok_or_else(|| images::no_labels_error(path))?;
+            let labels = images::labels_for(&set, path, args.labels.as_deref())?;
             (0..set.len()).filter(|&i| labels[i] == y).take(n).collect()
         }
         None => (0..set.len().min(n)).collect(),

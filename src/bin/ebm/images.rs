@@ -39,8 +39,8 @@ pub struct ImagesArgs {
     /// beside them.
     #[arg(long)]
     pub labels: Option<PathBuf>,
-    /// Hold out the first N images: train on the rest (`ebm classify --limit N` then scores
-    /// the held-out ones).
+    /// Hold out the first N images as stored: train on the rest (`ebm classify --limit N`
+    /// then scores the held-out ones). For shuffled files such as MNIST's.
     #[arg(long, default_value_t = 0)]
     pub holdout: usize,
     /// Training iterations.
@@ -134,8 +134,18 @@ fn hold_out(mut set: images::ImageSet, n: usize) -> Result<images::ImageSet> {
         )));
     }
     set.data.drain(..n * set.sample_len());
+    let distinct = |l: &[u8]| l.iter().collect::<std::collections::BTreeSet<_>>().len();
+    let mut lost_classes = false;
     if let Some(labels) = &mut set.labels {
+        let before = distinct(labels);
         labels.drain(..n);
+        lost_classes = distinct(labels) < before;
+    }
+    if lost_classes {
+        eprintln!(
+            "note: the first {n} images held out include whole classes: this dataset is \
+             stored class by class (shuffle it, or use a file like MNIST's)"
+        );
     }
     eprintln!("holding out the first {n}: training on {}", set.len());
     Ok(set)

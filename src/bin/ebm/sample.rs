@@ -218,7 +218,19 @@ fn class_labels(args: &SampleArgs, classes: Option<usize>) -> Result<Option<Vec<
         )
     })?;
     if class == "all" {
-        let per = (args.n / classes).max(1);
+        if args.n < classes {
+            return Err(Error::Option(format!(
+                "--class all splits --n {} chains over {classes} classes: give at least {classes}",
+                args.n
+            )));
+        }
+        let per = args.n / classes;
+        if per * classes != args.n {
+            eprintln!(
+                "note: --class all samples {per} chains per class, {} in all",
+                per * classes
+            );
+        }
         return Ok(Some(
             (0..classes)
                 .flat_map(|y| std::iter::repeat_n(y as f32, per))

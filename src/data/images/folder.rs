@@ -206,4 +206,36 @@ mod tests {
         assert!(e.contains("empty") && e.contains("no image"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    /// One subfolder per class (torchvision's ImageFolder): labels by subfolder name order,
+    /// images in file-name order within each; a loose file beside them makes it a plain
+    /// (unlabelled) folder again, and an empty class folder is an error naming it.
+    #[test]
+    fn class_subfolders_are_labels() {
+        let dir = temp_dir("classes");
+        for (class, values) in [
+            ("cat", vec![10u8, 20]),
+            ("dog", vec![30]),
+            ("emu", vec![40, 50, 60]),
+        ] {
+            std::fs::create_dir_all(dir.join(class)).unwrap();
+            for (i, v) in values.into_iter().enumerate() {
+                GrayImage::from_pixel(4, 4, image::Luma([v]))
+                    .save(dir.join(class).join(format!("{i}.png")))
+                    .unwrap();
+            }
+        }
+        let set = load(&dir, 1, 4, 4).unwrap();
+        assert_eq!(set.labels.as_deref(), Some(&[0u8, 0, 1, 2, 2, 2][..]));
+        assert_eq!(set.classes(), Some(3));
+        let firsts: Vec<f32> = (0..6).map(|i| set.image(i)[0]).collect();
+        let want: Vec<f32> = [10u8, 20, 30, 40, 50, 60]
+            .iter()
+            .map(|&v| scaled(v))
+            .collect();
+        assert_eq!(firsts, want);
+        std::fs::create_dir_all(dir.join("fox")).unwrap();
+        let e = err_text(load(&dir, 1, 4, 4));
+        assert!(e.contains("fox") && e.contains("no image files"), "{e}");
+    }
 }
