@@ -17,9 +17,10 @@
 //! - [`image_grid`](mod@image_grid): tile grids of `[n, C, H, W]` images ([`image_grid()`]) and before /
 //!   after pairs ([`image_pairs`]), for image datasets and samples.
 //! - [`figures`]: the figures the CLI writes — [`toy2d_figure`] (data vs model density vs
-//!   samples), [`scatter_figure`] and [`line_chart`] — plus the grid densities they show
+//!   samples), [`scatter_figure`], [`class_scatter_figure`] — plus the grid densities they show
 //!   ([`histogram_density`], [`density_from_energy`]), which also serve grid estimates
-//!   such as the KL between data and model.
+//!   such as the KL between data and model; [`line_chart`](mod@line_chart) (training
+//!   curves) and [`reliability`] (calibration diagrams) have files of their own.
 //! - [`reliability`](mod@reliability): [`reliability_diagram`], a classifier's accuracy
 //!   against its confidence per bin (calibration), one model or several overlaid.
 //!

@@ -231,7 +231,7 @@ impl<B: Backend> Trainer<B> {
     }
 
     /// One iteration on a labelled data batch: `x_pos` [B, dim] and its class ids `labels`
-    /// [B] (whole numbers below the net's class count). Objectives without labels ignore
+    /// `[B]` (whole numbers below the net's class count). Objectives without labels ignore
     /// them.
     pub fn step_labelled(&mut self, b: &B, x_pos: &[f32], labels: &[f32]) -> Result<()> {
         self.step_with(b, x_pos, Some(labels))

@@ -94,9 +94,9 @@ impl<B: Backend> ObjectiveLoss<B> {
     }
 
     /// Parameter gradients of the objective into `net`'s [`Param::grad`](crate::nn::Param)s,
-    /// and its scalars into [`stats`](Self::stats). `x` is [x⁺; x⁻] (2B rows; the classifier
+    /// and its scalars into [`stats`](Self::stats). `x` is `[x⁺; x⁻]` (2B rows; the classifier
     /// reads only x⁺), `labels_pos` the data's labels and `labels_neg` the chains' (each
-    /// [B], read only by the objectives that use them). A NaN or ±∞ energy sets the
+    /// `[B]`, read only by the objectives that use them). A NaN or ±∞ energy sets the
     /// [`HEALTH_ENERGIES`] flag to `mark` (the iteration + 1) if it is still clear.
     pub fn gradients(
         &mut self,
