@@ -230,6 +230,10 @@ impl<B: Backend> Watch<B> for ImageWatch {
         _: f64,
         out: &Path,
     ) -> Result<()> {
+        if !trainer.config.objective.samples() {
+            // A plain classifier draws no chains: nothing to show.
+            return Ok(());
+        }
         let (c, h, w) = self.shape;
         let len = c * h * w;
         let samples = trainer.last_samples(b)?;

@@ -160,7 +160,9 @@ impl<B: Backend> Watch<B> for ToyWatch {
         let energy = trainer.net.energies(b, &grid.points())?;
         // Persistent chains show the model's long-run samples; in short-run mode the buffer
         // is never written, so show the last batch instead.
-        let samples = if trainer.config.reinit_prob < 1.0 {
+        let samples = if !trainer.config.objective.samples() {
+            Vec::new() // a plain classifier draws no chains
+        } else if trainer.config.reinit_prob < 1.0 {
             trainer.replay.read_chains(b)?
         } else {
             trainer.last_samples(b)?
