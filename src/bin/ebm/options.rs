@@ -160,9 +160,18 @@ impl TrainArgs {
         }
     }
 
-    /// `--objective` with its weights (the value parser admits only known names).
+    /// `--objective` with its weights (the value parser admits only known names); a note on
+    /// stderr when weights are given to an objective that has none.
     pub fn objective(&self) -> Objective {
-        match self.objective.parse().unwrap_or_default() {
+        let objective: Objective = self.objective.parse().unwrap_or_default();
+        let weighted = self.ce_weight != 1.0 || self.cd_weight != 1.0;
+        if weighted && !matches!(objective, Objective::Jem { .. }) {
+            eprintln!(
+                "note: --ce-weight and --cd-weight weigh JEM's terms; --objective {} ignores them",
+                objective.name()
+            );
+        }
+        match objective {
             Objective::Jem { .. } => Objective::Jem {
                 ce_weight: self.ce_weight,
                 cd_weight: self.cd_weight,

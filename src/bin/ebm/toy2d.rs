@@ -114,6 +114,7 @@ fn train<B: Backend>(b: &B, dataset: Toy2d, args: &Toy2dArgs) -> Result<()> {
     let mut watch = ToyWatch {
         dataset,
         data: dataset.sample(seed, KL_BATCH, KL_POINTS),
+        marginal: trainer.net.classes().is_some(),
     };
     train_loop::run(
         b,
@@ -131,11 +132,14 @@ struct ToyWatch {
     dataset: Toy2d,
     /// Data points for the KL histogram and the data panel.
     data: Vec<f32>,
+    /// Whether the net is a classifier energy, whose E(x) = −logsumexp f(x) is only the
+    /// marginal of what a conditional run trains (each E(x, y) has its own normaliser).
+    marginal: bool,
 }
 
 impl<B: Backend> Watch<B> for ToyWatch {
     fn metric_name(&self) -> Option<&'static str> {
-        Some("kl")
+        Some(if self.marginal { "kl_marginal" } else { "kl" })
     }
 
     fn metric(&mut self, b: &B, trainer: &mut Trainer<B>) -> Result<f64> {
@@ -168,7 +172,12 @@ impl<B: Backend> Watch<B> for ToyWatch {
             trainer.last_samples(b)?
         };
         let title = format!("ebm  toy2d {}  ({})", self.dataset, b.name());
-        let footer = format!("iter {iteration}   KL(data||model) {kl:.3} nats");
+        let of = if self.marginal {
+            " of exp(-E) = sum_y exp f_y"
+        } else {
+            ""
+        };
+        let footer = format!("iter {iteration}   KL(data||model{of}) {kl:.3} nats");
         let path = out.join(format!("toy2d_{iteration:06}.png"));
         plot::toy2d_figure(
             &path,

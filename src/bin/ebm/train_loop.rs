@@ -324,6 +324,7 @@ fn plot_metrics(csv: &Path, png: &Path) -> Result<()> {
                 "e_pos" => "E+",
                 "e_neg" => "E-",
                 "kl" => "KL",
+                "kl_marginal" => "KL (marginal)",
                 "ce" => "CE",
                 other => other,
             };
