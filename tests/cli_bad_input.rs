@@ -828,6 +828,48 @@ fn labelled_objectives_and_classes() {
         &images(&out, &["--holdout", "4000", "--data", &digits()]),
         &["--holdout 4000"],
     );
+    // A resume on other data (here: another hold-out) is refused, naming both.
+    let held = dir.path("held");
+    let digits = digits();
+    let first = run(
+        &dir.0,
+        &images(&held, &["--data", &digits, "--holdout", "10"]),
+    );
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let resume = format!("{held}/checkpoint.safetensors");
+    expect_bad(
+        &dir,
+        &images(
+            &held,
+            &["--data", &digits, "--resume", &resume, "--iters", "2"],
+        ),
+        &["--resume", "holdout 10", "holdout 0"],
+    );
+    let again = run(
+        &dir.0,
+        &images(
+            &held,
+            &[
+                "--data",
+                &digits,
+                "--holdout",
+                "10",
+                "--resume",
+                &resume,
+                "--iters",
+                "2",
+            ],
+        ),
+    );
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
     // --class needs a class-logit model, and one of its classes.
     let scalar = toy_model(&dir);
     let samples = dir.path("s.safetensors");

@@ -153,6 +153,9 @@ pub struct Trainer<B: Backend> {
     /// The run's settings, as saved in checkpoints. Treat it as read-only: the sampler,
     /// replay buffer, optimiser and device buffers were built from it by [`new`](Self::new).
     pub config: TrainConfig,
+    /// Where the data came from, in the caller's words (the CLI: the dataset, labels and
+    /// hold-out): saved in checkpoints as `ebm.data`, so that a resume can refuse other data.
+    pub data_source: Option<String>,
     /// The energy network being trained.
     pub net: EnergyNet<B>,
     /// The optimiser, holding one pair of moments per parameter of `net`.
@@ -207,6 +210,7 @@ impl<B: Backend> Trainer<B> {
             replay = replay.with_labels(b)?;
         }
         Ok(Trainer {
+            data_source: None,
             adam: Adam::new(b, config.adam, net.params())?,
             sampler: Langevin {
                 config: config.langevin,

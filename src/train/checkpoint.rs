@@ -39,6 +39,8 @@ pub use crate::nn::io::{load_model, model_from_file, model_spec, save_model, SPE
 pub const TRAIN_KEY: &str = "ebm.train";
 /// Metadata key holding the run's position.
 pub const RNG_KEY: &str = "ebm.rng";
+/// Metadata key of a checkpoint: where the run's data came from ([`Trainer::data_source`]).
+pub const DATA_KEY: &str = "ebm.data";
 
 /// Where a run stands: enough, with the config, to continue it exactly.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -88,6 +90,9 @@ pub fn save_checkpoint<B: Backend>(b: &B, trainer: &Trainer<B>, path: &Path) -> 
         RNG_KEY.into(),
         serde_json::to_string(&position).expect("serialisable"),
     );
+    if let Some(data) = &trainer.data_source {
+        file.metadata.insert(DATA_KEY.into(), data.clone());
+    }
     file.write(path)
 }
 
@@ -333,6 +338,7 @@ pub fn load_trainer<B: Backend>(b: &B, path: &Path) -> Result<Trainer<B>> {
         }
         trainer.replay.load_labels(b, &labels.data)?;
     }
+    trainer.data_source = file.metadata.get(DATA_KEY).cloned();
     trainer.iteration = position.iteration;
     trainer.adam.t = position.adam_t;
     Ok(trainer)

@@ -122,6 +122,16 @@ fn load_images(input: &[usize], path: &Path) -> Result<images::ImageSet> {
     Ok(set)
 }
 
+/// The run's data in words, as checkpoints keep it: a resume must give the same.
+fn data_source(data: &Path, args: &ImagesArgs) -> String {
+    let labels = args
+        .labels
+        .as_ref()
+        .map(|l| format!(", labels {}", l.display()))
+        .unwrap_or_default();
+    format!("{}{labels}, holdout {}", data.display(), args.holdout)
+}
+
 /// `set` without its first `n` images (`--holdout`).
 fn hold_out(mut set: images::ImageSet, n: usize) -> Result<images::ImageSet> {
     if n == 0 {
@@ -156,6 +166,13 @@ fn train<B: Backend>(b: &B, args: &ImagesArgs) -> Result<()> {
     let (mut trainer, set) = match &args.run.resume {
         Some(ckpt) => {
             let trainer = train_loop::resume_trainer(b, ckpt)?;
+            let now = data_source(&data_path, args);
+            if let Some(then) = trainer.data_source.as_deref().filter(|&t| t != now) {
+                return Err(Error::Option(format!(
+                    "--resume: this run trained on {then}; give the same --data, --labels and \
+                     --holdout (now: {now})"
+                )));
+            }
             let mut set = load_images(&trainer.net.spec().input, &data_path)?;
             if trainer.config.objective.needs_labels() {
                 set.labels = Some(images::labels_for(
@@ -181,7 +198,9 @@ fn train<B: Backend>(b: &B, args: &ImagesArgs) -> Result<()> {
                 spec = spec.with_classes(classes)?;
             }
             let net = EnergyNet::new(b, &spec, args.train.seed)?;
-            (Trainer::new(b, net, config)?, set)
+            let mut trainer = Trainer::new(b, net, config)?;
+            trainer.data_source = Some(data_source(&data_path, args));
+            (trainer, set)
         }
     };
     let set = hold_out(set, args.holdout)?;
