@@ -1,5 +1,5 @@
-// The replay buffer of persistent chains (DESIGN.md §3): draw a batch out of it, write the
-// batch back. rng.wgsl is prepended to this file.
+// The replay buffer of persistent chains (docs/ARCHITECTURE.md, Random numbers): draw a
+// batch out of it, write the batch back. rng.wgsl is prepended to this file.
 
 // ---- replay_draw: x[j] = buffer[index_j], or uniform noise in [lo, hi] when re-initialised.
 // Draw j of iteration t: index = min(⌊u·N⌋, N − 1), u from counter (j/4, 0, t, 2) lane j%4;

@@ -1,4 +1,5 @@
-// The fused Langevin update (DESIGN.md §3), in place on x [rows, dim]:
+// The fused Langevin update (docs/ARCHITECTURE.md, Random numbers), in place on x
+// [rows, dim]:
 //   x ← clamp(x − step·clip(g) + noise·ξ, lo, hi),
 // ξ the Philox normals of counter (e / 4, chain_offset + row, global_step, stream 0).
 // One thread per 4-element block of a row: one Philox call gives the block's four normals,

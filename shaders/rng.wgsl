@@ -1,4 +1,4 @@
-// Philox4x32-10 (Random123) and the uniform / normal maps of DESIGN.md §3.
+// Philox4x32-10 (Random123) and the uniform / normal maps (docs/ARCHITECTURE.md, Random numbers).
 //
 // Bit-identical to src/rng.rs: the same counter (element / 4, chain, step, stream) and key
 // (seed low word, seed high word) give the same four u32 words on every device. This file is
