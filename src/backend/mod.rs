@@ -225,6 +225,23 @@ pub struct Counters {
     pub dispatches: u64,
 }
 
+/// The column an index stored as f32 names, if it is an exact integer in `[0, cols)`: the
+/// rule [`Backend::gather_cols`] and [`Backend::scatter_cols`] apply on every device, and
+/// so the rule a class label must meet (host code checks labels with it before they reach
+/// a kernel).
+///
+/// ```
+/// use ebm::backend::column_index;
+///
+/// assert_eq!(column_index(2.0, 3), Some(2));
+/// assert_eq!(column_index(3.0, 3), None);
+/// assert_eq!(column_index(0.5, 3), None);
+/// assert_eq!(column_index(f32::NAN, 3), None);
+/// ```
+pub fn column_index(index: f32, cols: usize) -> Option<usize> {
+    (index >= 0.0 && index < cols as f32 && index.fract() == 0.0).then_some(index as usize)
+}
+
 /// A compute device. All lengths are in f32 elements; tensors are flat, row-major.
 ///
 /// Write device code once, generic over `B: Backend`, and run it on either device:

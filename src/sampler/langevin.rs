@@ -37,7 +37,7 @@ use std::ops::ControlFlow;
 
 use serde::{Deserialize, Serialize};
 
-use crate::backend::Backend;
+use crate::backend::{column_index, Backend};
 use crate::nn::EnergyNet;
 use crate::rng::{self, Stream};
 use crate::sampler::{LangevinUpdate, MlpChain};
@@ -386,10 +386,7 @@ impl Langevin {
         let classes = net.classes().ok_or_else(|| {
             Error::Spec("conditional sampling needs a class-logit net (neg_logsumexp head)".into())
         })?;
-        if let Some(y) = labels
-            .iter()
-            .find(|&&y| !(y >= 0.0 && y < classes as f32 && y.fract() == 0.0))
-        {
+        if let Some(y) = labels.iter().find(|&&y| column_index(y, classes).is_none()) {
             return Err(Error::Option(format!(
                 "class {y} is not one of this model's classes 0..{classes}"
             )));

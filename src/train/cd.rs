@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use super::adam::{Adam, AdamConfig};
 use super::loss::ObjectiveLoss;
 use super::{FlagNonFinite, Objective};
-use crate::backend::Backend;
+use crate::backend::{column_index, Backend};
 use crate::data::DataSource;
 use crate::nn::EnergyNet;
 use crate::sampler::{Langevin, LangevinConfig, ReplayBuffer};
@@ -301,10 +301,7 @@ impl<B: Backend> Trainer<B> {
                 self.config.batch
             )));
         }
-        match labels
-            .iter()
-            .find(|&&y| !(y >= 0.0 && y < classes as f32 && y.fract() == 0.0))
-        {
+        match labels.iter().find(|&&y| column_index(y, classes).is_none()) {
             Some(y) => Err(Error::Shape(format!(
                 "label {y} is not a class of this net (0..{classes})"
             ))),

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::cd::{TrainConfig, Trainer};
-use crate::backend::Backend;
+use crate::backend::{column_index, Backend};
 use crate::nn::io::{in_file, model_tensors, net_from_file};
 use crate::tensorfile::{link_atomic, sync_dir, TensorFile};
 use crate::{Error, Result};
@@ -322,12 +322,12 @@ pub fn load_trainer<B: Backend>(b: &B, path: &Path) -> Result<Trainer<B>> {
                 ),
             ));
         }
-        let classes = trainer.net.classes().unwrap_or(0) as f32;
+        let classes = trainer.net.classes().unwrap_or(0);
         if let Some((i, y)) = labels
             .data
             .iter()
             .enumerate()
-            .find(|(_, &y)| y != -1.0 && !(y >= 0.0 && y < classes && y.fract() == 0.0))
+            .find(|(_, &y)| y != -1.0 && column_index(y, classes).is_none())
         {
             return Err(Error::format(
                 path,

@@ -6,7 +6,7 @@
 
 use rayon::prelude::*;
 
-use crate::backend::ChannelShape;
+use crate::backend::{column_index, ChannelShape};
 
 /// Rows are handed to rayon in groups of at least this many values.
 const TASK_VALUES: usize = 1 << 13;
@@ -84,15 +84,10 @@ pub fn row_softmax(cols: usize, x: &[f32], y: &mut [f32]) {
         });
 }
 
-/// The column `index` names, if it is an exact integer in `[0, cols)`.
-fn column(index: f32, cols: usize) -> Option<usize> {
-    (index >= 0.0 && index < cols as f32 && index.fract() == 0.0).then_some(index as usize)
-}
-
 /// `y[r] = x[r, index[r]]`, NaN where the index names no column.
 pub fn gather_cols(cols: usize, x: &[f32], index: &[f32], y: &mut [f32]) {
     for (r, (y, &i)) in y.iter_mut().zip(index).enumerate() {
-        *y = column(i, cols).map_or(f32::NAN, |c| x[r * cols + c]);
+        *y = column_index(i, cols).map_or(f32::NAN, |c| x[r * cols + c]);
     }
 }
 
@@ -103,7 +98,7 @@ pub fn scatter_cols(cols: usize, alpha: f32, dy: &[f32], index: &[f32], dx: &mut
     }
     for (r, row) in dx.chunks_mut(cols).enumerate() {
         row.fill(0.0);
-        if let Some(c) = column(index[r], cols) {
+        if let Some(c) = column_index(index[r], cols) {
             row[c] = alpha * dy[r];
         }
     }
