@@ -227,8 +227,8 @@ fn accuracy_probabilities_and_ece_match_the_hand_computed_model() {
     );
 }
 
-/// More images than one device pass (256) on the GPU, where an adapter exists: the same
-/// probabilities as the hand formula and the CPU.
+/// More images than one device pass (`ebm::nn::model::HOST_CHUNK`) on the GPU, where an adapter
+/// exists: the same probabilities as the hand formula and the CPU.
 #[test]
 fn gpu_matches_cpu_over_several_chunks() {
     // Only to decide whether an adapter exists; the CLI opens its own device.
@@ -237,10 +237,11 @@ fn gpu_matches_cpu_over_several_chunks() {
     }
     let dir = TempDir::new("classify-gpu");
     let model = write_model(&dir, "m.safetensors", CLASSIFIER);
-    let images: Vec<[u8; 4]> = (0..600u32)
+    let n = ebm::nn::model::HOST_CHUNK + 100;
+    let images: Vec<[u8; 4]> = (0..n as u32)
         .map(|i| [(i * 37 % 256) as u8, (i * 91 % 256) as u8, 0, (i % 7) as u8])
         .collect();
-    let labels: Vec<u8> = (0..600).map(|i| (i % 3 == 0) as u8).collect();
+    let labels: Vec<u8> = (0..n).map(|i| (i % 3 == 0) as u8).collect();
     let data = dir.write("g-images-idx3-ubyte", idx_images(&images));
     dir.write("g-labels-idx1-ubyte", idx_labels(&labels));
     let mut printed = Vec::new();
@@ -255,7 +256,7 @@ fn gpu_matches_cpu_over_several_chunks() {
         );
         let f = TensorFile::read(&dir.join(&out_file)).unwrap();
         let probs = f.get("probs", Path::new(&out_file)).unwrap();
-        assert_eq!(probs.shape, [600, 2]);
+        assert_eq!(probs.shape, [n, 2]);
         for (i, image) in images.iter().enumerate() {
             let got = probs.data[2 * i + 1] as f64;
             assert!((got - p1(image)).abs() < 1e-5, "{device}, image {i}");

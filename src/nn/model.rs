@@ -356,15 +356,7 @@ impl<B: Backend> EnergyNet<B> {
     /// # }
     /// ```
     pub fn energies(&mut self, b: &B, x: &[f32]) -> Result<Vec<f32>> {
-        self.checked_batch(x)?;
-        let chunk = HOST_CHUNK * self.input_len();
-        let mut energies = Vec::with_capacity(x.len() / self.input_len());
-        for part in x.chunks(chunk) {
-            let t = b.upload(part)?;
-            let e = self.forward(b, &t, part.len() / self.input_len())?;
-            energies.extend(b.read(e)?);
-        }
-        Ok(energies)
+        self.in_chunks(b, x, |net, t, rows| b.read(net.forward(b, t, rows)?))
     }
 
     /// Convenience for host code: the class logits f(x) of a class-logit net for `x` (host
@@ -393,16 +385,58 @@ impl<B: Backend> EnergyNet<B> {
                     .into(),
             ));
         }
-        self.checked_batch(x)?;
-        let chunk = HOST_CHUNK * self.input_len();
-        let mut logits = Vec::new();
-        for part in x.chunks(chunk) {
-            let t = b.upload(part)?;
-            let rows = part.len() / self.input_len();
-            self.forward(b, &t, rows)?;
-            logits.extend(b.read(self.net.output(rows)?)?);
+        self.in_chunks(b, x, |net, t, rows| {
+            net.forward(b, t, rows)?;
+            b.read(net.net.output(rows)?)
+        })
+    }
+
+    /// Convenience for host code: p(y|x) = softmax f(x) of a class-logit net for `x` (host
+    /// values, `[batch, input_len]`), `[batch, C]`, computed on the device in chunks like
+    /// [`energies`](Self::energies).
+    ///
+    /// ```
+    /// use ebm::{CpuBackend, EnergyNet, Spec};
+    ///
+    /// # fn main() -> ebm::Result<()> {
+    /// let b = CpuBackend::new();
+    /// let mut net = EnergyNet::new(&b, &Spec::mlp(2, 8, 1).with_classes(3)?, 0)?;
+    /// let p = net.class_probabilities(&b, &[0.0, 1.0, 2.0, 3.0])?;
+    /// assert_eq!(p.len(), 2 * 3);
+    /// assert!(p.chunks(3).all(|row| (row.iter().sum::<f32>() - 1.0).abs() < 1e-6));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn class_probabilities(&mut self, b: &B, x: &[f32]) -> Result<Vec<f32>> {
+        if self.classes().is_none() {
+            return Err(Error::Spec(
+                "class probabilities need a class-logit head (\"output\": {\"energy\": \
+                 \"neg_logsumexp\", \"classes\": C})"
+                    .into(),
+            ));
         }
-        Ok(logits)
+        self.in_chunks(b, x, |net, t, rows| {
+            net.forward(b, t, rows)?;
+            b.read(net.probabilities(b, rows)?)
+        })
+    }
+
+    /// `read(net, chunk, rows)` over `x` (host values, whole samples) in chunks of at most
+    /// [`HOST_CHUNK`] samples, the results concatenated: the loop of the host conveniences.
+    fn in_chunks(
+        &mut self,
+        b: &B,
+        x: &[f32],
+        mut read: impl FnMut(&mut Self, &B::Tensor, usize) -> Result<Vec<f32>>,
+    ) -> Result<Vec<f32>> {
+        self.checked_batch(x)?;
+        let n = self.input_len();
+        let mut out = Vec::new();
+        for part in x.chunks(HOST_CHUNK * n) {
+            let t = b.upload(part)?;
+            out.extend(read(self, &t, part.len() / n)?);
+        }
+        Ok(out)
     }
 
     /// Convenience for host code: energies and ∇ₓE of `x` (host values, [batch, input_len]);

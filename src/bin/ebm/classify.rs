@@ -10,11 +10,8 @@ use ebm::backend::Backend;
 use ebm::data::images;
 use ebm::eval::calibration::{nll, per_class_accuracy, predictions, reliability};
 use ebm::tensorfile::TensorFile;
-use ebm::{with_backend, EnergyNet, Error, Result};
+use ebm::{with_backend, Error, Result};
 
-/// Samples per device pass: softmax probabilities are computed and read back this many at
-/// a time, so the activations of a large model on a whole test set never sit on the device.
-const CHUNK: usize = 256;
 /// The most confidence bins `--bins` takes.
 const MAX_BINS: usize = 1000;
 
@@ -102,7 +99,8 @@ fn classify<B: Backend>(b: &B, args: &ClassifyArgs) -> Result<()> {
         ));
     }
     let x = &set.data[..n * set.sample_len()];
-    let probs = probabilities(b, &mut net, x, classes)?;
+    // Computed on the device in chunks of `ebm::nn::model::HOST_CHUNK` images.
+    let probs = net.class_probabilities(b, x)?;
     if let Some(i) = probs
         .chunks_exact(classes)
         .position(|row| row.iter().any(|p| !p.is_finite()))
@@ -167,7 +165,7 @@ fn classify<B: Backend>(b: &B, args: &ClassifyArgs) -> Result<()> {
                 ),
             ));
         }
-        let p = probabilities(b, &mut other, x, classes)?;
+        let p = other.class_probabilities(b, x)?;
         let r = reliability(&p, &labels, classes, args.bins);
         println!(
             "compare {}: accuracy {:.6}, mean confidence {:.6}, NLL {:.6}, ECE {:.6}",
@@ -199,26 +197,6 @@ fn classify<B: Backend>(b: &B, args: &ClassifyArgs) -> Result<()> {
         eprintln!("wrote {}", plot.display());
     }
     Ok(())
-}
-
-/// softmax f(x) of every sample of `x` (host values, `[n, input_len]`), `[n, classes]`:
-/// forward passes of at most [`CHUNK`] samples on the device, each read back.
-fn probabilities<B: Backend>(
-    b: &B,
-    net: &mut EnergyNet<B>,
-    x: &[f32],
-    classes: usize,
-) -> Result<Vec<f32>> {
-    let len = net.input_len();
-    let mut probs = Vec::with_capacity(x.len() / len * classes);
-    for part in x.chunks(CHUNK * len) {
-        let batch = part.len() / len;
-        let t = b.upload(part)?;
-        net.forward(b, &t, batch)?;
-        let p = b.read(net.probabilities(b, batch)?)?;
-        probs.extend_from_slice(&p[..batch * classes]);
-    }
-    Ok(probs)
 }
 
 /// A model's name for the plot title: the file stem, with its folder when the stem is the

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use clap::Args;
 use ebm::backend::Backend;
 use ebm::data::images;
+use ebm::eval::calibration::predictions;
 use ebm::rng::{self, Stream};
 use ebm::tensorfile::TensorFile;
 use ebm::{with_backend, EnergyNet, Error, Result};
@@ -155,13 +156,10 @@ fn score_datasets<B: Backend>(b: &B, net: &mut EnergyNet<B>, args: &ScoreArgs) -
             // JEM's second score: the classifier's confidence max_y p(y|x), lower out of
             // distribution (so −max p is the OOD score).
             let max_prob = |x: &[f32], net: &mut EnergyNet<B>| -> Result<Vec<f32>> {
-                let logits = net.class_logits(b, x)?;
-                Ok(logits
-                    .chunks(classes)
-                    .map(|f| {
-                        let m = f.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                        1.0 / f.iter().map(|v| (v - m).exp()).sum::<f32>()
-                    })
+                let probs = net.class_probabilities(b, x)?;
+                Ok(predictions(&probs, classes)
+                    .iter()
+                    .map(|&(_, p)| p)
                     .collect())
             };
             let (p_in, p_ood) = (max_prob(&x, net)?, max_prob(&x_ood, net)?);
