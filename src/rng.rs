@@ -50,6 +50,10 @@ pub enum Stream {
     WeightInit = 3,
     /// Data order / toy data generation.
     Data = 4,
+    /// The uniforms of the exact samplers' Metropolis–Hastings tests (element index 0).
+    Metropolis = 5,
+    /// HMC's momenta.
+    HmcMomentum = 6,
 }
 
 /// The Philox4x32-10 block function: four 32-bit words from a 128-bit counter and a 64-bit key.

@@ -8,8 +8,11 @@ use crate::{sampler, train};
 
 /// Every entry point: the backend's kernel table, then the algorithms'.
 fn all_entries() -> Vec<&'static WgslEntry> {
-    let algorithms: [&'static WgslEntry; 8] = [
+    let algorithms: [&'static WgslEntry; 11] = [
         &sampler::langevin_update::LANGEVIN_UPDATE,
+        &sampler::metropolis::MALA_ACCEPT,
+        &sampler::metropolis::HMC_ACCEPT,
+        &sampler::metropolis::HMC_MOMENTUM,
         &sampler::mlp_chain::MLP_LANGEVIN_CHAIN,
         &sampler::replay_kernels::REPLAY_DRAW,
         &sampler::replay_kernels::REPLAY_SCATTER,
@@ -56,6 +59,7 @@ pub fn entry_points() -> Vec<(&'static str, &'static str)> {
 pub fn immediate_layouts() -> Vec<ImmediateLayout> {
     let mut all = kernels::immediate_layouts();
     all.extend(sampler::langevin_update::immediate_layouts());
+    all.extend(sampler::metropolis::immediate_layouts());
     all.extend(sampler::mlp_chain::immediate_layouts());
     all.extend(sampler::replay_kernels::immediate_layouts());
     all.extend(train::cd_loss::immediate_layouts());

@@ -269,6 +269,24 @@ impl<B: Backend> EnergyNet<B> {
         self.net.input_grad_tensor(batch)
     }
 
+    /// E(x) `[batch]` and ∇ₓ Σ E(x) `[batch, input_len]` of one forward and backward pass:
+    /// what an exact sampler needs at each proposal (the energy for its Metropolis test, the
+    /// gradient for the next move). Both stay valid until the next pass on this batch size.
+    pub fn energies_and_input_grad(
+        &mut self,
+        b: &B,
+        x: &B::Tensor,
+        batch: usize,
+    ) -> Result<(&B::Tensor, &B::Tensor)> {
+        self.forward(b, x, batch)?;
+        self.backward(b, batch, None, true, false)?;
+        let energies = match self.heads.get(&batch) {
+            Some(head) => &head.energies,
+            None => self.net.output(batch)?,
+        };
+        Ok((energies, self.net.input_grad_tensor(batch)?))
+    }
+
     /// ∇ₓ Σ E(x, y) for a class-logit head: the gradient that conditional sampling follows.
     pub fn input_grad_labelled(
         &mut self,

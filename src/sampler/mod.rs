@@ -1,5 +1,6 @@
 //! Drawing samples from p(x) ∝ exp(−E(x)): unadjusted Langevin dynamics over a batch of
-//! chains, and the replay buffer of persistent chains that training draws them from.
+//! chains, the replay buffer of persistent chains that training draws them from, and the
+//! exact samplers (MALA, HMC) whose Metropolis tests make them sample exp(−E/T) at any step.
 //!
 //! ```
 //! use std::ops::ControlFlow;
@@ -21,15 +22,23 @@
 //! ```
 
 pub mod compose;
+pub mod exact;
+pub mod hmc;
 pub mod langevin;
 pub mod langevin_update;
+pub mod mala;
+pub mod metropolis;
 pub mod mlp_chain;
 pub mod replay;
 pub mod replay_kernels;
 
 pub use compose::{Composition, Term};
+pub use exact::{ExactChains, ExactConfig};
+pub use hmc::Hmc;
 pub use langevin::{Langevin, LangevinConfig, Progress, Samples};
 pub use langevin_update::LangevinUpdate;
+pub use mala::Mala;
+pub use metropolis::Acceptance;
 pub use mlp_chain::MlpChain;
 pub use replay::ReplayBuffer;
 pub use replay_kernels::{ReplayDraw, ReplayLabels, ReplayScatter};

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use ebm::backend::Backend;
+use ebm::backend::{self, Backend};
 use ebm::data::images::{self, ImageData, DEFAULT_DIGITS};
 use ebm::plot;
 use ebm::train::Trainer;
@@ -265,11 +265,20 @@ impl<B: Backend> Watch<B> for ImageWatch {
         plot::image_grid(&path, &title, &samples[..n * len], c, h, w, 8, 3)?;
         std::fs::copy(&path, out.join("samples.png")).map_err(|e| Error::io(&path, e))?;
         let buffer = trainer.replay.read_chains(b)?;
-        let m = (buffer.len() / len).min(TILES);
-        let title = format!(
-            "replay buffer (first {m} of {}), iter {iteration}",
-            buffer.len() / len
-        );
+        let chains = buffer.len() / len;
+        if let Some(labels) = trainer.replay.read_labels(b)? {
+            // Conditional chains: one row per class, so the grid shows what each digit's
+            // energy has learned.
+            let classes = trainer.net.classes().unwrap_or(1);
+            let rows = replay_rows_by_class(&buffer, &labels, len, classes, COLS);
+            let title = format!(
+                "replay buffer by class (rows 0-{}, {COLS} chains each of {chains}), iter {iteration}",
+                classes - 1
+            );
+            return plot::image_grid(&out.join("replay.png"), &title, &rows, c, h, w, COLS, 3);
+        }
+        let m = chains.min(TILES);
+        let title = format!("replay buffer (first {m} of {chains}), iter {iteration}");
         plot::image_grid(
             &out.join("replay.png"),
             &title,
@@ -277,8 +286,50 @@ impl<B: Backend> Watch<B> for ImageWatch {
             c,
             h,
             w,
-            8,
+            COLS,
             3,
         )
+    }
+}
+
+/// Columns of a grid.
+const COLS: usize = 8;
+
+/// The first `cols` chains of each class in turn (`classes` rows of `cols` images of `len`
+/// values); a class with fewer chains (or chains not yet drawn, label −1) is padded with
+/// black tiles.
+fn replay_rows_by_class(
+    chains: &[f32],
+    labels: &[f32],
+    len: usize,
+    classes: usize,
+    cols: usize,
+) -> Vec<f32> {
+    let mut rows = vec![-1.0; classes * cols * len];
+    let mut filled = vec![0usize; classes];
+    for (chain, &label) in chains.chunks_exact(len).zip(labels) {
+        let Some(y) = backend::column_index(label, classes) else {
+            continue;
+        };
+        if filled[y] < cols {
+            let at = (y * cols + filled[y]) * len;
+            rows[at..at + len].copy_from_slice(chain);
+            filled[y] += 1;
+        }
+    }
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replay_rows_group_chains_by_label() {
+        // Chains of one value each, labels 1, 0, −1 (undrawn), 1, 1: two columns per row.
+        let chains = [10.0, 20.0, 30.0, 40.0, 50.0];
+        let labels = [1.0, 0.0, -1.0, 1.0, 1.0];
+        let rows = replay_rows_by_class(&chains, &labels, 1, 3, 2);
+        assert_eq!(rows, vec![20.0, -1.0, 10.0, 40.0, -1.0, -1.0]);
     }
 }

@@ -4,11 +4,11 @@
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 use ebm::backend::Backend;
 use ebm::data::toy2d;
 use ebm::plot::{self, Grid2d};
-use ebm::sampler::{Langevin, LangevinConfig};
+use ebm::sampler::{Acceptance, ExactChains, ExactConfig, Hmc, Langevin, LangevinConfig, Mala};
 use ebm::tensorfile::TensorFile;
 use ebm::train::checkpoint::{model_from_file, TRAIN_KEY};
 use ebm::train::TrainConfig;
@@ -28,6 +28,18 @@ pub struct SampleArgs {
     pub n: usize,
     #[command(flatten)]
     pub chain: ChainArgs,
+    /// The sampler: ula (unadjusted Langevin: --step-size, --noise, clamped to the box),
+    /// mala (Metropolis-adjusted Langevin) or hmc (Hamiltonian Monte Carlo, --leapfrog L).
+    /// mala and hmc sample exp(−E/T) exactly: ε = --step-size, T = --temperature, and a
+    /// proposal outside [--lo, --hi] is rejected.
+    #[arg(long, value_enum, default_value_t = SamplerKind::Ula)]
+    pub sampler: SamplerKind,
+    /// T of the target exp(−E(x)/T) for mala and hmc.
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f32,
+    /// HMC: leapfrog steps L per trajectory (each one forward and backward pass).
+    #[arg(long, default_value_t = 10)]
+    pub leapfrog: usize,
     /// Sample the class-conditional energy E(x, y) = −f(x)[y] of a class-logit model: a
     /// class id, or `all` for --n chains split evenly over the classes (an image grid then
     /// has one row per class; 2D samples are coloured by class).
@@ -39,6 +51,17 @@ pub struct SampleArgs {
     /// Output file; a PNG is written beside it for 2D models.
     #[arg(long, default_value = "samples.safetensors")]
     pub out: PathBuf,
+}
+
+/// Which sampler `ebm sample` runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SamplerKind {
+    /// Unadjusted Langevin (biased at any finite step).
+    Ula,
+    /// Metropolis-adjusted Langevin.
+    Mala,
+    /// Hamiltonian Monte Carlo.
+    Hmc,
 }
 
 /// The Langevin chain's settings, shared by `ebm sample` and `ebm compose`.
@@ -127,14 +150,33 @@ fn sample<B: Backend>(b: &B, args: &SampleArgs) -> Result<()> {
         bar.set_position(p.steps_done as u64);
         ControlFlow::Continue(())
     };
-    let samples = match &labels {
-        Some(y) => sampler.sample_labelled(b, &mut net, y, every, show)?,
-        None => sampler.sample(b, &mut net, args.n, every, show)?,
-    };
+    let mut acceptance = None;
+    let samples =
+        match (&labels, args.sampler) {
+            (Some(y), SamplerKind::Ula) => sampler.sample_labelled(b, &mut net, y, every, show)?,
+            (None, SamplerKind::Ula) => sampler.sample(b, &mut net, args.n, every, show)?,
+            (Some(_), _) => return Err(Error::Option(
+                "--class samples with --sampler ula only (conditional MALA/HMC is not built yet)"
+                    .into(),
+            )),
+            (None, kind) => {
+                let (samples, a) = sample_exact(b, &mut net, args, &sampler, kind, every, show)?;
+                acceptance = Some(a);
+                samples
+            }
+        };
     bar.finish_and_clear();
     let n = samples.rows;
     let samples = samples.x;
     let secs = t0.elapsed().as_secs_f64();
+    if let Some(a) = &acceptance {
+        eprintln!(
+            "acceptance: {:.1} % of {} tests (mean min(1, α) {:.3})",
+            100.0 * a.rate,
+            n * a.steps,
+            a.mean_probability
+        );
+    }
     if samples.iter().any(|v| !v.is_finite()) {
         return Err(Error::NonFinite("samples contain NaN or infinity".into()));
     }
@@ -147,10 +189,25 @@ fn sample<B: Backend>(b: &B, args: &SampleArgs) -> Result<()> {
     }
     file.metadata
         .insert("ebm.spec".into(), net.spec().to_json());
-    file.metadata.insert(
-        "ebm.langevin".into(),
-        serde_json::to_string(&config).expect("serialisable"),
-    );
+    match (&acceptance, args.sampler) {
+        (Some(a), kind) => {
+            file.insert("accepted", vec![n], a.accepted.clone());
+            let exact = exact_config(args, &config);
+            let mut settings = serde_json::to_value(exact).expect("serialisable");
+            settings["sampler"] = format!("{kind:?}").to_lowercase().into();
+            if kind == SamplerKind::Hmc {
+                settings["leapfrog"] = args.leapfrog.into();
+            }
+            file.metadata
+                .insert("ebm.sampler".into(), settings.to_string());
+        }
+        (None, _) => {
+            file.metadata.insert(
+                "ebm.langevin".into(),
+                serde_json::to_string(&config).expect("serialisable"),
+            );
+        }
+    }
     file.write(&args.out)?;
     eprintln!(
         "{n} chains × {} steps in {secs:.2} s ({:.3e} chain-steps/s) on {}; wrote {}",
@@ -166,7 +223,14 @@ fn sample<B: Backend>(b: &B, args: &SampleArgs) -> Result<()> {
         };
         let energy = net.energies(b, &grid.points())?;
         let png = args.out.with_extension("png");
-        let title = format!("{n} Langevin samples, K = {}", args.chain.steps);
+        let title = match args.sampler {
+            SamplerKind::Ula => format!("{n} Langevin samples, K = {}", args.chain.steps),
+            SamplerKind::Mala => format!("{n} MALA samples, K = {}", args.chain.steps),
+            SamplerKind::Hmc => format!(
+                "{n} HMC samples, K = {}, L = {}",
+                args.chain.steps, args.leapfrog
+            ),
+        };
         let background = Some((&grid, &energy[..]));
         match &labels {
             Some(y) => {
@@ -202,6 +266,72 @@ fn sample<B: Backend>(b: &B, args: &SampleArgs) -> Result<()> {
         eprintln!("wrote {}", png.display());
     }
     Ok(())
+}
+
+/// MALA's or HMC's settings: ε is the Langevin step size the options give, T and the box
+/// as given.
+fn exact_config(args: &SampleArgs, langevin: &LangevinConfig) -> ExactConfig {
+    ExactConfig {
+        steps: langevin.steps,
+        step_size: langevin.step_size,
+        temperature: args.temperature,
+        lo: langevin.lo,
+        hi: langevin.hi,
+    }
+}
+
+/// `args.n` samples by MALA or HMC from the same initial noise as Langevin's, with progress
+/// every `every` steps; and the acceptance over the run.
+fn sample_exact<B: Backend>(
+    b: &B,
+    net: &mut ebm::EnergyNet<B>,
+    args: &SampleArgs,
+    langevin: &Langevin,
+    kind: SamplerKind,
+    every: usize,
+    mut progress: impl FnMut(ebm::sampler::Progress) -> ControlFlow<()>,
+) -> Result<(ebm::sampler::Samples, Acceptance)> {
+    let config = exact_config(args, &langevin.config);
+    config.validate()?;
+    let (n, dim) = (args.n, net.input_len());
+    let x = b.upload(&langevin.noise(n, dim))?;
+    let mut chains = ExactChains::new(b, x, n, dim)?;
+    let mut done = 0;
+    while done < config.steps {
+        let chunk = ExactConfig {
+            steps: every.min(config.steps - done),
+            ..config
+        };
+        match kind {
+            SamplerKind::Mala => Mala {
+                config: chunk,
+                seed: langevin.seed,
+            }
+            .run(b, net, &mut chains, done as u64)?,
+            _ => Hmc {
+                config: chunk,
+                leapfrog: args.leapfrog,
+                seed: langevin.seed,
+            }
+            .run(b, net, &mut chains, done as u64)?,
+        }
+        b.wait()?;
+        done += chunk.steps;
+        let report = ebm::sampler::Progress {
+            steps_done: done,
+            steps_total: config.steps,
+        };
+        if progress(report).is_break() {
+            break;
+        }
+    }
+    let acceptance = chains.acceptance(b)?;
+    let samples = ebm::sampler::Samples {
+        x: b.read(chains.x())?,
+        rows: n,
+        steps_run: done,
+    };
+    Ok((samples, acceptance))
 }
 
 /// The chains' classes for `--class`: `None` without it; every chain the one class; or, for

@@ -1,0 +1,177 @@
+//! What the exact samplers (MALA, HMC) share: their settings in the temperature form and the
+//! chains' state on the device — the current E(x) and ∇ₓE(x) that each Metropolis test
+//! compares against, the proposal buffers and the acceptance counts.
+//!
+//! Target: p(x) ∝ exp(−E(x)/T) on the box [lo, hi]^dim; a proposal that leaves the box is
+//! rejected (no clamp: clamping would change the proposal density and break exactness).
+
+use serde::{Deserialize, Serialize};
+
+use crate::backend::Backend;
+use crate::nn::EnergyNet;
+use crate::sampler::metropolis::{Acceptance, MetropolisTest};
+use crate::{Error, Result};
+
+/// The settings of MALA and HMC.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExactConfig {
+    /// K: Metropolis tests per run.
+    pub steps: usize,
+    /// ε: MALA proposes x − (ε/T)∇E + √(2ε)ξ; HMC's leapfrog step.
+    pub step_size: f32,
+    /// T of the target exp(−E/T).
+    pub temperature: f32,
+    /// The box [lo, hi] outside which the target is 0.
+    pub lo: f32,
+    /// Upper end of the box.
+    pub hi: f32,
+}
+
+impl ExactConfig {
+    /// Check the settings, naming the bad one.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |what: String| Err(Error::Option(what));
+        if self.steps == 0 {
+            return bad("sampler steps K must be at least 1".into());
+        }
+        if !(self.step_size.is_finite() && self.step_size > 0.0) {
+            return bad(format!(
+                "step size ε = {} must be finite and > 0",
+                self.step_size
+            ));
+        }
+        if !(self.temperature.is_finite() && self.temperature > 0.0) {
+            return bad(format!(
+                "temperature {} must be finite and > 0",
+                self.temperature
+            ));
+        }
+        if !(self.lo.is_finite() && self.hi.is_finite()) || self.lo >= self.hi {
+            return bad(format!(
+                "sampler box [{}, {}] needs finite lo < hi",
+                self.lo, self.hi
+            ));
+        }
+        Ok(())
+    }
+
+    /// The Metropolis test of global step `step` on `rows` chains of `dim`.
+    pub(crate) fn test(&self, rows: usize, dim: usize, seed: u64, step: u64) -> MetropolisTest {
+        MetropolisTest {
+            rows,
+            dim,
+            eps: self.step_size,
+            temperature: self.temperature,
+            lo: self.lo,
+            hi: self.hi,
+            seed,
+            global_step: step as u32,
+            chain_offset: 0,
+        }
+    }
+}
+
+/// A batch of chains of an exact sampler, on the device: the positions and what the next
+/// Metropolis test needs of them.
+///
+/// E(x) and ∇ₓE(x) are computed once, at the first run, and then carried from test to test
+/// (an accepted proposal brings its own). After the net's parameters change (a training
+/// step), call [`net_changed`](Self::net_changed) so the next run computes them again.
+pub struct ExactChains<B: Backend> {
+    rows: usize,
+    dim: usize,
+    pub(crate) x: B::Tensor,
+    pub(crate) grad: B::Tensor,
+    pub(crate) energy: B::Tensor,
+    pub(crate) x_prop: B::Tensor,
+    /// HMC's momenta, made at its first run.
+    pub(crate) momentum: Option<B::Tensor>,
+    /// `[2·rows]`: accepted tests per chain, then Σ min(1, α) per chain.
+    pub(crate) stats: B::Tensor,
+    tests: usize,
+    current: bool,
+}
+
+impl<B: Backend> ExactChains<B> {
+    /// Chains starting at `x` (`[rows, dim]`, taken over).
+    pub fn new(b: &B, x: B::Tensor, rows: usize, dim: usize) -> Result<Self> {
+        if rows == 0 || dim == 0 || b.len(&x) < rows * dim {
+            return Err(Error::Shape(format!(
+                "exact sampler: {} values for {rows} chains of {dim}",
+                b.len(&x)
+            )));
+        }
+        Ok(ExactChains {
+            rows,
+            dim,
+            x,
+            grad: b.zeros(rows * dim)?,
+            energy: b.zeros(rows)?,
+            x_prop: b.zeros(rows * dim)?,
+            momentum: None,
+            stats: b.zeros(2 * rows)?,
+            tests: 0,
+            current: false,
+        })
+    }
+
+    /// Chains.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// The chains' positions `[rows, dim]`.
+    pub fn x(&self) -> &B::Tensor {
+        &self.x
+    }
+
+    /// The positions, giving up the rest.
+    pub fn into_x(self) -> B::Tensor {
+        self.x
+    }
+
+    /// The net's parameters changed: E and ∇E are computed again before the next test.
+    pub fn net_changed(&mut self) {
+        self.current = false;
+    }
+
+    /// Acceptance over every test so far (a readback).
+    pub fn acceptance(&self, b: &B) -> Result<Acceptance> {
+        Acceptance::read(b, &self.stats, self.rows, self.tests)
+    }
+
+    /// Start counting acceptance afresh (after a warm-up, say).
+    pub fn reset_acceptance(&mut self, b: &B) {
+        b.fill(&mut self.stats, 0.0);
+        self.tests = 0;
+    }
+
+    /// E(x) and ∇ₓE(x) of the current positions, where they are not known yet; checks that
+    /// `net` takes chains of this length.
+    pub(crate) fn refresh(&mut self, b: &B, net: &mut EnergyNet<B>) -> Result<()> {
+        if net.input_len() != self.dim {
+            return Err(Error::Shape(format!(
+                "exact sampler: chains of {} values for a net that takes {}",
+                self.dim,
+                net.input_len()
+            )));
+        }
+        if !self.current {
+            let (energy, grad) = net.energies_and_input_grad(b, &self.x, self.rows)?;
+            b.copy(energy, 0, &mut self.energy, 0, self.rows);
+            b.copy(grad, 0, &mut self.grad, 0, self.rows * self.dim);
+            self.current = true;
+        }
+        Ok(())
+    }
+
+    /// `tests` more Metropolis tests were recorded.
+    pub(crate) fn tested(&mut self, tests: usize) {
+        self.tests += tests;
+    }
+
+    /// (rows, dim).
+    pub(crate) fn shape(&self) -> (usize, usize) {
+        (self.rows, self.dim)
+    }
+}

@@ -1,0 +1,520 @@
+//! The exact samplers (MALA, HMC): their Metropolis tests against an f64 reference of the
+//! MH ratio and the Hamiltonian, GPU against CPU decision for decision, and their samples
+//! against targets whose densities are known in closed form.
+//!
+//! Kernel shapes and values are fresh each run from `test_seed()` (`EBM_TEST_SEED` replays).
+
+#[path = "common/gpu.rs"]
+mod gpu_common;
+
+use ebm::backend::{Backend, CpuBackend};
+use ebm::nn::{EnergyNet, Spec};
+use ebm::rng::{self, Stream};
+use ebm::sampler::metropolis::{Acceptance, HmcAccept, HmcMomentum, MalaAccept, MetropolisTest};
+use ebm::sampler::{ExactChains, ExactConfig, Hmc, Langevin, LangevinConfig, Mala};
+use gpu_common::test_seed;
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
+/// A test whose |log α − log u| is below this may round either way in f32: the reference
+/// does not hold the kernels to it.
+const TIE: f64 = 1e-4;
+
+/// Random chains and proposals for one Metropolis test: some proposals leave the box.
+struct Case {
+    test: MetropolisTest,
+    x: Vec<f32>,
+    grad: Vec<f32>,
+    energy: Vec<f32>,
+    x_prop: Vec<f32>,
+    grad_prop: Vec<f32>,
+    energy_prop: Vec<f32>,
+    momentum_end: Vec<f32>,
+    stats: Vec<f32>,
+}
+
+impl Case {
+    fn new(seed: u64) -> Case {
+        let mut r = StdRng::seed_from_u64(seed);
+        let rows = r.random_range(1..300);
+        let dim = r.random_range(1..12);
+        let test = MetropolisTest {
+            rows,
+            dim,
+            eps: r.random_range(0.01..0.3),
+            temperature: r.random_range(0.3..2.0),
+            lo: -2.0,
+            hi: 2.0,
+            seed: r.random(),
+            global_step: r.random_range(0..1000),
+            chain_offset: 0,
+        };
+        let mut v =
+            |n: usize, s: f32| -> Vec<f32> { (0..n).map(|_| r.random_range(-s..s)).collect() };
+        let len = rows * dim;
+        let x = v(len, 1.8);
+        // Small moves mostly, so that both outcomes are common; ~1 in 20 rows leaves the box.
+        let x_prop: Vec<f32> = x.iter().zip(v(len, 0.3)).map(|(a, d)| a + d).collect();
+        Case {
+            test,
+            grad: v(len, 1.0),
+            grad_prop: v(len, 1.0),
+            energy: v(rows, 1.0),
+            energy_prop: v(rows, 1.0),
+            momentum_end: v(len, 1.5),
+            stats: v(2 * rows, 3.0).iter().map(|s| s.abs().round()).collect(),
+            x,
+            x_prop,
+        }
+    }
+
+    /// log α of chain `row` in f64, and whether the proposal left the box.
+    fn log_alpha(&self, row: usize, hmc: bool) -> (f64, bool) {
+        let t = &self.test;
+        let at = row * t.dim..(row + 1) * t.dim;
+        let f = |v: &[f32]| -> Vec<f64> { v[at.clone()].iter().map(|&a| a as f64).collect() };
+        let (x, g, xp, gp, pl) = (
+            f(&self.x),
+            f(&self.grad),
+            f(&self.x_prop),
+            f(&self.grad_prop),
+            f(&self.momentum_end),
+        );
+        let inv_t = 1.0 / t.temperature as f64;
+        let energy = -(self.energy_prop[row] as f64 - self.energy[row] as f64) * inv_t;
+        let ratio = if hmc {
+            // p₀ is the momentum draw of this chain and step: stream 6, 4 normals per block.
+            let p0: Vec<f64> = (0..t.dim)
+                .map(|i| {
+                    let w = rng::words(
+                        t.seed,
+                        (i / 4) as u32,
+                        row as u32,
+                        t.global_step,
+                        Stream::HmcMomentum,
+                    );
+                    rng::normals(w)[i % 4] as f64
+                })
+                .collect();
+            0.5 * (p0.iter().map(|p| p * p).sum::<f64>() - pl.iter().map(|p| p * p).sum::<f64>())
+        } else {
+            // log q(x | x') − log q(x' | x) for q(y | x) = N(y; x − (ε/T)∇E(x), 2ε I).
+            let (eps, drift) = (t.eps as f64, t.eps as f64 * inv_t);
+            let forward: f64 = (0..t.dim)
+                .map(|i| (xp[i] - x[i] + drift * g[i]).powi(2))
+                .sum();
+            let backward: f64 = (0..t.dim)
+                .map(|i| (x[i] - xp[i] + drift * gp[i]).powi(2))
+                .sum();
+            (forward - backward) / (4.0 * eps)
+        };
+        let out = xp.iter().any(|&v| v < t.lo as f64 || v > t.hi as f64);
+        (energy + ratio, out)
+    }
+
+    /// The uniform of chain `row`'s test: Philox stream 5, element 0.
+    fn log_u(&self, row: usize) -> f64 {
+        let t = &self.test;
+        let w = rng::words(t.seed, 0, row as u32, t.global_step, Stream::Metropolis);
+        (rng::uniform(w[0]) as f64).ln()
+    }
+
+    /// Run the kernel on `b`; returns (x, grad, energy, stats) after it.
+    fn run<B: Backend>(&self, b: &B, hmc: bool) -> [Vec<f32>; 4] {
+        let up = |v: &[f32]| b.upload(v).unwrap();
+        let (mut x, mut g, mut e, mut s) = (
+            up(&self.x),
+            up(&self.grad),
+            up(&self.energy),
+            up(&self.stats),
+        );
+        let (xp, gp, ep, pl) = (
+            up(&self.x_prop),
+            up(&self.grad_prop),
+            up(&self.energy_prop),
+            up(&self.momentum_end),
+        );
+        if hmc {
+            HmcAccept(self.test).run(b, [&xp, &gp, &ep, &pl], [&mut x, &mut g, &mut e], &mut s);
+        } else {
+            MalaAccept(self.test).run(b, [&xp, &gp, &ep], [&mut x, &mut g, &mut e], &mut s);
+        }
+        [
+            b.read(&x).unwrap(),
+            b.read(&g).unwrap(),
+            b.read(&e).unwrap(),
+            b.read(&s).unwrap(),
+        ]
+    }
+
+    /// Check a kernel's result against the f64 reference: every decision not within `TIE`
+    /// of a tie, the state each decision implies, and the accumulated statistics. Returns
+    /// the decisions made.
+    fn check(&self, [x, g, e, s]: &[Vec<f32>; 4], hmc: bool, what: &str) -> Vec<bool> {
+        let (rows, dim) = (self.test.rows, self.test.dim);
+        let mut decisions = vec![];
+        for row in 0..rows {
+            let (log_alpha, out) = self.log_alpha(row, hmc);
+            let at = row * dim..(row + 1) * dim;
+            let accepted =
+                x[at.clone()] == self.x_prop[at.clone()] && x[at.clone()] != self.x[at.clone()];
+            let want = !out && self.log_u(row) < log_alpha;
+            if out || (log_alpha - self.log_u(row)).abs() > TIE {
+                assert_eq!(
+                    accepted,
+                    want,
+                    "{what} chain {row}: log α {log_alpha}, log u {}, out {out}",
+                    self.log_u(row)
+                );
+            }
+            let (want_x, want_g, want_e) = if accepted {
+                (&self.x_prop, &self.grad_prop, self.energy_prop[row])
+            } else {
+                (&self.x, &self.grad, self.energy[row])
+            };
+            assert_eq!(x[at.clone()], want_x[at.clone()], "{what} chain {row} x");
+            assert_eq!(g[at.clone()], want_g[at.clone()], "{what} chain {row} ∇E");
+            assert_eq!(e[row], want_e, "{what} chain {row} E");
+            assert_eq!(
+                s[row],
+                self.stats[row] + f32::from(u8::from(accepted)),
+                "{what} chain {row} count"
+            );
+            let prob = if out { 0.0 } else { log_alpha.min(0.0).exp() };
+            let got = (s[rows + row] - self.stats[rows + row]) as f64;
+            assert!(
+                (got - prob).abs() < 1e-4,
+                "{what} chain {row}: min(1, α) {got}, want {prob}"
+            );
+            decisions.push(accepted);
+        }
+        let share = decisions.iter().filter(|&&a| a).count() as f64 / rows as f64;
+        if rows > 100 {
+            assert!(
+                (0.05..0.95).contains(&share),
+                "{what}: {share} accepted: the case tests too little"
+            );
+        }
+        decisions
+    }
+}
+
+/// A kernel run on the GPU: (case, hmc) → (x, grad, energy, stats).
+type GpuRun<'a> = &'a dyn Fn(&Case, bool) -> [Vec<f32>; 4];
+
+fn metropolis_tests_match_f64(gpu: Option<GpuRun>) {
+    let seed = test_seed();
+    for (i, hmc) in [(0, false), (1, true), (2, false), (3, true)] {
+        let case = Case::new(seed.wrapping_add(i));
+        let name = if hmc { "hmc_accept" } else { "mala_accept" };
+        let what = format!(
+            "{name} seed {seed}+{i} ({} × {})",
+            case.test.rows, case.test.dim
+        );
+        let cpu = case.run(&CpuBackend::new(), hmc);
+        let on_cpu = case.check(&cpu, hmc, &format!("CPU {what}"));
+        if let Some(run_gpu) = gpu {
+            let on_gpu = case.check(&run_gpu(&case, hmc), hmc, &format!("GPU {what}"));
+            let differ = on_cpu.iter().zip(&on_gpu).filter(|(a, b)| a != b).count();
+            assert!(
+                differ <= 1,
+                "GPU {what}: {differ} decisions differ from the CPU's"
+            );
+        }
+    }
+}
+
+#[test]
+fn cpu_metropolis_tests_match_f64() {
+    metropolis_tests_match_f64(None);
+}
+
+#[test]
+fn gpu_metropolis_tests_match_f64_and_cpu() {
+    let gpu = gpu_or_skip!();
+    metropolis_tests_match_f64(Some(&|case: &Case, hmc: bool| case.run(&*gpu, hmc)));
+}
+
+#[test]
+fn hmc_momenta_are_stream_6_on_both_devices() {
+    let seed = test_seed();
+    let case = Case::new(seed);
+    let t = case.test;
+    let draw = |b: &dyn Fn(&mut Vec<f32>)| {
+        let mut p = vec![0.0; t.rows * t.dim];
+        b(&mut p);
+        p
+    };
+    let cpu = draw(&|p| {
+        let b = CpuBackend::new();
+        let mut m = b.zeros(p.len()).unwrap();
+        HmcMomentum(t).run(&b, &mut m);
+        *p = b.read(&m).unwrap();
+    });
+    for row in 0..t.rows {
+        for i in 0..t.dim {
+            let w = rng::words(
+                t.seed,
+                (i / 4) as u32,
+                row as u32,
+                t.global_step,
+                Stream::HmcMomentum,
+            );
+            assert_eq!(
+                cpu[row * t.dim + i],
+                rng::normals(w)[i % 4],
+                "seed {seed} row {row} element {i}"
+            );
+        }
+    }
+    let Some(gpu) = gpu_common::gpu() else { return };
+    let mut m = gpu.zeros(cpu.len()).unwrap();
+    HmcMomentum(t).run(&*gpu, &mut m);
+    let on_gpu = gpu.read(&m).unwrap();
+    let err = gpu_common::rel_err(&on_gpu, &cpu);
+    assert!(
+        err < 1e-6,
+        "seed {seed}: GPU momenta differ from the CPU's by {err}"
+    );
+}
+
+/// E(x) = a·x on the box [−2, 2]²: the target exp(−a·x) is a product of two truncated
+/// exponentials, whose mean and variance are known in closed form. A linear energy has no
+/// curvature, so Langevin's only error here is at the box: ULA clamps, and piles mass on
+/// the walls; the exact samplers reject, and have none there.
+fn linear_net<B: Backend>(b: &B, a: [f32; 2]) -> EnergyNet<B> {
+    let spec =
+        Spec::from_json(r#"{"input": [2], "layers": [{"type": "linear", "in": 2, "out": 1}]}"#)
+            .unwrap();
+    EnergyNet::from_params(b, &spec, |name, _| {
+        Ok(if name.ends_with("weight") {
+            a.to_vec()
+        } else {
+            vec![0.0]
+        })
+    })
+    .unwrap()
+}
+
+/// Mean and variance of the density ∝ e^(−a·x) on [lo, hi].
+fn truncated_exponential(a: f64, lo: f64, hi: f64) -> (f64, f64) {
+    // Numerically, on a fine grid: exact to far below the statistical tolerance.
+    let n = 200_000;
+    let (mut z, mut m1, mut m2) = (0.0, 0.0, 0.0);
+    for i in 0..n {
+        let x = lo + (hi - lo) * (i as f64 + 0.5) / n as f64;
+        let w = (-a * x).exp();
+        z += w;
+        m1 += w * x;
+        m2 += w * x * x;
+    }
+    let mean = m1 / z;
+    (mean, m2 / z - mean * mean)
+}
+
+/// Sample mean and variance of coordinate `i` of `x` `[n, 2]`, and the standard errors of
+/// both (from the sample's own second and fourth central moments).
+fn moments(x: &[f32], i: usize) -> (f64, f64, f64, f64) {
+    let v: Vec<f64> = x.chunks(2).map(|p| p[i] as f64).collect();
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let var = v.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / n;
+    let m4 = v.iter().map(|a| (a - mean).powi(4)).sum::<f64>() / n;
+    (mean, var, (var / n).sqrt(), ((m4 - var * var) / n).sqrt())
+}
+
+const CHAINS: usize = 4000;
+const BOX: f32 = 2.0;
+
+fn exact_samples<B: Backend>(
+    b: &B,
+    net: &mut EnergyNet<B>,
+    hmc: bool,
+    step: f32,
+    steps: usize,
+) -> (Vec<f32>, Acceptance) {
+    let config = ExactConfig {
+        steps,
+        step_size: step,
+        temperature: 1.0,
+        lo: -BOX,
+        hi: BOX,
+    };
+    let start = Langevin {
+        config: LangevinConfig {
+            steps,
+            step_size: step,
+            noise: 0.0,
+            grad_clip: None,
+            lo: -BOX,
+            hi: BOX,
+        },
+        seed: 5,
+    };
+    let x = b.upload(&start.noise(CHAINS, 2)).unwrap();
+    let mut chains = ExactChains::new(b, x, CHAINS, 2).unwrap();
+    if hmc {
+        Hmc {
+            config,
+            leapfrog: 4,
+            seed: 5,
+        }
+        .run(b, net, &mut chains, 0)
+        .unwrap();
+    } else {
+        Mala { config, seed: 5 }
+            .run(b, net, &mut chains, 0)
+            .unwrap();
+    }
+    (b.read(chains.x()).unwrap(), chains.acceptance(b).unwrap())
+}
+
+/// MALA and HMC from uniform starts reach the truncated exponential: mean and variance of
+/// each coordinate within 5 standard errors (a false alarm once in ~10⁶ per moment; the
+/// chains are independent, and 300 steps of ~√(2ε) = 0.55 mix a box of side 4 many times
+/// over). ULA at the same step is not: its clamp puts a share of the chains exactly on the
+/// walls, where the target has no mass at all.
+#[test]
+fn exact_samplers_sample_a_truncated_exponential() {
+    let b = CpuBackend::new();
+    let a = [1.5f32, -0.5];
+    let mut net = linear_net(&b, a);
+    for hmc in [false, true] {
+        let name = if hmc { "HMC" } else { "MALA" };
+        let (x, acceptance) = exact_samples(&b, &mut net, hmc, 0.15, 300);
+        assert!(
+            acceptance.rate > 0.3,
+            "{name}: acceptance {}",
+            acceptance.rate
+        );
+        for (i, &a) in a.iter().enumerate() {
+            let (want_mean, want_var) = truncated_exponential(a as f64, -BOX as f64, BOX as f64);
+            let (mean, var, se_mean, se_var) = moments(&x, i);
+            assert!(
+                (mean - want_mean).abs() < 5.0 * se_mean,
+                "{name} x{i}: mean {mean}, want {want_mean} ± {se_mean}"
+            );
+            assert!(
+                (var - want_var).abs() < 5.0 * se_var,
+                "{name} x{i}: variance {var}, want {want_var} ± {se_var}"
+            );
+        }
+        assert!(
+            x.iter().all(|v| v.abs() < BOX),
+            "{name}: a chain on or past the wall"
+        );
+    }
+    // ULA with the same step (noise √(2ε), T = 1): chains clamped onto the walls.
+    let ula = Langevin {
+        config: LangevinConfig {
+            steps: 300,
+            step_size: 0.15,
+            noise: 0.3f32.sqrt(),
+            grad_clip: None,
+            lo: -BOX,
+            hi: BOX,
+        },
+        seed: 5,
+    };
+    let mut x = b.upload(&ula.noise(CHAINS, 2)).unwrap();
+    ula.run(&b, &mut net, &mut x, CHAINS, 0).unwrap();
+    let on_wall = b
+        .read(&x)
+        .unwrap()
+        .iter()
+        .filter(|v| v.abs() == BOX)
+        .count();
+    assert!(
+        on_wall > CHAINS / 20,
+        "ULA put only {on_wall} coordinates on the walls"
+    );
+}
+
+/// `config.steps` steps of MALA or HMC (L = 3) from `start` on a net of `spec` (init seed 3):
+/// the accepted proposals per chain, and the chains.
+fn run_exact<B: Backend>(
+    b: &B,
+    spec: &Spec,
+    start: &[f32],
+    rows: usize,
+    hmc: bool,
+    config: ExactConfig,
+) -> (Vec<f32>, Vec<f32>) {
+    let dim = start.len() / rows;
+    let mut net = EnergyNet::new(b, spec, 3).unwrap();
+    let mut chains = ExactChains::new(b, b.upload(start).unwrap(), rows, dim).unwrap();
+    if hmc {
+        Hmc {
+            config,
+            leapfrog: 3,
+            seed: 2,
+        }
+        .run(b, &mut net, &mut chains, 0)
+        .unwrap();
+    } else {
+        Mala { config, seed: 2 }
+            .run(b, &mut net, &mut chains, 0)
+            .unwrap();
+    }
+    (
+        chains.acceptance(b).unwrap().accepted,
+        b.read(chains.x()).unwrap(),
+    )
+}
+
+/// The same seed on the same net gives the same decisions on both devices, chain by chain
+/// (a few steps: one decision that rounds the other way near a tie would part the chains).
+#[test]
+fn gpu_exact_samplers_decide_as_the_cpu() {
+    let gpu = gpu_or_skip!();
+    let cpu = CpuBackend::new();
+    let spec = Spec::from_json(r#"{"input": [3], "layers": [{"type": "linear", "in": 3, "out": 16}, {"type": "silu"}, {"type": "linear", "in": 16, "out": 1}]}"#).unwrap();
+    let config = ExactConfig {
+        steps: 6,
+        step_size: 0.2,
+        temperature: 0.8,
+        lo: -3.0,
+        hi: 3.0,
+    };
+    let rows = 300;
+    let start = Langevin {
+        config: LangevinConfig {
+            steps: 1,
+            step_size: 0.0,
+            noise: 0.0,
+            grad_clip: None,
+            lo: -3.0,
+            hi: 3.0,
+        },
+        seed: 9,
+    }
+    .noise(rows, 3);
+    for hmc in [false, true] {
+        let cpu_run = run_exact(&cpu, &spec, &start, rows, hmc, config);
+        let gpu_run = run_exact(&*gpu, &spec, &start, rows, hmc, config);
+        let name = if hmc { "HMC" } else { "MALA" };
+        let differ = cpu_run
+            .0
+            .iter()
+            .zip(&gpu_run.0)
+            .filter(|(a, b)| a != b)
+            .count();
+        assert!(
+            differ <= 1,
+            "{name}: {differ} of {rows} chains accepted a different number of proposals"
+        );
+        let total: f32 = cpu_run.0.iter().sum();
+        let tests = (rows * config.steps) as f32;
+        assert!(
+            total > 0.2 * tests && total < 0.98 * tests,
+            "{name}: {total} of {tests} accepted"
+        );
+        if differ == 0 {
+            let err = gpu_common::rel_err(&gpu_run.1, &cpu_run.1);
+            assert!(
+                err < 1e-4,
+                "{name}: GPU chains differ from the CPU's by {err}"
+            );
+        }
+    }
+}
