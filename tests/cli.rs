@@ -900,3 +900,74 @@ fn device_auto_skips_software_adapters() {
         );
     }
 }
+
+/// `ebm sample --sampler mala|hmc` writes the chains with their acceptance counts, and
+/// `ebm eval loglik` of a flat energy (E = 0 everywhere) gives log Z = the log volume of the
+/// box, 2·ln 9 for the 2D default box [−4.5, 4.5]², whatever the chains do.
+#[test]
+fn exact_samplers_and_loglik_from_the_command_line() {
+    use ebm::backend::CpuBackend;
+    use ebm::train::checkpoint::save_model;
+    use ebm::EnergyNet;
+    let dir = TempDir::new("cli-exact");
+    let b = CpuBackend::new();
+    let flat = EnergyNet::from_params(&b, &Spec::mlp(2, 8, 1), |_, shape| {
+        Ok(vec![0.0; shape.iter().product()])
+    })
+    .unwrap();
+    let model = dir.0.join("flat.safetensors");
+    save_model(&b, &flat, &model).unwrap();
+    let model = path_str(&model);
+    for sampler in ["mala", "hmc"] {
+        let out = dir.0.join(format!("{sampler}.safetensors"));
+        let args = [
+            "sample",
+            "--device",
+            "cpu",
+            "--model",
+            model,
+            "--n",
+            "30",
+            "--steps",
+            "5",
+            "--sampler",
+            sampler,
+            "--leapfrog",
+            "2",
+            "--step-size",
+            "1e-8",
+            "--out",
+            path_str(&out),
+        ];
+        let ran = run_ok(&dir.0, &args);
+        assert!(
+            text(&ran.stderr).contains("acceptance: 100.0 %"),
+            "{}",
+            describe(&args, &ran)
+        );
+        let file = TensorFile::read(&out).unwrap();
+        // A flat energy accepts every proposal that stays in the box, and steps of ~10⁻⁴
+        // leave it with odds of ~10⁻⁵ here.
+        let accepted = file.get("accepted", &out).unwrap();
+        assert_eq!(accepted.shape, [30]);
+        assert!(accepted.data.iter().all(|&a| a == 5.0));
+        let settings = &file.metadata["ebm.sampler"];
+        assert!(
+            settings.contains(&format!("\"sampler\":\"{sampler}\"")),
+            "{settings}"
+        );
+    }
+    let args = [
+        "eval", "loglik", "--device", "cpu", "--model", model, "--data", "rings", "--chains", "20",
+        "--levels", "3", "--limit", "50",
+    ];
+    let ran = run_ok(&dir.0, &args);
+    let stdout = text(&ran.stdout);
+    let log_z: f64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("log Z = "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no log Z line: {}", describe(&args, &ran)));
+    assert!((log_z - 2.0 * 9f64.ln()).abs() < 1e-3, "log Z {log_z}");
+}

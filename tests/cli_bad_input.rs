@@ -697,7 +697,46 @@ fn sample_options_out_of_range() {
     // Negative counts are refused by the parser, with its own one error line.
     sample(&["--n", "-3"], &["--n"]);
     sample(&["--steps", "-1"], &["--steps"]);
+    // The exact samplers' own options.
+    sample(
+        &["--sampler", "mala", "--temperature", "0"],
+        &["temperature", "0"],
+    );
+    sample(
+        &["--sampler", "hmc", "--temperature", "-1"],
+        &["temperature", "-1"],
+    );
+    sample(&["--sampler", "hmc", "--leapfrog", "0"], &["leapfrog"]);
+    sample(&["--sampler", "gibbs"], &["--sampler", "gibbs"]);
     assert!(!Path::new(&out).exists(), "no output on error");
+}
+
+#[test]
+fn eval_loglik_options_and_data() {
+    let dir = TempDir::new("bad-eval");
+    let model = toy_model(&dir);
+    let image = image_model(&dir);
+    let eval = |extra: &[&str], needles: &[&str]| {
+        let command = ["eval", "loglik", "--model", &model];
+        let defaults = [("--data", "rings"), ("--chains", "4"), ("--levels", "2")];
+        expect_bad(&dir, &with_defaults(&command, &defaults, extra), needles);
+    };
+    eval(&["--transition", "gibbs"], &["--transition gibbs"]);
+    eval(&["--chains", "0"], &["chain"]);
+    eval(&["--levels", "0"], &["level"]);
+    eval(&["--leapfrog", "0"], &["leapfrog"]);
+    eval(&["--step-size", "0"], &["step size"]);
+    eval(&["--limit", "0"], &["--limit"]);
+    eval(&["--data", "9gaussians"], &["9gaussians"]);
+    // Rings reach past ±2: data outside the box, where the model has no mass.
+    eval(&["--lo", "-2", "--hi", "2"], &["outside the box"]);
+    eval(&["--lo", "2", "--hi", "-2"], &["outside the box"]);
+    let missing = dir.path("missing.idx");
+    expect_bad(
+        &dir,
+        &["eval", "loglik", "--model", &image, "--data", &missing],
+        &["missing.idx"],
+    );
 }
 
 #[test]

@@ -21,6 +21,7 @@
 //! # }
 //! ```
 
+pub mod ais;
 pub mod compose;
 pub mod exact;
 pub mod hmc;

@@ -3,6 +3,7 @@
 mod bench;
 mod classify;
 mod compose;
+mod eval;
 mod images;
 mod info;
 mod options;
@@ -57,6 +58,12 @@ enum Command {
     Denoise(restore::DenoiseArgs),
     /// Time the reference workloads (same fields as scripts/ebm_ref.py bench).
     Bench(bench::BenchArgs),
+    /// Evaluate a model: `loglik` (log Z by annealed importance sampling, and the data's
+    /// normalised log-likelihood).
+    Eval {
+        #[command(subcommand)]
+        what: eval::EvalWhat,
+    },
 }
 
 #[derive(Subcommand)]
@@ -141,6 +148,7 @@ fn main() -> ExitCode {
         Command::Score(args) => score::run(&cli.device, &args),
         Command::Classify(args) => classify::run(&cli.device, &args),
         Command::Bench(args) => bench::run(&cli.device, &args),
+        Command::Eval { what } => eval::run(&cli.device, &what),
         Command::Inpaint(args) => restore::inpaint(&cli.device, &args),
         Command::Denoise(args) => restore::denoise(&cli.device, &args),
     };
