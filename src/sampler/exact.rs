@@ -175,3 +175,55 @@ impl<B: Backend> ExactChains<B> {
         (self.rows, self.dim)
     }
 }
+
+/// MALA and HMC alike: what step-size adaptation and the commands drive.
+pub trait MetropolisSampler {
+    /// The settings.
+    fn config(&self) -> &ExactConfig;
+    /// The settings, to change ε or K between runs.
+    fn config_mut(&mut self) -> &mut ExactConfig;
+    /// The acceptance dual averaging aims for by default (0.574 MALA, 0.65 HMC).
+    fn default_target(&self) -> f64;
+    /// K steps on `chains` from global step `first_step` (see [`Mala::run`](super::Mala::run)).
+    fn run<B: Backend>(
+        &self,
+        b: &B,
+        net: &mut EnergyNet<B>,
+        chains: &mut ExactChains<B>,
+        first_step: u64,
+    ) -> Result<()>;
+
+    /// Warm up for `steps` single steps (global steps `first_step..`), adapting ε by dual
+    /// averaging ([`DualAveraging`](super::adapt::DualAveraging)) towards acceptance `target`;
+    /// then freeze ε at the averaged step, restart the acceptance counts, and return ε. Each
+    /// warm-up step reads its acceptance back; the runs after it do not.
+    fn warm_up<B: Backend>(
+        &mut self,
+        b: &B,
+        net: &mut EnergyNet<B>,
+        chains: &mut ExactChains<B>,
+        steps: usize,
+        first_step: u64,
+        target: f64,
+    ) -> Result<f32> {
+        if !(target > 0.0 && target < 1.0) {
+            return Err(Error::Option(format!(
+                "target acceptance {target} must lie strictly between 0 and 1"
+            )));
+        }
+        let mut adapt = super::adapt::DualAveraging::new(self.config().step_size, target);
+        let run_steps = self.config().steps;
+        self.config_mut().steps = 1;
+        for k in 0..steps as u64 {
+            chains.reset_acceptance(b);
+            self.run(b, net, chains, first_step + k)?;
+            let acceptance = chains.acceptance(b)?.mean_probability;
+            self.config_mut().step_size = adapt.update(acceptance);
+        }
+        let eps = adapt.final_step();
+        let config = self.config_mut();
+        (config.steps, config.step_size) = (run_steps, eps);
+        chains.reset_acceptance(b);
+        Ok(eps)
+    }
+}

@@ -23,7 +23,8 @@
 use crate::backend::Backend;
 use crate::nn::EnergyNet;
 use crate::sampler::metropolis::{HmcAccept, HmcMomentum};
-use crate::sampler::{ExactChains, ExactConfig};
+use crate::sampler::exact::MetropolisSampler;
+use crate::sampler::{adapt, ExactChains, ExactConfig};
 use crate::{Error, Result};
 
 /// HMC over `EnergyNet`s on any backend; `seed` keys the momenta (Philox stream 6) and the
@@ -36,6 +37,30 @@ pub struct Hmc {
     pub leapfrog: usize,
     /// The Philox key.
     pub seed: u64,
+}
+
+impl MetropolisSampler for Hmc {
+    fn config(&self) -> &ExactConfig {
+        &self.config
+    }
+
+    fn config_mut(&mut self) -> &mut ExactConfig {
+        &mut self.config
+    }
+
+    fn default_target(&self) -> f64 {
+        adapt::HMC_TARGET
+    }
+
+    fn run<B: Backend>(
+        &self,
+        b: &B,
+        net: &mut EnergyNet<B>,
+        chains: &mut ExactChains<B>,
+        first_step: u64,
+    ) -> Result<()> {
+        Hmc::run(self, b, net, chains, first_step)
+    }
 }
 
 impl Hmc {

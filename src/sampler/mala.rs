@@ -26,7 +26,8 @@
 use crate::backend::Backend;
 use crate::nn::EnergyNet;
 use crate::sampler::metropolis::MalaAccept;
-use crate::sampler::{ExactChains, ExactConfig, LangevinUpdate};
+use crate::sampler::exact::MetropolisSampler;
+use crate::sampler::{adapt, ExactChains, ExactConfig, LangevinUpdate};
 use crate::Result;
 
 /// MALA over `EnergyNet`s on any backend; `seed` keys the proposal noise (Philox stream 0)
@@ -37,6 +38,30 @@ pub struct Mala {
     pub config: ExactConfig,
     /// The Philox key.
     pub seed: u64,
+}
+
+impl MetropolisSampler for Mala {
+    fn config(&self) -> &ExactConfig {
+        &self.config
+    }
+
+    fn config_mut(&mut self) -> &mut ExactConfig {
+        &mut self.config
+    }
+
+    fn default_target(&self) -> f64 {
+        adapt::MALA_TARGET
+    }
+
+    fn run<B: Backend>(
+        &self,
+        b: &B,
+        net: &mut EnergyNet<B>,
+        chains: &mut ExactChains<B>,
+        first_step: u64,
+    ) -> Result<()> {
+        Mala::run(self, b, net, chains, first_step)
+    }
 }
 
 impl Mala {

@@ -21,6 +21,7 @@
 //! # }
 //! ```
 
+pub mod adapt;
 pub mod ais;
 pub mod compose;
 pub mod exact;
@@ -34,7 +35,7 @@ pub mod replay;
 pub mod replay_kernels;
 
 pub use compose::{Composition, Term};
-pub use exact::{ExactChains, ExactConfig};
+pub use exact::{ExactChains, ExactConfig, MetropolisSampler};
 pub use hmc::Hmc;
 pub use langevin::{Langevin, LangevinConfig, Progress, Samples};
 pub use langevin_update::LangevinUpdate;
