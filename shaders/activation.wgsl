@@ -191,3 +191,22 @@ fn softplus_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
         dx[i] = select(sigmoid_stable(v), 1.0, v > SOFTPLUS_THRESHOLD) * dy[i];
     }
 }
+
+// ---- square: y = x², dy/dx = 2x (PyTorch's torch.square).
+
+@compute @workgroup_size(256)
+fn square_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if i < p.n {
+        let v = x[i];
+        y[i] = v * v;
+    }
+}
+
+@compute @workgroup_size(256)
+fn square_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if i < p.n {
+        dx[i] = 2.0 * x[i] * dy[i];
+    }
+}

@@ -22,7 +22,7 @@ struct MlpChainParams {
     // Linear layers L; hidden layers L − 1.
     layers: u32,
     // Activation of hidden layer l in bits 4l..4l+3: 0 ReLU, 1 LeakyReLU, 2 SiLU, 3 tanh,
-    // 4 sigmoid, 5 softplus.
+    // 4 sigmoid, 5 softplus, 6 square.
     activations: u32,
     slope: f32,
     steps: u32,
@@ -137,7 +137,7 @@ fn softplus4(z: vec4<f32>) -> vec4<f32> {
 }
 
 // Activation codes: 0 ReLU, 1 leaky ReLU, 2 SiLU (the default), 3 tanh, 4 sigmoid,
-// 5 softplus.
+// 5 softplus, 6 square.
 fn act(code: u32, z: vec4<f32>) -> vec4<f32> {
     switch code {
         case 0u: { return max(z, vec4<f32>(0.0)); }
@@ -145,6 +145,7 @@ fn act(code: u32, z: vec4<f32>) -> vec4<f32> {
         case 3u: { return tanh4(z); }
         case 4u: { return sigmoid4_stable(z); }
         case 5u: { return softplus4(z); }
+        case 6u: { return z * z; }
         default: { return z * sigmoid(z); }
     }
 }
@@ -159,6 +160,7 @@ fn act_derivative(code: u32, z: vec4<f32>) -> vec4<f32> {
             let above = z > vec4<f32>(SOFTPLUS_THRESHOLD);
             return select(sigmoid4_stable(z), vec4<f32>(1.0), above);
         }
+        case 6u: { return 2.0 * z; }
         default: {
             let s = sigmoid(z);
             return s * (1.0 + z * (1.0 - s));

@@ -257,6 +257,7 @@ fn act64(act: Activation, x: f64) -> f64 {
                 x.exp().ln_1p()
             }
         }
+        Activation::Square => x * x,
     }
 }
 
@@ -315,6 +316,8 @@ fn act_derivative_magnitude(act: Activation, x: f64) -> f64 {
                 1.0 / (1.0 + (-x).exp())
             }
         }
+        // 2x: one term, nothing cancels.
+        Activation::Square => 2.0 * x.abs(),
     }
 }
 
@@ -764,6 +767,7 @@ fn check_activations<B: Backend>(b: &B, seed: u64) {
         Activation::Tanh,
         Activation::Sigmoid,
         Activation::Softplus,
+        Activation::Square,
     ] {
         for n in [1, 5, 33, 257, rng.random_range(2..600)] {
             let x: Vec<f32> = (0..n)

@@ -446,6 +446,7 @@ fn activations_match_cpu() {
         Activation::Tanh,
         Activation::Sigmoid,
         Activation::Softplus,
+        Activation::Square,
     ] {
         for n in [1, 255, 257, rng.random_range(2..3000)] {
             let mut x = randn(&mut rng, n);

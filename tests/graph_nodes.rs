@@ -13,12 +13,19 @@
 //!   tests/finite_differences.rs for why f64) — ≤ 1e-4.
 //!
 //! Shapes come from `EBM_TEST_SEED` (printed on failure) and change every run.
+//!
+//! Also the exact energies that `square` exists for, built from JSON with known parameters
+//! and checked against their closed forms on both backends: the correlated Gaussian
+//! E(x) = ½‖Lx‖² (∇E = LᵀLx, and one noise-free step of the fused MLP Langevin chain), and
+//! the Gaussian mixture E(x) = −logsumexp_k(−‖x − μ_k‖²/2σ²) through the `neg_logsumexp`
+//! head.
 
 #[path = "common/gpu.rs"]
 mod gpu_common;
 
-use ebm::backend::Backend;
-use ebm::nn::Net;
+use ebm::backend::{Activation, Backend};
+use ebm::nn::{EnergyNet, LayerSpec, Net};
+use ebm::sampler::{LangevinUpdate, MlpChain};
 use ebm::{CpuBackend, Spec};
 use gpu_common::{rel_err, test_seed};
 use rand::rngs::StdRng;
@@ -278,4 +285,244 @@ fn graph_nodes_gpu_match_cpu() {
             check("a parameter gradient", sh, seed, g, c);
         }
     });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exact energies built with `square`
+
+/// The Cholesky-style factor of the correlated Gaussian: E(x) = ½‖Lx‖², precision LᵀL =
+/// [[1.64, 0.48], [0.48, 0.36]] (correlation 0.8 between the two coordinates).
+const L: [[f32; 2]; 2] = [[1.0, 0.0], [0.8, 0.6]];
+
+/// Points at which the closed forms are checked, [n, 2] row-major: the mode, both axes,
+/// mixed signs, and a far point.
+const POINTS: [f32; 12] = [
+    0.0, 0.0, 1.0, -2.0, -0.7, 0.3, 2.5, 1.5, 0.0, 1.0, -3.0, -4.0,
+];
+
+/// Linear 2→2 with weight L (zero bias), square, linear 2→1 with weights ½: ½‖Lx‖².
+const GAUSSIAN_SPEC: &str = r#"{
+    "input": [2],
+    "layers": [
+        {"type": "linear", "name": "l", "in": 2, "out": 2},
+        {"type": "square"},
+        {"type": "linear", "name": "head", "in": 2, "out": 1}
+    ]
+}"#;
+
+/// `{"type": "square"}` reads as [`LayerSpec::Square`], writes back the same, and like the
+/// other field-less layers rejects fields.
+#[test]
+fn square_spec_json() {
+    let spec = Spec::from_json(GAUSSIAN_SPEC).unwrap();
+    assert_eq!(spec.layers[1].op, LayerSpec::Square);
+    assert_eq!(spec.layers[1].op.type_name(), "square");
+    assert!(
+        spec.to_json().contains(r#""type":"square""#),
+        "{}",
+        spec.to_json()
+    );
+    assert_eq!(Spec::from_json(&spec.to_json()).unwrap(), spec);
+    let with_field =
+        GAUSSIAN_SPEC.replace(r#"{"type": "square"}"#, r#"{"type": "square", "slope": 2}"#);
+    assert!(Spec::from_json(&with_field).is_err());
+}
+
+fn gaussian_net<B: Backend>(b: &B) -> EnergyNet<B> {
+    let spec = Spec::from_json(GAUSSIAN_SPEC).expect("the Gaussian spec parses");
+    EnergyNet::from_params(b, &spec, |name, shape| {
+        Ok(match name {
+            "l.weight" => L.concat(),
+            "head.weight" => vec![0.5, 0.5],
+            _ => vec![0.0; shape.iter().product()],
+        })
+    })
+    .expect("the Gaussian net builds")
+}
+
+/// ½‖Lx‖² and LᵀLx for each point, in f64.
+fn gaussian_closed_form(x: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let l = L.map(|row| row.map(f64::from));
+    let (mut e, mut g) = (Vec::new(), Vec::new());
+    for p in x.chunks(2) {
+        let (x0, x1) = (f64::from(p[0]), f64::from(p[1]));
+        let lx = [l[0][0] * x0 + l[0][1] * x1, l[1][0] * x0 + l[1][1] * x1];
+        e.push((0.5 * (lx[0] * lx[0] + lx[1] * lx[1])) as f32);
+        // Lᵀ(Lx).
+        g.push((l[0][0] * lx[0] + l[1][0] * lx[1]) as f32);
+        g.push((l[0][1] * lx[0] + l[1][1] * lx[1]) as f32);
+    }
+    (e, g)
+}
+
+fn check_exact(what: &str, got: &[f32], want: &[f32]) {
+    let e = rel_err(got, want);
+    assert!(
+        e <= 1e-6,
+        "{what}: relative error {e:.3e} > 1e-6\n  got  {got:?}\n  want {want:?}"
+    );
+}
+
+/// E(x) = ½‖Lx‖² and ∇E = LᵀLx at [`POINTS`], each point alone and all in one batch; and
+/// one step of the fused Langevin chain (the spec is an MLP, so samplers run it fused) with
+/// no noise: x − step·LᵀLx.
+fn check_correlated_gaussian<B: Backend>(b: &B) {
+    let mut net = gaussian_net(b);
+    assert_eq!(
+        net.mlp_layout(),
+        Some((vec![2, 2, 1], vec![Activation::Square])),
+        "the Gaussian spec is an MLP with a square hidden activation"
+    );
+    let (want_e, want_g) = gaussian_closed_form(&POINTS);
+    // The hand-computed values of the closed form itself at (1, −2): Lx = (1, −0.4).
+    assert!((want_e[1] - 0.58).abs() < 1e-6 && (want_g[2] - 0.68).abs() < 1e-6);
+    assert!((want_g[3] + 0.24).abs() < 1e-6);
+
+    let (e, g) = net.energies_and_grad(b, &POINTS).unwrap();
+    check_exact(&format!("{} E(x), batch", b.name()), &e, &want_e);
+    check_exact(&format!("{} ∇E(x), batch", b.name()), &g, &want_g);
+    for (i, p) in POINTS.chunks(2).enumerate() {
+        let (e, g) = net.energies_and_grad(b, p).unwrap();
+        let what = format!("{} at {p:?}", b.name());
+        check_exact(&format!("E {what}"), &e, &want_e[i..i + 1]);
+        check_exact(&format!("∇E {what}"), &g, &want_g[2 * i..2 * i + 2]);
+    }
+
+    let rows = POINTS.len() / 2;
+    let step = 0.1f32;
+    let chain = MlpChain {
+        update: LangevinUpdate {
+            rows,
+            dim: 2,
+            step,
+            noise: 0.0,
+            grad_clip: None,
+            lo: -100.0,
+            hi: 100.0,
+            seed: 5,
+            global_step: 0,
+            chain_offset: 0,
+        },
+        widths: vec![2, 2, 1],
+        activations: vec![Activation::Square],
+        steps: 1,
+    };
+    let mut x = b.upload(&POINTS).unwrap();
+    chain.run(b, &net.param_values(), &mut x);
+    let moved = b.read(&x).unwrap();
+    let want: Vec<f32> = POINTS
+        .iter()
+        .zip(&want_g)
+        .map(|(x, g)| x - step * g)
+        .collect();
+    check_exact(&format!("{} fused Langevin step", b.name()), &moved, &want);
+}
+
+#[test]
+fn square_gives_the_exact_correlated_gaussian_on_cpu() {
+    check_correlated_gaussian(&CpuBackend::new());
+}
+
+#[test]
+fn square_gives_the_exact_correlated_gaussian_on_gpu() {
+    let Some(gpu) = gpu_common::gpu() else {
+        return;
+    };
+    check_correlated_gaussian(&*gpu);
+}
+
+/// Eight components, σ = 0.5, means on a circle of radius 2.
+const SIGMA: f64 = 0.5;
+
+fn mixture_means() -> Vec<[f64; 2]> {
+    (0..8)
+        .map(|k| {
+            let a = std::f64::consts::TAU * k as f64 / 8.0;
+            [2.0 * a.cos(), 2.0 * a.sin()]
+        })
+        .collect()
+}
+
+/// Linear 2→16 (row 2k + j gives x_j − μ_kj), square, linear 16→8 (row k sums its pair
+/// times −1/2σ²), then E(x) = −logsumexp of the 8 logits.
+fn check_gaussian_mixture<B: Backend>(b: &B) {
+    let spec = Spec::from_json(
+        r#"{
+            "input": [2],
+            "layers": [
+                {"type": "linear", "name": "centre", "in": 2, "out": 16},
+                {"type": "square"},
+                {"type": "linear", "name": "sum", "in": 16, "out": 8}
+            ],
+            "output": {"energy": "neg_logsumexp", "classes": 8}
+        }"#,
+    )
+    .expect("the mixture spec parses");
+    let means = mixture_means();
+    let mut net = EnergyNet::from_params(b, &spec, |name, _| {
+        let mut v;
+        match name {
+            "centre.weight" => {
+                v = vec![0.0f32; 16 * 2];
+                for r in 0..16 {
+                    v[r * 2 + r % 2] = 1.0;
+                }
+            }
+            "centre.bias" => v = means.iter().flatten().map(|&m| -m as f32).collect(),
+            "sum.weight" => {
+                v = vec![0.0f32; 8 * 16];
+                for k in 0..8 {
+                    v[k * 16 + 2 * k] = (-0.5 / (SIGMA * SIGMA)) as f32;
+                    v[k * 16 + 2 * k + 1] = (-0.5 / (SIGMA * SIGMA)) as f32;
+                }
+            }
+            _ => v = vec![0.0; 8],
+        }
+        Ok(v)
+    })
+    .expect("the mixture net builds");
+
+    // −logsumexp_k(−‖x − μ_k‖²/2σ²) and its gradient Σ_k p_k (x − μ_k)/σ², in f64.
+    let (mut want_e, mut want_g) = (Vec::new(), Vec::new());
+    for p in POINTS.chunks(2) {
+        let x = [f64::from(p[0]), f64::from(p[1])];
+        let logits: Vec<f64> = means
+            .iter()
+            .map(|m| -((x[0] - m[0]).powi(2) + (x[1] - m[1]).powi(2)) / (2.0 * SIGMA * SIGMA))
+            .collect();
+        let top = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let sum: f64 = logits.iter().map(|f| (f - top).exp()).sum();
+        want_e.push((-(top + sum.ln())) as f32);
+        for j in 0..2 {
+            let g: f64 = means
+                .iter()
+                .zip(&logits)
+                .map(|(m, f)| (f - top).exp() / sum * (x[j] - m[j]) / (SIGMA * SIGMA))
+                .sum();
+            want_g.push(g as f32);
+        }
+    }
+    let (e, g) = net.energies_and_grad(b, &POINTS).unwrap();
+    // The far point's logits reach −1e2: a few f32 roundings of that size in the energy.
+    let tol = 1e-5;
+    let (err_e, err_g) = (rel_err(&e, &want_e), rel_err(&g, &want_g));
+    assert!(
+        err_e <= tol && err_g <= tol,
+        "{}: mixture E error {err_e:.2e}, ∇E error {err_g:.2e}\n  E  {e:?}\n  want {want_e:?}\n  \
+         ∇E {g:?}\n  want {want_g:?}",
+        b.name()
+    );
+}
+
+#[test]
+fn square_gives_the_exact_gaussian_mixture_on_cpu() {
+    check_gaussian_mixture(&CpuBackend::new());
+}
+
+#[test]
+fn square_gives_the_exact_gaussian_mixture_on_gpu() {
+    let Some(gpu) = gpu_common::gpu() else {
+        return;
+    };
+    check_gaussian_mixture(&*gpu);
 }

@@ -64,6 +64,9 @@ pub enum Activation {
     /// neither overflows nor loses the tiny values of very negative x. Derivative σ(x)
     /// (1 above the threshold).
     Softplus,
+    /// x² (PyTorch's `torch.square`); derivative 2x. Unbounded: it overflows to +∞ past
+    /// |x| ≈ 1.8·10¹⁹, as PyTorch's does.
+    Square,
 }
 
 /// Shape of a batched linear layer `y[b, o] = Σᵢ x[b, i]·w[o, i] + bias[o]` (PyTorch layout).

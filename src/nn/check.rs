@@ -347,7 +347,8 @@ impl Spec {
                 | LayerSpec::Relu
                 | LayerSpec::Tanh
                 | LayerSpec::Sigmoid
-                | LayerSpec::Softplus => shape,
+                | LayerSpec::Softplus
+                | LayerSpec::Square => shape,
             };
             plan.params = limit(
                 plan.params.checked_add(layer_params),

@@ -267,6 +267,7 @@ impl<B: Backend> Net<B> {
                 LayerSpec::Tanh => Node::Activation(Activation::Tanh),
                 LayerSpec::Sigmoid => Node::Activation(Activation::Sigmoid),
                 LayerSpec::Softplus => Node::Activation(Activation::Softplus),
+                LayerSpec::Square => Node::Activation(Activation::Square),
                 LayerSpec::Flatten | LayerSpec::Reshape { .. } => Node::Copy,
                 LayerSpec::Add => Node::Add,
             });

@@ -12,8 +12,8 @@
 //! Types: `linear` (`in`, `out`), `conv2d` (`in`, `out`, `kernel`, `stride` = 1,
 //! `padding` = 0), `conv_transpose2d` (the same plus `output_padding` = 0; weight
 //! `[in, out, k, k]` as in PyTorch), `leaky_relu` (`slope` = 0.01), `silu`, `relu`, `tanh`,
-//! `sigmoid`, `softplus`, `avg_pool` (`kernel`), `global_avg_pool`, `upsample` (`factor`,
-//! nearest), `flatten`, `reshape` (`shape`), `add`.
+//! `sigmoid`, `softplus`, `square` (x²), `avg_pool` (`kernel`), `global_avg_pool`, `upsample`
+//! (`factor`, nearest), `flatten`, `reshape` (`shape`), `add`.
 //!
 //! `"output"` says what the last layer's output means ([`Output`]): one energy per sample
 //! (the default), C class logits whose negative logsumexp is the energy (JEM), or a tensor
@@ -123,6 +123,8 @@ pub enum LayerSpec {
     Sigmoid,
     /// ln(1 + eˣ), elementwise (PyTorch's `Softplus()`: x itself above 20).
     Softplus,
+    /// x², elementwise (PyTorch's `torch.square`).
+    Square,
     /// The mean of each `kernel × kernel` window, stride `kernel`, no padding (PyTorch's
     /// `AvgPool2d(k)`); rows and columns past the last whole window are dropped.
     AvgPool {
@@ -194,6 +196,7 @@ enum LayerJson {
     Tanh {},
     Sigmoid {},
     Softplus {},
+    Square {},
     AvgPool {
         kernel: usize,
     },
@@ -246,6 +249,7 @@ impl From<LayerJson> for LayerSpec {
             LayerJson::Tanh {} => LayerSpec::Tanh,
             LayerJson::Sigmoid {} => LayerSpec::Sigmoid,
             LayerJson::Softplus {} => LayerSpec::Softplus,
+            LayerJson::Square {} => LayerSpec::Square,
             LayerJson::AvgPool { kernel } => LayerSpec::AvgPool { kernel },
             LayerJson::GlobalAvgPool {} => LayerSpec::GlobalAvgPool,
             LayerJson::Upsample { factor } => LayerSpec::Upsample { factor },
@@ -285,6 +289,7 @@ impl LayerSpec {
             LayerSpec::Tanh => "tanh",
             LayerSpec::Sigmoid => "sigmoid",
             LayerSpec::Softplus => "softplus",
+            LayerSpec::Square => "square",
             LayerSpec::AvgPool { .. } => "avg_pool",
             LayerSpec::GlobalAvgPool => "global_avg_pool",
             LayerSpec::Upsample { .. } => "upsample",

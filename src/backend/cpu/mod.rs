@@ -106,6 +106,8 @@ fn act_kernel(act: Activation, forward: bool) -> &'static str {
         (Activation::Sigmoid, false) => "sigmoid_backward",
         (Activation::Softplus, true) => "softplus_forward",
         (Activation::Softplus, false) => "softplus_backward",
+        (Activation::Square, true) => "square_forward",
+        (Activation::Square, false) => "square_backward",
     }
 }
 

@@ -83,6 +83,8 @@ kernels! {
     TANH_BACKWARD: ACTIVATION_WGSL, "tanh_backward", [(0, Read), (2, Read), (3, ReadWrite)];
     SIGMOID_BACKWARD: ACTIVATION_WGSL, "sigmoid_backward", [(0, Read), (2, Read), (3, ReadWrite)];
     SOFTPLUS_BACKWARD: ACTIVATION_WGSL, "softplus_backward", [(0, Read), (2, Read), (3, ReadWrite)];
+    SQUARE_FORWARD: ACTIVATION_WGSL, "square_forward", [(0, Read), (1, ReadWrite)];
+    SQUARE_BACKWARD: ACTIVATION_WGSL, "square_backward", [(0, Read), (2, Read), (3, ReadWrite)];
     ADD: ELEMENTWISE_WGSL, "add", [(0, Read), (1, Read), (2, ReadWrite)];
     AXPY: ELEMENTWISE_WGSL, "axpy", [(0, Read), (2, ReadWrite)];
     SCALE: ELEMENTWISE_WGSL, "scale", [(2, ReadWrite)];

@@ -324,6 +324,7 @@ impl GpuBackend {
             Activation::Tanh => (&kernels::TANH_FORWARD, 0.0),
             Activation::Sigmoid => (&kernels::SIGMOID_FORWARD, 0.0),
             Activation::Softplus => (&kernels::SOFTPLUS_FORWARD, 0.0),
+            Activation::Square => (&kernels::SQUARE_FORWARD, 0.0),
         };
         let params = kernels::ActParams { n: n as u32, slope };
         self.dispatch(kernel, &[x, y], &params, groups);
@@ -347,6 +348,7 @@ impl GpuBackend {
             Activation::Tanh => (&kernels::TANH_BACKWARD, 0.0),
             Activation::Sigmoid => (&kernels::SIGMOID_BACKWARD, 0.0),
             Activation::Softplus => (&kernels::SOFTPLUS_BACKWARD, 0.0),
+            Activation::Square => (&kernels::SQUARE_BACKWARD, 0.0),
         };
         let params = kernels::ActParams { n: n as u32, slope };
         self.dispatch(kernel, &[x, dy, dx], &params, groups);

@@ -135,6 +135,7 @@ impl Kernel for MlpChain {
                 Activation::Tanh => 3,
                 Activation::Sigmoid => 4,
                 Activation::Softplus => 5,
+                Activation::Square => 6,
             };
             codes |= code << (4 * l);
         }
