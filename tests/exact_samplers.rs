@@ -602,3 +602,238 @@ fn ais_recovers_the_grid_log_partition_function() {
         );
     }
 }
+
+/// E(x) = ½‖Lx‖² with L = [[1, 0], [0.8, 0.6]]: a Gaussian with precision P = LᵀL
+/// (eigenvalues 1.8 and 0.2) and covariance P⁻¹ = [[1, −4/3], [−4/3, 41/9]].
+fn gaussian_net<B: Backend>(b: &B) -> EnergyNet<B> {
+    let spec = Spec::from_json(
+        r#"{"input": [2], "layers": [{"type": "linear", "in": 2, "out": 2}, {"type": "square"},
+            {"type": "linear", "in": 2, "out": 1}]}"#,
+    )
+    .unwrap();
+    EnergyNet::from_params(b, &spec, |name, _| {
+        Ok(match name {
+            "layers.0.weight" => vec![1.0, 0.0, 0.8, 0.6],
+            "layers.2.weight" => vec![0.5, 0.5],
+            "layers.0.bias" => vec![0.0, 0.0],
+            _ => vec![0.0],
+        })
+    })
+    .unwrap()
+}
+
+/// The sample covariance [c00, c01, c11] of 2D points.
+fn covariance(x: &[f32]) -> [f64; 3] {
+    let n = (x.len() / 2) as f64;
+    let m = |i: usize| x.chunks(2).map(|p| p[i] as f64).sum::<f64>() / n;
+    let (m0, m1) = (m(0), m(1));
+    let c = |f: &dyn Fn(&[f32]) -> f64| x.chunks(2).map(f).sum::<f64>() / n;
+    [
+        c(&|p| (p[0] as f64 - m0).powi(2)),
+        c(&|p| (p[0] as f64 - m0) * (p[1] as f64 - m1)),
+        c(&|p| (p[1] as f64 - m1).powi(2)),
+    ]
+}
+
+/// At a large step (ε = 0.5, ε·λ_max = 0.9) MALA and HMC sample the correlated Gaussian:
+/// each covariance entry within 5 standard errors (for a Gaussian, the sample covariance
+/// of N points has variance (Σᵢᵢ·Σⱼⱼ + Σᵢⱼ²)/N). ULA at the same step (noise √(2ε)) samples
+/// the Gaussian with covariance (P(I − εP/2))⁻¹ instead — its variance along the stiff
+/// direction is 1.8× too large — and the test sees that bias too.
+#[test]
+fn mala_and_hmc_sample_a_correlated_gaussian_where_ula_is_biased() {
+    let b = CpuBackend::new();
+    let mut net = gaussian_net(&b);
+    let truth = [1.0, -4.0 / 3.0, 41.0 / 9.0];
+    let n = 4000;
+    let se = [
+        (2.0 * truth[0] * truth[0] / n as f64).sqrt(),
+        ((truth[0] * truth[2] + truth[1] * truth[1]) / n as f64).sqrt(),
+        (2.0 * truth[2] * truth[2] / n as f64).sqrt(),
+    ];
+    let start = Langevin {
+        config: LangevinConfig {
+            steps: 1,
+            step_size: 0.0,
+            noise: 0.0,
+            grad_clip: None,
+            lo: -3.0,
+            hi: 3.0,
+        },
+        seed: 11,
+    }
+    .noise(n, 2);
+    let config = ExactConfig {
+        steps: 400,
+        step_size: 0.5,
+        temperature: 1.0,
+        lo: -15.0,
+        hi: 15.0,
+    };
+    for hmc in [false, true] {
+        let mut chains = ExactChains::new(&b, b.upload(&start).unwrap(), n, 2).unwrap();
+        if hmc {
+            Hmc {
+                config: ExactConfig {
+                    steps: 100,
+                    ..config
+                },
+                leapfrog: 3,
+                seed: 4,
+            }
+            .run(&b, &mut net, &mut chains, 0)
+            .unwrap();
+        } else {
+            Mala { config, seed: 4 }
+                .run(&b, &mut net, &mut chains, 0)
+                .unwrap();
+        }
+        let name = if hmc { "HMC" } else { "MALA" };
+        let cov = covariance(&b.read(chains.x()).unwrap());
+        for k in 0..3 {
+            assert!(
+                (cov[k] - truth[k]).abs() < 5.0 * se[k],
+                "{name}: covariance {cov:?}, want {truth:?} ± {se:?}"
+            );
+        }
+        let rate = chains.acceptance(&b).unwrap().rate;
+        assert!(rate > 0.2 && rate < 0.99, "{name}: acceptance {rate}");
+    }
+    // ULA at ε = 0.5: (P(I − εP/2))⁻¹ = [[1.0/0.99…]]; the stiff-direction variance is
+    // 1/(1.8·0.55) against 1/1.8.
+    let ula = Langevin {
+        config: LangevinConfig {
+            steps: 400,
+            step_size: 0.5,
+            noise: 1.0,
+            grad_clip: None,
+            lo: -15.0,
+            hi: 15.0,
+        },
+        seed: 4,
+    };
+    let mut x = b.upload(&start).unwrap();
+    ula.run(&b, &mut net, &mut x, n, 0).unwrap();
+    let cov = covariance(&b.read(&x).unwrap());
+    let worst = (0..3)
+        .map(|k| (cov[k] - truth[k]).abs() / se[k])
+        .fold(0.0, f64::max);
+    assert!(
+        worst > 10.0,
+        "ULA's covariance {cov:?} is within {worst:.1} standard errors of the truth"
+    );
+}
+
+/// 25 Gaussians (σ = 0.15) on the 5 × 5 grid {−4, −2, 0, 2, 4}², equal weights, as an exact
+/// class-logit energy: E(x) = −logsumexp_k(−‖x − μ_k‖²/(2σ²)).
+fn twenty_five_gaussians<B: Backend>(b: &B) -> EnergyNet<B> {
+    let spec = Spec::from_json(
+        r#"{"input": [2], "layers": [{"type": "linear", "in": 2, "out": 50}, {"type": "square"},
+            {"type": "linear", "in": 50, "out": 25}], "output": {"energy": "neg_logsumexp", "classes": 25}}"#,
+    )
+    .unwrap();
+    let mean = |k: usize| [2.0 * (k % 5) as f32 - 4.0, 2.0 * (k / 5) as f32 - 4.0];
+    let sigma2 = 0.15f32 * 0.15;
+    EnergyNet::from_params(b, &spec, |name, _| {
+        Ok(match name {
+            // Row 2k + i of the first layer gives x_i − μ_k,i.
+            "layers.0.weight" => (0..50)
+                .flat_map(|r| if r % 2 == 0 { [1.0, 0.0] } else { [0.0, 1.0] })
+                .collect(),
+            "layers.0.bias" => (0..50).map(|r| -mean(r / 2)[r % 2]).collect(),
+            "layers.2.weight" => (0..25 * 50)
+                .map(|i| {
+                    if (i % 50) / 2 == i / 50 {
+                        -0.5 / sigma2
+                    } else {
+                        0.0
+                    }
+                })
+                .collect(),
+            _ => vec![0.0; 25],
+        })
+    })
+    .unwrap()
+}
+
+/// How many chains sit within 3σ of each of the 25 modes.
+fn mode_counts(x: &[f32]) -> Vec<usize> {
+    let mut counts = vec![0; 25];
+    for p in x.chunks(2) {
+        let (i, j) = (((p[0] + 4.0) / 2.0).round(), ((p[1] + 4.0) / 2.0).round());
+        if (0.0..5.0).contains(&i) && (0.0..5.0).contains(&j) {
+            let (mx, my) = (2.0 * i - 4.0, 2.0 * j - 4.0);
+            if (p[0] - mx).hypot(p[1] - my) < 0.45 {
+                counts[(j * 5.0 + i) as usize] += 1;
+            }
+        }
+    }
+    counts
+}
+
+/// Chains started in the central mode of 25 Gaussians: at T = 1 they never cross the
+/// ~22-nat barriers and cover one mode; annealed from T = 100 they spread over all 25, in
+/// shares that a χ² test cannot tell from the true equal weights (24 degrees of freedom;
+/// the bound 60 is exceeded by chance with probability < 10⁻⁴).
+#[test]
+fn annealed_langevin_finds_all_25_modes() {
+    use ebm::sampler::Annealed;
+    let b = CpuBackend::new();
+    let mut net = twenty_five_gaussians(&b);
+    let n = 2500;
+    let start = Langevin {
+        config: LangevinConfig {
+            steps: 1,
+            step_size: 0.0,
+            noise: 0.0,
+            grad_clip: None,
+            lo: -0.2,
+            hi: 0.2,
+        },
+        seed: 2,
+    }
+    .noise(n, 2);
+    let langevin = Langevin {
+        config: LangevinConfig {
+            steps: 1000,
+            step_size: 0.005,
+            noise: 0.1,
+            grad_clip: None,
+            lo: -6.0,
+            hi: 6.0,
+        },
+        seed: 3,
+    };
+    let mut x = b.upload(&start).unwrap();
+    langevin.run(&b, &mut net, &mut x, n, 0).unwrap();
+    let single = mode_counts(&b.read(&x).unwrap());
+    let covered = single.iter().filter(|&&c| c > 0).count();
+    assert_eq!(covered, 1, "a chain at T = 1 crossed a barrier: {single:?}");
+    let annealed = Annealed {
+        langevin,
+        levels: 20,
+        t_max: 100.0,
+    };
+    let mut x = b.upload(&start).unwrap();
+    annealed.run(&b, &mut net, &mut x, n, 0).unwrap();
+    let counts = mode_counts(&b.read(&x).unwrap());
+    let found: usize = counts.iter().sum();
+    assert!(
+        counts.iter().all(|&c| c > 0),
+        "annealing missed a mode: {counts:?}"
+    );
+    assert!(
+        found > n * 95 / 100,
+        "only {found} of {n} chains ended in a mode: {counts:?}"
+    );
+    let expected = found as f64 / 25.0;
+    let chi2: f64 = counts
+        .iter()
+        .map(|&c| (c as f64 - expected).powi(2) / expected)
+        .sum();
+    assert!(
+        chi2 < 60.0,
+        "mode shares {counts:?}: χ² = {chi2:.1} against equal weights"
+    );
+    eprintln!("annealed: χ² = {chi2:.1}, counts {counts:?}");
+}

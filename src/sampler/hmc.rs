@@ -22,8 +22,8 @@
 
 use crate::backend::Backend;
 use crate::nn::EnergyNet;
-use crate::sampler::metropolis::{HmcAccept, HmcMomentum};
 use crate::sampler::exact::MetropolisSampler;
+use crate::sampler::metropolis::{HmcAccept, HmcMomentum};
 use crate::sampler::{adapt, ExactChains, ExactConfig};
 use crate::{Error, Result};
 

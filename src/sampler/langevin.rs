@@ -116,6 +116,7 @@ impl LangevinConfig {
 }
 
 /// A Langevin sampler over `EnergyNet`s on any backend; `seed` keys the Philox noise.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Langevin {
     /// Steps, step size, noise and clamp box.
     pub config: LangevinConfig,

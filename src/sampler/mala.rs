@@ -25,8 +25,8 @@
 
 use crate::backend::Backend;
 use crate::nn::EnergyNet;
-use crate::sampler::metropolis::MalaAccept;
 use crate::sampler::exact::MetropolisSampler;
+use crate::sampler::metropolis::MalaAccept;
 use crate::sampler::{adapt, ExactChains, ExactConfig, LangevinUpdate};
 use crate::Result;
 

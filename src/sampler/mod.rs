@@ -23,6 +23,7 @@
 
 pub mod adapt;
 pub mod ais;
+pub mod annealed;
 pub mod compose;
 pub mod exact;
 pub mod hmc;
@@ -34,6 +35,7 @@ pub mod mlp_chain;
 pub mod replay;
 pub mod replay_kernels;
 
+pub use annealed::Annealed;
 pub use compose::{Composition, Term};
 pub use exact::{ExactChains, ExactConfig, MetropolisSampler};
 pub use hmc::Hmc;

@@ -8,7 +8,10 @@ use clap::{Args, ValueEnum};
 use ebm::backend::Backend;
 use ebm::data::toy2d;
 use ebm::plot::{self, Grid2d};
-use ebm::sampler::{Acceptance, ExactChains, ExactConfig, Hmc, Langevin, LangevinConfig, Mala};
+use ebm::sampler::MetropolisSampler;
+use ebm::sampler::{
+    Acceptance, Annealed, ExactChains, ExactConfig, Hmc, Langevin, LangevinConfig, Mala,
+};
 use ebm::tensorfile::TensorFile;
 use ebm::train::checkpoint::{model_from_file, TRAIN_KEY};
 use ebm::train::TrainConfig;
@@ -29,9 +32,10 @@ pub struct SampleArgs {
     #[command(flatten)]
     pub chain: ChainArgs,
     /// The sampler: ula (unadjusted Langevin: --step-size, --noise, clamped to the box),
-    /// mala (Metropolis-adjusted Langevin) or hmc (Hamiltonian Monte Carlo, --leapfrog L).
-    /// mala and hmc sample exp(−E/T) exactly: ε = --step-size, T = --temperature, and a
-    /// proposal outside [--lo, --hi] is rejected.
+    /// mala (Metropolis-adjusted Langevin), hmc (Hamiltonian Monte Carlo, --leapfrog L) or
+    /// annealed (ula with its noise scaled by √T over --levels temperatures from --t-max
+    /// down to 1, --steps shared among them). mala and hmc sample exp(−E/T) exactly:
+    /// ε = --step-size, T = --temperature, and a proposal outside [--lo, --hi] is rejected.
     #[arg(long, value_enum, default_value_t = SamplerKind::Ula)]
     pub sampler: SamplerKind,
     /// T of the target exp(−E(x)/T) for mala and hmc.
@@ -40,6 +44,20 @@ pub struct SampleArgs {
     /// HMC: leapfrog steps L per trajectory (each one forward and backward pass).
     #[arg(long, default_value_t = 10)]
     pub leapfrog: usize,
+    /// mala/hmc: warm up for this many steps first, adapting ε by dual averaging towards
+    /// --target-accept, then sample --steps steps with ε frozen (the acceptance reported is
+    /// that of the sampling steps).
+    #[arg(long, default_value_t = 0)]
+    pub adapt: usize,
+    /// The acceptance --adapt aims for (default 0.574 for mala, 0.65 for hmc).
+    #[arg(long)]
+    pub target_accept: Option<f64>,
+    /// annealed: levels of the temperature ladder.
+    #[arg(long, default_value_t = 10)]
+    pub levels: usize,
+    /// annealed: the first level's temperature.
+    #[arg(long, default_value_t = 100.0)]
+    pub t_max: f32,
     /// Sample the class-conditional energy E(x, y) = −f(x)[y] of a class-logit model: a
     /// class id, or `all` for --n chains split evenly over the classes (an image grid then
     /// has one row per class; 2D samples are coloured by class).
@@ -62,6 +80,8 @@ pub enum SamplerKind {
     Mala,
     /// Hamiltonian Monte Carlo.
     Hmc,
+    /// Unadjusted Langevin down a temperature ladder (--levels, --t-max).
+    Annealed,
 }
 
 /// The Langevin chain's settings, shared by `ebm sample` and `ebm compose`.
@@ -151,25 +171,28 @@ fn sample<B: Backend>(b: &B, args: &SampleArgs) -> Result<()> {
         ControlFlow::Continue(())
     };
     let mut acceptance = None;
-    let samples =
-        match (&labels, args.sampler) {
-            (Some(y), SamplerKind::Ula) => sampler.sample_labelled(b, &mut net, y, every, show)?,
-            (None, SamplerKind::Ula) => sampler.sample(b, &mut net, args.n, every, show)?,
-            (Some(_), _) => return Err(Error::Option(
-                "--class samples with --sampler ula only (conditional MALA/HMC is not built yet)"
+    let samples = match (&labels, args.sampler) {
+        (Some(y), SamplerKind::Ula) => sampler.sample_labelled(b, &mut net, y, every, show)?,
+        (None, SamplerKind::Ula) => sampler.sample(b, &mut net, args.n, every, show)?,
+        (Some(_), _) => {
+            return Err(Error::Option(
+                "--class samples with --sampler ula only (conditional MALA/HMC/annealing is not \
+                 built yet)"
                     .into(),
-            )),
-            (None, kind) => {
-                let (samples, a) = sample_exact(b, &mut net, args, &sampler, kind, every, show)?;
-                acceptance = Some(a);
-                samples
-            }
-        };
+            ))
+        }
+        (None, SamplerKind::Annealed) => sample_annealed(b, &mut net, args, &sampler, show)?,
+        (None, kind) => {
+            let (samples, a, exact) = sample_exact(b, &mut net, args, &sampler, kind, every, show)?;
+            acceptance = Some((a, exact));
+            samples
+        }
+    };
     bar.finish_and_clear();
     let n = samples.rows;
     let samples = samples.x;
     let secs = t0.elapsed().as_secs_f64();
-    if let Some(a) = &acceptance {
+    if let Some((a, _)) = &acceptance {
         eprintln!(
             "acceptance: {:.1} % of {} tests (mean min(1, α) {:.3})",
             100.0 * a.rate,
@@ -190,9 +213,8 @@ fn sample<B: Backend>(b: &B, args: &SampleArgs) -> Result<()> {
     file.metadata
         .insert("ebm.spec".into(), net.spec().to_json());
     match (&acceptance, args.sampler) {
-        (Some(a), kind) => {
+        (Some((a, exact)), kind) => {
             file.insert("accepted", vec![n], a.accepted.clone());
-            let exact = exact_config(args, &config);
             let mut settings = serde_json::to_value(exact).expect("serialisable");
             settings["sampler"] = format!("{kind:?}").to_lowercase().into();
             if kind == SamplerKind::Hmc {
@@ -229,6 +251,10 @@ fn sample<B: Backend>(b: &B, args: &SampleArgs) -> Result<()> {
             SamplerKind::Hmc => format!(
                 "{n} HMC samples, K = {}, L = {}",
                 args.chain.steps, args.leapfrog
+            ),
+            SamplerKind::Annealed => format!(
+                "{n} annealed Langevin samples, K = {}, T = {} → 1",
+                args.chain.steps, args.t_max
             ),
         };
         let background = Some((&grid, &energy[..]));
@@ -280,8 +306,9 @@ fn exact_config(args: &SampleArgs, langevin: &LangevinConfig) -> ExactConfig {
     }
 }
 
-/// `args.n` samples by MALA or HMC from the same initial noise as Langevin's, with progress
-/// every `every` steps; and the acceptance over the run.
+/// `args.n` samples by MALA or HMC from the same initial noise as Langevin's, after the
+/// --adapt warm-up, with progress every `every` steps; and the acceptance of the sampling
+/// steps.
 fn sample_exact<B: Backend>(
     b: &B,
     net: &mut ebm::EnergyNet<B>,
@@ -289,37 +316,98 @@ fn sample_exact<B: Backend>(
     langevin: &Langevin,
     kind: SamplerKind,
     every: usize,
-    mut progress: impl FnMut(ebm::sampler::Progress) -> ControlFlow<()>,
-) -> Result<(ebm::sampler::Samples, Acceptance)> {
+    progress: impl FnMut(ebm::sampler::Progress) -> ControlFlow<()>,
+) -> Result<ExactRun> {
     let config = exact_config(args, &langevin.config);
     config.validate()?;
-    let (n, dim) = (args.n, net.input_len());
-    let x = b.upload(&langevin.noise(n, dim))?;
-    let mut chains = ExactChains::new(b, x, n, dim)?;
-    let mut done = 0;
-    while done < config.steps {
-        let chunk = ExactConfig {
-            steps: every.min(config.steps - done),
-            ..config
-        };
-        match kind {
-            SamplerKind::Mala => Mala {
-                config: chunk,
-                seed: langevin.seed,
-            }
-            .run(b, net, &mut chains, done as u64)?,
-            _ => Hmc {
-                config: chunk,
-                leapfrog: args.leapfrog,
-                seed: langevin.seed,
-            }
-            .run(b, net, &mut chains, done as u64)?,
+    let (seed, start) = (langevin.seed, langevin.noise(args.n, net.input_len()));
+    match kind {
+        SamplerKind::Mala => drive(b, net, args, &start, Mala { config, seed }, every, progress),
+        _ => {
+            let leapfrog = args.leapfrog;
+            let hmc = Hmc {
+                config,
+                leapfrog,
+                seed,
+            };
+            drive(b, net, args, &start, hmc, every, progress)
         }
+    }
+}
+
+/// `args.n` samples by annealed Langevin from the same initial noise as Langevin's, with
+/// progress after each level.
+fn sample_annealed<B: Backend>(
+    b: &B,
+    net: &mut ebm::EnergyNet<B>,
+    args: &SampleArgs,
+    langevin: &Langevin,
+    mut progress: impl FnMut(ebm::sampler::Progress) -> ControlFlow<()>,
+) -> Result<ebm::sampler::Samples> {
+    let annealed = Annealed {
+        langevin: *langevin,
+        levels: args.levels,
+        t_max: args.t_max,
+    };
+    annealed.validate()?;
+    let n = args.n;
+    let mut x = b.upload(&langevin.noise(n, net.input_len()))?;
+    let mut done = 0;
+    for l in 0..annealed.levels {
+        let level = annealed.level(l);
+        level.run(b, net, &mut x, n, done as u64)?;
         b.wait()?;
-        done += chunk.steps;
+        done += level.config.steps;
         let report = ebm::sampler::Progress {
             steps_done: done,
-            steps_total: config.steps,
+            steps_total: langevin.config.steps,
+        };
+        if progress(report).is_break() {
+            break;
+        }
+    }
+    Ok(ebm::sampler::Samples {
+        x: b.read(&x)?,
+        rows: n,
+        steps_run: done,
+    })
+}
+
+/// What an exact sampler's run gives: the samples, the acceptance of the sampling steps, and
+/// the settings it ran with (ε adapted by the warm-up, if any).
+type ExactRun = (ebm::sampler::Samples, Acceptance, ExactConfig);
+
+/// [`sample_exact`] for one sampler.
+fn drive<B: Backend, S: MetropolisSampler>(
+    b: &B,
+    net: &mut ebm::EnergyNet<B>,
+    args: &SampleArgs,
+    start: &[f32],
+    mut sampler: S,
+    every: usize,
+    mut progress: impl FnMut(ebm::sampler::Progress) -> ControlFlow<()>,
+) -> Result<ExactRun> {
+    let (n, dim) = (args.n, net.input_len());
+    let mut chains = ExactChains::new(b, b.upload(start)?, n, dim)?;
+    if args.adapt > 0 {
+        let target = args.target_accept.unwrap_or(sampler.default_target());
+        let eps = sampler.warm_up(b, net, &mut chains, args.adapt, 0, target)?;
+        eprintln!(
+            "warm-up: {} steps adapted ε to {eps:.4e} (target acceptance {target})",
+            args.adapt
+        );
+    }
+    let total = sampler.config().steps;
+    let mut done = 0;
+    while done < total {
+        let chunk = every.min(total - done);
+        sampler.config_mut().steps = chunk;
+        sampler.run(b, net, &mut chains, (args.adapt + done) as u64)?;
+        b.wait()?;
+        done += chunk;
+        let report = ebm::sampler::Progress {
+            steps_done: done,
+            steps_total: total,
         };
         if progress(report).is_break() {
             break;
@@ -331,7 +419,11 @@ fn sample_exact<B: Backend>(
         rows: n,
         steps_run: done,
     };
-    Ok((samples, acceptance))
+    let config = ExactConfig {
+        steps: total,
+        ..*sampler.config()
+    };
+    Ok((samples, acceptance, config))
 }
 
 /// The chains' classes for `--class`: `None` without it; every chain the one class; or, for
