@@ -13,8 +13,7 @@
 // (0, chain_offset + r, s, stream 5); accept iff log u < log α.
 // One thread per chain (row), walking its row in 4-element blocks (the Philox normals come in
 // fours): the test is a few operations per element, small beside the energy's forward and
-// backward pass, and a workgroup per row with its barriers cost 200× more on a software
-// Vulkan with 2-wide rows. rng.wgsl is prepended to this file.
+// backward pass, and needs no workgroup reduction. rng.wgsl is prepended to this file.
 
 struct MetropolisParams {
     rows: u32,

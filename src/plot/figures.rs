@@ -50,7 +50,7 @@ const WELL: Rgb = [78, 92, 138];
 /// Langevin samples: a warm, bright color that stands out on the dark energy background.
 const SAMPLE: Rgb = [255, 190, 60];
 /// Density heatmaps.
-const DENSITY_MAP: Colormap = Colormap::Viridis;
+pub(super) const DENSITY_MAP: Colormap = Colormap::Viridis;
 /// Qualitative palette for line charts (matplotlib's tab10, first eight).
 pub(super) const SERIES: [Rgb; 8] = [
     [31, 119, 180],
@@ -150,7 +150,7 @@ pub fn toy2d_figure(path: &Path, fig: &Toy2dFigure) -> Result<()> {
 
 /// A horizontal colorbar for the density colormap whose right end is at `right`, with text
 /// top at `y`: "density 0 [gradient] vmax".
-fn colorbar(c: &mut Canvas, right: i32, y: i32, vmax: f32) {
+pub(super) fn colorbar(c: &mut Canvas, right: i32, y: i32, vmax: f32) {
     const BAR_W: i32 = 160;
     let th = Canvas::text_height(LABEL_SCALE);
     let hi = tick_label(vmax, vmax / 100.0);
@@ -356,7 +356,7 @@ pub fn density_from_energy(energy: &[f32], cell_area: f32) -> Vec<f32> {
 
 /// A 3 × 3 binomial blur ([1 2 1] ⊗ [1 2 1] / 16), renormalised at the borders: takes the
 /// shot noise out of a histogram without visibly widening its features.
-fn smooth(grid: &Grid2d, v: &[f32]) -> Vec<f32> {
+pub(super) fn smooth(grid: &Grid2d, v: &[f32]) -> Vec<f32> {
     let n = grid.n as i64;
     let mut out = vec![0.0; v.len()];
     for r in 0..n {
@@ -379,7 +379,7 @@ fn smooth(grid: &Grid2d, v: &[f32]) -> Vec<f32> {
     out
 }
 
-fn max_finite(v: &[f32]) -> f32 {
+pub(super) fn max_finite(v: &[f32]) -> f32 {
     v.iter()
         .copied()
         .filter(|x| x.is_finite())
@@ -411,11 +411,11 @@ fn sample_field(grid: &Grid2d, field: &[f32], x: f32, y: f32) -> Option<f32> {
 // ---------------------------------------------------------------------------------------
 
 /// A square plot of [−range, range]² at pixel position (x, y) with side `size`.
-struct Panel {
-    x: i32,
-    y: i32,
-    size: i32,
-    range: f32,
+pub(super) struct Panel {
+    pub(super) x: i32,
+    pub(super) y: i32,
+    pub(super) size: i32,
+    pub(super) range: f32,
 }
 
 impl Panel {
@@ -438,14 +438,20 @@ impl Panel {
     }
 
     /// The panel's name, centred above it.
-    fn title(&self, c: &mut Canvas, text: &str) {
+    pub(super) fn title(&self, c: &mut Canvas, text: &str) {
         let w = Canvas::text_width(text, LABEL_SCALE);
         let y = self.y - 9 - Canvas::text_height(LABEL_SCALE);
         c.draw_text(self.x + (self.size - w) / 2, y, text, LABEL_SCALE, INK);
     }
 
     /// Colors every pixel by `color(field value)`, the field interpolated from the grid.
-    fn heatmap(&self, c: &mut Canvas, grid: &Grid2d, field: &[f32], color: impl Fn(f32) -> Rgb) {
+    pub(super) fn heatmap(
+        &self,
+        c: &mut Canvas,
+        grid: &Grid2d,
+        field: &[f32],
+        color: impl Fn(f32) -> Rgb,
+    ) {
         for py in self.y..self.y + self.size {
             for px in self.x..self.x + self.size {
                 let (x, y) = self.to_data(px, py);
@@ -490,7 +496,7 @@ impl Panel {
 
     /// The frame, tick marks on the bottom and left edges, x tick labels below and, when
     /// `y_labels`, y tick labels to the left.
-    fn frame_and_ticks(&self, c: &mut Canvas, y_labels: bool) {
+    pub(super) fn frame_and_ticks(&self, c: &mut Canvas, y_labels: bool) {
         c.stroke_rect(self.x - 1, self.y - 1, self.size + 2, self.size + 2, FRAME);
         let (ticks, step) = nice_ticks(-self.range, self.range, 5);
         let th = Canvas::text_height(TICK_SCALE);
