@@ -754,6 +754,16 @@ fn train_options_out_of_range() {
     bad(&["--beta1", "1"], &["betas"]);
     bad(&["--max-grad-norm", "-2"], &["clip norm"]);
     bad(&["--reinit", "1.5"], &["re-init probability"]);
+    bad(
+        &["--sampler", "mala", "--temperature", "0"],
+        &["temperature", "0"],
+    );
+    bad(&["--sampler", "hmc", "--leapfrog", "0"], &["leapfrog"]);
+    bad(&["--sampler", "gibbs"], &["gibbs"]);
+    bad(
+        &["--sampler", "mala", "--objective", "conditional"],
+        &["conditional", "mala"],
+    );
     bad(&["--buffer", "0"], &["replay buffer"]);
     bad(&["--plot-every", "0"], &["--plot-every"]);
     bad(

@@ -74,8 +74,17 @@ fn resume_mismatches_of<B: Backend>(b: &B, spec: &Spec) -> usize {
 }
 
 fn resume_mismatches_with<B: Backend>(b: &B, spec: &Spec, objective: Objective) -> usize {
+    resume_mismatches_configured(b, spec, |c| c.objective = objective)
+}
+
+/// [`resume_mismatches_with`] for any change of the test's settings.
+fn resume_mismatches_configured<B: Backend>(
+    b: &B,
+    spec: &Spec,
+    edit: impl Fn(&mut TrainConfig),
+) -> usize {
     let mut config = TrainConfig::toy2d(5);
-    config.objective = objective;
+    edit(&mut config);
     config.batch = 32;
     config.langevin.steps = 5;
     config.buffer_size = 64;
@@ -98,6 +107,12 @@ fn resume_mismatches_with<B: Backend>(b: &B, spec: &Spec, objective: Objective) 
 
     assert_eq!(resumed.iteration, straight.iteration);
     assert_eq!(resumed.adam.t, straight.adam.t);
+    if let Some(acceptance) = straight.acceptance(b).unwrap() {
+        // The exact sampler really ran and really rejected now and then.
+        let rate = acceptance.rate;
+        assert!(rate > 0.05 && rate < 0.999, "acceptance {rate}");
+        assert_eq!(resumed.config.sampler, straight.config.sampler);
+    }
     let (a, z) = (state(&resumed, b), state(&straight, b));
     assert_eq!(a.len(), z.len());
     let differing = a
@@ -184,4 +199,34 @@ fn labelled_objectives_resume_exactly() {
         resume_mismatches_with(&*gpu, &spec, Objective::Conditional),
         0
     );
+}
+
+/// Training with MALA's or HMC's chains resumes exactly too: the chains' E and ∇E are
+/// recomputed from the drawn chains every iteration, so nothing but the settings (saved with
+/// the run's) needs to travel in the checkpoint.
+#[test]
+fn exact_sampler_runs_resume_exactly() {
+    use ebm::sampler::Method;
+    let b = CpuBackend::new();
+    let spec = Spec::mlp(2, 16, 2);
+    for sampler in [
+        Method::Mala { temperature: 1.0 },
+        Method::Hmc {
+            temperature: 0.5,
+            leapfrog: 3,
+        },
+    ] {
+        let edit = |c: &mut TrainConfig| {
+            c.sampler = sampler;
+            c.langevin.step_size = 0.2;
+        };
+        assert_eq!(
+            resume_mismatches_configured(&b, &spec, edit),
+            0,
+            "{sampler:?}"
+        );
+    }
+    let gpu = gpu_or_skip!();
+    let mala = |c: &mut TrainConfig| c.sampler = Method::Mala { temperature: 1.0 };
+    assert_eq!(resume_mismatches_configured(&*gpu, &spec, mala), 0);
 }

@@ -76,6 +76,7 @@ fn short_cpu_training_separates_digits_from_noise() {
         reinit_prob: 0.05,
         seed: 0,
         objective: ebm::train::Objective::Cd,
+        sampler: ebm::sampler::Method::Ula,
     };
     let net = EnergyNet::new(&b, &Spec::convnet(1, 4), 0).unwrap();
     let mut trainer = Trainer::new(&b, net, config).unwrap();
@@ -178,6 +179,7 @@ fn gpu_conv_training_follows_cpu() {
         reinit_prob: 0.05,
         seed: 3,
         objective: ebm::train::Objective::Cd,
+        sampler: ebm::sampler::Method::Ula,
     };
     config.adam.max_grad_norm = Some(10.0);
     fn train<B: ebm::Backend>(b: &B, config: &TrainConfig, set: &images::ImageSet) -> Vec<f32> {

@@ -87,6 +87,23 @@ fn cpu_training_learns_8gaussians() {
     );
 }
 
+/// Training with MALA chains (T = 1, ε = 0.05) learns the density as ULA's does: the same
+/// configuration and bound as above. Measured: KL 0.095 for seed 0 (ULA: 0.107), with
+/// MALA accepting ~95 % of its proposals at this step.
+#[test]
+fn cpu_training_with_mala_learns_8gaussians() {
+    let b = CpuBackend::new();
+    let mut cfg = config(256, 20);
+    cfg.sampler = ebm::sampler::Method::Mala { temperature: 1.0 };
+    cfg.langevin.step_size = 0.05;
+    let (before, after, _) = train(&b, &Spec::mlp(2, 128, 3), cfg, 1000);
+    eprintln!("MALA: KL(data‖model): {before:.3} untrained → {after:.3} trained");
+    assert!(
+        after < 0.15,
+        "trained KL {after:.3} should be below 0.15 nats"
+    );
+}
+
 /// Same seed, same trajectory: on lavapipe a narrow net and a short budget; the full-size
 /// comparison is in scripts/gpu_check.sh for real hardware.
 #[test]

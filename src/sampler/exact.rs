@@ -12,6 +12,62 @@ use crate::nn::EnergyNet;
 use crate::sampler::metropolis::{Acceptance, MetropolisTest};
 use crate::{Error, Result};
 
+/// Which sampler a training run's chains use: the settings not shared with Langevin (K,
+/// ε = the Langevin step size and the box come from [`LangevinConfig`](super::LangevinConfig)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Method {
+    /// Unadjusted Langevin with the run's step, noise, clip and clamp.
+    #[default]
+    Ula,
+    /// MALA at temperature T, ε = the step size.
+    Mala {
+        /// T of the target exp(−E/T).
+        temperature: f32,
+    },
+    /// HMC at temperature T: L leapfrog steps of ε = the step size per trajectory.
+    Hmc {
+        /// T of the target exp(−E/T).
+        temperature: f32,
+        /// L.
+        leapfrog: usize,
+    },
+}
+
+impl Method {
+    /// Check the settings, naming the bad one.
+    pub fn validate(&self) -> Result<()> {
+        let (temperature, leapfrog) = match *self {
+            Method::Ula => return Ok(()),
+            Method::Mala { temperature } => (temperature, 1),
+            Method::Hmc {
+                temperature,
+                leapfrog,
+            } => (temperature, leapfrog),
+        };
+        if !(temperature.is_finite() && temperature > 0.0) {
+            return Err(Error::Option(format!(
+                "temperature {temperature} must be finite and > 0"
+            )));
+        }
+        if leapfrog == 0 {
+            return Err(Error::Option(
+                "HMC needs at least 1 leapfrog step (--leapfrog)".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The name on the command line.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Method::Ula => "ula",
+            Method::Mala { .. } => "mala",
+            Method::Hmc { .. } => "hmc",
+        }
+    }
+}
+
 /// The settings of MALA and HMC.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ExactConfig {
@@ -128,6 +184,13 @@ impl<B: Backend> ExactChains<B> {
     /// The positions, giving up the rest.
     pub fn into_x(self) -> B::Tensor {
         self.x
+    }
+
+    /// Start the chains at `x` (`[rows, dim]`) instead: a training iteration's chains drawn
+    /// from the replay buffer. E and ∇E are computed again before the next test.
+    pub fn load(&mut self, b: &B, x: &B::Tensor) {
+        b.copy(x, 0, &mut self.x, 0, self.rows * self.dim);
+        self.current = false;
     }
 
     /// The net's parameters changed: E and ∇E are computed again before the next test.

@@ -37,7 +37,7 @@ pub mod replay_kernels;
 
 pub use annealed::Annealed;
 pub use compose::{Composition, Term};
-pub use exact::{ExactChains, ExactConfig, MetropolisSampler};
+pub use exact::{ExactChains, ExactConfig, Method, MetropolisSampler};
 pub use hmc::Hmc;
 pub use langevin::{Langevin, LangevinConfig, Progress, Samples};
 pub use langevin_update::LangevinUpdate;

@@ -39,6 +39,7 @@ use super::{FlagNonFinite, Objective};
 use crate::backend::{column_index, Backend};
 use crate::data::DataSource;
 use crate::nn::EnergyNet;
+use crate::sampler::{Acceptance, ExactChains, ExactConfig, Hmc, Mala, Method};
 use crate::sampler::{Langevin, LangevinConfig, ReplayBuffer};
 use crate::{Error, Result};
 
@@ -63,6 +64,10 @@ pub struct TrainConfig {
     /// read as CD).
     #[serde(default)]
     pub objective: Objective,
+    /// The chains' sampler: ULA (default; files written before it read as ULA), or MALA or
+    /// HMC with `langevin.step_size` as ε and the clamp box as their rejecting box.
+    #[serde(default)]
+    pub sampler: Method,
 }
 
 impl TrainConfig {
@@ -90,6 +95,7 @@ impl TrainConfig {
             reinit_prob: 0.05,
             seed,
             objective: Objective::Cd,
+            sampler: Method::Ula,
         }
     }
 
@@ -102,6 +108,13 @@ impl TrainConfig {
             return Err(Error::Option(format!("alpha {} must be ≥ 0", self.alpha)));
         }
         self.langevin.validate()?;
+        self.sampler.validate()?;
+        if self.sampler != Method::Ula && self.objective == Objective::Conditional {
+            return Err(Error::Option(format!(
+                "--objective conditional samples its chains with ULA; --sampler {} runs E(x) only",
+                self.sampler.name()
+            )));
+        }
         self.objective.validate()?;
         self.adam.validate()
     }
@@ -163,6 +176,8 @@ pub struct Trainer<B: Backend> {
     /// The persistent negative-sample chains.
     pub replay: ReplayBuffer<B>,
     sampler: Langevin,
+    /// MALA's or HMC's chains, when the run uses one (`config.sampler`).
+    exact: Option<ExactChains<B>>,
     /// Iterations completed.
     pub iteration: u64,
     /// [x⁺; x⁻], 2B samples, so one forward and one backward cover both.
@@ -215,6 +230,10 @@ impl<B: Backend> Trainer<B> {
             sampler: Langevin {
                 config: config.langevin,
                 seed: config.seed,
+            },
+            exact: match config.sampler {
+                Method::Ula => None,
+                _ => Some(ExactChains::new(b, b.zeros(batch * dim)?, batch, dim)?),
             },
             net,
             replay,
@@ -323,8 +342,47 @@ impl<B: Backend> Trainer<B> {
             self.replay.write_back_labelled(b, t, batch, x, y);
         } else {
             self.replay.draw(b, t, batch, &mut self.x_neg)?;
-            self.sampler
-                .run(b, &mut self.net, &mut self.x_neg, batch, first_step)?;
+            match self.exact.as_mut() {
+                None => self
+                    .sampler
+                    .run(b, &mut self.net, &mut self.x_neg, batch, first_step)?,
+                Some(chains) => {
+                    chains.load(b, &self.x_neg);
+                    let l = &self.config.langevin;
+                    let config = |temperature| ExactConfig {
+                        steps: l.steps,
+                        step_size: l.step_size,
+                        temperature,
+                        lo: l.lo,
+                        hi: l.hi,
+                    };
+                    let (net, seed) = (&mut self.net, self.config.seed);
+                    match self.config.sampler {
+                        Method::Mala { temperature } => Mala {
+                            config: config(temperature),
+                            seed,
+                        }
+                        .run(b, net, chains, first_step)?,
+                        Method::Hmc {
+                            temperature,
+                            leapfrog,
+                        } => Hmc {
+                            config: config(temperature),
+                            leapfrog,
+                            seed,
+                        }
+                        .run(b, net, chains, first_step)?,
+                        Method::Ula => unreachable!("no exact chains for ULA"),
+                    }
+                    b.copy(
+                        chains.x(),
+                        0,
+                        &mut self.x_neg,
+                        0,
+                        batch * self.net.input_len(),
+                    );
+                }
+            }
             self.replay.write_back(b, t, batch, &self.x_neg);
         }
         Ok(())
@@ -410,6 +468,19 @@ impl<B: Backend> Trainer<B> {
             )));
         }
         Ok(stats)
+    }
+
+    /// The acceptance of MALA's or HMC's tests since the last
+    /// [`reset_acceptance`](Self::reset_acceptance) (a readback); `None` for ULA.
+    pub fn acceptance(&self, b: &B) -> Result<Option<Acceptance>> {
+        self.exact.as_ref().map(|c| c.acceptance(b)).transpose()
+    }
+
+    /// Start counting acceptance afresh (after logging it, say).
+    pub fn reset_acceptance(&mut self, b: &B) {
+        if let Some(chains) = self.exact.as_mut() {
+            chains.reset_acceptance(b);
+        }
     }
 
     /// The chains of the last iteration, [B, dim] (a readback).

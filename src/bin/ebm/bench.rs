@@ -194,6 +194,7 @@ fn bench<B: Backend>(
             reinit_prob: 1.0, // short-run chains from noise, as ebm_ref.py's train_iter
             seed: 0,
             objective: ebm::train::Objective::Cd,
+            sampler: ebm::sampler::Method::Ula,
         };
         let mut trainer = Trainer::new(b, net, config)?;
         let mut data = ToyData {

@@ -10,7 +10,7 @@
 //! `--reinit`, `--seed`) keep it here.
 
 use clap::{Arg, Args};
-use ebm::sampler::LangevinConfig;
+use ebm::sampler::{LangevinConfig, Method};
 use ebm::train::{AdamConfig, Objective, TrainConfig};
 
 /// A command's own defaults for the shared options, as (id, value) pairs, for
@@ -50,9 +50,34 @@ pub struct LangevinArgs {
     /// Clamp each element of ∇ₓE to [−c, c] during sampling.
     #[arg(long)]
     pub grad_clip: Option<f32>,
+    /// The chains' sampler: ula (Langevin with --step-size, --noise, --grad-clip, clamped),
+    /// mala or hmc (exact for exp(−E/T): ε = --step-size, T = --temperature, no clip, a
+    /// proposal outside the data's range rejected; --steps tests per iteration).
+    #[arg(long, default_value = "ula", value_parser = ["ula", "mala", "hmc"])]
+    pub sampler: String,
+    /// mala/hmc: T of the target exp(−E/T).
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f32,
+    /// hmc: leapfrog steps per trajectory.
+    #[arg(long, default_value_t = 5)]
+    pub leapfrog: usize,
 }
 
 impl LangevinArgs {
+    /// `--sampler` with its settings (the value parser admits only known names).
+    pub fn method(&self) -> Method {
+        match self.sampler.as_str() {
+            "mala" => Method::Mala {
+                temperature: self.temperature,
+            },
+            "hmc" => Method::Hmc {
+                temperature: self.temperature,
+                leapfrog: self.leapfrog,
+            },
+            _ => Method::Ula,
+        }
+    }
+
     /// The sampler's settings, chains clamped to [`lo`, `hi`] (the data's range).
     pub fn config(&self, lo: f32, hi: f32) -> LangevinConfig {
         LangevinConfig {
@@ -157,6 +182,7 @@ impl TrainArgs {
             reinit_prob: self.replay.reinit,
             seed: self.seed,
             objective: self.objective(),
+            sampler: self.langevin.method(),
         }
     }
 
@@ -243,6 +269,7 @@ mod tests {
             reinit_prob: 0.05,
             seed: 0,
             objective: Objective::Cd,
+            sampler: Method::Ula,
         };
         assert_eq!(toy2d_config(&[]), toy);
         let images = TrainConfig {
@@ -267,6 +294,7 @@ mod tests {
             reinit_prob: 0.05,
             seed: 0,
             objective: Objective::Cd,
+            sampler: Method::Ula,
         };
         assert_eq!(images_config(&[]), images);
     }
@@ -314,6 +342,7 @@ mod tests {
                 reinit_prob: 1.0,
                 seed: 7,
                 objective: Objective::Cd,
+                sampler: Method::Ula,
             };
             assert_eq!(c, expected);
         }

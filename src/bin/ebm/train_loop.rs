@@ -13,6 +13,7 @@ use clap::Args;
 use ebm::backend::Backend;
 use ebm::data::DataSource;
 use ebm::plot;
+use ebm::sampler::Method;
 use ebm::tensorfile::remove_stale_temps;
 use ebm::train::checkpoint::{
     list_checkpoints, load_trainer, save_model, save_run_checkpoint, LATEST_CHECKPOINT,
@@ -169,15 +170,17 @@ pub fn run<B: Backend>(
     let keep = usize::try_from(args.keep_checkpoints.max(1)).unwrap_or(usize::MAX);
     let (start, end) = (trainer.iteration, trainer.iteration.max(iters));
     let csv_path = out.join("metrics.csv");
-    // Columns after e_neg: the cross-entropy of objectives with a classifier term, then the
-    // watch's metric.
+    // Columns after e_neg: the cross-entropy of objectives with a classifier term, the
+    // acceptance rate of an exact sampler's tests, then the watch's metric.
     let with_ce = matches!(
         trainer.config.objective,
         Objective::Jem { .. } | Objective::Classifier
     );
+    let with_accept = trainer.config.sampler != Method::Ula;
     let extra: Vec<&str> = with_ce
         .then_some("ce")
         .into_iter()
+        .chain(with_accept.then_some("accept"))
         .chain(watch.metric_name())
         .collect();
     let mut csv = open_csv(&csv_path, args.resume.is_some(), start, &extra)?;
@@ -202,6 +205,12 @@ pub fn run<B: Backend>(
             if let (true, Some(ce)) = (with_ce, stats.ce) {
                 line += &format!("  CE {ce:.4}");
                 row += &format!(",{ce}");
+            }
+            if let Some(acceptance) = trainer.acceptance(b)? {
+                // Since the last log line: the tests of the iterations in between.
+                line += &format!("  acc {:.2}", acceptance.rate);
+                row += &format!(",{}", acceptance.rate);
+                trainer.reset_acceptance(b);
             }
             if let Some(name) = watch.metric_name() {
                 metric = watch.metric(b, trainer)?;
@@ -326,6 +335,7 @@ fn plot_metrics(csv: &Path, png: &Path) -> Result<()> {
                 "kl" => "KL",
                 "kl_marginal" => "KL (marginal)",
                 "ce" => "CE",
+                "accept" => "acceptance",
                 other => other,
             };
             (label, col(i))
