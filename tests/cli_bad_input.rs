@@ -760,6 +760,18 @@ fn train_options_out_of_range() {
     );
     bad(&["--sampler", "hmc", "--leapfrog", "0"], &["leapfrog"]);
     bad(&["--sampler", "gibbs"], &["gibbs"]);
+    bad(&["--adapt", "10"], &["--adapt", "mala"]);
+    bad(
+        &[
+            "--sampler",
+            "mala",
+            "--adapt",
+            "10",
+            "--target-accept",
+            "1.5",
+        ],
+        &["target acceptance", "1.5"],
+    );
     bad(
         &["--sampler", "mala", "--objective", "conditional"],
         &["conditional", "mala"],

@@ -90,6 +90,7 @@ fn a_training_iteration_is_one_submission_and_no_readback() {
         seed: 0,
         objective: ebm::train::Objective::Cd,
         sampler: ebm::sampler::Method::Ula,
+        adapt: None,
     };
     let net = EnergyNet::new(gpu, &Spec::mlp(2, 16, 2), 0).unwrap();
     let mut trainer = Trainer::new(gpu, net, config).unwrap();

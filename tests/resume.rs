@@ -112,6 +112,12 @@ fn resume_mismatches_configured<B: Backend>(
         let rate = acceptance.rate;
         assert!(rate > 0.05 && rate < 0.999, "acceptance {rate}");
         assert_eq!(resumed.config.sampler, straight.config.sampler);
+        assert_eq!(resumed.exact_step.to_bits(), straight.exact_step.to_bits());
+        if straight.config.adapt.is_some() {
+            // The warm-up did move ε, and then froze it.
+            assert_ne!(straight.exact_step, straight.config.langevin.step_size);
+            assert_eq!(resumed.adapter, straight.adapter);
+        }
     }
     let (a, z) = (state(&resumed, b), state(&straight, b));
     assert_eq!(a.len(), z.len());
@@ -206,6 +212,7 @@ fn labelled_objectives_resume_exactly() {
 /// the run's) needs to travel in the checkpoint.
 #[test]
 fn exact_sampler_runs_resume_exactly() {
+    use ebm::sampler::adapt::Adaptation;
     use ebm::sampler::Method;
     let b = CpuBackend::new();
     let spec = Spec::mlp(2, 16, 2);
@@ -226,6 +233,17 @@ fn exact_sampler_runs_resume_exactly() {
             "{sampler:?}"
         );
     }
+    // Resumed in the middle of an adaptation warm-up (iteration 7 of 10): ε and the
+    // dual-averaging state travel in the checkpoint.
+    let adapting = |c: &mut TrainConfig| {
+        c.sampler = Method::Mala { temperature: 1.0 };
+        c.langevin.step_size = 0.5;
+        c.adapt = Some(Adaptation {
+            warmup: 10,
+            target: 0.574,
+        });
+    };
+    assert_eq!(resume_mismatches_configured(&b, &spec, adapting), 0);
     let gpu = gpu_or_skip!();
     let mala = |c: &mut TrainConfig| c.sampler = Method::Mala { temperature: 1.0 };
     assert_eq!(resume_mismatches_configured(&*gpu, &spec, mala), 0);

@@ -77,6 +77,7 @@ fn short_cpu_training_separates_digits_from_noise() {
         seed: 0,
         objective: ebm::train::Objective::Cd,
         sampler: ebm::sampler::Method::Ula,
+        adapt: None,
     };
     let net = EnergyNet::new(&b, &Spec::convnet(1, 4), 0).unwrap();
     let mut trainer = Trainer::new(&b, net, config).unwrap();
@@ -180,6 +181,7 @@ fn gpu_conv_training_follows_cpu() {
         seed: 3,
         objective: ebm::train::Objective::Cd,
         sampler: ebm::sampler::Method::Ula,
+        adapt: None,
     };
     config.adam.max_grad_norm = Some(10.0);
     fn train<B: ebm::Backend>(b: &B, config: &TrainConfig, set: &images::ImageSet) -> Vec<f32> {

@@ -22,6 +22,16 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Step-size adaptation of a training run: the first `warmup` iterations adapt ε towards
+/// acceptance `target` (each reads its acceptance back), then ε stays frozen.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Adaptation {
+    /// Iterations of warm-up.
+    pub warmup: u64,
+    /// The acceptance to reach.
+    pub target: f64,
+}
+
 /// The dual-averaging state for one chain batch.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DualAveraging {

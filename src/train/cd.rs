@@ -39,6 +39,7 @@ use super::{FlagNonFinite, Objective};
 use crate::backend::{column_index, Backend};
 use crate::data::DataSource;
 use crate::nn::EnergyNet;
+use crate::sampler::adapt::{Adaptation, DualAveraging};
 use crate::sampler::{Acceptance, ExactChains, ExactConfig, Hmc, Mala, Method};
 use crate::sampler::{Langevin, LangevinConfig, ReplayBuffer};
 use crate::{Error, Result};
@@ -68,6 +69,9 @@ pub struct TrainConfig {
     /// HMC with `langevin.step_size` as ε and the clamp box as their rejecting box.
     #[serde(default)]
     pub sampler: Method,
+    /// MALA/HMC: adapt ε by dual averaging over the first iterations, then freeze it.
+    #[serde(default)]
+    pub adapt: Option<Adaptation>,
 }
 
 impl TrainConfig {
@@ -96,6 +100,7 @@ impl TrainConfig {
             seed,
             objective: Objective::Cd,
             sampler: Method::Ula,
+            adapt: None,
         }
     }
 
@@ -109,6 +114,19 @@ impl TrainConfig {
         }
         self.langevin.validate()?;
         self.sampler.validate()?;
+        if let Some(a) = self.adapt {
+            if self.sampler == Method::Ula {
+                return Err(Error::Option(
+                    "step-size adaptation (--adapt) needs --sampler mala or hmc".into(),
+                ));
+            }
+            if !(a.target > 0.0 && a.target < 1.0) {
+                return Err(Error::Option(format!(
+                    "target acceptance {} must lie strictly between 0 and 1",
+                    a.target
+                )));
+            }
+        }
         if self.sampler != Method::Ula && self.objective == Objective::Conditional {
             return Err(Error::Option(format!(
                 "--objective conditional samples its chains with ULA; --sampler {} runs E(x) only",
@@ -178,6 +196,11 @@ pub struct Trainer<B: Backend> {
     sampler: Langevin,
     /// MALA's or HMC's chains, when the run uses one (`config.sampler`).
     exact: Option<ExactChains<B>>,
+    /// MALA's or HMC's ε: the configured step size, moved by dual averaging during an
+    /// adaptation warm-up (`config.adapt`) and frozen after it. Saved in checkpoints.
+    pub exact_step: f32,
+    /// The dual-averaging state during (and after) the warm-up. Saved in checkpoints.
+    pub adapter: Option<DualAveraging>,
     /// Iterations completed.
     pub iteration: u64,
     /// [x⁺; x⁻], 2B samples, so one forward and one backward cover both.
@@ -231,6 +254,10 @@ impl<B: Backend> Trainer<B> {
                 config: config.langevin,
                 seed: config.seed,
             },
+            exact_step: config.langevin.step_size,
+            adapter: config
+                .adapt
+                .map(|a| DualAveraging::new(config.langevin.step_size, a.target)),
             exact: match config.sampler {
                 Method::Ula => None,
                 _ => Some(ExactChains::new(b, b.zeros(batch * dim)?, batch, dim)?),
@@ -348,10 +375,17 @@ impl<B: Backend> Trainer<B> {
                     .run(b, &mut self.net, &mut self.x_neg, batch, first_step)?,
                 Some(chains) => {
                     chains.load(b, &self.x_neg);
+                    let warmup = self.config.adapt.map_or(0, |a| a.warmup);
+                    let adapting = t < warmup;
+                    if adapting {
+                        // This iteration's tests alone steer ε.
+                        chains.reset_acceptance(b);
+                    }
                     let l = &self.config.langevin;
+                    let step_size = self.exact_step;
                     let config = |temperature| ExactConfig {
                         steps: l.steps,
-                        step_size: l.step_size,
+                        step_size,
                         temperature,
                         lo: l.lo,
                         hi: l.hi,
@@ -373,6 +407,13 @@ impl<B: Backend> Trainer<B> {
                         }
                         .run(b, net, chains, first_step)?,
                         Method::Ula => unreachable!("no exact chains for ULA"),
+                    }
+                    if let (true, Some(adapter)) = (adapting, self.adapter.as_mut()) {
+                        let acceptance = chains.acceptance(b)?.mean_probability;
+                        self.exact_step = adapter.update(acceptance);
+                        if t + 1 == warmup {
+                            self.exact_step = adapter.final_step();
+                        }
                     }
                     b.copy(
                         chains.x(),

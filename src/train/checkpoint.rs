@@ -42,6 +42,17 @@ pub const RNG_KEY: &str = "ebm.rng";
 /// Metadata key of a checkpoint: where the run's data came from ([`Trainer::data_source`]).
 pub const DATA_KEY: &str = "ebm.data";
 
+/// Metadata key of an exact sampler's ε and its dual-averaging state (runs with
+/// `--sampler mala|hmc`): `{"step_size": ε, "adapter": … or null}`.
+pub const EXACT_STEP_KEY: &str = "ebm.exact_step";
+
+/// What [`EXACT_STEP_KEY`] holds.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ExactStep {
+    step_size: f32,
+    adapter: Option<crate::sampler::adapt::DualAveraging>,
+}
+
 /// Where a run stands: enough, with the config, to continue it exactly.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunPosition {
@@ -92,6 +103,16 @@ pub fn save_checkpoint<B: Backend>(b: &B, trainer: &Trainer<B>, path: &Path) -> 
     );
     if let Some(data) = &trainer.data_source {
         file.metadata.insert(DATA_KEY.into(), data.clone());
+    }
+    if trainer.config.sampler != crate::sampler::Method::Ula {
+        let step = ExactStep {
+            step_size: trainer.exact_step,
+            adapter: trainer.adapter,
+        };
+        file.metadata.insert(
+            EXACT_STEP_KEY.into(),
+            serde_json::to_string(&step).expect("serialisable"),
+        );
     }
     file.write(path)
 }
@@ -339,6 +360,21 @@ pub fn load_trainer<B: Backend>(b: &B, path: &Path) -> Result<Trainer<B>> {
         trainer.replay.load_labels(b, &labels.data)?;
     }
     trainer.data_source = file.metadata.get(DATA_KEY).cloned();
+    if let Some(json) = file.metadata.get(EXACT_STEP_KEY) {
+        let step: ExactStep = serde_json::from_str(json)
+            .map_err(|e| Error::format(path, format!("{EXACT_STEP_KEY}: {e}")))?;
+        if !(step.step_size.is_finite() && step.step_size > 0.0) {
+            return Err(Error::format(
+                path,
+                format!(
+                    "{EXACT_STEP_KEY}: step size {} is not a positive number",
+                    step.step_size
+                ),
+            ));
+        }
+        trainer.exact_step = step.step_size;
+        trainer.adapter = step.adapter;
+    }
     trainer.iteration = position.iteration;
     trainer.adam.t = position.adam_t;
     Ok(trainer)

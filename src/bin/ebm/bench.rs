@@ -195,6 +195,7 @@ fn bench<B: Backend>(
             seed: 0,
             objective: ebm::train::Objective::Cd,
             sampler: ebm::sampler::Method::Ula,
+            adapt: None,
         };
         let mut trainer = Trainer::new(b, net, config)?;
         let mut data = ToyData {

@@ -10,6 +10,7 @@
 //! `--reinit`, `--seed`) keep it here.
 
 use clap::{Arg, Args};
+use ebm::sampler::adapt::{self, Adaptation};
 use ebm::sampler::{LangevinConfig, Method};
 use ebm::train::{AdamConfig, Objective, TrainConfig};
 
@@ -61,9 +62,28 @@ pub struct LangevinArgs {
     /// hmc: leapfrog steps per trajectory.
     #[arg(long, default_value_t = 5)]
     pub leapfrog: usize,
+    /// mala/hmc: adapt ε (from --step-size) by dual averaging over the first N iterations
+    /// towards --target-accept, then freeze it (0: no adaptation).
+    #[arg(long, default_value_t = 0)]
+    pub adapt: u64,
+    /// The acceptance --adapt aims for (default 0.574 for mala, 0.65 for hmc).
+    #[arg(long)]
+    pub target_accept: Option<f64>,
 }
 
 impl LangevinArgs {
+    /// `--adapt` with its target, `None` for 0 iterations.
+    pub fn adaptation(&self) -> Option<Adaptation> {
+        let default = match self.sampler.as_str() {
+            "hmc" => adapt::HMC_TARGET,
+            _ => adapt::MALA_TARGET,
+        };
+        (self.adapt > 0).then(|| Adaptation {
+            warmup: self.adapt,
+            target: self.target_accept.unwrap_or(default),
+        })
+    }
+
     /// `--sampler` with its settings (the value parser admits only known names).
     pub fn method(&self) -> Method {
         match self.sampler.as_str() {
@@ -183,6 +203,7 @@ impl TrainArgs {
             seed: self.seed,
             objective: self.objective(),
             sampler: self.langevin.method(),
+            adapt: self.langevin.adaptation(),
         }
     }
 
@@ -270,6 +291,7 @@ mod tests {
             seed: 0,
             objective: Objective::Cd,
             sampler: Method::Ula,
+            adapt: None,
         };
         assert_eq!(toy2d_config(&[]), toy);
         let images = TrainConfig {
@@ -295,6 +317,7 @@ mod tests {
             seed: 0,
             objective: Objective::Cd,
             sampler: Method::Ula,
+            adapt: None,
         };
         assert_eq!(images_config(&[]), images);
     }
@@ -343,6 +366,7 @@ mod tests {
                 seed: 7,
                 objective: Objective::Cd,
                 sampler: Method::Ula,
+                adapt: None,
             };
             assert_eq!(c, expected);
         }

@@ -181,6 +181,7 @@ pub fn run<B: Backend>(
         .then_some("ce")
         .into_iter()
         .chain(with_accept.then_some("accept"))
+        .chain(with_accept.then_some("step"))
         .chain(watch.metric_name())
         .collect();
     let mut csv = open_csv(&csv_path, args.resume.is_some(), start, &extra)?;
@@ -208,8 +209,8 @@ pub fn run<B: Backend>(
             }
             if let Some(acceptance) = trainer.acceptance(b)? {
                 // Since the last log line: the tests of the iterations in between.
-                line += &format!("  acc {:.2}", acceptance.rate);
-                row += &format!(",{}", acceptance.rate);
+                line += &format!("  acc {:.2}  ε {:.3e}", acceptance.rate, trainer.exact_step);
+                row += &format!(",{},{}", acceptance.rate, trainer.exact_step);
                 trainer.reset_acceptance(b);
             }
             if let Some(name) = watch.metric_name() {
@@ -336,6 +337,7 @@ fn plot_metrics(csv: &Path, png: &Path) -> Result<()> {
                 "kl_marginal" => "KL (marginal)",
                 "ce" => "CE",
                 "accept" => "acceptance",
+                "step" => "step size",
                 other => other,
             };
             (label, col(i))
