@@ -144,6 +144,9 @@ pub struct ExactChains<B: Backend> {
     pub(crate) momentum: Option<B::Tensor>,
     /// `[2·rows]`: accepted tests per chain, then Σ min(1, α) per chain.
     pub(crate) stats: B::Tensor,
+    /// Inpainting: the values held fixed where the mask is non-zero, and what the samplers
+    /// need for that (see [`with_fixed`](Self::with_fixed)).
+    pub(crate) fixed: Option<Fixed<B>>,
     tests: usize,
     current: bool,
 }
@@ -166,9 +169,35 @@ impl<B: Backend> ExactChains<B> {
             x_prop: b.zeros(rows * dim)?,
             momentum: None,
             stats: b.zeros(2 * rows)?,
+            fixed: None,
             tests: 0,
             current: false,
         })
+    }
+
+    /// Hold the values of `known` fixed wherever `mask` ≠ 0 (both `[rows, dim]`): the
+    /// samplers then sample p(x_free | x_fixed) exactly. The fixed values are written into
+    /// the chains now; the gradient there is zeroed, so MALA's proposal and its density ratio,
+    /// and HMC's momenta and kinetic energy, involve the free values only (HMC's momenta on
+    /// fixed values never change, and cancel in the test).
+    pub fn with_fixed(mut self, b: &B, known: B::Tensor, mask: B::Tensor) -> Result<Self> {
+        let len = self.rows * self.dim;
+        if b.len(&known) < len || b.len(&mask) < len {
+            return Err(Error::Shape(format!(
+                "fixed values: {} known values and {} mask values for {len}",
+                b.len(&known),
+                b.len(&mask)
+            )));
+        }
+        b.keep_known(&mut self.x, &known, &mask);
+        self.fixed = Some(Fixed {
+            known,
+            mask,
+            zeros: b.zeros(len)?,
+            grad_prop: b.zeros(len)?,
+        });
+        self.current = false;
+        Ok(self)
     }
 
     /// Chains.
@@ -223,9 +252,37 @@ impl<B: Backend> ExactChains<B> {
             let (energy, grad) = net.energies_and_input_grad(b, &self.x, self.rows)?;
             b.copy(energy, 0, &mut self.energy, 0, self.rows);
             b.copy(grad, 0, &mut self.grad, 0, self.rows * self.dim);
+            if let Some(f) = &self.fixed {
+                b.keep_known(&mut self.grad, &f.zeros, &f.mask);
+            }
             self.current = true;
         }
         Ok(())
+    }
+
+    /// E and ∇E at the proposal `x_prop`: the net's own buffers, or, with fixed values, the
+    /// gradient copied and zeroed where they are fixed.
+    pub(crate) fn proposal_grad<'a>(
+        fixed: &'a mut Option<Fixed<B>>,
+        b: &B,
+        grad: &'a B::Tensor,
+        len: usize,
+    ) -> &'a B::Tensor {
+        match fixed {
+            None => grad,
+            Some(f) => {
+                b.copy(grad, 0, &mut f.grad_prop, 0, len);
+                b.keep_known(&mut f.grad_prop, &f.zeros, &f.mask);
+                &f.grad_prop
+            }
+        }
+    }
+
+    /// Put the fixed values back into the proposal.
+    pub(crate) fn hold_fixed(fixed: &Option<Fixed<B>>, b: &B, x_prop: &mut B::Tensor) {
+        if let Some(f) = fixed {
+            b.keep_known(x_prop, &f.known, &f.mask);
+        }
     }
 
     /// `tests` more Metropolis tests were recorded.
@@ -289,4 +346,13 @@ pub trait MetropolisSampler {
         chains.reset_acceptance(b);
         Ok(eps)
     }
+}
+
+/// What holding some values fixed needs on the device.
+pub(crate) struct Fixed<B: Backend> {
+    known: B::Tensor,
+    mask: B::Tensor,
+    zeros: B::Tensor,
+    /// ∇E at the proposal, zeroed where fixed.
+    grad_prop: B::Tensor,
 }

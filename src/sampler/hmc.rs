@@ -96,7 +96,9 @@ impl Hmc {
             b.axpy(-0.5 * kick, &chains.grad, &mut p, len);
             for l in 0..self.leapfrog {
                 b.axpy(eps, &p, &mut chains.x_prop, len);
+                ExactChains::hold_fixed(&chains.fixed, b, &mut chains.x_prop);
                 let (energy, grad) = net.energies_and_input_grad(b, &chains.x_prop, rows)?;
+                let grad = ExactChains::proposal_grad(&mut chains.fixed, b, grad, len);
                 if l + 1 < self.leapfrog {
                     b.axpy(-kick, grad, &mut p, len);
                 } else {

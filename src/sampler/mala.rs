@@ -95,7 +95,9 @@ impl Mala {
                 chain_offset: 0,
             };
             propose.run(b, &mut chains.x_prop, &chains.grad);
+            ExactChains::hold_fixed(&chains.fixed, b, &mut chains.x_prop);
             let (energy, grad) = net.energies_and_input_grad(b, &chains.x_prop, rows)?;
+            let grad = ExactChains::proposal_grad(&mut chains.fixed, b, grad, rows * dim);
             MalaAccept(c.test(rows, dim, self.seed, step)).run(
                 b,
                 [&chains.x_prop, grad, energy],

@@ -9,7 +9,7 @@ use ebm::backend::Backend;
 use ebm::data::images::{self, ImageSet};
 use ebm::plot;
 use ebm::rng::{self, Stream};
-use ebm::sampler::{Langevin, LangevinConfig};
+use ebm::sampler::{ExactChains, ExactConfig, Hmc, Langevin, LangevinConfig, Mala};
 use ebm::tensorfile::TensorFile;
 use ebm::{with_backend, EnergyNet, Error, Result};
 
@@ -52,6 +52,18 @@ pub struct RestoreArgs {
     /// Per-element clip of ∇ₓE.
     #[arg(long, default_value_t = 0.01)]
     pub grad_clip: f32,
+    /// The sampler: ula (Langevin with --step-size, --noise, --grad-clip, clamped to
+    /// [−1, 1]) or the exact mala / hmc (ε = --step-size, T = --temperature, no clip, a
+    /// proposal outside [−1, 1] rejected; inpainting samples the unknown pixels given the
+    /// known ones exactly).
+    #[arg(long, default_value = "ula", value_parser = ["ula", "mala", "hmc"])]
+    pub sampler: String,
+    /// mala/hmc: T of the target exp(−E/T).
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f32,
+    /// hmc: leapfrog steps per trajectory (--steps counts trajectories).
+    #[arg(long, default_value_t = 5)]
+    pub leapfrog: usize,
     /// Seed of the mask and the noise.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -85,7 +97,74 @@ fn validate(a: &RestoreArgs) -> Result<()> {
     if a.n == 0 || a.steps == 0 {
         return Err(Error::Option("--n and --steps must be at least 1".into()));
     }
-    sampler(a).config.validate()
+    sampler(a).config.validate()?;
+    if a.sampler != "ula" {
+        exact_config(a).validate()?;
+        if a.sampler == "hmc" && a.leapfrog == 0 {
+            return Err(Error::Option(
+                "HMC needs at least 1 leapfrog step (--leapfrog)".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// MALA's or HMC's settings: ε = --step-size, T = --temperature, the pixel box.
+fn exact_config(a: &RestoreArgs) -> ExactConfig {
+    ExactConfig {
+        steps: a.steps,
+        step_size: a.step_size,
+        temperature: a.temperature,
+        lo: -1.0,
+        hi: 1.0,
+    }
+}
+
+/// Run the chosen sampler on `rows` chains starting at `x`, with the values of `fixed`
+/// (known values, mask) held where the mask is non-zero; the chains after it.
+fn restore<B: Backend>(
+    b: &B,
+    net: &mut EnergyNet<B>,
+    a: &RestoreArgs,
+    mut x: B::Tensor,
+    rows: usize,
+    fixed: Option<(B::Tensor, B::Tensor)>,
+) -> Result<Vec<f32>> {
+    if a.sampler == "ula" {
+        match &fixed {
+            Some((known, mask)) => sampler(a).run_inpainting(b, net, &mut x, rows, known, mask)?,
+            None => sampler(a).run(b, net, &mut x, rows, 0)?,
+        }
+        return b.read(&x);
+    }
+    let mut chains = ExactChains::new(b, x, rows, net.input_len())?;
+    if let Some((known, mask)) = fixed {
+        chains = chains.with_fixed(b, known, mask)?;
+    }
+    let config = exact_config(a);
+    if a.sampler == "mala" {
+        Mala {
+            config,
+            seed: a.seed,
+        }
+        .run(b, net, &mut chains, 0)?;
+    } else {
+        let leapfrog = a.leapfrog;
+        Hmc {
+            config,
+            leapfrog,
+            seed: a.seed,
+        }
+        .run(b, net, &mut chains, 0)?;
+    }
+    let acceptance = chains.acceptance(b)?;
+    eprintln!(
+        "{}: {:.1} % of {} proposals accepted",
+        a.sampler,
+        100.0 * acceptance.rate,
+        rows * a.steps
+    );
+    b.read(chains.x())
 }
 
 pub fn inpaint(device: &str, args: &InpaintArgs) -> Result<()> {
@@ -202,9 +281,8 @@ fn run_inpaint<B: Backend>(b: &B, args: &InpaintArgs) -> Result<()> {
         });
     }
     let (known, mask_t) = (b.upload(&set.data)?, b.upload(&mask)?);
-    let mut x = b.upload(&start)?;
-    sampler(a).run_inpainting(b, &mut net, &mut x, set.len(), &known, &mask_t)?;
-    let after = b.read(&x)?;
+    let x = b.upload(&start)?;
+    let after = restore(b, &mut net, a, x, set.len(), Some((known, mask_t)))?;
     let mask_name = format!("{:?}", args.mask).to_lowercase();
     let title = format!("inpainting ({mask_name} mask, K = {})", a.steps);
     write_results(a, &set, &start, &after, &title)
@@ -222,9 +300,8 @@ fn run_denoise<B: Backend>(b: &B, args: &DenoiseArgs) -> Result<()> {
             .zip(z)
             .for_each(|(v, z)| *v = (*v + args.sigma * z).clamp(-1.0, 1.0));
     }
-    let mut x = b.upload(&noisy)?;
-    sampler(a).run(b, &mut net, &mut x, set.len(), 0)?;
-    let after = b.read(&x)?;
+    let x = b.upload(&noisy)?;
+    let after = restore(b, &mut net, a, x, set.len(), None)?;
     let mse = |y: &[f32]| {
         y.iter()
             .zip(&set.data)
