@@ -13,7 +13,8 @@
 #   3. ebm against PyTorch eager fp32 (TF32 off) and PyTorch's default TF32 convolutions,
 #      alternating over ROUNDS rounds (scripts/compare.sh), on toy2d and anatomy32;
 #   4. per-kernel profiles of toy2d and anatomy32, with each conv kernel's GFLOP/s and its
-#      share of the f32 peak (scripts/profile_table.py);
+#      share of the f32 peak (scripts/profile_table.py); the samplers' chain-steps/s (ULA,
+#      MALA, HMC, annealed) on the shipped toy model and an AIS log Z;
 #   5. a 300-iteration full-width (n_f = 64) MNIST demo on the GPU, with its picture;
 #   6. the same comparison on mnist32 and resnet32 (where the build has it);
 #   7. torch.compile on toy2d (one round: it compiles for a minute).
@@ -119,6 +120,16 @@ if section "per-kernel profiles (GPU timestamps)" 20; then
       >>"$W/profile.jsonl" 2>>"$W/bench.err"
   done
   python3 scripts/profile_table.py "$W/profile.jsonl" --peak "$PEAK" | tee -a "$SUMMARY"
+fi
+
+if section "samplers on the GPU: ULA (fused), MALA, HMC L=5, annealed; AIS" 25; then
+  M=tests/golden/toy2d-8gaussians-trained.safetensors
+  for s in ula mala hmc annealed; do
+    timeout 60 "$BIN/ebm" --device gpu sample --model "$M" --n 10000 --steps 200 --sampler "$s" \
+      --leapfrog 5 --step-size 0.1 --out "$W/samples-$s.safetensors" 2>&1 | grep -E "chain-steps|acceptance" |
+      sed "s/^/$s: /" | tee -a "$SUMMARY"
+  done
+  timeout 60 "$BIN/ebm" --device gpu eval loglik --model "$M" --data 8gaussians 2>&1 | tee -a "$SUMMARY"
 fi
 
 if section "MNIST demo, n_f = 64, 300 iterations, GPU" 40; then
