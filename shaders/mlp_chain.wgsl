@@ -36,6 +36,11 @@ struct MlpChainParams {
     seed_hi: u32,
     global_step: u32,
     chain_offset: u32,
+    // MALA only: 1/T, and 1/(4ε) (the proposal densities' scale). For MALA `step` is the
+    // drift ε/T and `noise` is √(2ε); `lo`, `hi` bound the box outside which a proposal is
+    // rejected (no clamp).
+    inv_temp: f32,
+    mh_scale: f32,
 }
 
 var<immediate> p: MlpChainParams;
@@ -43,6 +48,11 @@ var<immediate> p: MlpChainParams;
 // The packed parameters [W_1, b_1, …, W_L, b_L] (PyTorch layout) and the chains [rows, dim].
 @group(0) @binding(0) var<storage, read> params: array<f32>;
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
+// MALA only: the chains' ∇ₓE and E at x (read at the start, written at the end), and the
+// per-chain acceptance statistics [rows accepted; rows Σ min(1, α)] (accumulated).
+@group(0) @binding(2) var<storage, read_write> grad_state: array<f32>;
+@group(0) @binding(3) var<storage, read_write> energy_state: array<f32>;
+@group(0) @binding(4) var<storage, read_write> stats: array<f32>;
 
 const WG: u32 = 128u;
 // Chains per workgroup (two vec4s per unit) and the limits the host checks before dispatch.
@@ -55,7 +65,12 @@ const XS: u32 = 0u;
 const BUF0: u32 = 256u;
 const BUF1: u32 = 512u;
 const PRE: u32 = 768u; // + l · REGION for hidden layer l
+
 var<workgroup> mem: array<vec4<f32>, 1792>; // 28 KiB: XS, BUF0, BUF1, 4 × PRE
+// The chains' energies, 4 chains a vec4: [0, 1] at x, [2, 3] at MALA's proposal x'.
+var<workgroup> energies: array<vec4<f32>, 4>;
+// MALA: whether chain c took its proposal at this step.
+var<workgroup> accepted: array<u32, 8>;
 
 fn width(i: u32) -> u32 {
     if i < 4u {
@@ -168,6 +183,105 @@ fn act_derivative(code: u32, z: vec4<f32>) -> vec4<f32> {
     }
 }
 
+// E and ∇ₓE of this workgroup's CHAINS chains whose inputs are at region `xs` of `mem`:
+// forward through the hidden layers (pre-activations kept), the energies into
+// energies[en] (chains 0–3) and energies[en + 1] (chains 4–7), then backward. Returns the
+// region of `mem` that holds ∇ₓE.
+fn energy_and_gradient(t: u32, xs: u32, en: u32) -> u32 {
+    let hidden = p.layers - 1u;
+    // Forward through the hidden layers: PRE[l] = W·a + b, a ← act(PRE[l]).
+    for (var l = 0u; l < hidden; l++) {
+        let n_in = width(l);
+        let n_out = width(l + 1u);
+        let w_off = weight_offset(l);
+        var src = xs;
+        if l > 0u {
+            src = select(BUF0, BUF1, (l - 1u) % 2u == 1u);
+        }
+        let dst = select(BUF0, BUF1, l % 2u == 1u);
+        let code = activation_code(l);
+        for (var o = t; o < n_out; o += WG) {
+            let bias = params[w_off + n_out * n_in + o];
+            var acc0 = vec4<f32>(bias);
+            var acc1 = vec4<f32>(bias);
+            let row = w_off + o * n_in;
+            for (var i = 0u; i < n_in; i++) {
+                let w = params[row + i];
+                acc0 += w * mem[src + i * 2u];
+                acc1 += w * mem[src + i * 2u + 1u];
+            }
+            let pre = PRE + l * REGION + o * 2u;
+            mem[pre] = acc0;
+            mem[pre + 1u] = acc1;
+            mem[dst + o * 2u] = act(code, acc0);
+            mem[dst + o * 2u + 1u] = act(code, acc1);
+        }
+        workgroupBarrier();
+    }
+
+    // The energies E = W_L·a + b_L of the 8 chains (threads 0 and 1, four chains each), before
+    // the backward pass reuses the buffers.
+    let n_last = width(hidden);
+    let last = weight_offset(hidden);
+    var a_src = xs;
+    if hidden > 0u {
+        a_src = select(BUF0, BUF1, (hidden - 1u) % 2u == 1u);
+    }
+    if t < 2u {
+        var acc = vec4<f32>(params[last + n_last]);
+        for (var i = 0u; i < n_last; i++) {
+            acc += params[last + i] * mem[a_src + i * 2u + t];
+        }
+        energies[en + t] = acc;
+    }
+    workgroupBarrier();
+
+    // dE/d(last hidden output) = the last weight row, times act' of that layer.
+    for (var i = t; i < n_last; i += WG) {
+        var g0 = vec4<f32>(params[last + i]);
+        var g1 = g0;
+        if hidden > 0u {
+            let code = activation_code(hidden - 1u);
+            let pre = PRE + (hidden - 1u) * REGION + i * 2u;
+            g0 *= act_derivative(code, mem[pre]);
+            g1 *= act_derivative(code, mem[pre + 1u]);
+        }
+        mem[BUF0 + i * 2u] = g0;
+        mem[BUF0 + i * 2u + 1u] = g1;
+    }
+    workgroupBarrier();
+
+    // Back through the hidden layers: g_in = (g·W) ⊙ act'(PRE[l − 1]).
+    var g_src = BUF0;
+    for (var l = hidden; l > 0u; l--) {
+        let layer = l - 1u;
+        let n_in = width(layer);
+        let n_out = width(layer + 1u);
+        let w_off = weight_offset(layer);
+        let g_dst = select(BUF0, BUF1, g_src == BUF0);
+        for (var i = t; i < n_in; i += WG) {
+            var acc0 = vec4<f32>(0.0);
+            var acc1 = vec4<f32>(0.0);
+            for (var o = 0u; o < n_out; o++) {
+                let w = params[w_off + o * n_in + i];
+                acc0 += w * mem[g_src + o * 2u];
+                acc1 += w * mem[g_src + o * 2u + 1u];
+            }
+            if layer > 0u {
+                let code = activation_code(layer - 1u);
+                let pre = PRE + (layer - 1u) * REGION + i * 2u;
+                acc0 *= act_derivative(code, mem[pre]);
+                acc1 *= act_derivative(code, mem[pre + 1u]);
+            }
+            mem[g_dst + i * 2u] = acc0;
+            mem[g_dst + i * 2u + 1u] = acc1;
+        }
+        workgroupBarrier();
+        g_src = g_dst;
+    }
+    return g_src;
+}
+
 @compute @workgroup_size(128)
 fn mlp_langevin_chain(
     @builtin(local_invocation_index) t: u32,
@@ -177,7 +291,6 @@ fn mlp_langevin_chain(
     // The grid is 2D when there are more than 65535 workgroups.
     let first = (wid.x + wid.y * nwg.x) * CHAINS;
     let dim = width(0u);
-    let hidden = p.layers - 1u;
 
     // Load this workgroup's chains; missing chains (past `rows`) are zeros, never stored.
     for (var e = t; e < dim * CHAINS; e += WG) {
@@ -192,81 +305,7 @@ fn mlp_langevin_chain(
     workgroupBarrier();
 
     for (var k = 0u; k < p.steps; k++) {
-        // Forward through the hidden layers: PRE[l] = W·a + b, a ← act(PRE[l]).
-        for (var l = 0u; l < hidden; l++) {
-            let n_in = width(l);
-            let n_out = width(l + 1u);
-            let w_off = weight_offset(l);
-            var src = XS;
-            if l > 0u {
-                src = select(BUF0, BUF1, (l - 1u) % 2u == 1u);
-            }
-            let dst = select(BUF0, BUF1, l % 2u == 1u);
-            let code = activation_code(l);
-            for (var o = t; o < n_out; o += WG) {
-                let bias = params[w_off + n_out * n_in + o];
-                var acc0 = vec4<f32>(bias);
-                var acc1 = vec4<f32>(bias);
-                let row = w_off + o * n_in;
-                for (var i = 0u; i < n_in; i++) {
-                    let w = params[row + i];
-                    acc0 += w * mem[src + i * 2u];
-                    acc1 += w * mem[src + i * 2u + 1u];
-                }
-                let pre = PRE + l * REGION + o * 2u;
-                mem[pre] = acc0;
-                mem[pre + 1u] = acc1;
-                mem[dst + o * 2u] = act(code, acc0);
-                mem[dst + o * 2u + 1u] = act(code, acc1);
-            }
-            workgroupBarrier();
-        }
-
-        // dE/d(last hidden output) = the last weight row, times act' of that layer.
-        let n_last = width(hidden);
-        let last = weight_offset(hidden);
-        for (var i = t; i < n_last; i += WG) {
-            var g0 = vec4<f32>(params[last + i]);
-            var g1 = g0;
-            if hidden > 0u {
-                let code = activation_code(hidden - 1u);
-                let pre = PRE + (hidden - 1u) * REGION + i * 2u;
-                g0 *= act_derivative(code, mem[pre]);
-                g1 *= act_derivative(code, mem[pre + 1u]);
-            }
-            mem[BUF0 + i * 2u] = g0;
-            mem[BUF0 + i * 2u + 1u] = g1;
-        }
-        workgroupBarrier();
-
-        // Back through the hidden layers: g_in = (g·W) ⊙ act'(PRE[l − 1]).
-        var g_src = BUF0;
-        for (var l = hidden; l > 0u; l--) {
-            let layer = l - 1u;
-            let n_in = width(layer);
-            let n_out = width(layer + 1u);
-            let w_off = weight_offset(layer);
-            let g_dst = select(BUF0, BUF1, g_src == BUF0);
-            for (var i = t; i < n_in; i += WG) {
-                var acc0 = vec4<f32>(0.0);
-                var acc1 = vec4<f32>(0.0);
-                for (var o = 0u; o < n_out; o++) {
-                    let w = params[w_off + o * n_in + i];
-                    acc0 += w * mem[g_src + o * 2u];
-                    acc1 += w * mem[g_src + o * 2u + 1u];
-                }
-                if layer > 0u {
-                    let code = activation_code(layer - 1u);
-                    let pre = PRE + (layer - 1u) * REGION + i * 2u;
-                    acc0 *= act_derivative(code, mem[pre]);
-                    acc1 *= act_derivative(code, mem[pre + 1u]);
-                }
-                mem[g_dst + i * 2u] = acc0;
-                mem[g_dst + i * 2u + 1u] = acc1;
-            }
-            workgroupBarrier();
-            g_src = g_dst;
-        }
+        let g_src = energy_and_gradient(t, XS, 0u);
 
         // The Langevin update: one Philox call per (4-element block, chain), as langevin.wgsl.
         let blocks = (dim + 3u) / 4u;
@@ -302,5 +341,135 @@ fn mlp_langevin_chain(
         if first + c < p.rows {
             x[(first + c) * dim + i] = mem[XS + i * 2u + c / 4u][c % 4u];
         }
+    }
+}
+
+// MALA's layout in `mem` for inputs of at most MALA_MAX_DIM values: the chains x, the
+// proposals x' and ∇ₓE(x), 64 vec4s each, inside the Langevin chain's XS region.
+const MALA_MAX_DIM: u32 = 32u;
+const M_XS: u32 = 0u;
+const M_XP: u32 = 64u;
+const M_GX: u32 = 128u;
+
+// K steps of MALA (src/sampler/mlp_chain/mala.rs) for CHAINS chains, exactly as
+// src/sampler/mala.rs does them layer by layer: the proposal x' = x − (ε/T)∇E + √(2ε)ξ (ξ
+// as langevin.wgsl's, stream 0), E and ∇E at x' by the fused passes above, and the test of
+// metropolis.wgsl's mala_accept (the uniform from stream 5, a proposal outside [lo, hi]
+// rejected). The chains' E and ∇E come in from, and go back to, the sampler's state.
+@compute @workgroup_size(128)
+fn mlp_mala_chain(
+    @builtin(local_invocation_index) t: u32,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    let first = (wid.x + wid.y * nwg.x) * CHAINS;
+    let dim = width(0u);
+    let key = vec2<u32>(p.seed_lo, p.seed_hi);
+
+    for (var e = t; e < dim * CHAINS; e += WG) {
+        let i = e / CHAINS;
+        let c = e % CHAINS;
+        var v = 0.0;
+        var g = 0.0;
+        if first + c < p.rows {
+            v = x[(first + c) * dim + i];
+            g = grad_state[(first + c) * dim + i];
+        }
+        mem[M_XS + i * 2u + c / 4u][c % 4u] = v;
+        mem[M_GX + i * 2u + c / 4u][c % 4u] = g;
+    }
+    if t < CHAINS {
+        var e = 0.0;
+        if first + t < p.rows {
+            e = energy_state[first + t];
+        }
+        energies[t / 4u][t % 4u] = e;
+    }
+    workgroupBarrier();
+
+    // Thread c < CHAINS tests chain c at every step and keeps its statistics.
+    var count = 0.0;
+    var prob_sum = 0.0;
+    for (var k = 0u; k < p.steps; k++) {
+        let blocks = (dim + 3u) / 4u;
+        for (var e = t; e < blocks * CHAINS; e += WG) {
+            let block = e / CHAINS;
+            let c = e % CHAINS;
+            var xi = vec4<f32>(0.0);
+            if first + c < p.rows {
+                xi = normals_from_words(philox4x32_10(
+                    vec4<u32>(block, p.chain_offset + first + c, p.global_step + k, 0u),
+                    key,
+                ));
+            }
+            for (var j = 0u; j < 4u; j++) {
+                let i = block * 4u + j;
+                if i < dim {
+                    let at = i * 2u + c / 4u;
+                    let xv = mem[M_XS + at][c % 4u];
+                    let g = mem[M_GX + at][c % 4u];
+                    mem[M_XP + at][c % 4u] = xv - p.step * g + p.noise * xi[j];
+                }
+            }
+        }
+        workgroupBarrier();
+        let g_src = energy_and_gradient(t, M_XP, 2u);
+
+        if t < CHAINS {
+            let c = t;
+            var s = 0.0;
+            var out = false;
+            for (var i = 0u; i < dim; i++) {
+                let at = i * 2u + c / 4u;
+                let xv = mem[M_XS + at][c % 4u];
+                let xp = mem[M_XP + at][c % 4u];
+                let forward = xp - xv + p.step * mem[M_GX + at][c % 4u];
+                let backward = xv - xp + p.step * mem[g_src + at][c % 4u];
+                s += forward * forward - backward * backward;
+                out = out || xp < p.lo || xp > p.hi;
+            }
+            let e_now = energies[c / 4u][c % 4u];
+            let e_prop = energies[2u + c / 4u][c % 4u];
+            let log_alpha = -(e_prop - e_now) * p.inv_temp + s * p.mh_scale;
+            let w = philox4x32_10(vec4<u32>(0u, p.chain_offset + first + c, p.global_step + k, 5u), key);
+            let live = first + c < p.rows;
+            // NaN compares false: a proposal with no number for log α is rejected.
+            let take = live && !out && log(uniform_from_word(w.x)) < log_alpha;
+            accepted[c] = select(0u, 1u, take);
+            if live {
+                count += select(0.0, 1.0, take);
+                prob_sum += select(0.0, exp(min(log_alpha, 0.0)), !out && log_alpha == log_alpha);
+            }
+        }
+        workgroupBarrier();
+
+        for (var e = t; e < dim * CHAINS; e += WG) {
+            let i = e / CHAINS;
+            let c = e % CHAINS;
+            if accepted[c] == 1u {
+                let at = i * 2u + c / 4u;
+                mem[M_XS + at][c % 4u] = mem[M_XP + at][c % 4u];
+                mem[M_GX + at][c % 4u] = mem[g_src + at][c % 4u];
+            }
+        }
+        if t < CHAINS && accepted[t] == 1u {
+            energies[t / 4u][t % 4u] = energies[2u + t / 4u][t % 4u];
+        }
+        workgroupBarrier();
+    }
+
+    for (var e = t; e < dim * CHAINS; e += WG) {
+        let i = e / CHAINS;
+        let c = e % CHAINS;
+        if first + c < p.rows {
+            let at = i * 2u + c / 4u;
+            x[(first + c) * dim + i] = mem[M_XS + at][c % 4u];
+            grad_state[(first + c) * dim + i] = mem[M_GX + at][c % 4u];
+        }
+    }
+    if t < CHAINS && first + t < p.rows {
+        energy_state[first + t] = energies[t / 4u][t % 4u];
+        stats[first + t] += count;
+        stats[p.rows + first + t] += prob_sum;
     }
 }

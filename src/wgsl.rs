@@ -8,12 +8,13 @@ use crate::{sampler, train};
 
 /// Every entry point: the backend's kernel table, then the algorithms'.
 fn all_entries() -> Vec<&'static WgslEntry> {
-    let algorithms: [&'static WgslEntry; 11] = [
+    let algorithms: [&'static WgslEntry; 12] = [
         &sampler::langevin_update::LANGEVIN_UPDATE,
         &sampler::metropolis::MALA_ACCEPT,
         &sampler::metropolis::HMC_ACCEPT,
         &sampler::metropolis::HMC_MOMENTUM,
         &sampler::mlp_chain::MLP_LANGEVIN_CHAIN,
+        &sampler::mlp_chain::mala::MLP_MALA_CHAIN,
         &sampler::replay_kernels::REPLAY_DRAW,
         &sampler::replay_kernels::REPLAY_SCATTER,
         &sampler::replay_kernels::REPLAY_LABELS,

@@ -1084,3 +1084,109 @@ fn exact_samplers_sample_the_conditional_of_fixed_values() {
         assert!(rate > 0.3 && rate < 0.999, "{name}: acceptance {rate}");
     }
 }
+
+/// A random SiLU/tanh/square MLP of input `dim` for the fused-MALA comparisons.
+fn random_mlp<B: Backend>(b: &B, dim: usize, seed: u64) -> EnergyNet<B> {
+    let spec = Spec::from_json(&format!(
+        r#"{{"input": [{dim}], "layers": [{{"type": "linear", "in": {dim}, "out": 24}}, {{"type": "silu"}},
+            {{"type": "linear", "in": 24, "out": 16}}, {{"type": "tanh"}}, {{"type": "linear", "in": 16, "out": 1}}]}}"#
+    ))
+    .unwrap();
+    EnergyNet::new(b, &spec, seed).unwrap()
+}
+
+/// MALA's fused MLP kernel against the layer-by-layer sampler on `b` (and, given `cpu`,
+/// against the CPU's fused kernel): the same decisions chain by chain (at most one of a
+/// few hundred may round the other way near a tie) and, for chains that decided alike, the
+/// same positions up to float rounding. Each runs twice, the second run continuing from the
+/// E and ∇E the first one carried (checked: the CPU twin keeping a rejected chain's old
+/// energy after an accept makes the decisions part).
+fn fused_mala_matches<B: Backend>(b: &B, seed: u64) {
+    let mut r = StdRng::seed_from_u64(seed);
+    let dim = r.random_range(1..=32);
+    let rows = r.random_range(1..300);
+    let config = ExactConfig {
+        steps: 6,
+        step_size: r.random_range(0.01..0.3),
+        temperature: r.random_range(0.5..2.0),
+        lo: -2.0,
+        hi: 2.0,
+    };
+    let start: Vec<f32> = (0..rows * dim).map(|_| r.random_range(-1.5..1.5)).collect();
+    let what = format!("{} seed {seed}: {rows} chains of {dim}", b.name());
+    let run = |fused: bool| {
+        let mut net = random_mlp(b, dim, seed);
+        let mut chains = ExactChains::new(b, b.upload(&start).unwrap(), rows, dim).unwrap();
+        let mala = Mala { config, seed: 3 };
+        if fused {
+            mala.run(b, &mut net, &mut chains, 10).unwrap();
+        } else {
+            mala.run_unfused(b, &mut net, &mut chains, 10).unwrap();
+        }
+        // A second run continues from the carried E and ∇E.
+        mala.run(b, &mut net, &mut chains, 16).unwrap();
+        (
+            chains.acceptance(b).unwrap().accepted,
+            b.read(chains.x()).unwrap(),
+        )
+    };
+    let (fused, layered) = (run(true), run(false));
+    let differ: Vec<usize> = (0..rows).filter(|&i| fused.0[i] != layered.0[i]).collect();
+    assert!(
+        differ.len() <= 1 + rows / 200,
+        "{what}: chains {differ:?} decided differently"
+    );
+    let total: f32 = fused.0.iter().sum();
+    assert!(
+        total > 0.0 && total < (12 * rows) as f32,
+        "{what}: {total} accepted of {}",
+        12 * rows
+    );
+    let same = |v: &[f32], per: usize| -> Vec<f32> {
+        v.chunks(per)
+            .enumerate()
+            .filter(|(i, _)| !differ.contains(i))
+            .flat_map(|(_, c)| c.to_vec())
+            .collect()
+    };
+    let err = gpu_common::rel_err(&same(&fused.1, dim), &same(&layered.1, dim));
+    assert!(err < 1e-4, "{what}: chains differ by {err}");
+}
+
+#[test]
+fn cpu_fused_mala_matches_layer_by_layer() {
+    let seed = test_seed();
+    for i in 0..4 {
+        fused_mala_matches(&CpuBackend::new(), seed.wrapping_add(i));
+    }
+}
+
+#[test]
+fn gpu_fused_mala_matches_layer_by_layer() {
+    let gpu = gpu_or_skip!();
+    let seed = test_seed();
+    for i in 0..2 {
+        fused_mala_matches(&*gpu, seed.wrapping_add(i));
+    }
+    // Wider inputs than the kernel's 32 fall back to layer by layer.
+    use ebm::sampler::mlp_chain::mala::MlpMala;
+    let net = random_mlp(&*gpu, 33, 0);
+    let (widths, activations) = net.mlp_layout().unwrap();
+    let test = MetropolisTest {
+        rows: 8,
+        dim: 33,
+        eps: 0.1,
+        temperature: 1.0,
+        lo: -1.0,
+        hi: 1.0,
+        seed: 0,
+        global_step: 0,
+        chain_offset: 0,
+    };
+    assert!(!gpu.supports(&MlpMala {
+        widths,
+        activations,
+        test,
+        steps: 1
+    }));
+}

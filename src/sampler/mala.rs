@@ -27,6 +27,7 @@ use crate::backend::Backend;
 use crate::nn::EnergyNet;
 use crate::sampler::exact::MetropolisSampler;
 use crate::sampler::metropolis::MalaAccept;
+use crate::sampler::mlp_chain::mala::MlpMala;
 use crate::sampler::{adapt, ExactChains, ExactConfig, LangevinUpdate};
 use crate::Result;
 
@@ -66,8 +67,46 @@ impl MetropolisSampler for Mala {
 
 impl Mala {
     /// K steps on `chains`, in place; step k uses global step `first_step + k` of the
-    /// Philox streams, so successive runs never share random numbers.
+    /// Philox streams, so successive runs never share random numbers. An MLP energy runs all
+    /// K steps as one fused op ([`MlpMala`]) where the backend can; other nets, and chains
+    /// with fixed values, go layer by layer.
     pub fn run<B: Backend>(
+        &self,
+        b: &B,
+        net: &mut EnergyNet<B>,
+        chains: &mut ExactChains<B>,
+        first_step: u64,
+    ) -> Result<()> {
+        self.config.validate()?;
+        chains.refresh(b, net)?;
+        if chains.fixed.is_none() {
+            if let Some((widths, activations)) = net.mlp_layout() {
+                let (rows, dim) = chains.shape();
+                let fused = MlpMala {
+                    widths,
+                    activations,
+                    test: self.config.test(rows, dim, self.seed, first_step),
+                    steps: self.config.steps,
+                };
+                if b.supports(&fused) {
+                    let state = [
+                        &mut chains.x,
+                        &mut chains.grad,
+                        &mut chains.energy,
+                        &mut chains.stats,
+                    ];
+                    fused.run(b, &net.param_values(), state);
+                    chains.tested(self.config.steps);
+                    return Ok(());
+                }
+            }
+        }
+        self.run_unfused(b, net, chains, first_step)
+    }
+
+    /// [`run`](Self::run) layer by layer even where a fused kernel exists: the reference the
+    /// fused one is tested against.
+    pub fn run_unfused<B: Backend>(
         &self,
         b: &B,
         net: &mut EnergyNet<B>,

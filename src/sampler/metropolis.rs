@@ -187,6 +187,35 @@ impl MetropolisTest {
         rng::uniform(w[0])
     }
 
+    /// Whether a proposal has an element outside the box.
+    pub(crate) fn outside(&self, x_prop: &[f32]) -> bool {
+        x_prop.iter().any(|&v| v < self.lo || v > self.hi)
+    }
+
+    /// The test of chain `row` given log α and whether the proposal left the box: (accept,
+    /// min(1, α)), both false/0 for a proposal outside the box or a log α that is NaN.
+    pub(crate) fn decide(&self, row: usize, log_alpha: f64, out: bool) -> (bool, f64) {
+        let accept = !out && (self.uniform(row) as f64).ln() < log_alpha;
+        let p = if out || log_alpha.is_nan() {
+            0.0
+        } else {
+            log_alpha.min(0.0).exp()
+        };
+        (accept, p)
+    }
+
+    /// MALA's log q(x | x') − log q(x' | x) in f64, for one chain.
+    pub(crate) fn mala_log_ratio(&self, x: &[f32], g: &[f32], xp: &[f32], gp: &[f32]) -> f64 {
+        let drift = (self.eps / self.temperature) as f64;
+        let mut s = 0.0;
+        for (((&x, &g), &xp), &gp) in x.iter().zip(g).zip(xp).zip(gp) {
+            let forward = xp as f64 - x as f64 + drift * g as f64;
+            let backward = x as f64 - xp as f64 + drift * gp as f64;
+            s += forward * forward - backward * backward;
+        }
+        s / (4.0 * self.eps as f64)
+    }
+
     /// p₀ of block `block` of chain `row`.
     fn momentum_block(&self, row: usize, block: usize) -> [f32; 4] {
         rng::normals(rng::words(
@@ -224,15 +253,10 @@ impl MetropolisTest {
             .for_each(|(row, (((xr, gr), e), (count, prob)))| {
                 let at = row * self.dim..(row + 1) * self.dim;
                 let (xp, gp) = (&x_prop[at.clone()], &grad_prop[at]);
-                let out = xp.iter().any(|&v| v < self.lo || v > self.hi);
+                let out = self.outside(xp);
                 let log_alpha =
                     -(e_prop[row] as f64 - *e as f64) * inv_temp + log_ratio(row, xr, gr, xp, gp);
-                let accept = !out && (self.uniform(row) as f64).ln() < log_alpha;
-                let p = if out || log_alpha.is_nan() {
-                    0.0
-                } else {
-                    log_alpha.min(0.0).exp()
-                };
+                let (accept, p) = self.decide(row, log_alpha, out);
                 if accept {
                     xr.copy_from_slice(xp);
                     gr.copy_from_slice(gp);
@@ -296,16 +320,8 @@ impl Kernel for MalaAccept {
 
     fn cpu(&self, inputs: &[&[f32]], outputs: &mut [&mut [f32]]) {
         let t = &self.0;
-        let drift = (t.eps / t.temperature) as f64;
-        let scale = 1.0 / (4.0 * t.eps as f64);
         t.accept_cpu(inputs, outputs, |_, x, g, xp, gp| {
-            let mut s = 0.0;
-            for (((&x, &g), &xp), &gp) in x.iter().zip(g).zip(xp).zip(gp) {
-                let forward = xp as f64 - x as f64 + drift * g as f64;
-                let backward = x as f64 - xp as f64 + drift * gp as f64;
-                s += forward * forward - backward * backward;
-            }
-            s * scale
+            t.mala_log_ratio(x, g, xp, gp)
         });
     }
 

@@ -7,9 +7,11 @@
 
 use rayon::prelude::*;
 
+use super::mala::MlpMala;
 use super::MlpChain;
 use crate::backend::cpu::activation;
 use crate::backend::cpu::matmul::{matmul_serial, Mat};
+use crate::sampler::metropolis::MetropolisTest;
 use crate::sampler::LangevinUpdate;
 
 /// Chains per block: an eighth of the chains, between 16 and 128. Larger blocks let gemm
@@ -44,6 +46,85 @@ pub(super) fn run(chain: &MlpChain, params: &[&[f32]], x: &mut [f32]) {
         });
 }
 
+/// All K MALA steps of `mala` on the state (x, ∇ₓE, E, stats), one block of chains per
+/// thread: the proposal is the Langevin update of the layer-by-layer sampler (ε/T drift,
+/// √(2ε) noise, no clip or clamp), the test is `MetropolisTest`'s, row by row.
+pub(super) fn run_mala(mala: &MlpMala, params: &[&[f32]], state: [&mut [f32]; 4]) {
+    let t = &mala.test;
+    let (dim, rows) = (t.dim, t.rows);
+    let [x, grad, energy, stats] = state;
+    let (counts, probs) = stats[..2 * rows].split_at_mut(rows);
+    let block_rows = block_rows(rows);
+    let chain = MlpChain {
+        widths: mala.widths.clone(),
+        activations: mala.activations.clone(),
+        update: LangevinUpdate {
+            rows,
+            dim,
+            step: t.eps / t.temperature,
+            noise: (2.0 * t.eps).sqrt(),
+            grad_clip: None,
+            lo: f32::MIN,
+            hi: f32::MAX,
+            seed: t.seed,
+            global_step: t.global_step,
+            chain_offset: t.chain_offset,
+        },
+        steps: mala.steps,
+    };
+    let inv_temp = 1.0 / t.temperature as f64;
+    x[..rows * dim]
+        .par_chunks_mut(block_rows * dim)
+        .zip(grad[..rows * dim].par_chunks_mut(block_rows * dim))
+        .zip(energy[..rows].par_chunks_mut(block_rows))
+        .zip(
+            counts
+                .par_chunks_mut(block_rows)
+                .zip(probs.par_chunks_mut(block_rows)),
+        )
+        .enumerate()
+        .for_each(|(block, (((xb, gb), eb), (cb, pb)))| {
+            let n = eb.len();
+            let first = block * block_rows;
+            let mut ws = Workspace::new(&chain.widths, n);
+            let mut xp = vec![0.0; xb.len()];
+            for k in 0..mala.steps {
+                let step = t.global_step.wrapping_add(k as u32);
+                let update = LangevinUpdate {
+                    global_step: step,
+                    chain_offset: t.chain_offset + first as u32,
+                    ..chain.update
+                };
+                xp.copy_from_slice(xb);
+                for (row, (xr, gr)) in xp.chunks_mut(dim).zip(gb.chunks(dim)).enumerate() {
+                    update.row(row, xr, gr);
+                }
+                ws.input_grad(&chain, params, &xp);
+                let e_prop = ws.energies(&chain, params, &xp);
+                let test = MetropolisTest {
+                    global_step: step,
+                    chain_offset: t.chain_offset + first as u32,
+                    ..*t
+                };
+                for row in 0..n {
+                    let at = row * dim..(row + 1) * dim;
+                    let (xr, gr, xpr) = (&xb[at.clone()], &gb[at.clone()], &xp[at.clone()]);
+                    let gpr = &ws.grad()[at.clone()];
+                    let log_alpha = -(e_prop[row] as f64 - eb[row] as f64) * inv_temp
+                        + test.mala_log_ratio(xr, gr, xpr, gpr);
+                    let (accept, p) = test.decide(row, log_alpha, test.outside(xpr));
+                    if accept {
+                        xb[at.clone()].copy_from_slice(xpr);
+                        gb[at].copy_from_slice(gpr);
+                        eb[row] = e_prop[row];
+                    }
+                    cb[row] += f32::from(u8::from(accept));
+                    pb[row] += p as f32;
+                }
+            }
+        });
+}
+
 /// One block's buffers, reused across the K steps.
 struct Workspace {
     rows: usize,
@@ -72,6 +153,24 @@ impl Workspace {
 
     fn grad(&self) -> &[f32] {
         &self.grads[self.grad_slot]
+    }
+
+    /// The energies `[rows]` of the inputs `x` last passed to
+    /// [`input_grad`](Self::input_grad): the last layer on the last hidden output.
+    fn energies(&self, chain: &MlpChain, params: &[&[f32]], x: &[f32]) -> Vec<f32> {
+        let w = &chain.widths;
+        let hidden = w.len() - 2;
+        let n_last = w[hidden];
+        let a = if hidden == 0 {
+            x
+        } else {
+            &self.post[(hidden - 1) % 2][..]
+        };
+        let (weight, bias) = (params[2 * hidden], params[2 * hidden + 1][0]);
+        a[..self.rows * n_last]
+            .chunks(n_last)
+            .map(|row| bias + row.iter().zip(weight).map(|(a, w)| a * w).sum::<f32>())
+            .collect()
     }
 
     /// ∇ₓE for the block's rows `x`, into `grads[grad_slot]`.

@@ -9,6 +9,7 @@
 //! float rounding.
 
 mod cpu;
+pub mod mala;
 
 use crate::backend::kernel::{layout, seed_words, Access, ImmediateLayout};
 use crate::backend::kernel::{Kernel, WgslEntry, WgslShader};
@@ -91,19 +92,7 @@ impl Kernel for MlpChain {
     }
 
     fn runs_on_gpu(&self, gpu: &GpuBackend) -> bool {
-        let r = gpu.adapter_report();
-        let slopes = self.activations.iter().filter_map(|a| match a {
-            Activation::LeakyRelu(s) => Some(s.to_bits()),
-            _ => None,
-        });
-        let one_slope = slopes.clone().min() == slopes.max();
-        let w = &self.widths;
-        w.len() >= 2
-            && w.len() - 2 <= MAX_HIDDEN
-            && w.iter().all(|&w| w > 0 && w <= MAX_WIDTH)
-            && one_slope
-            && r.max_compute_workgroup_storage_size >= WORKGROUP_BYTES
-            && r.max_compute_invocations_per_workgroup >= WORKGROUP
+        fits_the_kernel(gpu, &self.widths, &self.activations)
     }
 
     fn gpu(&self, gpu: &GpuBackend, inputs: &[&GpuTensor], outputs: &[&GpuTensor]) -> Result<()> {
@@ -118,27 +107,8 @@ impl Kernel for MlpChain {
             return Ok(());
         }
         let groups = gpu.grid(u.rows.div_ceil(CHAINS))?;
-        let mut widths = [0u32; 8];
-        for (slot, &width) in widths.iter_mut().zip(&self.widths) {
-            *slot = width as u32;
-        }
-        let mut codes = 0u32;
-        let mut slope = 0.0f32;
-        for (l, a) in self.activations.iter().enumerate() {
-            let code = match *a {
-                Activation::Relu => 0,
-                Activation::LeakyRelu(s) => {
-                    slope = s;
-                    1
-                }
-                Activation::Silu => 2,
-                Activation::Tanh => 3,
-                Activation::Sigmoid => 4,
-                Activation::Softplus => 5,
-                Activation::Square => 6,
-            };
-            codes |= code << (4 * l);
-        }
+        let widths = packed_widths(&self.widths);
+        let (codes, slope) = activation_codes(&self.activations);
         let (seed_lo, seed_hi) = seed_words(u.seed);
         let params = MlpChainParams {
             widths,
@@ -157,19 +127,87 @@ impl Kernel for MlpChain {
             seed_hi,
             global_step: u.global_step,
             chain_offset: u.chain_offset,
+            inv_temp: 1.0,
+            mh_scale: 0.0,
         };
         // All weights and biases travel in one buffer (one binding however deep the net),
         // packed by device copies into scratch memory the backend keeps between calls.
-        let total = inputs.iter().map(|t| t.len()).sum();
-        gpu.with_scratch("mlp_chain_params", total, |packed| {
-            let mut offset = 0;
-            for t in inputs {
-                gpu.copy(t, 0, packed, offset, t.len());
-                offset += t.len();
-            }
-            gpu.dispatch(&MLP_LANGEVIN_CHAIN, &[packed, outputs[0]], &params, groups);
-        })
+        dispatch_packed(gpu, &MLP_LANGEVIN_CHAIN, inputs, outputs, &params, groups)
     }
+}
+
+/// Dispatch `entry` with the parameters `inputs` packed into one buffer (binding 0) and then
+/// `outputs`: all weights and biases travel in one buffer (one binding however deep the
+/// net), packed by device copies into scratch memory the backend keeps between calls.
+fn dispatch_packed(
+    gpu: &GpuBackend,
+    entry: &WgslEntry,
+    inputs: &[&GpuTensor],
+    outputs: &[&GpuTensor],
+    params: &MlpChainParams,
+    groups: (u32, u32, u32),
+) -> Result<()> {
+    let total = inputs.iter().map(|t| t.len()).sum();
+    gpu.with_scratch("mlp_chain_params", total, |packed| {
+        let mut offset = 0;
+        for t in inputs {
+            gpu.copy(t, 0, packed, offset, t.len());
+            offset += t.len();
+        }
+        let buffers: Vec<&GpuTensor> = std::iter::once(&*packed)
+            .chain(outputs.iter().copied())
+            .collect();
+        gpu.dispatch(entry, &buffers, params, groups);
+    })
+}
+
+/// The activation codes of mlp_chain.wgsl (4 bits per hidden layer) and the one leaky-ReLU
+/// slope.
+fn activation_codes(activations: &[Activation]) -> (u32, f32) {
+    let mut codes = 0u32;
+    let mut slope = 0.0f32;
+    for (l, a) in activations.iter().enumerate() {
+        let code = match *a {
+            Activation::Relu => 0,
+            Activation::LeakyRelu(s) => {
+                slope = s;
+                1
+            }
+            Activation::Silu => 2,
+            Activation::Tanh => 3,
+            Activation::Sigmoid => 4,
+            Activation::Softplus => 5,
+            Activation::Square => 6,
+        };
+        codes |= code << (4 * l);
+    }
+    (codes, slope)
+}
+
+/// Whether mlp_chain.wgsl can run an MLP of these widths and activations on this adapter:
+/// widths and depth within its limits, one leaky-ReLU slope, enough workgroup memory.
+fn fits_the_kernel(gpu: &GpuBackend, widths: &[usize], activations: &[Activation]) -> bool {
+    let r = gpu.adapter_report();
+    let slopes = activations.iter().filter_map(|a| match a {
+        Activation::LeakyRelu(s) => Some(s.to_bits()),
+        _ => None,
+    });
+    let one_slope = slopes.clone().min() == slopes.max();
+    widths.len() >= 2
+        && widths.len() - 2 <= MAX_HIDDEN
+        && widths.iter().all(|&w| w > 0 && w <= MAX_WIDTH)
+        && one_slope
+        && r.max_compute_workgroup_storage_size >= WORKGROUP_BYTES
+        && r.max_compute_invocations_per_workgroup >= WORKGROUP
+}
+
+/// The eight widths as the shader's two vec4s.
+fn packed_widths(widths: &[usize]) -> [u32; 8] {
+    let mut packed = [0u32; 8];
+    for (slot, &width) in packed.iter_mut().zip(widths) {
+        *slot = width as u32;
+    }
+    packed
 }
 
 /// `shaders/mlp_chain.wgsl`.
@@ -193,7 +231,7 @@ const MAX_WIDTH: usize = 128;
 const MAX_HIDDEN: usize = 4;
 const WORKGROUP: u32 = 128;
 const CHAINS: usize = 8;
-const WORKGROUP_BYTES: u32 = 1792 * 16;
+const WORKGROUP_BYTES: u32 = 1792 * 16 + 4 * 16 + 8 * 4;
 
 /// `MlpChainParams` in mlp_chain.wgsl (the two vec4s first, so no padding is needed).
 #[repr(C)]
@@ -215,6 +253,8 @@ struct MlpChainParams {
     seed_hi: u32,
     global_step: u32,
     chain_offset: u32,
+    inv_temp: f32,
+    mh_scale: f32,
 }
 
 /// The immediates layout the shader test checks.
@@ -239,6 +279,8 @@ pub(crate) fn immediate_layouts() -> Vec<ImmediateLayout> {
             seed_hi,
             global_step,
             chain_offset,
+            inv_temp,
+            mh_scale,
         }
     );
     let widths = std::mem::offset_of!(MlpChainParams, widths);
