@@ -58,12 +58,11 @@ fn key() -> vec2<u32> {
 
 const WG: u32 = 256u;
 
-// Whether any element of the row's proposal block lies outside [lo, hi].
+// Whether any element of the row's proposal block lies outside [lo, hi] (or is NaN).
 fn outside(base: u32, n: u32) -> bool {
     var out = false;
     for (var k = 0u; k < n; k++) {
-        let v = x_prop[base + k];
-        out = out || v < p.lo || v > p.hi;
+        out = out || !in_box(x_prop[base + k], p.lo, p.hi);
     }
     return out;
 }
@@ -77,9 +76,11 @@ fn decide(row: u32, log_ratio: f32, out: bool) {
         key(),
     );
     let u = uniform_from_word(w.x);
-    // NaN compares false: a proposal with no number for log α is rejected.
-    let accept = !out && log(u) < log_alpha;
-    let prob = select(0.0, exp(min(log_alpha, 0.0)), !out && log_alpha == log_alpha);
+    // A proposal with no number for log α is rejected (tested on the bits: a compiler may
+    // assume floats are finite and fold a NaN comparison away).
+    let valid = !out && !is_nan(log_alpha);
+    let accept = valid && log(u) < log_alpha;
+    let prob = select(0.0, exp(min(log_alpha, 0.0)), valid);
     if accept {
         for (var j = 0u; j < p.dim; j++) {
             let i = row * p.dim + j;

@@ -426,19 +426,21 @@ fn mlp_mala_chain(
                 let forward = xp - xv + p.step * mem[M_GX + at][c % 4u];
                 let backward = xv - xp + p.step * mem[g_src + at][c % 4u];
                 s += forward * forward - backward * backward;
-                out = out || xp < p.lo || xp > p.hi;
+                out = out || !in_box(xp, p.lo, p.hi);
             }
             let e_now = energies[c / 4u][c % 4u];
             let e_prop = energies[2u + c / 4u][c % 4u];
             let log_alpha = -(e_prop - e_now) * p.inv_temp + s * p.mh_scale;
             let w = philox4x32_10(vec4<u32>(0u, p.chain_offset + first + c, p.global_step + k, 5u), key);
             let live = first + c < p.rows;
-            // NaN compares false: a proposal with no number for log α is rejected.
-            let take = live && !out && log(uniform_from_word(w.x)) < log_alpha;
+            // A proposal with no number for log α is rejected (tested on the bits, as in
+            // metropolis.wgsl).
+            let valid = live && !out && !is_nan(log_alpha);
+            let take = valid && log(uniform_from_word(w.x)) < log_alpha;
             accepted[c] = select(0u, 1u, take);
             if live {
                 count += select(0.0, 1.0, take);
-                prob_sum += select(0.0, exp(min(log_alpha, 0.0)), !out && log_alpha == log_alpha);
+                prob_sum += select(0.0, exp(min(log_alpha, 0.0)), valid);
             }
         }
         workgroupBarrier();

@@ -63,3 +63,15 @@ fn normals_from_words(w: vec4<u32>) -> vec4<f32> {
     let b = box_muller_pair(uniform_from_word(w.z), uniform_from_word(w.w));
     return vec4<f32>(a, b);
 }
+
+// NaN by its bits (all-ones exponent, non-zero mantissa): a compiler may assume floats are
+// finite and fold `v != v` away. For the Metropolis tests that this file's users run.
+fn is_nan(v: f32) -> bool {
+    let b = bitcast<u32>(v);
+    return (b & 0x7f800000u) == 0x7f800000u && (b & 0x007fffffu) != 0u;
+}
+
+// lo ≤ v ≤ hi, false for NaN (by its bits, as is_nan).
+fn in_box(v: f32, lo: f32, hi: f32) -> bool {
+    return !is_nan(v) && v >= lo && v <= hi;
+}

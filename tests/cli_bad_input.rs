@@ -708,6 +708,11 @@ fn sample_options_out_of_range() {
     );
     sample(&["--sampler", "hmc", "--leapfrog", "0"], &["leapfrog"]);
     sample(&["--sampler", "gibbs"], &["--sampler", "gibbs"]);
+    sample(&["--adapt", "10"], &["--adapt", "mala"]);
+    sample(
+        &["--sampler", "annealed", "--target-accept", "0.5"],
+        &["--target-accept"],
+    );
     assert!(!Path::new(&out).exists(), "no output on error");
 }
 
@@ -730,7 +735,14 @@ fn eval_loglik_options_and_data() {
     eval(&["--data", "9gaussians"], &["9gaussians"]);
     // Rings reach past ±2: data outside the box, where the model has no mass.
     eval(&["--lo", "-2", "--hi", "2"], &["outside the box"]);
-    eval(&["--lo", "2", "--hi", "-2"], &["outside the box"]);
+    eval(&["--lo", "2", "--hi", "-2"], &["lo < hi"]);
+    eval(&["--lo", "nan"], &["lo < hi"]);
+    eval(
+        &["--chains", "18446744073709551615"],
+        &["--chains", "too large"],
+    );
+    eval(&["--limit", "18446744073709551615"], &["--limit"]);
+    eval(&["--levels", "18446744073709551615"], &["--levels"]);
     let missing = dir.path("missing.idx");
     expect_bad(
         &dir,

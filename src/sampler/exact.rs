@@ -219,6 +219,9 @@ impl<B: Backend> ExactChains<B> {
     /// from the replay buffer. E and ∇E are computed again before the next test.
     pub fn load(&mut self, b: &B, x: &B::Tensor) {
         b.copy(x, 0, &mut self.x, 0, self.rows * self.dim);
+        if let Some(f) = &self.fixed {
+            b.keep_known(&mut self.x, &f.known, &f.mask);
+        }
         self.current = false;
     }
 

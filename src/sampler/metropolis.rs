@@ -131,6 +131,19 @@ pub struct Acceptance {
 }
 
 impl Acceptance {
+    /// A one-line hint when hardly any proposal was accepted (under 1 %): the chains then
+    /// barely move, almost always because ε is far too large for the target.
+    pub fn advice(&self, step_size: f32) -> Option<String> {
+        (self.rate < 0.01).then(|| {
+            format!(
+                "note: only {:.2} % of the proposals were accepted, so the chains barely moved: \
+                 ε = {step_size} is too large for this target (try a smaller --step-size, or \
+                 --adapt)",
+                100.0 * self.rate
+            )
+        })
+    }
+
     /// Read `stats` (`[2·rows]`: counts, then Σ min(1, α) per chain) after `steps` tests.
     pub fn read<B: Backend>(b: &B, stats: &B::Tensor, rows: usize, steps: usize) -> Result<Self> {
         let all = b.read(stats)?;
@@ -187,9 +200,9 @@ impl MetropolisTest {
         rng::uniform(w[0])
     }
 
-    /// Whether a proposal has an element outside the box.
+    /// Whether a proposal has an element outside the box (or NaN).
     pub(crate) fn outside(&self, x_prop: &[f32]) -> bool {
-        x_prop.iter().any(|&v| v < self.lo || v > self.hi)
+        x_prop.iter().any(|&v| !(v >= self.lo && v <= self.hi))
     }
 
     /// The test of chain `row` given log α and whether the proposal left the box: (accept,

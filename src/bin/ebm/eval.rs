@@ -87,17 +87,36 @@ pub fn run(device: &str, what: &EvalWhat) -> Result<()> {
     with_backend!(backend, |b| loglik(&b, args, transition))
 }
 
+/// The most toy points `--limit` draws (an image set is only ever truncated).
+const MAX_TOY_POINTS: usize = 10_000_000;
+
+/// The most levels of the ladder `--levels` takes (each runs the transitions once).
+const MAX_LEVELS: usize = 1_000_000;
+
 fn loglik<B: Backend>(b: &B, args: &LoglikArgs, transition: Transition) -> Result<()> {
     let mut net = crate::load_net(b, &args.model, args.spec.as_deref())?;
     let shape = net.spec().input.clone();
     let dim: usize = shape.iter().product();
     let two_d = shape == [2];
+    net.spec()
+        .check_batch(args.chains, &format!("--chains {}", args.chains))?;
+    if args.levels > MAX_LEVELS {
+        return Err(Error::Option(format!(
+            "--levels {} is more than {MAX_LEVELS}",
+            args.levels
+        )));
+    }
     let data = load_data(&args.data, &shape, args.limit)?;
     let (lo, hi) = match two_d {
         true => (-toy2d::RANGE, toy2d::RANGE),
         false => (-1.0, 1.0),
     };
     let (lo, hi) = (args.lo.unwrap_or(lo), args.hi.unwrap_or(hi));
+    if !(lo.is_finite() && hi.is_finite() && lo < hi) {
+        return Err(Error::Option(format!(
+            "the box [--lo {lo}, --hi {hi}] needs finite lo < hi"
+        )));
+    }
     if let Some(v) = data.iter().find(|v| !(lo..=hi).contains(*v)) {
         return Err(Error::Option(format!(
             "--data has a value {v} outside the box [{lo}, {hi}], where the model has no mass \
@@ -172,6 +191,11 @@ fn loglik<B: Backend>(b: &B, args: &LoglikArgs, transition: Transition) -> Resul
 fn load_data(data: &str, shape: &[usize], limit: usize) -> Result<Vec<f32>> {
     if shape == [2] {
         let toy: toy2d::Toy2d = data.parse()?;
+        if limit > MAX_TOY_POINTS {
+            return Err(Error::Option(format!(
+                "--limit {limit} is more than the {MAX_TOY_POINTS} toy points it may draw"
+            )));
+        }
         return Ok(toy.sample(0, 0, limit));
     }
     let [c, h, w] = shape[..] else {

@@ -164,6 +164,9 @@ fn restore<B: Backend>(
         100.0 * acceptance.rate,
         rows * a.steps
     );
+    if let Some(note) = acceptance.advice(a.step_size) {
+        eprintln!("{note}");
+    }
     b.read(chains.x())
 }
 

@@ -140,6 +140,12 @@ pub fn run(device: &str, args: &SampleArgs) -> Result<()> {
     if args.n == 0 || args.chain.steps == 0 {
         return Err(Error::Option("--n and --steps must be at least 1".into()));
     }
+    let exact = matches!(args.sampler, SamplerKind::Mala | SamplerKind::Hmc);
+    if !exact && (args.adapt > 0 || args.target_accept.is_some()) {
+        return Err(Error::Option(
+            "--adapt and --target-accept tune MALA's or HMC's ε: give --sampler mala or hmc".into(),
+        ));
+    }
     let backend = crate::open_device(device)?;
     with_backend!(backend, |b| sample(&b, args))
 }
@@ -171,34 +177,37 @@ fn sample<B: Backend>(b: &B, args: &SampleArgs) -> Result<()> {
         ControlFlow::Continue(())
     };
     let mut acceptance = None;
-    let samples = match (&labels, args.sampler) {
-        (Some(y), SamplerKind::Ula) => sampler.sample_labelled(b, &mut net, y, every, show)?,
-        (None, SamplerKind::Ula) => sampler.sample(b, &mut net, args.n, every, show)?,
-        (Some(_), _) => {
-            return Err(Error::Option(
+    let samples =
+        match (&labels, args.sampler) {
+            (Some(y), SamplerKind::Ula) => sampler.sample_labelled(b, &mut net, y, every, show)?,
+            (None, SamplerKind::Ula) => sampler.sample(b, &mut net, args.n, every, show)?,
+            (Some(_), _) => return Err(Error::Option(
                 "--class samples with --sampler ula only (conditional MALA/HMC/annealing is not \
                  built yet)"
                     .into(),
-            ))
-        }
-        (None, SamplerKind::Annealed) => sample_annealed(b, &mut net, args, &sampler, show)?,
-        (None, kind) => {
-            let (samples, a, exact) = sample_exact(b, &mut net, args, &sampler, kind, every, show)?;
-            acceptance = Some((a, exact));
-            samples
-        }
-    };
+            )),
+            (None, SamplerKind::Annealed) => sample_annealed(b, &mut net, args, &sampler, show)?,
+            (None, kind) => {
+                let (samples, a, exact) =
+                    sample_exact(b, &mut net, args, (&sampler, &file), kind, every, show)?;
+                acceptance = Some((a, exact));
+                samples
+            }
+        };
     bar.finish_and_clear();
     let n = samples.rows;
     let samples = samples.x;
     let secs = t0.elapsed().as_secs_f64();
-    if let Some((a, _)) = &acceptance {
+    if let Some((a, exact)) = &acceptance {
         eprintln!(
             "acceptance: {:.1} % of {} tests (mean min(1, α) {:.3})",
             100.0 * a.rate,
             n * a.steps,
             a.mean_probability
         );
+        if let Some(note) = a.advice(exact.step_size) {
+            eprintln!("{note}");
+        }
     }
     if samples.iter().any(|v| !v.is_finite()) {
         return Err(Error::NonFinite("samples contain NaN or infinity".into()));
@@ -294,12 +303,23 @@ fn sample<B: Backend>(b: &B, args: &SampleArgs) -> Result<()> {
     Ok(())
 }
 
-/// MALA's or HMC's settings: ε is the Langevin step size the options give, T and the box
-/// as given.
-fn exact_config(args: &SampleArgs, langevin: &LangevinConfig) -> ExactConfig {
+/// MALA's or HMC's settings: ε is --step-size, else the ε a training run with an exact
+/// sampler ended with (`ebm.exact_step`), else the Langevin step size; T and the box as
+/// given.
+fn exact_config(args: &SampleArgs, langevin: &LangevinConfig, file: &TensorFile) -> ExactConfig {
+    #[derive(serde::Deserialize)]
+    struct Trained {
+        step_size: f32,
+    }
+    let trained = file
+        .metadata
+        .get(ebm::train::checkpoint::EXACT_STEP_KEY)
+        .and_then(|json| serde_json::from_str::<Trained>(json).ok())
+        .map(|t| t.step_size)
+        .filter(|_| args.chain.step_size.is_none());
     ExactConfig {
         steps: langevin.steps,
-        step_size: langevin.step_size,
+        step_size: trained.unwrap_or(langevin.step_size),
         temperature: args.temperature,
         lo: langevin.lo,
         hi: langevin.hi,
@@ -313,12 +333,12 @@ fn sample_exact<B: Backend>(
     b: &B,
     net: &mut ebm::EnergyNet<B>,
     args: &SampleArgs,
-    langevin: &Langevin,
+    (langevin, file): (&Langevin, &TensorFile),
     kind: SamplerKind,
     every: usize,
     progress: impl FnMut(ebm::sampler::Progress) -> ControlFlow<()>,
 ) -> Result<ExactRun> {
-    let config = exact_config(args, &langevin.config);
+    let config = exact_config(args, &langevin.config, file);
     config.validate()?;
     let (seed, start) = (langevin.seed, langevin.noise(args.n, net.input_len()));
     match kind {

@@ -188,6 +188,8 @@ pub fn run<B: Backend>(
     let bar = progress_bar(start, end, args.quiet);
     let t0 = Instant::now();
     let mut metric = f64::NAN;
+    // A low-acceptance note is printed once per run.
+    let mut advised = false;
     trainer.fit(b, data, end - start, |trainer, b| {
         let done = trainer.iteration;
         let last = done == end;
@@ -212,6 +214,13 @@ pub fn run<B: Backend>(
                 line += &format!("  acc {:.2}  ε {:.3e}", acceptance.rate, trainer.exact_step);
                 row += &format!(",{},{}", acceptance.rate, trainer.exact_step);
                 trainer.reset_acceptance(b);
+                match acceptance.advice(trainer.exact_step) {
+                    Some(note) if !advised => {
+                        bar.suspend(|| eprintln!("{note}"));
+                        advised = true;
+                    }
+                    _ => {}
+                }
             }
             if let Some(name) = watch.metric_name() {
                 metric = watch.metric(b, trainer)?;
