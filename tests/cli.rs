@@ -695,9 +695,22 @@ fn inpaint_denoise_and_ood_scores() {
         ],
     );
     let model = run.join("model.safetensors");
+    // Every sampler of the two commands; the exact ones with a step small enough to accept.
     for (command, extra) in [
-        ("inpaint", ["--mask", "left"]),
-        ("denoise", ["--sigma", "0.3"]),
+        ("inpaint", vec!["--mask", "left"]),
+        ("denoise", vec!["--sigma", "0.3"]),
+        (
+            "inpaint",
+            vec!["--mask", "left", "--sampler", "annealed", "--levels", "3"],
+        ),
+        (
+            "inpaint",
+            vec!["--mask", "left", "--sampler", "mala", "--step-size", "1e-4"],
+        ),
+        (
+            "inpaint",
+            vec!["--mask", "left", "--sampler", "hmc", "--step-size", "1e-3"],
+        ),
     ] {
         let png = dir.join(&format!("{command}.png"));
         let mut args = vec![
@@ -715,7 +728,7 @@ fn inpaint_denoise_and_ood_scores() {
             "--out",
             path_str(&png),
         ];
-        args.extend(extra);
+        args.extend(&extra);
         run_ok(&dir.0, &args);
         check_png(&png);
         let result = TensorFile::read(&png.with_extension("safetensors")).unwrap();

@@ -824,6 +824,27 @@ fn restore_options_out_of_range() {
     restore("denoise", &["--grad-clip", "0"], &["gradient clip"]);
     restore("denoise", &["--sigma", "-1"], &["--sigma"]);
     restore("denoise", &["--steps", "0"], &["--steps"]);
+    restore(
+        "inpaint",
+        &["--sampler", "annealed", "--levels", "0"],
+        &["levels"],
+    );
+    restore(
+        "inpaint",
+        &["--sampler", "annealed", "--levels", "1", "--t-max", "0.5"],
+        &["temperature", "0.5"],
+    );
+    restore(
+        "inpaint",
+        &["--sampler", "mala", "--temperature", "0"],
+        &["temperature"],
+    );
+    restore(
+        "denoise",
+        &["--sampler", "hmc", "--leapfrog", "0"],
+        &["leapfrog"],
+    );
+    restore("denoise", &["--sampler", "gibbs"], &["gibbs"]);
     assert!(!Path::new(&png).exists(), "no output on error");
 }
 

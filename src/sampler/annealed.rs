@@ -88,6 +88,24 @@ impl Annealed {
         }
     }
 
+    /// [`run`](Self::run) with the values of `known` held fixed wherever `mask` ≠ 0 after
+    /// every step: inpainting down the temperature ladder.
+    pub fn run_inpainting<B: Backend>(
+        &self,
+        b: &B,
+        net: &mut EnergyNet<B>,
+        x: &mut B::Tensor,
+        rows: usize,
+        known: &B::Tensor,
+        mask: &B::Tensor,
+    ) -> Result<()> {
+        self.validate()?;
+        for l in 0..self.levels {
+            self.level(l).run_inpainting(b, net, x, rows, known, mask)?;
+        }
+        Ok(())
+    }
+
     /// All levels on `rows` chains in `x`, in place; level l's steps draw the noise of the
     /// global steps that follow the previous level's, from `first_step`.
     pub fn run<B: Backend>(

@@ -9,7 +9,7 @@ use ebm::backend::Backend;
 use ebm::data::images::{self, ImageSet};
 use ebm::plot;
 use ebm::rng::{self, Stream};
-use ebm::sampler::{ExactChains, ExactConfig, Hmc, Langevin, LangevinConfig, Mala};
+use ebm::sampler::{Annealed, ExactChains, ExactConfig, Hmc, Langevin, LangevinConfig, Mala};
 use ebm::tensorfile::TensorFile;
 use ebm::{with_backend, EnergyNet, Error, Result};
 
@@ -53,11 +53,18 @@ pub struct RestoreArgs {
     #[arg(long, default_value_t = 0.01)]
     pub grad_clip: f32,
     /// The sampler: ula (Langevin with --step-size, --noise, --grad-clip, clamped to
-    /// [−1, 1]) or the exact mala / hmc (ε = --step-size, T = --temperature, no clip, a
-    /// proposal outside [−1, 1] rejected; inpainting samples the unknown pixels given the
-    /// known ones exactly).
-    #[arg(long, default_value = "ula", value_parser = ["ula", "mala", "hmc"])]
+    /// [−1, 1]), annealed (ula with the noise scaled by √T over --levels temperatures from
+    /// --t-max down to 1, --steps shared among them) or the exact mala / hmc (ε =
+    /// --step-size, T = --temperature, no clip, a proposal outside [−1, 1] rejected;
+    /// inpainting samples the unknown pixels given the known ones exactly).
+    #[arg(long, default_value = "ula", value_parser = ["ula", "annealed", "mala", "hmc"])]
     pub sampler: String,
+    /// annealed: levels of the temperature ladder.
+    #[arg(long, default_value_t = 10)]
+    pub levels: usize,
+    /// annealed: the first level's temperature.
+    #[arg(long, default_value_t = 100.0)]
+    pub t_max: f32,
     /// mala/hmc: T of the target exp(−E/T).
     #[arg(long, default_value_t = 1.0)]
     pub temperature: f32,
@@ -98,7 +105,9 @@ fn validate(a: &RestoreArgs) -> Result<()> {
         return Err(Error::Option("--n and --steps must be at least 1".into()));
     }
     sampler(a).config.validate()?;
-    if a.sampler != "ula" {
+    if a.sampler == "annealed" {
+        annealed(a).validate()?;
+    } else if a.sampler != "ula" {
         exact_config(a).validate()?;
         if a.sampler == "hmc" && a.leapfrog == 0 {
             return Err(Error::Option(
@@ -107,6 +116,15 @@ fn validate(a: &RestoreArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The annealed sampler: the ULA chain of the options down --levels temperatures.
+fn annealed(a: &RestoreArgs) -> Annealed {
+    Annealed {
+        langevin: sampler(a),
+        levels: a.levels,
+        t_max: a.t_max,
+    }
 }
 
 /// MALA's or HMC's settings: ε = --step-size, T = --temperature, the pixel box.
@@ -134,6 +152,13 @@ fn restore<B: Backend>(
         match &fixed {
             Some((known, mask)) => sampler(a).run_inpainting(b, net, &mut x, rows, known, mask)?,
             None => sampler(a).run(b, net, &mut x, rows, 0)?,
+        }
+        return b.read(&x);
+    }
+    if a.sampler == "annealed" {
+        match &fixed {
+            Some((known, mask)) => annealed(a).run_inpainting(b, net, &mut x, rows, known, mask)?,
+            None => annealed(a).run(b, net, &mut x, rows, 0)?,
         }
         return b.read(&x);
     }
