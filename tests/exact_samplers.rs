@@ -603,6 +603,33 @@ fn ais_recovers_the_grid_log_partition_function() {
     }
 }
 
+/// MALA with `config` on `chains`, or HMC with a quarter of its steps as trajectories of
+/// L = 3 (about as many gradient evaluations).
+fn mala_or_hmc<B: Backend>(
+    b: &B,
+    net: &mut EnergyNet<B>,
+    chains: &mut ExactChains<B>,
+    hmc: bool,
+    config: ExactConfig,
+    seed: u64,
+) {
+    if hmc {
+        let config = ExactConfig {
+            steps: config.steps / 4,
+            ..config
+        };
+        Hmc {
+            config,
+            leapfrog: 3,
+            seed,
+        }
+        .run(b, net, chains, 0)
+        .unwrap();
+    } else {
+        Mala { config, seed }.run(b, net, chains, 0).unwrap();
+    }
+}
+
 /// E(x) = ½‖Lx‖² with L = [[1, 0], [0.8, 0.6]]: a Gaussian with precision P = LᵀL
 /// (eigenvalues 1.8 and 0.2) and covariance P⁻¹ = [[1, −4/3], [−4/3, 41/9]].
 fn gaussian_net<B: Backend>(b: &B) -> EnergyNet<B> {
@@ -677,22 +704,7 @@ fn mala_and_hmc_sample_a_correlated_gaussian_where_ula_is_biased() {
     };
     for hmc in [false, true] {
         let mut chains = ExactChains::new(&b, b.upload(&start).unwrap(), n, 2).unwrap();
-        if hmc {
-            Hmc {
-                config: ExactConfig {
-                    steps: 100,
-                    ..config
-                },
-                leapfrog: 3,
-                seed: 4,
-            }
-            .run(&b, &mut net, &mut chains, 0)
-            .unwrap();
-        } else {
-            Mala { config, seed: 4 }
-                .run(&b, &mut net, &mut chains, 0)
-                .unwrap();
-        }
+        mala_or_hmc(&b, &mut net, &mut chains, hmc, config, 4);
         let name = if hmc { "HMC" } else { "MALA" };
         let cov = covariance(&b.read(chains.x()).unwrap());
         for k in 0..3 {
@@ -1049,22 +1061,7 @@ fn exact_samplers_sample_the_conditional_of_fixed_values() {
         let mut chains = chains
             .with_fixed(&b, b.upload(&known).unwrap(), b.upload(&mask).unwrap())
             .unwrap();
-        if hmc {
-            Hmc {
-                config: ExactConfig {
-                    steps: 100,
-                    ..config
-                },
-                leapfrog: 3,
-                seed: 6,
-            }
-            .run(&b, &mut net, &mut chains, 0)
-            .unwrap();
-        } else {
-            Mala { config, seed: 6 }
-                .run(&b, &mut net, &mut chains, 0)
-                .unwrap();
-        }
+        mala_or_hmc(&b, &mut net, &mut chains, hmc, config, 6);
         let name = if hmc { "HMC" } else { "MALA" };
         let x = b.read(chains.x()).unwrap();
         assert!(

@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::Backend;
 use crate::nn::EnergyNet;
-use crate::rng::{self, Stream};
+use crate::sampler::langevin::uniform_starts;
 use crate::sampler::{Acceptance, ExactChains, ExactConfig, Hmc, Mala};
 use crate::{Error, Result};
 
@@ -127,19 +127,7 @@ impl Ais {
             hi: self.hi,
         };
         level_config(1.0).validate()?;
-        let mut start = vec![0.0; rows * dim];
-        for (chain, row) in start.chunks_mut(dim).enumerate() {
-            let (lo, hi) = (self.lo, self.hi);
-            rng::fill_uniform(
-                self.seed,
-                chain as u32,
-                0,
-                Stream::ReplayReinit,
-                lo,
-                hi,
-                row,
-            );
-        }
+        let start = uniform_starts(self.seed, rows, dim, self.lo, self.hi);
         let mut chains = ExactChains::new(b, b.upload(&start)?, rows, dim)?;
         chains.refresh(b, net)?;
         let mut log_w = b.zeros(rows)?;

@@ -305,20 +305,7 @@ impl Langevin {
     /// Uniform noise in [lo, hi] to start `n` chains from: chain r is Philox stream 1 at step 0
     /// of `self.seed`, the draw `ebm sample` and `ebm bench` start from.
     pub fn noise(&self, n: usize, dim: usize) -> Vec<f32> {
-        let mut init = vec![0.0; n * dim];
-        for (chain, row) in init.chunks_mut(dim.max(1)).enumerate() {
-            let (lo, hi) = (self.config.lo, self.config.hi);
-            rng::fill_uniform(
-                self.seed,
-                chain as u32,
-                0,
-                Stream::ReplayReinit,
-                lo,
-                hi,
-                row,
-            );
-        }
-        init
+        uniform_starts(self.seed, n, dim, self.config.lo, self.config.hi)
     }
 
     /// `n` samples of `net`: K steps from [`noise`](Self::noise), read back to the host.
@@ -455,4 +442,14 @@ impl Langevin {
             chain_offset: 0,
         }
     }
+}
+
+/// `n` chains of `dim` values uniform in [lo, hi]: chain r is Philox stream 1 at step 0 of
+/// `seed` — where `ebm sample`, `ebm bench` and AIS start their chains.
+pub fn uniform_starts(seed: u64, n: usize, dim: usize, lo: f32, hi: f32) -> Vec<f32> {
+    let mut init = vec![0.0; n * dim];
+    for (chain, row) in init.chunks_mut(dim.max(1)).enumerate() {
+        rng::fill_uniform(seed, chain as u32, 0, Stream::ReplayReinit, lo, hi, row);
+    }
+    init
 }
