@@ -99,11 +99,8 @@ impl Annealed {
         known: &B::Tensor,
         mask: &B::Tensor,
     ) -> Result<()> {
-        self.validate()?;
-        for l in 0..self.levels {
-            self.level(l).run_inpainting(b, net, x, rows, known, mask)?;
-        }
-        Ok(())
+        b.keep_known(x, known, mask);
+        self.run_levels(b, net, x, rows, 0, Some((known, mask)))
     }
 
     /// All levels on `rows` chains in `x`, in place; level l's steps draw the noise of the
@@ -116,11 +113,28 @@ impl Annealed {
         rows: usize,
         first_step: u64,
     ) -> Result<()> {
+        self.run_levels(b, net, x, rows, first_step, None)
+    }
+
+    /// The ladder, with or without fixed values; each level continues the global step count
+    /// of the one before, so no two levels share noise.
+    fn run_levels<B: Backend>(
+        &self,
+        b: &B,
+        net: &mut EnergyNet<B>,
+        x: &mut B::Tensor,
+        rows: usize,
+        first_step: u64,
+        fixed: Option<(&B::Tensor, &B::Tensor)>,
+    ) -> Result<()> {
         self.validate()?;
         let mut step = first_step;
         for l in 0..self.levels {
             let level = self.level(l);
-            level.run(b, net, x, rows, step)?;
+            match fixed {
+                None => level.run(b, net, x, rows, step)?,
+                Some(_) => level.run_with(b, net, x, rows, step, fixed)?,
+            }
             step += level.config.steps as u64;
         }
         Ok(())

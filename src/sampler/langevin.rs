@@ -406,7 +406,9 @@ impl Langevin {
         self.run_with(b, net, x, rows, 0, Some((known, mask)))
     }
 
-    fn run_with<B: Backend>(
+    /// K layer-by-layer steps from global step `first_step`, with the values of `fixed`
+    /// (known, mask) held after every step where given.
+    pub(crate) fn run_with<B: Backend>(
         &self,
         b: &B,
         net: &mut EnergyNet<B>,
