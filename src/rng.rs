@@ -54,6 +54,8 @@ pub enum Stream {
     Metropolis = 5,
     /// HMC's momenta.
     HmcMomentum = 6,
+    /// Generator latents z ~ N(0, I) (cooperative learning, the latent-space prior model).
+    Latent = 8,
 }
 
 /// The Philox4x32-10 block function: four 32-bit words from a 128-bit counter and a 64-bit key.

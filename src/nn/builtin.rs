@@ -282,6 +282,123 @@ impl Spec {
     }
 }
 
+/// The generators and latent priors built in for the families that pair an energy with a
+/// generator (cooperative learning, the latent-space prior model).
+impl Spec {
+    /// An MLP generator `latent → hidden → hidden → out` with SiLU and a linear output (toy
+    /// data live on an unbounded plane): `"output": {"tensor": [out]}`.
+    ///
+    /// ```
+    /// use ebm::nn::{Output, Spec};
+    ///
+    /// # fn main() -> ebm::Result<()> {
+    /// let spec = Spec::generator_mlp(2, 64, 2);
+    /// assert_eq!(spec.output, Output::Tensor(vec![2]));
+    /// assert_eq!(spec.shapes()?.last().unwrap(), &[2]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn generator_mlp(latent: usize, hidden: usize, out: usize) -> Spec {
+        let layers = vec![
+            LayerSpec::Linear {
+                inputs: latent,
+                outputs: hidden,
+            },
+            LayerSpec::Silu,
+            LayerSpec::Linear {
+                inputs: hidden,
+                outputs: hidden,
+            },
+            LayerSpec::Silu,
+            LayerSpec::Linear {
+                inputs: hidden,
+                outputs: out,
+            },
+        ];
+        let mut spec = Spec::sequential(vec![latent], layers);
+        spec.output = Output::Tensor(vec![out]);
+        spec
+    }
+
+    /// A DCGAN-style generator for `channels`×32×32 images in [−1, 1] (the image data's
+    /// range): linear `latent → 4n_f·4·4`, reshape, LeakyReLU(0.2), then three
+    /// `conv_transpose2d` (kernel 4, stride 2, padding 1: 4 → 8 → 16 → 32) at widths 2n_f, n_f
+    /// and `channels`, LeakyReLU between them and tanh at the end.
+    ///
+    /// ```
+    /// use ebm::nn::{Output, Spec};
+    ///
+    /// # fn main() -> ebm::Result<()> {
+    /// let spec = Spec::generator32(100, 1, 16);
+    /// assert_eq!(spec.output, Output::Tensor(vec![1, 32, 32]));
+    /// assert_eq!(spec.shapes()?.last().unwrap(), &[1, 32, 32]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn generator32(latent: usize, channels: usize, nf: usize) -> Spec {
+        let (w4, w2) = (nf.saturating_mul(4), nf.saturating_mul(2));
+        let up = |inputs, outputs| LayerSpec::ConvTranspose2d {
+            inputs,
+            outputs,
+            kernel: 4,
+            stride: 2,
+            padding: 1,
+            output_padding: 0,
+        };
+        let layers = vec![
+            LayerSpec::Linear {
+                inputs: latent,
+                outputs: w4.saturating_mul(16),
+            },
+            LayerSpec::Reshape {
+                shape: vec![w4, 4, 4],
+            },
+            LayerSpec::LeakyRelu { slope: 0.2 },
+            up(w4, w2),
+            LayerSpec::LeakyRelu { slope: 0.2 },
+            up(w2, nf),
+            LayerSpec::LeakyRelu { slope: 0.2 },
+            up(nf, channels),
+            LayerSpec::Tanh,
+        ];
+        let mut spec = Spec::sequential(vec![latent], layers);
+        spec.output = Output::Tensor(vec![channels, 32, 32]);
+        spec
+    }
+
+    /// The latent-space prior's energy E(z) (Pang et al. 2020): an MLP
+    /// `latent → hidden → hidden → 1` with LeakyReLU(0.2).
+    ///
+    /// ```
+    /// use ebm::Spec;
+    ///
+    /// # fn main() -> ebm::Result<()> {
+    /// assert_eq!(Spec::latent_prior(100, 200).shapes()?.last().unwrap(), &[1]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn latent_prior(latent: usize, hidden: usize) -> Spec {
+        let act = LayerSpec::LeakyRelu { slope: 0.2 };
+        let layers = vec![
+            LayerSpec::Linear {
+                inputs: latent,
+                outputs: hidden,
+            },
+            act.clone(),
+            LayerSpec::Linear {
+                inputs: hidden,
+                outputs: hidden,
+            },
+            act,
+            LayerSpec::Linear {
+                inputs: hidden,
+                outputs: 1,
+            },
+        ];
+        Spec::sequential(vec![latent], layers)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

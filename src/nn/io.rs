@@ -23,13 +23,113 @@
 
 use std::path::Path;
 
-use super::{EnergyNet, Spec};
+use super::{EnergyNet, Net, Spec};
 use crate::backend::Backend;
 use crate::tensorfile::TensorFile;
 use crate::{Error, Result};
 
 /// Metadata key holding the model spec JSON.
 pub const SPEC_KEY: &str = "ebm.spec";
+
+/// Metadata key of a file that holds several nets (`coop`, `latent-ebm`): each net's
+/// tensors under its prefix (`energy.`, `generator.`) and its spec in `ebm.spec.<prefix>`.
+pub const MODEL_KIND_KEY: &str = "ebm.model";
+
+/// A multi-net file's kind (`coop`, `latent-ebm`), `None` for a single net.
+pub fn model_kind(file: &TensorFile) -> Option<&str> {
+    file.metadata.get(MODEL_KIND_KEY).map(String::as_str)
+}
+
+/// A file of several nets: each of `files` (a single net's model file or checkpoint) under
+/// its prefix, with its metadata (its `ebm.spec` becoming `ebm.spec.<prefix>`), each of
+/// `nets` (generators) under its prefix with its spec, and `ebm.model` = `kind`.
+pub(crate) fn nets_file<B: Backend>(
+    b: &B,
+    files: &[(&str, &TensorFile)],
+    nets: &[(&str, &Net<B>)],
+    kind: &str,
+) -> Result<TensorFile> {
+    let mut out = TensorFile::new();
+    for (prefix, file) in files {
+        for (name, t) in &file.tensors {
+            out.tensors.insert(format!("{prefix}.{name}"), t.clone());
+        }
+        for (key, value) in &file.metadata {
+            let key = if key == SPEC_KEY {
+                format!("{SPEC_KEY}.{prefix}")
+            } else {
+                key.clone()
+            };
+            out.metadata.insert(key, value.clone());
+        }
+    }
+    for (prefix, net) in nets {
+        for (name, t) in net.read_params(b)? {
+            out.tensors.insert(format!("{prefix}.{name}"), t);
+        }
+        out.metadata
+            .insert(format!("{SPEC_KEY}.{prefix}"), net.spec().to_json());
+    }
+    out.metadata.insert(MODEL_KIND_KEY.into(), kind.into());
+    Ok(out)
+}
+
+/// The part of a multi-net file under `prefix`, as a single-net file: its tensors with the
+/// prefix stripped, every metadata entry, and `ebm.spec` = `ebm.spec.<prefix>`.
+pub fn sub_file(file: &TensorFile, prefix: &str) -> TensorFile {
+    let dotted = format!("{prefix}.");
+    let mut out = TensorFile::new();
+    for (name, t) in &file.tensors {
+        if let Some(rest) = name.strip_prefix(&dotted) {
+            out.tensors.insert(rest.to_string(), t.clone());
+        }
+    }
+    out.metadata = file.metadata.clone();
+    out.metadata.remove(SPEC_KEY);
+    if let Some(spec) = file.metadata.get(&format!("{SPEC_KEY}.{prefix}")) {
+        out.metadata.insert(SPEC_KEY.into(), spec.clone());
+    }
+    out
+}
+
+/// The net (a generator, or any net without an energy head) under `prefix` of a multi-net
+/// file.
+pub fn read_net<B: Backend>(b: &B, file: &TensorFile, path: &Path, prefix: &str) -> Result<Net<B>> {
+    let sub = sub_file(file, prefix);
+    let spec = sub.metadata.get(SPEC_KEY).ok_or_else(|| {
+        Error::format(
+            path,
+            format!("no '{SPEC_KEY}.{prefix}' metadata: no {prefix} net"),
+        )
+    })?;
+    let spec = Spec::from_json(spec).map_err(|e| Error::format(path, e.to_string()))?;
+    Net::from_params(b, &spec, |name, shape| {
+        let t = sub.get(name, path)?;
+        if t.shape != shape {
+            return Err(Error::format(
+                path,
+                format!(
+                    "tensor '{prefix}.{name}' has shape {:?}, the spec needs {shape:?}",
+                    t.shape
+                ),
+            ));
+        }
+        Ok(t.data.clone())
+    })
+    .map_err(|e| in_file(e, path))
+}
+
+/// The energy net under `prefix` of a multi-net file.
+pub fn read_energy<B: Backend>(
+    b: &B,
+    file: &TensorFile,
+    path: &Path,
+    prefix: &str,
+) -> Result<EnergyNet<B>> {
+    let sub = sub_file(file, prefix);
+    let spec = model_spec(&sub, path, None)?;
+    net_from_file(b, &sub, path, &spec)
+}
 
 pub(crate) fn model_tensors<B: Backend>(b: &B, net: &EnergyNet<B>) -> Result<TensorFile> {
     let mut file = TensorFile::new();
@@ -98,6 +198,12 @@ pub fn model_from_file<B: Backend>(
     path: &Path,
     spec: Option<&Spec>,
 ) -> Result<EnergyNet<B>> {
+    // A file of several nets (cooperative learning) serves its energy.
+    if model_kind(file).is_some() && !file.metadata.contains_key(SPEC_KEY) {
+        let sub = sub_file(file, "energy");
+        let spec = model_spec(&sub, path, spec)?;
+        return net_from_file(b, &sub, path, &spec);
+    }
     let spec = model_spec(file, path, spec)?;
     net_from_file(b, file, path, &spec)
 }

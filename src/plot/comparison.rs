@@ -40,11 +40,28 @@ pub fn sampler_comparison_figure(
     footer: &str,
 ) -> Result<()> {
     let model = density_from_energy(energy, grid.cell_area());
-    let vmax = max_finite(&model);
     let mut densities = vec![("model exp(-E)/Z", model)];
     for (name, points) in samples {
-        densities.push((name, smooth(grid, &histogram_density(grid, points))));
+        densities.push((name, points_density(grid, points)));
     }
+    densities_figure(path, figure_title, grid, &densities, footer)
+}
+
+/// The smoothed histogram density of `points` `[m, 2]` on `grid`, as the panels show it.
+pub fn points_density(grid: &Grid2d, points: &[f32]) -> Vec<f32> {
+    smooth(grid, &histogram_density(grid, points))
+}
+
+/// Densities on `grid` (`(panel title, density at grid.points())`), in a row of panels on
+/// the first one's colour scale, under `figure_title` with `footer` below.
+pub fn densities_figure(
+    path: &Path,
+    figure_title: &str,
+    grid: &Grid2d,
+    densities: &[(&str, Vec<f32>)],
+    footer: &str,
+) -> Result<()> {
+    let vmax = densities.first().map_or(1.0, |(_, d)| max_finite(d));
     const LEFT: i32 = 44;
     const GAP: i32 = 36;
     const RIGHT: i32 = 24;

@@ -67,7 +67,7 @@ pub mod reliability;
 
 pub use canvas::{Canvas, Segment};
 pub use colormap::{inferno, magma, viridis, Colormap, Rgb};
-pub use comparison::sampler_comparison_figure;
+pub use comparison::{densities_figure, points_density, sampler_comparison_figure};
 pub use contour::{isolines, quantile_levels};
 pub use figures::{
     class_scatter_figure, density_from_energy, histogram_density, scatter_figure, toy2d_figure,

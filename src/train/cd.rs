@@ -150,6 +150,9 @@ pub struct Stats {
     pub e_neg: f32,
     /// The mean cross-entropy of p(y|x⁺) on the data batch (JEM, classifier).
     pub ce: Option<f32>,
+    /// The generator's regression loss (1/B)·Σ‖g(z) − x‖²/(2σ²) (cooperative learning,
+    /// the latent-space prior model).
+    pub gen: Option<f32>,
 }
 
 /// A CD trainer for one net on backend `B`.
@@ -288,6 +291,19 @@ impl<B: Backend> Trainer<B> {
     }
 
     fn step_with(&mut self, b: &B, x_pos: &[f32], labels: Option<&[f32]>) -> Result<()> {
+        self.step_from(b, x_pos, labels, None)
+    }
+
+    /// One iteration whose chains start from `start` (`[B, dim]` on the device: a
+    /// generator's samples, in cooperative learning) instead of the replay buffer, which is
+    /// then neither drawn from nor written. [`chains`](Self::chains) holds them afterwards.
+    pub(crate) fn step_from(
+        &mut self,
+        b: &B,
+        x_pos: &[f32],
+        labels: Option<&[f32]>,
+        start: Option<&B::Tensor>,
+    ) -> Result<()> {
         let (batch, dim) = (self.config.batch, self.net.input_len());
         if x_pos.len() != batch * dim {
             return Err(Error::Shape(format!(
@@ -315,7 +331,7 @@ impl<B: Backend> Trainer<B> {
         }
         b.write(&mut self.x_both, 0, x_pos)?;
         if objective.samples() {
-            self.sample_negatives(b)?;
+            self.sample_negatives(b, start)?;
             b.copy(&self.x_neg, 0, &mut self.x_both, batch * dim, batch * dim);
         }
         let mark = (t + 1) as f32;
@@ -357,9 +373,26 @@ impl<B: Backend> Trainer<B> {
 
     /// The iteration's chains x⁻ (and, for a conditional run, their labels y⁻): drawn from
     /// the replay buffer, K Langevin steps, written back.
-    fn sample_negatives(&mut self, b: &B) -> Result<()> {
+    fn sample_negatives(&mut self, b: &B, start: Option<&B::Tensor>) -> Result<()> {
         let (t, batch) = (self.iteration, self.config.batch);
         let first_step = t * self.config.langevin.steps as u64;
+        let dim = self.net.input_len();
+        if let Some(start) = start {
+            if self.config.objective == Objective::Conditional {
+                return Err(Error::Option(
+                    "conditional chains start from the replay buffer, not from given samples"
+                        .into(),
+                ));
+            }
+            if b.len(start) < batch * dim {
+                return Err(Error::Shape(format!(
+                    "chain starts hold {} values, {batch} chains of {dim} need {}",
+                    b.len(start),
+                    batch * dim
+                )));
+            }
+            b.copy(start, 0, &mut self.x_neg, 0, batch * dim);
+        }
         if self.config.objective == Objective::Conditional {
             let (x, y) = (&mut self.x_neg, &mut self.labels_neg);
             self.replay
@@ -368,7 +401,9 @@ impl<B: Backend> Trainer<B> {
                 .run_labelled(b, &mut self.net, x, y, batch, first_step)?;
             self.replay.write_back_labelled(b, t, batch, x, y);
         } else {
-            self.replay.draw(b, t, batch, &mut self.x_neg)?;
+            if start.is_none() {
+                self.replay.draw(b, t, batch, &mut self.x_neg)?;
+            }
             match self.exact.as_mut() {
                 None => self
                     .sampler
@@ -424,9 +459,16 @@ impl<B: Backend> Trainer<B> {
                     );
                 }
             }
-            self.replay.write_back(b, t, batch, &self.x_neg);
+            if start.is_none() {
+                self.replay.write_back(b, t, batch, &self.x_neg);
+            }
         }
         Ok(())
+    }
+
+    /// The chains of the last iteration on the device, `[B, dim]`.
+    pub(crate) fn chains(&self) -> &B::Tensor {
+        &self.x_neg
     }
 
     /// Train for up to `iterations` more iterations on batches from `data`, calling
@@ -466,35 +508,9 @@ impl<B: Backend> Trainer<B> {
         b: &B,
         data: &mut D,
         iterations: u64,
-        mut on_iteration: impl FnMut(&mut Self, &B) -> Result<ControlFlow<()>>,
+        on_iteration: impl FnMut(&mut Self, &B) -> Result<ControlFlow<()>>,
     ) -> Result<u64> {
-        let dim = self.net.input_len();
-        if data.sample_len() != dim {
-            return Err(Error::Shape(format!(
-                "the data source gives samples of {} values, the net takes {dim}",
-                data.sample_len()
-            )));
-        }
-        let labelled = self.config.objective.needs_labels();
-        if labelled && data.classes().is_none() {
-            return Err(Error::Option(format!(
-                "--objective {} needs labelled data, and this data source has no labels",
-                self.config.objective.name()
-            )));
-        }
-        for n in 0..iterations {
-            let batch = data.batch(self.iteration, self.config.batch)?;
-            if labelled {
-                let labels = data.labels(self.iteration, self.config.batch)?;
-                self.step_labelled(b, &batch, &labels)?;
-            } else {
-                self.step(b, &batch)?;
-            }
-            if on_iteration(self, b)?.is_break() {
-                return Ok(n + 1);
-            }
-        }
-        Ok(iterations)
+        super::learner::fit(self, b, data, iterations, on_iteration)
     }
 
     /// The last iteration's loss and mean energies (one small readback); an

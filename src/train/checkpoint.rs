@@ -29,6 +29,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::cd::{TrainConfig, Trainer};
+use super::learner::Learner;
 use crate::backend::{column_index, Backend};
 use crate::nn::io::{in_file, model_tensors, net_from_file};
 use crate::tensorfile::{link_atomic, sync_dir, TensorFile};
@@ -67,6 +68,12 @@ pub struct RunPosition {
 /// Save a full training checkpoint to `path` (atomically): what [`load_trainer`] needs to
 /// continue the run. [`save_run_checkpoint`] also keeps a run folder tidy.
 pub fn save_checkpoint<B: Backend>(b: &B, trainer: &Trainer<B>, path: &Path) -> Result<()> {
+    checkpoint_file(b, trainer)?.write(path)
+}
+
+/// What [`save_checkpoint`] writes, in memory (a cooperative checkpoint nests it under
+/// `energy.`).
+pub fn checkpoint_file<B: Backend>(b: &B, trainer: &Trainer<B>) -> Result<TensorFile> {
     let mut file = model_tensors(b, &trainer.net)?;
     for ((p, m), v) in trainer
         .net
@@ -114,7 +121,7 @@ pub fn save_checkpoint<B: Backend>(b: &B, trainer: &Trainer<B>, path: &Path) -> 
             serde_json::to_string(&step).expect("serialisable"),
         );
     }
-    file.write(path)
+    Ok(file)
 }
 
 /// The run folder's copy of its newest checkpoint.
@@ -193,24 +200,22 @@ pub fn list_checkpoints(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
 /// # Ok(())
 /// # }
 /// ```
-pub fn save_run_checkpoint<B: Backend>(
+pub fn save_run_checkpoint<B: Backend, L: Learner<B>>(
     b: &B,
-    trainer: &Trainer<B>,
+    trainer: &L,
     dir: &Path,
     keep: usize,
 ) -> Result<PathBuf> {
-    let path = dir.join(checkpoint_file_name(trainer.iteration));
-    save_checkpoint(b, trainer, &path)?;
+    let iteration = trainer.iteration();
+    let path = dir.join(checkpoint_file_name(iteration));
+    trainer.checkpoint(b)?.write(&path)?;
     link_atomic(&path, &dir.join(LATEST_CHECKPOINT))?;
     let all = list_checkpoints(dir)?;
-    let kept = all
-        .iter()
-        .filter(|(it, _)| *it <= trainer.iteration)
-        .count();
-    let stale = all.iter().filter(|(it, _)| *it > trainer.iteration);
+    let kept = all.iter().filter(|(it, _)| *it <= iteration).count();
+    let stale = all.iter().filter(|(it, _)| *it > iteration);
     let old = all
         .iter()
-        .filter(|(it, _)| *it <= trainer.iteration)
+        .filter(|(it, _)| *it <= iteration)
         .take(kept.saturating_sub(keep.max(1)));
     let mut removed = false;
     for (_, old) in old.chain(stale) {
@@ -261,7 +266,18 @@ pub fn save_run_checkpoint<B: Backend>(
 /// ```
 pub fn load_trainer<B: Backend>(b: &B, path: &Path) -> Result<Trainer<B>> {
     let file = TensorFile::read(path)?;
-    let spec = model_spec(&file, path, None)?;
+    if let Some(kind) = crate::nn::io::model_kind(&file) {
+        return Err(Error::format(
+            path,
+            format!("a {kind} checkpoint (several nets), not a single-net CD checkpoint"),
+        ));
+    }
+    trainer_from_file(b, &file, path)
+}
+
+/// [`load_trainer`] from a file already read (`path` names it in errors).
+pub fn trainer_from_file<B: Backend>(b: &B, file: &TensorFile, path: &Path) -> Result<Trainer<B>> {
+    let spec = model_spec(file, path, None)?;
     let meta = |key: &str| {
         file.metadata.get(key).ok_or_else(|| {
             Error::format(
@@ -289,7 +305,7 @@ pub fn load_trainer<B: Backend>(b: &B, path: &Path) -> Result<Trainer<B>> {
             ),
         ));
     }
-    let net = net_from_file(b, &file, path, &spec)?;
+    let net = net_from_file(b, file, path, &spec)?;
     let mut trainer = Trainer::new(b, net, config).map_err(|e| {
         let e = in_file(e, path);
         match e {

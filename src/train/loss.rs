@@ -187,6 +187,7 @@ impl<B: Backend> ObjectiveLoss<B> {
             e_pos: s[stat::MEAN_E_POS],
             e_neg: s[stat::MEAN_E_NEG],
             ce: None,
+            gen: None,
         };
         Ok(match self.objective {
             Objective::Cd | Objective::Conditional => cd,

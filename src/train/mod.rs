@@ -1,4 +1,6 @@
-//! Training by contrastive divergence: the loss and its regularisers, Adam, checkpoints.
+//! Training: contrastive divergence and its objectives (the loss and its regularisers),
+//! the families that pair the energy with a generator (cooperative learning, the latent-space
+//! prior), Adam, checkpoints, and [`Learner`], the interface one loop drives them all through.
 //!
 //! Train on a [`DataSource`](crate::data::DataSource), save the model, load it back and
 //! sample from it:
@@ -36,8 +38,12 @@ pub mod adam_update;
 pub mod cd;
 pub mod cd_loss;
 pub mod checkpoint;
+pub mod coop;
 pub mod cross_entropy;
+pub mod generator;
 pub mod health;
+pub mod latent;
+pub mod learner;
 pub mod loss;
 pub mod objective;
 
@@ -45,7 +51,11 @@ pub use adam::{Adam, AdamConfig};
 pub use adam_update::AdamUpdate;
 pub use cd::{Stats, TrainConfig, Trainer};
 pub use cd_loss::{stat, CdLoss};
+pub use coop::{CoopConfig, CoopTrainer};
 pub use cross_entropy::CrossEntropy;
+pub use generator::Generator;
 pub use health::FlagNonFinite;
+pub use latent::{LatentConfig, LatentTrainer};
+pub use learner::Learner;
 pub use loss::ObjectiveLoss;
 pub use objective::Objective;

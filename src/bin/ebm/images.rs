@@ -11,6 +11,7 @@ use ebm::plot;
 use ebm::train::Trainer;
 use ebm::{with_backend, EnergyNet, Error, Result, Spec};
 
+use crate::generators::{self, Family};
 use crate::options::{own_defaults, own_help, TrainArgs};
 use crate::train_loop::{self, LoopArgs, Watch};
 
@@ -87,7 +88,7 @@ pub fn run(device: &str, args: &ImagesArgs) -> Result<()> {
 }
 
 /// The spec, with the built-in image nets at width `--nf` (or the device's default).
-fn spec(args: &ImagesArgs, gpu: bool) -> Result<Spec> {
+pub(crate) fn spec(args: &ImagesArgs, gpu: bool) -> Result<Spec> {
     let nf = args.nf.unwrap_or(if gpu { 64 } else { 16 });
     if nf == 0 {
         return Err(Error::Option("--nf must be at least 1".into()));
@@ -96,7 +97,7 @@ fn spec(args: &ImagesArgs, gpu: bool) -> Result<Spec> {
 }
 
 /// The shipped digits, found from the working directory or from the crate's own folder.
-fn default_data() -> PathBuf {
+pub(crate) fn default_data() -> PathBuf {
     let here = PathBuf::from(DEFAULT_DIGITS);
     if here.exists() {
         here
@@ -107,7 +108,7 @@ fn default_data() -> PathBuf {
 
 /// The images at `path`, brought to the net's input `[C, H, W]` (which a spec for images
 /// must have; a resumed checkpoint may hold a toy2d model, say).
-fn load_images(input: &[usize], path: &Path) -> Result<images::ImageSet> {
+pub(crate) fn load_images(input: &[usize], path: &Path) -> Result<images::ImageSet> {
     let &[c, h, w] = input else {
         return Err(Error::Shape(format!(
             "images need a spec with input [C, H, W], not {input:?}"
@@ -123,7 +124,7 @@ fn load_images(input: &[usize], path: &Path) -> Result<images::ImageSet> {
 }
 
 /// The run's data in words, as checkpoints keep it: a resume must give the same.
-fn data_source(data: &Path, args: &ImagesArgs) -> String {
+pub(crate) fn data_source(data: &Path, args: &ImagesArgs) -> String {
     let labels = args
         .labels
         .as_ref()
@@ -133,7 +134,7 @@ fn data_source(data: &Path, args: &ImagesArgs) -> String {
 }
 
 /// `set` without its first `n` images (`--holdout`).
-fn hold_out(mut set: images::ImageSet, n: usize) -> Result<images::ImageSet> {
+pub(crate) fn hold_out(mut set: images::ImageSet, n: usize) -> Result<images::ImageSet> {
     if n == 0 {
         return Ok(set);
     }
@@ -162,10 +163,18 @@ fn hold_out(mut set: images::ImageSet, n: usize) -> Result<images::ImageSet> {
 }
 
 fn train<B: Backend>(b: &B, args: &ImagesArgs) -> Result<()> {
+    // A generator beside the energy: from the checkpoint when resuming, else --objective.
+    let kind = match &args.run.resume {
+        Some(ckpt) => train_loop::resume_kind(ckpt),
+        None => Some(args.train.objective.clone()),
+    };
+    if let Some(family) = kind.as_deref().and_then(Family::of) {
+        return generators::train_images(b, args, family);
+    }
     let data_path = args.data.clone().unwrap_or_else(default_data);
     let (mut trainer, set) = match &args.run.resume {
         Some(ckpt) => {
-            let trainer = train_loop::resume_trainer(b, ckpt)?;
+            let trainer: Trainer<B> = train_loop::resume_trainer(b, ckpt)?;
             let now = data_source(&data_path, args);
             if let Some(then) = trainer.data_source.as_deref().filter(|&t| t != now) {
                 return Err(Error::Option(format!(
@@ -232,13 +241,13 @@ struct ImageWatch {
 /// Tiles per grid (8×8).
 const TILES: usize = 64;
 
-impl<B: Backend> Watch<B> for ImageWatch {
-    fn metric_name(&self) -> Option<&'static str> {
-        None
+impl<B: Backend> Watch<B, Trainer<B>> for ImageWatch {
+    fn metric_names(&self) -> Vec<&'static str> {
+        Vec::new()
     }
 
-    fn metric(&mut self, _: &B, _: &mut Trainer<B>) -> Result<f64> {
-        Ok(f64::NAN)
+    fn metrics(&mut self, _: &B, _: &mut Trainer<B>) -> Result<Vec<f64>> {
+        Ok(Vec::new())
     }
 
     fn pictures(
@@ -246,7 +255,7 @@ impl<B: Backend> Watch<B> for ImageWatch {
         b: &B,
         trainer: &mut Trainer<B>,
         iteration: u64,
-        _: f64,
+        _: &[f64],
         out: &Path,
     ) -> Result<()> {
         if !trainer.config.objective.samples() {

@@ -4,6 +4,7 @@ mod bench;
 mod classify;
 mod compose;
 mod eval;
+mod generators;
 mod images;
 mod info;
 mod options;

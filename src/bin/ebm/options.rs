@@ -171,9 +171,12 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// What to minimise: cd (contrastive divergence on E(x)), conditional (CD on
-    /// E(x, y) = −f(x)[y]), jem (cross-entropy + CD on E(x) = −logsumexp f(x)) or classifier
-    /// (cross-entropy only). All but cd need labelled data and a class-logit net.
-    #[arg(long, default_value = "cd", value_parser = ["cd", "conditional", "jem", "classifier"])]
+    /// E(x, y) = −f(x)[y]), jem (cross-entropy + CD on E(x) = −logsumexp f(x)), classifier
+    /// (cross-entropy only) — conditional, jem and classifier need labelled data and a
+    /// class-logit net — or a generator beside the energy: coop (cooperative learning: the
+    /// energy revises the generator's samples, both learn from the revisions) or latent-ebm
+    /// (an energy prior on the generator's latent space, Pang et al. 2020).
+    #[arg(long, default_value = "cd", value_parser = ["cd", "conditional", "jem", "classifier", "coop", "latent-ebm"])]
     pub objective: String,
     /// JEM: weight of the classifier's cross-entropy.
     #[arg(long, default_value_t = 1.0)]
@@ -187,6 +190,59 @@ pub struct TrainArgs {
     pub adam: AdamArgs,
     #[command(flatten)]
     pub replay: ReplayArgs,
+    #[command(flatten)]
+    pub generator: GeneratorArgs,
+}
+
+/// The generator of `--objective coop | latent-ebm`, and the latent model's chains.
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Generator (--objective coop | latent-ebm)")]
+pub struct GeneratorArgs {
+    /// The generator: a spec file whose "output" is {"tensor": [...]} (default: an MLP for
+    /// toy2d, a DCGAN-style net of --gen-nf for 32×32 images).
+    #[arg(long, value_name = "SPEC")]
+    pub gen_spec: Option<String>,
+    /// Latent dimension of the built-in generators [default: 2 for toy2d, 100 for images].
+    #[arg(long)]
+    pub latent_dim: Option<usize>,
+    /// Width n_f of the built-in image generator [default: --nf].
+    #[arg(long)]
+    pub gen_nf: Option<usize>,
+    /// The generator's Adam learning rate (β₁ = 0.5) [default: coop 1e-3 toy2d, 2e-4 images;
+    /// latent-ebm 2e-3 toy2d, 1e-4 images].
+    #[arg(long)]
+    pub gen_lr: Option<f32>,
+    /// σ of x = g(z) + σε: the generator's regression loss ‖x − g(z)‖²/(2σ²) [default: coop
+    /// 0.3; latent-ebm 0.1 toy2d, 0.3 images].
+    #[arg(long)]
+    pub gen_sigma: Option<f32>,
+    /// coop: Langevin steps of latent inference on z before each generator update (0: the
+    /// generator regresses at the z that produced its sample).
+    #[arg(long, default_value_t = 0)]
+    pub infer_steps: usize,
+    /// coop: s of that inference (gradient step s²/2, noise s).
+    #[arg(long, default_value_t = 0.1)]
+    pub infer_step: f32,
+    /// latent-ebm: prior Langevin steps K₀ per iteration (and per `ebm sample`) [default: 40
+    /// toy2d, 60 images].
+    #[arg(long)]
+    pub prior_steps: Option<usize>,
+    /// latent-ebm: s₀ of the prior chains [default: 0.4].
+    #[arg(long)]
+    pub prior_step: Option<f32>,
+    /// latent-ebm: posterior Langevin steps K₁ per iteration [default: 20].
+    #[arg(long)]
+    pub post_steps: Option<usize>,
+    /// latent-ebm: s₁ of the posterior chains [default: 0.1].
+    #[arg(long)]
+    pub post_step: Option<f32>,
+    /// latent-ebm: the prior energy's Adam learning rate [default: 1e-3 toy2d, 2e-5 images].
+    #[arg(long)]
+    pub prior_lr: Option<f32>,
+    /// latent-ebm: hidden width of the prior energy's MLP on z [default: 128 toy2d, 200
+    /// images].
+    #[arg(long)]
+    pub prior_hidden: Option<usize>,
 }
 
 impl TrainArgs {

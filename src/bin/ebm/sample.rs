@@ -63,7 +63,16 @@ pub struct SampleArgs {
     /// has one row per class; 2D samples are coloured by class).
     #[arg(long)]
     pub class: Option<String>,
-    /// Philox seed of the initial noise and the Langevin noise.
+    /// Cooperative model (`--objective coop`): revise the generator's samples by this many
+    /// Langevin steps of its energy (the training run's step size and noise); without it,
+    /// the generator's samples as they are.
+    #[arg(long, value_name = "K")]
+    pub revise: Option<usize>,
+    /// Latent-EBM model (`--objective latent-ebm`): prior Langevin steps on z before
+    /// decoding (default: the training run's K₀).
+    #[arg(long, value_name = "K")]
+    pub prior_steps: Option<usize>,
+    /// Philox seed of the initial noise and the Langevin noise (and of a generator's latents).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Output file; a PNG is written beside it for 2D models.
@@ -153,6 +162,16 @@ pub fn run(device: &str, args: &SampleArgs) -> Result<()> {
 fn sample<B: Backend>(b: &B, args: &SampleArgs) -> Result<()> {
     // One read serves both the parameters and the training run's sampler settings.
     let file = TensorFile::read(&args.model)?;
+    if let Some(kind) = ebm::nn::io::model_kind(&file) {
+        // An energy with a generator: the generator draws.
+        return crate::generators::sample_model(b, &file, kind, args);
+    }
+    if args.revise.is_some() || args.prior_steps.is_some() {
+        return Err(Error::Option(format!(
+            "--revise and --prior-steps sample models with a generator (trained with --objective              coop or latent-ebm); {} holds one energy",
+            args.model.display()
+        )));
+    }
     let spec = args
         .spec
         .as_deref()

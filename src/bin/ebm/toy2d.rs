@@ -11,6 +11,7 @@ use ebm::plot::{self, Grid2d};
 use ebm::train::Trainer;
 use ebm::{with_backend, EnergyNet, Error, Result, Spec};
 
+use crate::generators::{self, Family};
 use crate::options::{own_defaults, TrainArgs};
 use crate::train_loop::{self, LoopArgs, Watch};
 
@@ -83,6 +84,15 @@ fn check_input(spec: &Spec) -> Result<()> {
 }
 
 fn train<B: Backend>(b: &B, dataset: Toy2d, args: &Toy2dArgs) -> Result<()> {
+    // A generator beside the energy: from the checkpoint when resuming, else --objective.
+    let kind = match &args.run.resume {
+        Some(ckpt) => train_loop::resume_kind(ckpt),
+        None => Some(args.train.objective.clone()),
+    };
+    if let Some(family) = kind.as_deref().and_then(Family::of) {
+        let data = dataset.sample(args.train.seed, KL_BATCH, KL_POINTS);
+        return generators::train_toy2d(b, dataset, args, family, data, KL_GRID);
+    }
     let out = args.run.out_dir(&format!("toy2d-{dataset}"))?;
     let mut trainer = match &args.run.resume {
         Some(ckpt) => train_loop::resume_trainer(b, ckpt)?,
@@ -137,14 +147,14 @@ struct ToyWatch {
     marginal: bool,
 }
 
-impl<B: Backend> Watch<B> for ToyWatch {
-    fn metric_name(&self) -> Option<&'static str> {
-        Some(if self.marginal { "kl_marginal" } else { "kl" })
+impl<B: Backend> Watch<B, Trainer<B>> for ToyWatch {
+    fn metric_names(&self) -> Vec<&'static str> {
+        vec![if self.marginal { "kl_marginal" } else { "kl" }]
     }
 
-    fn metric(&mut self, b: &B, trainer: &mut Trainer<B>) -> Result<f64> {
+    fn metrics(&mut self, b: &B, trainer: &mut Trainer<B>) -> Result<Vec<f64>> {
         let energy = trainer.net.energies(b, &KL_GRID.points())?;
-        Ok(kl_data_model(&KL_GRID, &self.data, &energy))
+        Ok(vec![kl_data_model(&KL_GRID, &self.data, &energy)])
     }
 
     /// Data, model density exp(−E)/Z and samples over the energy, as `toy2d_NNNNNN.png`
@@ -154,9 +164,10 @@ impl<B: Backend> Watch<B> for ToyWatch {
         b: &B,
         trainer: &mut Trainer<B>,
         iteration: u64,
-        kl: f64,
+        metrics: &[f64],
         out: &Path,
     ) -> Result<()> {
+        let kl = metrics[0];
         let grid = Grid2d {
             n: 128,
             range: toy2d::RANGE,

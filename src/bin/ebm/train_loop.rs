@@ -12,13 +12,14 @@ use std::time::Instant;
 use clap::Args;
 use ebm::backend::Backend;
 use ebm::data::DataSource;
+use ebm::nn::io::model_kind;
 use ebm::plot;
 use ebm::sampler::Method;
 use ebm::tensorfile::remove_stale_temps;
-use ebm::train::checkpoint::{
-    list_checkpoints, load_trainer, save_model, save_run_checkpoint, LATEST_CHECKPOINT,
-};
-use ebm::train::{Objective, Trainer};
+use ebm::tensorfile::TensorFile;
+use ebm::train::checkpoint::{list_checkpoints, save_run_checkpoint, LATEST_CHECKPOINT};
+use ebm::train::learner::fit;
+use ebm::train::Learner;
 use ebm::{Error, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -90,29 +91,22 @@ impl LoopArgs {
     }
 }
 
-/// The trainer `--resume` names: a checkpoint file as it is, or in a run folder the newest
-/// numbered checkpoint that loads (a corrupt or partial one is skipped with a one-line
-/// notice), falling back to its `checkpoint.safetensors`.
-pub fn resume_trainer<B: Backend>(b: &B, path: &Path) -> Result<Trainer<B>> {
+/// The checkpoint `--resume` names: a checkpoint file as it is, or in a run folder the
+/// newest numbered checkpoint that loads (a corrupt or partial one is skipped with a one-line
+/// notice), falling back to its `checkpoint.safetensors`. Read as a run of kind `L`.
+pub fn resume_trainer<B: Backend, L: Learner<B>>(b: &B, path: &Path) -> Result<L> {
+    let load = |ckpt: &Path| TensorFile::read(ckpt).and_then(|f| L::from_checkpoint(b, &f, ckpt));
     if !path.is_dir() {
-        return load_trainer(b, path);
+        return load(path);
     }
-    let mut candidates: Vec<PathBuf> = list_checkpoints(path)?
-        .into_iter()
-        .rev()
-        .map(|(_, p)| p)
-        .collect();
-    let latest = path.join(LATEST_CHECKPOINT);
-    if latest.is_file() {
-        candidates.push(latest);
-    }
+    let candidates = checkpoint_candidates(path)?;
     for ckpt in &candidates {
-        match load_trainer(b, ckpt) {
+        match load(ckpt) {
             Ok(trainer) => {
                 eprintln!(
                     "resuming from {} (iteration {})",
                     ckpt.display(),
-                    trainer.iteration
+                    trainer.iteration()
                 );
                 return Ok(trainer);
             }
@@ -133,32 +127,61 @@ pub fn resume_trainer<B: Backend>(b: &B, path: &Path) -> Result<Trainer<B>> {
     }))
 }
 
-/// What a training command adds to the loop: one quality metric and its pictures.
-pub trait Watch<B: Backend> {
-    /// Name of the metric's CSV column and log label (e.g. "kl"), if there is one.
-    fn metric_name(&self) -> Option<&'static str>;
-    /// The metric now (called every `--log-every`).
-    fn metric(&mut self, b: &B, trainer: &mut Trainer<B>) -> Result<f64>;
-    /// Write the pictures for `iteration` into `out`.
+/// A run folder's checkpoints, newest first, `checkpoint.safetensors` last.
+fn checkpoint_candidates(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut candidates: Vec<PathBuf> = list_checkpoints(dir)?
+        .into_iter()
+        .rev()
+        .map(|(_, p)| p)
+        .collect();
+    let latest = dir.join(LATEST_CHECKPOINT);
+    if latest.is_file() {
+        candidates.push(latest);
+    }
+    Ok(candidates)
+}
+
+/// The family a `--resume` checkpoint (or run folder) holds: `coop`, `latent-ebm`, or `None`
+/// for a single-net CD run (also when nothing readable is found: the resume itself then says
+/// what is wrong).
+pub fn resume_kind(path: &Path) -> Option<String> {
+    let file = if path.is_dir() {
+        checkpoint_candidates(path)
+            .ok()?
+            .iter()
+            .find_map(|c| TensorFile::read(c).ok())?
+    } else {
+        TensorFile::read(path).ok()?
+    };
+    model_kind(&file).map(str::to_string)
+}
+
+/// What a training command adds to the loop: quality metrics and pictures.
+pub trait Watch<B: Backend, L> {
+    /// The metrics' CSV columns and log labels (e.g. "kl").
+    fn metric_names(&self) -> Vec<&'static str>;
+    /// The metrics now, one per name (called every `--log-every`).
+    fn metrics(&mut self, b: &B, trainer: &mut L) -> Result<Vec<f64>>;
+    /// Write the pictures for `iteration` into `out` (`metrics`: the last ones logged).
     fn pictures(
         &mut self,
         b: &B,
-        trainer: &mut Trainer<B>,
+        trainer: &mut L,
         iteration: u64,
-        metric: f64,
+        metrics: &[f64],
         out: &Path,
     ) -> Result<()>;
 }
 
 /// Train to `iters` iterations (counting from where `trainer` stands).
-pub fn run<B: Backend>(
+pub fn run<B: Backend, L: Learner<B>>(
     b: &B,
-    trainer: &mut Trainer<B>,
+    trainer: &mut L,
     data: &mut dyn DataSource,
     iters: u64,
     args: &LoopArgs,
     out: &Path,
-    watch: &mut dyn Watch<B>,
+    watch: &mut dyn Watch<B, L>,
 ) -> Result<()> {
     let stale = remove_stale_temps(out)?;
     if stale > 0 {
@@ -168,30 +191,30 @@ pub fn run<B: Backend>(
         );
     }
     let keep = usize::try_from(args.keep_checkpoints.max(1)).unwrap_or(usize::MAX);
-    let (start, end) = (trainer.iteration, trainer.iteration.max(iters));
+    let (start, end) = (trainer.iteration(), trainer.iteration().max(iters));
     let csv_path = out.join("metrics.csv");
     // Columns after e_neg: the cross-entropy of objectives with a classifier term, the
     // acceptance rate of an exact sampler's tests, then the watch's metric.
-    let with_ce = matches!(
-        trainer.config.objective,
-        Objective::Jem { .. } | Objective::Classifier
-    );
-    let with_accept = trainer.config.sampler != Method::Ula;
+    let with_ce = trainer.has_ce();
+    let with_gen = trainer.has_generator();
+    let with_accept = trainer.sampler() != Method::Ula;
+    let names = watch.metric_names();
     let extra: Vec<&str> = with_ce
         .then_some("ce")
         .into_iter()
+        .chain(with_gen.then_some("gen"))
         .chain(with_accept.then_some("accept"))
         .chain(with_accept.then_some("step"))
-        .chain(watch.metric_name())
+        .chain(names.iter().copied())
         .collect();
     let mut csv = open_csv(&csv_path, args.resume.is_some(), start, &extra)?;
     let bar = progress_bar(start, end, args.quiet);
     let t0 = Instant::now();
-    let mut metric = f64::NAN;
+    let mut metrics = vec![f64::NAN; names.len()];
     // A low-acceptance note is printed once per run.
     let mut advised = false;
-    trainer.fit(b, data, end - start, |trainer, b| {
-        let done = trainer.iteration;
+    fit(trainer, b, data, end - start, |trainer, b| {
+        let done = trainer.iteration();
         let last = done == end;
         // Reading the stats also reads the device's health flags (NaN or ±∞ since the last
         // read): a checkpoint is written only after a clean read in the same iteration.
@@ -209,12 +232,17 @@ pub fn run<B: Backend>(
                 line += &format!("  CE {ce:.4}");
                 row += &format!(",{ce}");
             }
+            if let (true, Some(gen)) = (with_gen, stats.gen) {
+                line += &format!("  G {gen:.4}");
+                row += &format!(",{gen}");
+            }
             if let Some(acceptance) = trainer.acceptance(b)? {
                 // Since the last log line: the tests of the iterations in between.
-                line += &format!("  acc {:.2}  ε {:.3e}", acceptance.rate, trainer.exact_step);
-                row += &format!(",{},{}", acceptance.rate, trainer.exact_step);
+                let step = trainer.step_size();
+                line += &format!("  acc {:.2}  ε {step:.3e}", acceptance.rate);
+                row += &format!(",{},{step}", acceptance.rate);
                 trainer.reset_acceptance(b);
-                match acceptance.advice(trainer.exact_step) {
+                match acceptance.advice(step) {
                     Some(note) if !advised => {
                         bar.suspend(|| eprintln!("{note}"));
                         advised = true;
@@ -222,10 +250,12 @@ pub fn run<B: Backend>(
                     _ => {}
                 }
             }
-            if let Some(name) = watch.metric_name() {
-                metric = watch.metric(b, trainer)?;
-                line += &format!("  {} {metric:.3}", name.to_uppercase());
-                row += &format!(",{metric}");
+            if !names.is_empty() {
+                metrics = watch.metrics(b, trainer)?;
+                for (name, value) in names.iter().zip(&metrics) {
+                    line += &format!("  {} {value:.3}", name.to_uppercase());
+                    row += &format!(",{value}");
+                }
             }
             line += &format!("  {rate:.2} it/s");
             writeln!(csv, "{row},{rate},{}", t0.elapsed().as_secs_f64())
@@ -238,7 +268,7 @@ pub fn run<B: Backend>(
         }
         bar.set_position(done);
         if done % args.plot_every == 0 || last {
-            watch.pictures(b, trainer, done, metric, out)?;
+            watch.pictures(b, trainer, done, &metrics, out)?;
         }
         if done % args.ckpt_every == 0 || last {
             // A run that went NaN stops here with an error naming the iteration, and the last
@@ -246,17 +276,18 @@ pub fn run<B: Backend>(
             if !checked {
                 trainer.stats(b)?;
             }
-            save_run_checkpoint(b, trainer, out, keep)?;
-            save_model(b, &trainer.net, &out.join("model.safetensors"))?;
+            save_run_checkpoint(b, &*trainer, out, keep)?;
+            trainer.model(b)?.write(&out.join("model.safetensors"))?;
         }
         Ok(ControlFlow::Continue(()))
     })?;
     bar.finish();
     plot_metrics(&csv_path, &out.join("metrics.png"))?;
-    let metric_note = watch
-        .metric_name()
-        .map(|n| format!(", {} = {metric:.3}", n.to_uppercase()))
-        .unwrap_or_default();
+    let metric_note: String = names
+        .iter()
+        .zip(&metrics)
+        .map(|(n, v)| format!(", {} = {v:.3}", n.to_uppercase()))
+        .collect();
     eprintln!(
         "done: {} iterations in {:.1} s{metric_note}; wrote {}",
         end - start,
@@ -344,6 +375,9 @@ fn plot_metrics(csv: &Path, png: &Path) -> Result<()> {
                 "e_neg" => "E-",
                 "kl" => "KL",
                 "kl_marginal" => "KL (marginal)",
+                "kl_gen" => "KL (generator)",
+                "kl_revised" => "KL (revised)",
+                "gen" => "generator loss",
                 "ce" => "CE",
                 "accept" => "acceptance",
                 "step" => "step size",

@@ -1,0 +1,402 @@
+//! The families that pair an energy with a generator: cooperative learning and the
+//! latent-space prior model.
+//!
+//! - One training iteration of each against PyTorch autograd in float64
+//!   (`scripts/ebm_ref.py export-generators`, committed as tests/golden/generators.safetensors,
+//!   whose own export checks every gradient against float64 finite differences): the
+//!   gradients of both nets, the losses, and the generator's and revised samples, on the CPU
+//!   and the GPU (so GPU vs CPU too), to relative error ≤ 1e-4 per tensor.
+//! - The regression loss's gradient against float64 finite differences on fresh shapes.
+//! - Resume with two nets (and two Adams) is bit-exact on the CPU.
+//! - Short toy2d runs of both families reach a sample KL below a bound (see each test).
+
+#[path = "common/gpu.rs"]
+mod gpu_common;
+
+use std::path::Path;
+
+use ebm::backend::Backend;
+use ebm::data::{Toy2d, ToyData};
+use ebm::eval::kl::kl_data_samples;
+use ebm::nn::Net;
+use ebm::plot::Grid2d;
+use ebm::sampler::{LangevinConfig, Method};
+use ebm::tensorfile::TensorFile;
+use ebm::train::learner::{fit, Learner};
+use ebm::train::{
+    AdamConfig, CoopConfig, CoopTrainer, Generator, LatentConfig, LatentTrainer, Objective,
+    TrainConfig, Trainer,
+};
+use ebm::{CpuBackend, EnergyNet, Spec};
+use gpu_common::rel_err;
+
+const TOL: f64 = 1e-4;
+
+fn golden() -> TensorFile {
+    let path = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/golden/generators.safetensors"
+    ));
+    TensorFile::read(path).expect("generator golden file")
+}
+
+/// Reads one case of the golden file.
+struct Case<'a> {
+    file: &'a TensorFile,
+    name: &'a str,
+}
+
+impl Case<'_> {
+    fn t(&self, key: &str) -> Vec<f32> {
+        self.file
+            .get(&format!("{}/{key}", self.name), Path::new("generators"))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .data
+            .clone()
+    }
+    fn meta(&self, key: &str) -> String {
+        self.file.metadata[&format!("{}/{key}", self.name)].clone()
+    }
+    fn num<T: std::str::FromStr>(&self, key: &str) -> T
+    where
+        T::Err: std::fmt::Debug,
+    {
+        let v = self.meta(key);
+        v.parse()
+            .or_else(|_| v.parse::<f64>().map(|f| f.to_string()).unwrap().parse())
+            .unwrap()
+    }
+    fn energy<B: Backend>(&self, b: &B) -> EnergyNet<B> {
+        let spec = Spec::from_json(&self.meta("energy_spec")).unwrap();
+        EnergyNet::from_params(b, &spec, |p, _| Ok(self.t(&format!("energy/{p}")))).unwrap()
+    }
+    fn generator<B: Backend>(&self, b: &B) -> Net<B> {
+        let spec = Spec::from_json(&self.meta("generator_spec")).unwrap();
+        Net::from_params(b, &spec, |p, _| Ok(self.t(&format!("generator/{p}")))).unwrap()
+    }
+    fn check(&self, b: &impl Backend, what: &str, ours: &[f32], want: &[f32]) {
+        assert_eq!(ours.len(), want.len(), "{}/{what}: length", self.name);
+        let e = rel_err(ours, want);
+        assert!(
+            e <= TOL,
+            "{}/{what} on {}: relative error {e:.3e}",
+            self.name,
+            b.name()
+        );
+    }
+    fn check_grads<B: Backend>(&self, b: &B, prefix: &str, params: &[ebm::nn::Param<B>]) {
+        for p in params {
+            let key = format!("grad/{prefix}/{}", p.name);
+            self.check(b, &key, &b.read(&p.grad).unwrap(), &self.t(&key));
+        }
+    }
+}
+
+fn iteration(file: &TensorFile) -> u64 {
+    file.metadata["iteration"].parse().unwrap()
+}
+
+fn coop_case<B: Backend>(b: &B, file: &TensorFile, name: &str) {
+    let case = Case { file, name };
+    let batch: usize = file.metadata["batch"].parse().unwrap();
+    let config = TrainConfig {
+        batch,
+        langevin: LangevinConfig {
+            steps: case.num("steps"),
+            step_size: case.num("step_size"),
+            noise: case.num("noise"),
+            grad_clip: None,
+            lo: case.num("lo"),
+            hi: case.num("hi"),
+        },
+        alpha: case.num("alpha"),
+        adam: AdamConfig::default(),
+        buffer_size: batch,
+        reinit_prob: 0.05,
+        seed: file.metadata["seed"].parse().unwrap(),
+        objective: Objective::Cd,
+        sampler: Method::Ula,
+        adapt: None,
+    };
+    let mut ebm = Trainer::new(b, case.energy(b), config).unwrap();
+    ebm.iteration = iteration(file);
+    let coop = CoopConfig {
+        sigma: case.num("sigma"),
+        infer_steps: case.num("infer_steps"),
+        infer_step: case.num("infer_step"),
+        adam: AdamConfig::default(),
+    };
+    let mut trainer = CoopTrainer::new(b, ebm, case.generator(b), coop).unwrap();
+    trainer.step(b, &case.t("x_pos")).unwrap();
+    case.check(b, "x_hat", &trainer.generated(b).unwrap(), &case.t("x_hat"));
+    case.check(b, "x_rev", &trainer.revised(b).unwrap(), &case.t("x_rev"));
+    let stats = trainer.stats(b).unwrap();
+    case.check(b, "loss_energy", &[stats.loss], &case.t("loss_energy"));
+    case.check(
+        b,
+        "loss_generator",
+        &[stats.gen.unwrap()],
+        &case.t("loss_generator"),
+    );
+    case.check_grads(b, "energy", trainer.ebm.net.params());
+    case.check_grads(b, "generator", trainer.generator.net.params());
+}
+
+fn latent_case<B: Backend>(b: &B, file: &TensorFile, name: &str) {
+    let case = Case { file, name };
+    let adam = AdamConfig::default();
+    let config = LatentConfig {
+        batch: file.metadata["batch"].parse().unwrap(),
+        sigma: case.num("sigma"),
+        prior_steps: case.num("prior_steps"),
+        prior_step: case.num("prior_step"),
+        post_steps: case.num("post_steps"),
+        post_step: case.num("post_step"),
+        alpha: case.num("alpha"),
+        prior_adam: adam,
+        generator_adam: adam,
+        seed: file.metadata["seed"].parse().unwrap(),
+    };
+    let mut trainer = LatentTrainer::new(b, case.energy(b), case.generator(b), config).unwrap();
+    trainer.iteration = iteration(file);
+    trainer.step(b, &case.t("x_pos")).unwrap();
+    let stats = trainer.stats(b).unwrap();
+    case.check(b, "loss_energy", &[stats.loss], &case.t("loss_energy"));
+    case.check(
+        b,
+        "loss_generator",
+        &[stats.gen.unwrap()],
+        &case.t("loss_generator"),
+    );
+    case.check_grads(b, "energy", trainer.prior.params());
+    case.check_grads(b, "generator", trainer.generator.net.params());
+}
+
+fn golden_cases<B: Backend>(b: &B) {
+    let file = golden();
+    let cases = file.metadata["cases"].clone();
+    let mut ran = 0;
+    for name in cases.split(',') {
+        match file.metadata[&format!("{name}/kind")].as_str() {
+            "coop" => coop_case(b, &file, name),
+            "latent" => latent_case(b, &file, name),
+            other => panic!("unknown kind {other}"),
+        }
+        ran += 1;
+    }
+    assert!(ran >= 4, "{cases}");
+}
+
+#[test]
+fn one_iteration_matches_pytorch_on_the_cpu() {
+    golden_cases(&CpuBackend::new());
+}
+
+#[test]
+fn one_iteration_matches_pytorch_on_the_gpu() {
+    let b = gpu_or_skip!();
+    golden_cases(&*b);
+}
+
+/// The regression loss L(θ) = Σ‖g(z) − x‖²/(2σ²B) and its parameter gradient, against
+/// central differences of L computed in float64 on the host from the same parameters.
+#[test]
+fn regression_gradient_matches_finite_differences() {
+    let b = CpuBackend::new();
+    for (seed, (dz, hidden, out, batch)) in [(2, 5, 3, 4), (3, 7, 2, 6), (1, 4, 5, 3)]
+        .into_iter()
+        .enumerate()
+    {
+        let spec = Spec::generator_mlp(dz, hidden, out);
+        let net = Net::new(&b, &spec, seed as u64).unwrap();
+        let params = net.read_params(&b).unwrap();
+        let mut g = Generator::new(&b, net, AdamConfig::default(), batch).unwrap();
+        let z = Generator::<CpuBackend>::latents(seed as u64, 0, batch, dz);
+        let x: Vec<f32> = (0..batch * out).map(|i| (i as f32 * 0.37).sin()).collect();
+        let sigma = 0.7f64;
+        g.regress(
+            &b,
+            &b.upload(&z).unwrap(),
+            &b.upload(&x).unwrap(),
+            sigma as f32,
+        )
+        .unwrap();
+        // f64 forward of the MLP (linear, silu, linear, silu, linear).
+        let loss = |p: &[(String, Vec<f64>)]| -> f64 {
+            let w = |i: usize| &p[i].1;
+            let layer = |input: &[f64], wi: usize, n_in: usize, n_out: usize, act: bool| {
+                (0..n_out)
+                    .map(|o| {
+                        let mut s = w(wi + 1)[o];
+                        for i in 0..n_in {
+                            s += w(wi)[o * n_in + i] * input[i];
+                        }
+                        if act {
+                            s / (1.0 + (-s).exp())
+                        } else {
+                            s
+                        }
+                    })
+                    .collect::<Vec<f64>>()
+            };
+            let mut total = 0.0;
+            for r in 0..batch {
+                let zr: Vec<f64> = z[r * dz..(r + 1) * dz].iter().map(|&v| v as f64).collect();
+                let h1 = layer(&zr, 0, dz, hidden, true);
+                let h2 = layer(&h1, 2, hidden, hidden, true);
+                let y = layer(&h2, 4, hidden, out, false);
+                for (o, yo) in y.iter().enumerate() {
+                    total += (yo - x[r * out + o] as f64).powi(2);
+                }
+            }
+            total / (2.0 * sigma * sigma * batch as f64)
+        };
+        let base: Vec<(String, Vec<f64>)> = params
+            .iter()
+            .map(|(n, t)| (n.clone(), t.data.iter().map(|&v| v as f64).collect()))
+            .collect();
+        let got_loss = g.loss(&b).unwrap() as f64;
+        let want_loss = loss(&base);
+        assert!(
+            (got_loss - want_loss).abs() <= 1e-5 * want_loss.abs().max(1.0),
+            "{got_loss} vs {want_loss}"
+        );
+        for (k, p) in g.net.params().iter().enumerate() {
+            let grad = b.read(&p.grad).unwrap();
+            let h = 1e-6;
+            let fd: Vec<f32> = (0..grad.len())
+                .map(|i| {
+                    let mut up = base.clone();
+                    up[k].1[i] += h;
+                    let mut down = base.clone();
+                    down[k].1[i] -= h;
+                    ((loss(&up) - loss(&down)) / (2.0 * h)) as f32
+                })
+                .collect();
+            let e = rel_err(&grad, &fd);
+            assert!(e < 1e-4, "{}: relative error {e:.2e}", p.name);
+        }
+    }
+}
+
+fn coop_trainer<B: Backend>(b: &B, infer_steps: usize) -> CoopTrainer<B> {
+    let mut config = TrainConfig::toy2d(7);
+    config.batch = 32;
+    config.buffer_size = 32;
+    config.langevin.steps = 5;
+    let ebm = Trainer::new(
+        b,
+        EnergyNet::new(b, &Spec::mlp(2, 16, 2), 7).unwrap(),
+        config,
+    )
+    .unwrap();
+    let generator = Net::new(b, &Spec::generator_mlp(2, 16, 2), 8).unwrap();
+    let coop = CoopConfig {
+        infer_steps,
+        ..CoopConfig::default()
+    };
+    CoopTrainer::new(b, ebm, generator, coop).unwrap()
+}
+
+fn latent_trainer<B: Backend>(b: &B) -> LatentTrainer<B> {
+    let mut config = LatentConfig::toy2d(7);
+    config.batch = 32;
+    config.prior_steps = 5;
+    config.post_steps = 4;
+    let prior = EnergyNet::new(b, &Spec::latent_prior(2, 16), 7).unwrap();
+    let generator = Net::new(b, &Spec::generator_mlp(2, 16, 2), 8).unwrap();
+    LatentTrainer::new(b, prior, generator, config).unwrap()
+}
+
+/// Every parameter and Adam moment of a run, in one vector.
+fn state<B: Backend, L: Learner<B>>(b: &B, run: &L) -> Vec<f32> {
+    let file = run.checkpoint(b).unwrap();
+    file.tensors
+        .iter()
+        .filter(|(k, _)| !k.contains("replay"))
+        .flat_map(|(_, t)| t.data.clone())
+        .collect()
+}
+
+fn steps<B: Backend, L: Learner<B>>(b: &B, run: &mut L, n: u64) {
+    let mut data = ToyData {
+        dataset: Toy2d::EightGaussians,
+        seed: 3,
+    };
+    fit(run, b, &mut data, n, |_, _| {
+        Ok(std::ops::ControlFlow::Continue(()))
+    })
+    .unwrap();
+}
+
+/// N iterations, a checkpoint through a file, N more == 2N straight, bit for bit.
+fn resumes_exactly<B: Backend, L: Learner<B>>(b: &B, make: impl Fn() -> L) {
+    let mut straight = make();
+    steps(b, &mut straight, 6);
+    let mut first = make();
+    steps(b, &mut first, 3);
+    let path = std::env::temp_dir().join(format!(
+        "ebm-test-gen-resume-{}-{}.safetensors",
+        std::process::id(),
+        first.family()
+    ));
+    first.checkpoint(b).unwrap().write(&path).unwrap();
+    let file = TensorFile::read(&path).unwrap();
+    let mut resumed = L::from_checkpoint(b, &file, &path).unwrap();
+    std::fs::remove_file(&path).ok();
+    assert_eq!(resumed.iteration(), 3);
+    steps(b, &mut resumed, 3);
+    let (a, z) = (state(b, &straight), state(b, &resumed));
+    assert_eq!(a.len(), z.len());
+    let differ = a
+        .iter()
+        .zip(&z)
+        .filter(|(x, y)| x.to_bits() != y.to_bits())
+        .count();
+    assert_eq!(differ, 0, "{}: {differ} values differ", straight.family());
+    // And something was learned: the state moved from the start.
+    assert_ne!(state(b, &make()), a);
+}
+
+#[test]
+fn coop_resumes_exactly_with_two_nets() {
+    let b = CpuBackend::new();
+    resumes_exactly(&b, || coop_trainer(&b, 0));
+    resumes_exactly(&b, || coop_trainer(&b, 3));
+}
+
+#[test]
+fn latent_ebm_resumes_exactly_with_two_nets() {
+    let b = CpuBackend::new();
+    resumes_exactly(&b, || latent_trainer(&b));
+}
+
+#[test]
+fn a_generator_spec_must_output_a_tensor() {
+    let b = CpuBackend::new();
+    let energy = Net::new(&b, &Spec::mlp(2, 8, 1), 0).unwrap();
+    let e = Generator::new(&b, energy, AdamConfig::default(), 4)
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("tensor"), "{e}");
+    // A generator whose samples do not fit the energy is refused by name.
+    let mut config = TrainConfig::toy2d(0);
+    config.batch = 4;
+    config.buffer_size = 4;
+    let ebm = Trainer::new(
+        &b,
+        EnergyNet::new(&b, &Spec::mlp(2, 8, 1), 0).unwrap(),
+        config,
+    )
+    .unwrap();
+    let wide = Net::new(&b, &Spec::generator_mlp(2, 8, 3), 0).unwrap();
+    let e = CoopTrainer::new(&b, ebm, wide, CoopConfig::default())
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("3 values"), "{e}");
+}
+
+/// KL(data ‖ samples) of m samples of the data itself: the estimator's floor at m.
+fn floor(grid: &Grid2d, data: &[f32], m: usize) -> f64 {
+    kl_data_samples(grid, data, &Toy2d::EightGaussians.sample(11, 0, m))
+}
