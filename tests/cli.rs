@@ -984,3 +984,152 @@ fn exact_samplers_and_loglik_from_the_command_line() {
         .unwrap_or_else(|| panic!("no log Z line: {}", describe(&args, &ran)));
     assert!((log_z - 2.0 * 9f64.ln()).abs() < 1e-3, "log Z {log_z}");
 }
+
+/// `ebm train toy2d --objective coop | latent-ebm` and `ebm sample` on what they write: a
+/// model file with both nets, samples (revised, or decoded from the prior), pictures, the
+/// generator's loss in the metrics; resuming the run folder continues it; bad generator
+/// options and `--revise` on a one-energy model are one error line each.
+#[test]
+fn generator_families_train_sample_and_resume() {
+    let dir = TempDir::new("cli-generators");
+    for (family, extra) in [
+        ("coop", &["--steps", "5"][..]),
+        (
+            "latent-ebm",
+            &["--prior-steps", "5", "--post-steps", "3"][..],
+        ),
+    ] {
+        let run = dir.0.join(family);
+        let run = path_str(&run);
+        let mut args = vec![
+            "train",
+            "toy2d",
+            "--device",
+            "cpu",
+            "--objective",
+            family,
+            "--iters",
+            "12",
+            "--batch",
+            "32",
+            "--hidden",
+            "16",
+            "--log-every",
+            "4",
+            "--plot-every",
+            "12",
+            "--ckpt-every",
+            "6",
+            "--quiet",
+            "--out",
+            run,
+        ];
+        args.extend(extra);
+        let ran = run_ok(&dir.0, &args);
+        let log = text(&ran.stderr);
+        assert!(log.contains("KL_GEN") && log.contains("  G "), "{log}");
+        let csv = std::fs::read_to_string(Path::new(run).join("metrics.csv")).unwrap();
+        assert!(csv.lines().next().unwrap().contains(",gen,"), "{csv}");
+        assert!(Path::new(run).join("toy2d.png").is_file());
+        let model = Path::new(run).join("model.safetensors");
+        let file = TensorFile::read(&model).unwrap();
+        assert_eq!(file.metadata["ebm.model"], family);
+        assert!(file.metadata.contains_key("ebm.spec.energy"));
+        assert!(file.metadata.contains_key("ebm.spec.generator"));
+        assert!(file
+            .tensors
+            .keys()
+            .any(|k| k.starts_with("generator.layers.")));
+        // Resume the folder: it continues at iteration 12.
+        let more = [
+            "train",
+            "toy2d",
+            "--device",
+            "cpu",
+            "--iters",
+            "14",
+            "--log-every",
+            "2",
+            "--quiet",
+            "--resume",
+            run,
+        ];
+        let ran = run_ok(&dir.0, &more);
+        assert!(
+            text(&ran.stderr).contains("iteration 12"),
+            "{}",
+            describe(&more, &ran)
+        );
+        // Sample it.
+        let out = dir.0.join(format!("{family}-samples.safetensors"));
+        let mut sample = vec![
+            "sample",
+            "--device",
+            "cpu",
+            "--model",
+            path_str(&model),
+            "--n",
+            "40",
+            "--out",
+            path_str(&out),
+        ];
+        if family == "coop" {
+            sample.extend(["--revise", "3"]);
+        } else {
+            sample.extend(["--prior-steps", "4"]);
+        }
+        run_ok(&dir.0, &sample);
+        let samples = TensorFile::read(&out).unwrap();
+        assert_eq!(samples.tensors["x"].shape, [40, 2]);
+        let beside = if family == "coop" { "x_generator" } else { "z" };
+        assert_eq!(samples.tensors[beside].shape, [40, 2]);
+        assert!(out.with_extension("png").is_file());
+        // The wrong family's option.
+        let wrong = if family == "coop" {
+            "--prior-steps"
+        } else {
+            "--revise"
+        };
+        let bad = [
+            "sample",
+            "--device",
+            "cpu",
+            "--model",
+            path_str(&model),
+            "--n",
+            "4",
+            wrong,
+            "2",
+        ];
+        expect_bad_input(&dir.0, &bad, &[wrong.trim_start_matches('-')]);
+    }
+    // An energy spec as the generator.
+    let bad = [
+        "train",
+        "toy2d",
+        "--device",
+        "cpu",
+        "--objective",
+        "coop",
+        "--iters",
+        "1",
+        "--gen-spec",
+        "toy2d",
+    ];
+    expect_bad_input(&dir.0, &bad, &["gen-spec", "tensor"]);
+    // --revise on a model with one energy.
+    let b = ebm::backend::CpuBackend::new();
+    let net = ebm::EnergyNet::new(&b, &Spec::mlp(2, 8, 1), 0).unwrap();
+    let one = dir.0.join("one.safetensors");
+    ebm::train::checkpoint::save_model(&b, &net, &one).unwrap();
+    let bad = [
+        "sample",
+        "--device",
+        "cpu",
+        "--model",
+        path_str(&one),
+        "--revise",
+        "2",
+    ];
+    expect_bad_input(&dir.0, &bad, &["revise", "one energy"]);
+}
