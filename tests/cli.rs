@@ -1117,6 +1117,28 @@ fn generator_families_train_sample_and_resume() {
         "toy2d",
     ];
     expect_bad_input(&dir.0, &bad, &["gen-spec", "tensor"]);
+    // Generator options out of range: one line naming the option.
+    for (family, option, value) in [
+        ("coop", "--latent-dim", "0"),
+        ("coop", "--gen-sigma", "0"),
+        ("coop", "--gen-lr", "-1"),
+        ("latent-ebm", "--prior-step", "-0.5"),
+        ("latent-ebm", "--post-step", "nan"),
+    ] {
+        let bad = [
+            "train",
+            "toy2d",
+            "--device",
+            "cpu",
+            "--objective",
+            family,
+            "--iters",
+            "1",
+            option,
+            value,
+        ];
+        expect_bad_input(&dir.0, &bad, &[option.trim_start_matches('-')]);
+    }
     // --revise on a model with one energy.
     let b = ebm::backend::CpuBackend::new();
     let net = ebm::EnergyNet::new(&b, &Spec::mlp(2, 8, 1), 0).unwrap();

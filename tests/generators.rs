@@ -228,8 +228,8 @@ fn regression_gradient_matches_finite_differences() {
                 (0..n_out)
                     .map(|o| {
                         let mut s = w(wi + 1)[o];
-                        for i in 0..n_in {
-                            s += w(wi)[o * n_in + i] * input[i];
+                        for (i, v) in input.iter().enumerate().take(n_in) {
+                            s += w(wi)[o * n_in + i] * v;
                         }
                         if act {
                             s / (1.0 + (-s).exp())

@@ -219,7 +219,7 @@ impl<B: Backend> CoopTrainer<B> {
         self.ebm.last_samples(b)
     }
 
-    /// Everything [`load`](Self::load) needs to continue the run: the energy's checkpoint
+    /// Everything [`from_file`](Self::from_file) needs to continue the run: the energy's checkpoint
     /// under `energy.` (net, Adam moments, config, position) and the generator under
     /// `generator.` with its Adam moments.
     pub fn checkpoint_file(&self, b: &B) -> Result<TensorFile> {

@@ -83,7 +83,9 @@ pub struct LatentConfig {
 
 impl LatentConfig {
     /// Settings for toy 2D data: B = 256, K₀ = 40 steps of s = 0.4, K₁ = 20 of s = 0.1,
-    /// σ = 0.1, Adam at 1e-3 (prior) and 2e-3 (generator), β₁ = 0.5.
+    /// σ = 0.1, α = 0.1, Adam at 1e-3 (prior) and 2e-3 (generator), β₁ = 0.5. (Without the
+    /// α penalty the prior's energy ran off at this learning rate: its chains left for
+    /// |z| ≫ 1 within a minute of training.)
     pub fn toy2d(seed: u64) -> Self {
         let adam = |lr| AdamConfig {
             lr,
@@ -97,7 +99,7 @@ impl LatentConfig {
             prior_step: 0.4,
             post_steps: 20,
             post_step: 0.1,
-            alpha: 0.0,
+            alpha: 0.1,
             prior_adam: adam(1e-3),
             generator_adam: adam(2e-3),
             seed,

@@ -125,8 +125,21 @@ fn latent_trainer<B: Backend>(
     LatentTrainer::new(b, prior, generator, config)
 }
 
-/// Reject generator options given to a run without a generator, and vice versa.
+/// `--gen-lr` and `--prior-lr` when given: positive numbers, named if not.
+fn check_rates(args: &GeneratorArgs) -> Result<()> {
+    for (name, v) in [("gen-lr", args.gen_lr), ("prior-lr", args.prior_lr)] {
+        if let Some(v) = v.filter(|v| !(v.is_finite() && *v > 0.0)) {
+            return Err(Error::Option(format!(
+                "--{name} {v} must be a positive number"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `--latent-dim`, else `default`; at least 1.
 fn latent_dim(args: &GeneratorArgs, default: usize) -> Result<usize> {
+    check_rates(args)?;
     match args.latent_dim.unwrap_or(default) {
         0 => Err(Error::Option("--latent-dim must be at least 1".into())),
         d => Ok(d),
