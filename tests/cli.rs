@@ -1084,6 +1084,31 @@ fn generator_families_train_sample_and_resume() {
         let beside = if family == "coop" { "x_generator" } else { "z" };
         assert_eq!(samples.tensors[beside].shape, [40, 2]);
         assert!(out.with_extension("png").is_file());
+        // Options for one-energy models are refused by name.
+        let bad = [
+            "sample",
+            "--device",
+            "cpu",
+            "--model",
+            path_str(&model),
+            "--sampler",
+            "mala",
+        ];
+        expect_bad_input(&dir.0, &bad, &["--sampler", family]);
+        if family == "latent-ebm" {
+            // Its energy is a prior on z, not an energy of data.
+            let bad = [
+                "eval",
+                "loglik",
+                "--device",
+                "cpu",
+                "--model",
+                path_str(&model),
+                "--data",
+                "8gaussians",
+            ];
+            expect_bad_input(&dir.0, &bad, &["latent-EBM", "prior"]);
+        }
         // The wrong family's option.
         let wrong = if family == "coop" {
             "--prior-steps"
@@ -1138,6 +1163,27 @@ fn generator_families_train_sample_and_resume() {
             value,
         ];
         expect_bad_input(&dir.0, &bad, &[option.trim_start_matches('-')]);
+    }
+    // An option the objective would ignore.
+    for (family, option, value) in [
+        ("cd", "--gen-lr", "0.1"),
+        ("coop", "--prior-steps", "3"),
+        ("latent-ebm", "--infer-steps", "3"),
+        ("latent-ebm", "--sampler", "mala"),
+    ] {
+        let bad = [
+            "train",
+            "toy2d",
+            "--device",
+            "cpu",
+            "--objective",
+            family,
+            "--iters",
+            "1",
+            option,
+            value,
+        ];
+        expect_bad_input(&dir.0, &bad, &[option]);
     }
     // --revise on a model with one energy.
     let b = ebm::backend::CpuBackend::new();

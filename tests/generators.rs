@@ -480,3 +480,113 @@ fn latent_ebm_toy2d_samples_approach_the_data() {
     eprintln!("latent-ebm: KL(data || g(z)) {start:.3} -> {end:.3}");
     assert!(end < 0.8 && end < start / 2.0, "{start} -> {end}");
 }
+
+/// f64 forward of an MLP `linear (act linear)*` from its parameters `[(name, values)]` in
+/// spec order: `act(v)` after every linear but the last.
+fn mlp64(params: &[(String, Vec<f64>)], input: &[f64], act: fn(f64) -> f64) -> Vec<f64> {
+    let mut h = input.to_vec();
+    let layers = params.len() / 2;
+    for l in 0..layers {
+        let (w, bias) = (&params[2 * l].1, &params[2 * l + 1].1);
+        let n_in = h.len();
+        let out: Vec<f64> = bias
+            .iter()
+            .enumerate()
+            .map(|(o, bo)| {
+                let s = bo + (0..n_in).map(|i| w[o * n_in + i] * h[i]).sum::<f64>();
+                if l + 1 < layers {
+                    act(s)
+                } else {
+                    s
+                }
+            })
+            .collect();
+        h = out;
+    }
+    h
+}
+
+fn params64(read: Vec<(String, ebm::tensorfile::Tensor)>) -> Vec<(String, Vec<f64>)> {
+    read.into_iter()
+        .map(|(n, t)| (n, t.data.iter().map(|&v| v as f64).collect()))
+        .collect()
+}
+
+/// One latent Langevin step's drift against float64 finite differences. Two runs from the
+/// same z₀ with the same noise, one on U = ½‖z‖² alone and one with the prior energy and the
+/// likelihood, differ by exactly −(s²/2)·∇(E(z) + ‖x − g(z)‖²/(2σ²)) at z₀: that gradient,
+/// recovered from the two runs, must match central differences of E + ‖x − g‖²/(2σ²)
+/// computed in f64 from the same parameters, on fresh random nets and chains.
+fn latent_drift_matches<B: Backend>(b: &B) {
+    use ebm::sampler::{LatentLangevin, Likelihood};
+    for (seed, (dz, hidden, out, rows)) in [(3, 6, 2, 5), (2, 9, 4, 3)].into_iter().enumerate() {
+        let seed = seed as u64 + 11;
+        let mut prior = EnergyNet::new(b, &Spec::latent_prior(dz, hidden), seed).unwrap();
+        let mut generator = Net::new(b, &Spec::generator_mlp(dz, hidden, out), seed + 1).unwrap();
+        let z0 = Generator::<B>::latents(seed, 0, rows, dz);
+        let x: Vec<f32> = (0..rows * out).map(|i| (i as f32 * 0.71).cos()).collect();
+        let (s, sigma) = (0.5f32, 0.8f32);
+        let langevin = LatentLangevin {
+            steps: 1,
+            step_size: s,
+            seed,
+        };
+        let x_dev = b.upload(&x).unwrap();
+        let mut base = langevin.chains(b, rows, dz, 0).unwrap();
+        b.write(&mut base.z, 0, &z0).unwrap();
+        base.run(b, None, None, 7).unwrap();
+        let mut full = langevin.chains(b, rows, dz, 0).unwrap();
+        b.write(&mut full.z, 0, &z0).unwrap();
+        let likelihood = Likelihood {
+            generator: &mut generator,
+            x: &x_dev,
+            sigma,
+        };
+        full.run(b, Some(&mut prior), Some(likelihood), 7).unwrap();
+        let (zb, zf) = (b.read(&base.z).unwrap(), b.read(&full.z).unwrap());
+        let got: Vec<f32> = zf
+            .iter()
+            .zip(&zb)
+            .map(|(f, b)| (f - b) / (-0.5 * s * s))
+            .collect();
+        // f64: U'(z) = E(z) + ‖x − g(z)‖²/(2σ²), per chain.
+        let pp = params64(prior.read_params(b).unwrap());
+        let gp = params64(generator.read_params(b).unwrap());
+        let leaky = |v: f64| if v > 0.0 { v } else { 0.2 * v };
+        let silu = |v: f64| v / (1.0 + (-v).exp());
+        let u = |r: usize, z: &[f64]| {
+            let e = mlp64(&pp, z, leaky)[0];
+            let g = mlp64(&gp, z, silu);
+            let sq: f64 = g
+                .iter()
+                .zip(&x[r * out..(r + 1) * out])
+                .map(|(g, &x)| (g - x as f64).powi(2))
+                .sum();
+            e + sq / (2.0 * (sigma as f64).powi(2))
+        };
+        let h = 1e-6;
+        let mut want = Vec::new();
+        for r in 0..rows {
+            let zr: Vec<f64> = z0[r * dz..(r + 1) * dz].iter().map(|&v| v as f64).collect();
+            for i in 0..dz {
+                let (mut up, mut down) = (zr.clone(), zr.clone());
+                up[i] += h;
+                down[i] -= h;
+                want.push(((u(r, &up) - u(r, &down)) / (2.0 * h)) as f32);
+            }
+        }
+        let e = rel_err(&got, &want);
+        assert!(e < 1e-3, "{}: drift relative error {e:.2e}", b.name());
+    }
+}
+
+#[test]
+fn latent_langevin_drift_matches_finite_differences_on_the_cpu() {
+    latent_drift_matches(&CpuBackend::new());
+}
+
+#[test]
+fn latent_langevin_drift_matches_finite_differences_on_the_gpu() {
+    let b = gpu_or_skip!();
+    latent_drift_matches(&*b);
+}

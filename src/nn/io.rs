@@ -198,7 +198,15 @@ pub fn model_from_file<B: Backend>(
     path: &Path,
     spec: Option<&Spec>,
 ) -> Result<EnergyNet<B>> {
-    // A file of several nets (cooperative learning) serves its energy.
+    // A cooperative file serves its energy; a latent-EBM file's energy is a prior on z,
+    // not a density on the data.
+    if model_kind(file) == Some("latent-ebm") {
+        return Err(Error::format(
+            path,
+            "a latent-EBM model: its energy is a prior on the generator's latent z, not an \
+             energy of data (draw its samples with `ebm sample`)",
+        ));
+    }
     if model_kind(file).is_some() && !file.metadata.contains_key(SPEC_KEY) {
         let sub = sub_file(file, "energy");
         let spec = model_spec(&sub, path, spec)?;

@@ -128,7 +128,9 @@ pub struct CoopTrainer<B: Backend> {
 
 impl<B: Backend> CoopTrainer<B> {
     /// A trainer around the energy's `ebm` and a generator net whose samples have the
-    /// energy's input shape.
+    /// energy's input shape. The chains start at the generator's samples, so `ebm`'s replay
+    /// buffer is never used: build it with `buffer_size` = `batch` (it is saved with the
+    /// energy's checkpoint all the same).
     pub fn new(b: &B, ebm: Trainer<B>, generator: Net<B>, config: CoopConfig) -> Result<Self> {
         config.validate()?;
         if generator.output_len() != ebm.net.input_len() {
@@ -247,6 +249,12 @@ impl<B: Backend> CoopTrainer<B> {
             return Err(Error::format(
                 path,
                 "not a cooperative-learning checkpoint (no ebm.model = coop)",
+            ));
+        }
+        if !file.metadata.contains_key(super::checkpoint::RNG_KEY) {
+            return Err(Error::format(
+                path,
+                "a cooperative model file, not a checkpoint (no optimiser state)",
             ));
         }
         let state: CoopState = serde_json::from_str(

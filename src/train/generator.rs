@@ -69,7 +69,7 @@ impl<B: Backend> Generator<B> {
         }
         adam.validate()?;
         net.spec()
-            .check_batch(batch, &format!("batch size {batch} (generator)"))?;
+            .check_batch(batch, &format!("--batch {batch} (the generator's batch)"))?;
         Ok(Generator {
             adam: Adam::new(b, adam, net.params())?,
             d_out: b.zeros(batch * net.output_len())?,

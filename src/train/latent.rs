@@ -145,7 +145,10 @@ impl LatentConfig {
             }
         }
         if !(self.alpha.is_finite() && self.alpha >= 0.0) {
-            return Err(Error::Option(format!("alpha {} must be ≥ 0", self.alpha)));
+            return Err(Error::Option(format!(
+                "--prior-alpha {} must be ≥ 0",
+                self.alpha
+            )));
         }
         self.prior_adam.validate()?;
         self.generator_adam.validate()

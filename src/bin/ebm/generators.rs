@@ -105,7 +105,7 @@ fn latent_trainer<B: Backend>(
 ) -> Result<LatentTrainer<B>> {
     let g = &train.generator;
     config.batch = train.batch;
-    config.alpha = train.alpha;
+    config.alpha = g.prior_alpha.unwrap_or(config.alpha);
     config.seed = train.seed;
     config.sigma = g.gen_sigma.unwrap_or(config.sigma);
     config.prior_steps = g.prior_steps.unwrap_or(config.prior_steps);
@@ -120,6 +120,9 @@ fn latent_trainer<B: Backend>(
     }
     let dz = generator.input.iter().product();
     let hidden = g.prior_hidden.unwrap_or(prior_hidden);
+    if hidden == 0 {
+        return Err(Error::Option("--prior-hidden must be at least 1".into()));
+    }
     let prior = EnergyNet::new(b, &Spec::latent_prior(dz, hidden), train.seed)?;
     let generator = Net::new(b, &generator, train.seed.wrapping_add(1))?;
     LatentTrainer::new(b, prior, generator, config)
@@ -150,16 +153,16 @@ fn latent_dim(args: &GeneratorArgs, default: usize) -> Result<usize> {
 
 /// Samples drawn for the sample-based KL (generator, revised, latent model).
 const KL_SAMPLES: usize = 10_000;
-/// The Philox step of those draws: one no training iteration reaches.
-const EVAL_COUNTER: u64 = 100_000_000;
+/// The Philox step of those draws: one no training iteration reaches, and small enough that
+/// the revision's steps (counter·K + k, a u32) do not wrap for K up to 1000.
+const EVAL_COUNTER: u64 = 4_000_000;
 
 pub fn train_toy2d<B: Backend>(
     b: &B,
     dataset: Toy2d,
     args: &Toy2dArgs,
     family: Family,
-    data_points: Vec<f32>,
-    kl_grid: Grid2d,
+    (kl_batch, kl_points, kl_grid): (u32, usize, Grid2d),
 ) -> Result<()> {
     let out = args
         .run
@@ -188,7 +191,7 @@ pub fn train_toy2d<B: Backend>(
             let mut data = ToyData { dataset, seed };
             let mut watch = CoopToyWatch {
                 dataset,
-                data: data_points,
+                data: dataset.sample(seed, kl_batch, kl_points),
                 grid: kl_grid,
             };
             train_loop::run(
@@ -220,7 +223,7 @@ pub fn train_toy2d<B: Backend>(
             let mut data = ToyData { dataset, seed };
             let mut watch = LatentToyWatch {
                 dataset,
-                data: data_points,
+                data: dataset.sample(seed, kl_batch, kl_points),
                 grid: kl_grid,
             };
             train_loop::run(
@@ -588,15 +591,25 @@ impl<B: Backend> Watch<B, LatentTrainer<B>> for ImageGrids {
         // Rows alternate: data, then its reconstructions g(z+) at posterior samples z+.
         let len: usize = self.shape.iter().product();
         let (data, recon) = (t.data_batch(b)?, t.reconstructions(b)?);
-        let rows = (data.len() / len / COLS).min(COLS / 2);
-        let mut pairs = Vec::with_capacity(2 * rows * COLS * len);
+        // Rows of `cols` (a batch smaller than a row gives one short row).
+        let batch = data.len() / len;
+        let cols = COLS.min(batch);
+        let rows = (batch / cols.max(1)).min(COLS / 2);
+        let mut pairs = Vec::with_capacity(2 * rows * cols * len);
         for r in 0..rows {
-            let at = r * COLS * len..(r + 1) * COLS * len;
+            let at = r * cols * len..(r + 1) * cols * len;
             pairs.extend_from_slice(&data[at.clone()]);
             pairs.extend_from_slice(&recon[at]);
         }
-        let title = format!("data (odd rows) and reconstructions g(z+), iter {iteration}");
-        self.write(out, "reconstructions", iteration, &title, &pairs)
+        if pairs.is_empty() {
+            return Ok(());
+        }
+        let title = format!("data (rows 1, 3, ...) and reconstructions g(z+), iter {iteration}");
+        let (c, h, w) = (self.shape[0], self.shape[1], self.shape[2]);
+        let path = out.join(format!("reconstructions_{iteration:06}.png"));
+        plot::image_grid(&path, &title, &pairs, c, h, w, cols, 3)?;
+        std::fs::copy(&path, out.join("reconstructions.png")).map_err(|e| Error::io(&path, e))?;
+        Ok(())
     }
 }
 
@@ -619,9 +632,23 @@ pub fn sample_model<B: Backend>(
 
     let path = args.model.as_path();
     let n = args.n;
+    let refused = [
+        (args.sampler != crate::sample::SamplerKind::Ula, "--sampler"),
+        (args.class.is_some(), "--class"),
+        (args.adapt > 0, "--adapt"),
+        (args.spec.is_some(), "--spec"),
+    ];
+    if let Some((_, name)) = refused.iter().find(|(given, _)| *given) {
+        return Err(Error::Option(format!(
+            "{name} is for one-energy models; {} is a {kind} model (its generator draws: \
+             --revise K, --prior-steps K)",
+            args.model.display()
+        )));
+    }
     let mut energy = read_energy(b, file, path, "energy")?;
     let mut generator = read_net(b, file, path, "generator")?;
     generator.spec().check_batch(n, &format!("--n {n}"))?;
+    energy.spec().check_batch(n, &format!("--n {n}"))?;
     let shape = match &generator.spec().output {
         ebm::nn::Output::Tensor(s) => s.clone(),
         _ => return Err(Error::format(path, "the generator has no tensor output")),

@@ -166,7 +166,11 @@ fn train<B: Backend>(b: &B, args: &ImagesArgs) -> Result<()> {
     // A generator beside the energy: from the checkpoint when resuming, else --objective.
     let kind = match &args.run.resume {
         Some(ckpt) => train_loop::resume_kind(ckpt),
-        None => Some(args.train.objective.clone()),
+        None => {
+            let ula = args.train.langevin.method() == ebm::sampler::Method::Ula;
+            args.train.generator.check_for(&args.train.objective, ula)?;
+            Some(args.train.objective.clone())
+        }
     };
     if let Some(family) = kind.as_deref().and_then(Family::of) {
         return generators::train_images(b, args, family);

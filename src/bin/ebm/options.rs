@@ -13,6 +13,7 @@ use clap::{Arg, Args};
 use ebm::sampler::adapt::{self, Adaptation};
 use ebm::sampler::{LangevinConfig, Method};
 use ebm::train::{AdamConfig, Objective, TrainConfig};
+use ebm::{Error, Result};
 
 /// A command's own defaults for the shared options, as (id, value) pairs, for
 /// `#[command(mut_args(own_defaults(TABLE)))]` on the command's struct: each option named
@@ -239,10 +240,82 @@ pub struct GeneratorArgs {
     /// latent-ebm: the prior energy's Adam learning rate [default: 1e-3 toy2d, 2e-5 images].
     #[arg(long)]
     pub prior_lr: Option<f32>,
-    /// latent-ebm: hidden width of the prior energy's MLP on z [default: 128 toy2d, 200
-    /// images].
+    /// latent-ebm: hidden width of the prior energy's MLP on z [default: --hidden for
+    /// toy2d, 200 for images].
     #[arg(long)]
     pub prior_hidden: Option<usize>,
+    /// latent-ebm: the prior's energy-magnitude penalty α (its CD loss adds
+    /// α(mean E⁺² + mean E⁻²); `--alpha` is the data-space energy's) [default: 0.1 toy2d, 0
+    /// images as in the paper].
+    #[arg(long)]
+    pub prior_alpha: Option<f32>,
+}
+
+impl GeneratorArgs {
+    /// The options given, by name, that only `--objective coop` and `latent-ebm` read.
+    fn given(&self) -> Vec<&'static str> {
+        let mut given = Vec::new();
+        let mut note = |on: bool, name| {
+            if on {
+                given.push(name);
+            }
+        };
+        note(self.gen_spec.is_some(), "gen-spec");
+        note(self.latent_dim.is_some(), "latent-dim");
+        note(self.gen_nf.is_some(), "gen-nf");
+        note(self.gen_lr.is_some(), "gen-lr");
+        note(self.gen_sigma.is_some(), "gen-sigma");
+        note(self.infer_steps > 0, "infer-steps");
+        note(self.prior_steps.is_some(), "prior-steps");
+        note(self.prior_step.is_some(), "prior-step");
+        note(self.post_steps.is_some(), "post-steps");
+        note(self.post_step.is_some(), "post-step");
+        note(self.prior_lr.is_some(), "prior-lr");
+        note(self.prior_hidden.is_some(), "prior-hidden");
+        note(self.prior_alpha.is_some(), "prior-alpha");
+        given
+    }
+
+    /// Refuse, by name, an option the objective would silently ignore: generator options
+    /// without a generator, the latent model's with coop, coop's with latent-ebm.
+    pub fn check_for(&self, objective: &str, sampler_is_ula: bool) -> Result<()> {
+        const LATENT: [&str; 7] = [
+            "prior-steps",
+            "prior-step",
+            "post-steps",
+            "post-step",
+            "prior-lr",
+            "prior-hidden",
+            "prior-alpha",
+        ];
+        let given = self.given();
+        let wrong = match objective {
+            "coop" => given
+                .iter()
+                .find(|n| LATENT.contains(n))
+                .map(|n| (*n, "latent-ebm")),
+            "latent-ebm" => {
+                if !sampler_is_ula {
+                    return Err(Error::Option(
+                        "--sampler picks the data-space energy's chain sampler; --objective \
+                         latent-ebm runs Langevin on z (--prior-step, --post-step)"
+                            .into(),
+                    ));
+                }
+                given
+                    .iter()
+                    .find(|n| **n == "infer-steps")
+                    .map(|n| (*n, "coop"))
+            }
+            _ => given.first().map(|n| (*n, "coop or latent-ebm")),
+        };
+        match wrong {
+            Some((name, family)) => Err(Error::Option(format!(
+                "--{name} is an option of --objective {family}, not of --objective {objective}"
+            ))),
+            None => Ok(()),
+        }
+    }
 }
 
 impl TrainArgs {

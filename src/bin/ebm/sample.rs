@@ -168,7 +168,8 @@ fn sample<B: Backend>(b: &B, args: &SampleArgs) -> Result<()> {
     }
     if args.revise.is_some() || args.prior_steps.is_some() {
         return Err(Error::Option(format!(
-            "--revise and --prior-steps sample models with a generator (trained with --objective              coop or latent-ebm); {} holds one energy",
+            "--revise and --prior-steps sample models with a generator (trained with --objective \
+             coop or latent-ebm); {} holds one energy",
             args.model.display()
         )));
     }

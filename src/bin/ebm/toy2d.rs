@@ -87,11 +87,15 @@ fn train<B: Backend>(b: &B, dataset: Toy2d, args: &Toy2dArgs) -> Result<()> {
     // A generator beside the energy: from the checkpoint when resuming, else --objective.
     let kind = match &args.run.resume {
         Some(ckpt) => train_loop::resume_kind(ckpt),
-        None => Some(args.train.objective.clone()),
+        None => {
+            let ula = args.train.langevin.method() == ebm::sampler::Method::Ula;
+            args.train.generator.check_for(&args.train.objective, ula)?;
+            Some(args.train.objective.clone())
+        }
     };
     if let Some(family) = kind.as_deref().and_then(Family::of) {
-        let data = dataset.sample(args.train.seed, KL_BATCH, KL_POINTS);
-        return generators::train_toy2d(b, dataset, args, family, data, KL_GRID);
+        let kl = (KL_BATCH, KL_POINTS, KL_GRID);
+        return generators::train_toy2d(b, dataset, args, family, kl);
     }
     let out = args.run.out_dir(&format!("toy2d-{dataset}"))?;
     let mut trainer = match &args.run.resume {
