@@ -28,10 +28,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::adam::Adam;
 use super::cd::{TrainConfig, Trainer};
 use super::learner::Learner;
 use crate::backend::{column_index, Backend};
 use crate::nn::io::{in_file, model_tensors, net_from_file};
+use crate::nn::Param;
 use crate::tensorfile::{link_atomic, sync_dir, TensorFile};
 use crate::{Error, Result};
 
@@ -75,16 +77,7 @@ pub fn save_checkpoint<B: Backend>(b: &B, trainer: &Trainer<B>, path: &Path) -> 
 /// `energy.`).
 pub fn checkpoint_file<B: Backend>(b: &B, trainer: &Trainer<B>) -> Result<TensorFile> {
     let mut file = model_tensors(b, &trainer.net)?;
-    for ((p, m), v) in trainer
-        .net
-        .params()
-        .iter()
-        .zip(&trainer.adam.m)
-        .zip(&trainer.adam.v)
-    {
-        file.insert(format!("adam.m.{}", p.name), p.shape.clone(), b.read(m)?);
-        file.insert(format!("adam.v.{}", p.name), p.shape.clone(), b.read(v)?);
-    }
+    insert_moments(b, &mut file, "", trainer.net.params(), &trainer.adam)?;
     let dim = trainer.net.input_len();
     let capacity = trainer.replay.capacity();
     file.insert(
@@ -122,6 +115,59 @@ pub fn checkpoint_file<B: Backend>(b: &B, trainer: &Trainer<B>) -> Result<Tensor
         );
     }
     Ok(file)
+}
+
+/// Adam's moments of `params` into `file` as `{prefix}adam.m.{name}` and
+/// `{prefix}adam.v.{name}` (`prefix` "" for a one-net run, `generator.` for a generator).
+pub(crate) fn insert_moments<B: Backend>(
+    b: &B,
+    file: &mut TensorFile,
+    prefix: &str,
+    params: &[Param<B>],
+    adam: &Adam<B>,
+) -> Result<()> {
+    for ((p, m), v) in params.iter().zip(&adam.m).zip(&adam.v) {
+        file.insert(
+            format!("{prefix}adam.m.{}", p.name),
+            p.shape.clone(),
+            b.read(m)?,
+        );
+        file.insert(
+            format!("{prefix}adam.v.{}", p.name),
+            p.shape.clone(),
+            b.read(v)?,
+        );
+    }
+    Ok(())
+}
+
+/// Read back what [`insert_moments`] wrote into `adam`, each tensor checked against its
+/// parameter's shape.
+pub(crate) fn load_moments<B: Backend>(
+    b: &B,
+    file: &TensorFile,
+    path: &Path,
+    prefix: &str,
+    params: &[Param<B>],
+    adam: &mut Adam<B>,
+) -> Result<()> {
+    for (i, p) in params.iter().enumerate() {
+        for (moment, slot) in [("m", &mut adam.m[i]), ("v", &mut adam.v[i])] {
+            let key = format!("{prefix}adam.{moment}.{}", p.name);
+            let t = file.get(&key, path)?;
+            if t.shape != p.shape {
+                return Err(Error::format(
+                    path,
+                    format!(
+                        "tensor '{key}' has shape {:?}, the parameter has {:?}",
+                        t.shape, p.shape
+                    ),
+                ));
+            }
+            b.write(slot, 0, &t.data)?;
+        }
+    }
+    Ok(())
 }
 
 /// The run folder's copy of its newest checkpoint.
@@ -313,28 +359,7 @@ pub fn trainer_from_file<B: Backend>(b: &B, file: &TensorFile, path: &Path) -> R
             other => other,
         }
     })?;
-    let params: Vec<(String, Vec<usize>)> = trainer
-        .net
-        .params()
-        .iter()
-        .map(|p| (p.name.clone(), p.shape.clone()))
-        .collect();
-    for (i, (name, shape)) in params.iter().enumerate() {
-        for (moment, slot) in [("m", &mut trainer.adam.m[i]), ("v", &mut trainer.adam.v[i])] {
-            let key = format!("adam.{moment}.{name}");
-            let t = file.get(&key, path)?;
-            if &t.shape != shape {
-                return Err(Error::format(
-                    path,
-                    format!(
-                        "tensor '{key}' has shape {:?}, the parameter has {shape:?}",
-                        t.shape
-                    ),
-                ));
-            }
-            b.write(slot, 0, &t.data)?;
-        }
-    }
+    load_moments(b, file, path, "", trainer.net.params(), &mut trainer.adam)?;
     let chains = file.get("replay.chains", path)?;
     let want = [trainer.replay.capacity(), trainer.net.input_len()];
     if chains.shape != want {

@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 
 use super::adam::AdamConfig;
 use super::cd::{Stats, Trainer};
-use super::checkpoint::{checkpoint_file, trainer_from_file};
+use super::checkpoint::{checkpoint_file, insert_moments, load_moments, trainer_from_file};
 use super::generator::Generator;
 use crate::backend::Backend;
 use crate::nn::io::{nets_file, read_net, sub_file, MODEL_KIND_KEY};
@@ -231,7 +231,8 @@ impl<B: Backend> CoopTrainer<B> {
             &[("generator", &self.generator.net)],
             "coop",
         )?;
-        add_adam(b, &mut file, "generator", &self.generator)?;
+        let g = &self.generator;
+        insert_moments(b, &mut file, "generator.", g.net.params(), &g.adam)?;
         let state = CoopState {
             config: self.config.clone(),
             generator_adam_t: self.generator.adam.t,
@@ -266,69 +267,11 @@ impl<B: Backend> CoopTrainer<B> {
         let ebm = trainer_from_file(b, &sub_file(file, "energy"), path)?;
         let net = read_net(b, file, path, "generator")?;
         let mut coop = CoopTrainer::new(b, ebm, net, state.config)?;
-        load_adam(b, file, path, "generator", &mut coop.generator)?;
+        let g = &mut coop.generator;
+        load_moments(b, file, path, "generator.", g.net.params(), &mut g.adam)?;
         coop.generator.adam.t = state.generator_adam_t;
         Ok(coop)
     }
-}
-
-/// `{prefix}.adam.m.{param}` and `{prefix}.adam.v.{param}` of a generator's Adam.
-pub(crate) fn add_adam<B: Backend>(
-    b: &B,
-    file: &mut TensorFile,
-    prefix: &str,
-    generator: &Generator<B>,
-) -> Result<()> {
-    let params = generator.net.params();
-    for ((p, m), v) in params.iter().zip(&generator.adam.m).zip(&generator.adam.v) {
-        file.insert(
-            format!("{prefix}.adam.m.{}", p.name),
-            p.shape.clone(),
-            b.read(m)?,
-        );
-        file.insert(
-            format!("{prefix}.adam.v.{}", p.name),
-            p.shape.clone(),
-            b.read(v)?,
-        );
-    }
-    Ok(())
-}
-
-/// Read back what [`add_adam`] wrote.
-pub(crate) fn load_adam<B: Backend>(
-    b: &B,
-    file: &TensorFile,
-    path: &Path,
-    prefix: &str,
-    generator: &mut Generator<B>,
-) -> Result<()> {
-    let shapes: Vec<(String, Vec<usize>)> = generator
-        .net
-        .params()
-        .iter()
-        .map(|p| (p.name.clone(), p.shape.clone()))
-        .collect();
-    for (i, (name, shape)) in shapes.iter().enumerate() {
-        for (moment, slot) in [
-            ("m", &mut generator.adam.m[i]),
-            ("v", &mut generator.adam.v[i]),
-        ] {
-            let key = format!("{prefix}.adam.{moment}.{name}");
-            let t = file.get(&key, path)?;
-            if &t.shape != shape {
-                return Err(Error::format(
-                    path,
-                    format!(
-                        "tensor '{key}' has shape {:?}, the parameter has {shape:?}",
-                        t.shape
-                    ),
-                ));
-            }
-            b.write(slot, 0, &t.data)?;
-        }
-    }
-    Ok(())
 }
 
 /// Samples of a cooperative model: `n` generator samples x̂ = g(z) with z ~ N(0, I) (Philox

@@ -41,8 +41,7 @@ use serde::{Deserialize, Serialize};
 
 use super::adam::{Adam, AdamConfig};
 use super::cd::Stats;
-use super::checkpoint::{RunPosition, DATA_KEY, RNG_KEY};
-use super::coop::{add_adam, load_adam};
+use super::checkpoint::{insert_moments, load_moments, RunPosition, DATA_KEY, RNG_KEY};
 use super::generator::Generator;
 use super::loss::{ObjectiveLoss, HEALTH_PARAMS};
 use super::{FlagNonFinite, Objective};
@@ -335,23 +334,15 @@ impl<B: Backend> LatentTrainer<B> {
     /// `energy.` and `generator.`, their Adam moments, the config and the position.
     pub fn checkpoint_file(&self, b: &B) -> Result<TensorFile> {
         let mut prior = model_tensors(b, &self.prior)?;
-        for ((p, m), v) in self
-            .prior
-            .params()
-            .iter()
-            .zip(&self.prior_adam.m)
-            .zip(&self.prior_adam.v)
-        {
-            prior.insert(format!("adam.m.{}", p.name), p.shape.clone(), b.read(m)?);
-            prior.insert(format!("adam.v.{}", p.name), p.shape.clone(), b.read(v)?);
-        }
+        insert_moments(b, &mut prior, "", self.prior.params(), &self.prior_adam)?;
         let mut file = nets_file(
             b,
             &[("energy", &prior)],
             &[("generator", &self.generator.net)],
             "latent-ebm",
         )?;
-        add_adam(b, &mut file, "generator", &self.generator)?;
+        let g = &self.generator;
+        insert_moments(b, &mut file, "generator.", g.net.params(), &g.adam)?;
         let position = LatentPosition {
             run: RunPosition {
                 seed: self.config.seed,
@@ -394,29 +385,17 @@ impl<B: Backend> LatentTrainer<B> {
         if let Some(json) = file.metadata.get(RNG_KEY) {
             let position: LatentPosition = serde_json::from_str(json)
                 .map_err(|e| Error::format(path, format!("{RNG_KEY}: {e}")))?;
-            let shapes: Vec<(String, Vec<usize>)> = trainer
-                .prior
-                .params()
-                .iter()
-                .map(|p| (p.name.clone(), p.shape.clone()))
-                .collect();
-            for (i, (name, shape)) in shapes.iter().enumerate() {
-                for (moment, slot) in [
-                    ("m", &mut trainer.prior_adam.m[i]),
-                    ("v", &mut trainer.prior_adam.v[i]),
-                ] {
-                    let key = format!("energy.adam.{moment}.{name}");
-                    let t = file.get(&key, path)?;
-                    if &t.shape != shape {
-                        return Err(Error::format(
-                            path,
-                            format!("tensor '{key}' has shape {:?}, not {shape:?}", t.shape),
-                        ));
-                    }
-                    b.write(slot, 0, &t.data)?;
-                }
-            }
-            load_adam(b, file, path, "generator", &mut trainer.generator)?;
+            let t = &mut trainer;
+            load_moments(
+                b,
+                file,
+                path,
+                "energy.",
+                t.prior.params(),
+                &mut t.prior_adam,
+            )?;
+            let g = &mut t.generator;
+            load_moments(b, file, path, "generator.", g.net.params(), &mut g.adam)?;
             trainer.iteration = position.run.iteration;
             trainer.prior_adam.t = position.run.adam_t;
             trainer.generator.adam.t = position.generator_adam_t;

@@ -38,6 +38,21 @@ impl Family {
     }
 }
 
+/// The family of the run `ebm train` starts or resumes: the checkpoint's when resuming, else
+/// `--objective`'s, whose options are checked first (one the objective would ignore is an
+/// error). `None`: a run of one energy.
+pub fn family_of_run(resume: Option<&Path>, train: &TrainArgs) -> Result<Option<Family>> {
+    let kind = match resume {
+        Some(ckpt) => train_loop::resume_kind(ckpt),
+        None => {
+            let ula = train.langevin.method() == ebm::sampler::Method::Ula;
+            train.generator.check_for(&train.objective, ula)?;
+            Some(train.objective.clone())
+        }
+    };
+    Ok(kind.as_deref().and_then(Family::of))
+}
+
 /// The generator's Adam: β₁ = 0.5 (DCGAN's, and both papers').
 fn generator_adam(lr: f32) -> AdamConfig {
     AdamConfig {
@@ -177,23 +192,18 @@ pub fn train_toy2d<B: Backend>(
                         Some(s) => Spec::from_name_or_file(s)?,
                         None => Spec::mlp(2, args.hidden, args.depth),
                     };
-                    let dz = latent_dim(&args.train.generator, 2)?;
-                    let gen = generator_spec(
-                        &args.train.generator,
-                        Spec::generator_mlp(dz, args.hidden, 2),
-                        &[2],
-                    )?;
+                    let gen = toy_generator(args)?;
                     coop_trainer(b, energy, gen, &args.train, (-range, range), 1e-3)?
                 }
             };
             check_toy(trainer.ebm.net.input_len())?;
             let seed = trainer.ebm.config.seed;
-            let mut data = ToyData { dataset, seed };
             let mut watch = CoopToyWatch {
                 dataset,
                 data: dataset.sample(seed, kl_batch, kl_points),
                 grid: kl_grid,
             };
+            let mut data = ToyData { dataset, seed };
             train_loop::run(
                 b,
                 &mut trainer,
@@ -208,24 +218,19 @@ pub fn train_toy2d<B: Backend>(
             let mut trainer: LatentTrainer<B> = match &args.run.resume {
                 Some(ckpt) => train_loop::resume_trainer(b, ckpt)?,
                 None => {
-                    let dz = latent_dim(&args.train.generator, 2)?;
-                    let gen = generator_spec(
-                        &args.train.generator,
-                        Spec::generator_mlp(dz, args.hidden, 2),
-                        &[2],
-                    )?;
+                    let gen = toy_generator(args)?;
                     let defaults = LatentConfig::toy2d(args.train.seed);
                     latent_trainer(b, gen, &args.train, defaults, args.hidden)?
                 }
             };
             check_toy(trainer.generator.output_len())?;
             let seed = trainer.config.seed;
-            let mut data = ToyData { dataset, seed };
             let mut watch = LatentToyWatch {
                 dataset,
                 data: dataset.sample(seed, kl_batch, kl_points),
                 grid: kl_grid,
             };
+            let mut data = ToyData { dataset, seed };
             train_loop::run(
                 b,
                 &mut trainer,
@@ -237,6 +242,13 @@ pub fn train_toy2d<B: Backend>(
             )
         }
     }
+}
+
+/// `--gen-spec`, else the toy MLP generator of `--hidden` on `--latent-dim` (default 2).
+fn toy_generator(args: &Toy2dArgs) -> Result<Spec> {
+    let dz = latent_dim(&args.train.generator, 2)?;
+    let builtin = Spec::generator_mlp(dz, args.hidden, 2);
+    generator_spec(&args.train.generator, builtin, &[2])
 }
 
 fn family_name(family: Family) -> &'static str {
@@ -541,14 +553,6 @@ impl ImageGrids {
 }
 
 impl<B: Backend> Watch<B, CoopTrainer<B>> for ImageGrids {
-    fn metric_names(&self) -> Vec<&'static str> {
-        Vec::new()
-    }
-
-    fn metrics(&mut self, _: &B, _: &mut CoopTrainer<B>) -> Result<Vec<f64>> {
-        Ok(Vec::new())
-    }
-
     fn pictures(
         &mut self,
         b: &B,
@@ -566,14 +570,6 @@ impl<B: Backend> Watch<B, CoopTrainer<B>> for ImageGrids {
 }
 
 impl<B: Backend> Watch<B, LatentTrainer<B>> for ImageGrids {
-    fn metric_names(&self) -> Vec<&'static str> {
-        Vec::new()
-    }
-
-    fn metrics(&mut self, _: &B, _: &mut LatentTrainer<B>) -> Result<Vec<f64>> {
-        Ok(Vec::new())
-    }
-
     fn pictures(
         &mut self,
         b: &B,

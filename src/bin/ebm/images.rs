@@ -11,7 +11,7 @@ use ebm::plot;
 use ebm::train::Trainer;
 use ebm::{with_backend, EnergyNet, Error, Result, Spec};
 
-use crate::generators::{self, Family};
+use crate::generators;
 use crate::options::{own_defaults, own_help, TrainArgs};
 use crate::train_loop::{self, LoopArgs, Watch};
 
@@ -164,15 +164,7 @@ pub(crate) fn hold_out(mut set: images::ImageSet, n: usize) -> Result<images::Im
 
 fn train<B: Backend>(b: &B, args: &ImagesArgs) -> Result<()> {
     // A generator beside the energy: from the checkpoint when resuming, else --objective.
-    let kind = match &args.run.resume {
-        Some(ckpt) => train_loop::resume_kind(ckpt),
-        None => {
-            let ula = args.train.langevin.method() == ebm::sampler::Method::Ula;
-            args.train.generator.check_for(&args.train.objective, ula)?;
-            Some(args.train.objective.clone())
-        }
-    };
-    if let Some(family) = kind.as_deref().and_then(Family::of) {
+    if let Some(family) = generators::family_of_run(args.run.resume.as_deref(), &args.train)? {
         return generators::train_images(b, args, family);
     }
     let data_path = args.data.clone().unwrap_or_else(default_data);
@@ -246,14 +238,6 @@ struct ImageWatch {
 const TILES: usize = 64;
 
 impl<B: Backend> Watch<B, Trainer<B>> for ImageWatch {
-    fn metric_names(&self) -> Vec<&'static str> {
-        Vec::new()
-    }
-
-    fn metrics(&mut self, _: &B, _: &mut Trainer<B>) -> Result<Vec<f64>> {
-        Ok(Vec::new())
-    }
-
     fn pictures(
         &mut self,
         b: &B,

@@ -11,7 +11,7 @@ use ebm::plot::{self, Grid2d};
 use ebm::train::Trainer;
 use ebm::{with_backend, EnergyNet, Error, Result, Spec};
 
-use crate::generators::{self, Family};
+use crate::generators;
 use crate::options::{own_defaults, TrainArgs};
 use crate::train_loop::{self, LoopArgs, Watch};
 
@@ -85,15 +85,7 @@ fn check_input(spec: &Spec) -> Result<()> {
 
 fn train<B: Backend>(b: &B, dataset: Toy2d, args: &Toy2dArgs) -> Result<()> {
     // A generator beside the energy: from the checkpoint when resuming, else --objective.
-    let kind = match &args.run.resume {
-        Some(ckpt) => train_loop::resume_kind(ckpt),
-        None => {
-            let ula = args.train.langevin.method() == ebm::sampler::Method::Ula;
-            args.train.generator.check_for(&args.train.objective, ula)?;
-            Some(args.train.objective.clone())
-        }
-    };
-    if let Some(family) = kind.as_deref().and_then(Family::of) {
+    if let Some(family) = generators::family_of_run(args.run.resume.as_deref(), &args.train)? {
         let kl = (KL_BATCH, KL_POINTS, KL_GRID);
         return generators::train_toy2d(b, dataset, args, family, kl);
     }

@@ -158,10 +158,14 @@ pub fn resume_kind(path: &Path) -> Option<String> {
 
 /// What a training command adds to the loop: quality metrics and pictures.
 pub trait Watch<B: Backend, L> {
-    /// The metrics' CSV columns and log labels (e.g. "kl").
-    fn metric_names(&self) -> Vec<&'static str>;
+    /// The metrics' CSV columns and log labels (e.g. "kl"); none by default.
+    fn metric_names(&self) -> Vec<&'static str> {
+        Vec::new()
+    }
     /// The metrics now, one per name (called every `--log-every`).
-    fn metrics(&mut self, b: &B, trainer: &mut L) -> Result<Vec<f64>>;
+    fn metrics(&mut self, _b: &B, _trainer: &mut L) -> Result<Vec<f64>> {
+        Ok(Vec::new())
+    }
     /// Write the pictures for `iteration` into `out` (`metrics`: the last ones logged).
     fn pictures(
         &mut self,
