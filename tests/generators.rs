@@ -371,6 +371,15 @@ fn latent_ebm_resumes_exactly_with_two_nets() {
     resumes_exactly(&b, || latent_trainer(&b));
 }
 
+/// The same on the GPU: its kernels are deterministic, so a resumed run there follows the
+/// uninterrupted one bit for bit too.
+#[test]
+fn generator_families_resume_exactly_on_the_gpu() {
+    let b = gpu_or_skip!();
+    resumes_exactly(&*b, || coop_trainer(&*b, 3));
+    resumes_exactly(&*b, || latent_trainer(&*b));
+}
+
 #[test]
 fn a_generator_spec_must_output_a_tensor() {
     let b = CpuBackend::new();
