@@ -103,18 +103,9 @@ pub fn read_net<B: Backend>(b: &B, file: &TensorFile, path: &Path, prefix: &str)
         )
     })?;
     let spec = Spec::from_json(spec).map_err(|e| Error::format(path, e.to_string()))?;
+    let shown = format!("{prefix}.");
     Net::from_params(b, &spec, |name, shape| {
-        let t = sub.get(name, path)?;
-        if t.shape != shape {
-            return Err(Error::format(
-                path,
-                format!(
-                    "tensor '{prefix}.{name}' has shape {:?}, the spec needs {shape:?}",
-                    t.shape
-                ),
-            ));
-        }
-        Ok(t.data.clone())
+        param_values(&sub, path, name, shape, &shown)
     })
     .map_err(|e| in_file(e, path))
 }
@@ -126,9 +117,42 @@ pub fn read_energy<B: Backend>(
     path: &Path,
     prefix: &str,
 ) -> Result<EnergyNet<B>> {
+    energy_under(b, file, path, prefix, None)
+}
+
+/// [`read_energy`] with `spec` in place of the file's, if given.
+fn energy_under<B: Backend>(
+    b: &B,
+    file: &TensorFile,
+    path: &Path,
+    prefix: &str,
+    spec: Option<&Spec>,
+) -> Result<EnergyNet<B>> {
     let sub = sub_file(file, prefix);
-    let spec = model_spec(&sub, path, None)?;
+    let spec = model_spec(&sub, path, spec)?;
     net_from_file(b, &sub, path, &spec)
+}
+
+/// The values of parameter `name` (`{shown}{name}` in errors) in `file`, which must have the
+/// spec's `shape`.
+fn param_values(
+    file: &TensorFile,
+    path: &Path,
+    name: &str,
+    shape: &[usize],
+    shown: &str,
+) -> Result<Vec<f32>> {
+    let t = file.get(name, path)?;
+    if t.shape != shape {
+        return Err(Error::format(
+            path,
+            format!(
+                "tensor '{shown}{name}' has shape {:?}, the spec needs {shape:?}",
+                t.shape
+            ),
+        ));
+    }
+    Ok(t.data.clone())
 }
 
 pub(crate) fn model_tensors<B: Backend>(b: &B, net: &EnergyNet<B>) -> Result<TensorFile> {
@@ -208,9 +232,7 @@ pub fn model_from_file<B: Backend>(
         ));
     }
     if model_kind(file).is_some() && !file.metadata.contains_key(SPEC_KEY) {
-        let sub = sub_file(file, "energy");
-        let spec = model_spec(&sub, path, spec)?;
-        return net_from_file(b, &sub, path, &spec);
+        return energy_under(b, file, path, "energy", spec);
     }
     let spec = model_spec(file, path, spec)?;
     net_from_file(b, file, path, &spec)
@@ -224,18 +246,9 @@ pub(crate) fn net_from_file<B: Backend>(
 ) -> Result<EnergyNet<B>> {
     let mut used = Vec::new();
     let net = EnergyNet::from_params(b, spec, |name, shape| {
-        let t = file.get(name, path)?;
-        if t.shape != shape {
-            return Err(Error::format(
-                path,
-                format!(
-                    "tensor '{name}' has shape {:?}, the spec needs {shape:?}",
-                    t.shape
-                ),
-            ));
-        }
+        let values = param_values(file, path, name, shape, "")?;
         used.push(name.to_string());
-        Ok(t.data.clone())
+        Ok(values)
     })
     .map_err(|e| in_file(e, path))?;
     // A parameter the spec has no place for means the spec does not describe this file

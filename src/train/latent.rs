@@ -108,22 +108,22 @@ impl LatentConfig {
     /// The paper's image settings: B = 64, K₀ = 60 steps of s = 0.4, K₁ = 20 of s = 0.1,
     /// σ = 0.3, Adam at 2e-5 (prior) and 1e-4 (generator), β₁ = 0.5.
     pub fn images(seed: u64) -> Self {
-        let adam = |lr| AdamConfig {
-            lr,
-            beta1: 0.5,
-            ..AdamConfig::default()
-        };
+        // The toy settings' chains and Adam β₁, at the paper's sizes and rates.
+        let toy = Self::toy2d(seed);
         LatentConfig {
             batch: 64,
             sigma: 0.3,
             prior_steps: 60,
-            prior_step: 0.4,
-            post_steps: 20,
-            post_step: 0.1,
             alpha: 0.0,
-            prior_adam: adam(2e-5),
-            generator_adam: adam(1e-4),
-            seed,
+            prior_adam: AdamConfig {
+                lr: 2e-5,
+                ..toy.prior_adam
+            },
+            generator_adam: AdamConfig {
+                lr: 1e-4,
+                ..toy.generator_adam
+            },
+            ..toy
         }
     }
 

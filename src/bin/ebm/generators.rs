@@ -12,7 +12,9 @@ use ebm::nn::Net;
 use ebm::plot::{self, density_from_energy, points_density, Grid2d};
 use ebm::sampler::Langevin;
 use ebm::train::coop::coop_samples;
-use ebm::train::{AdamConfig, CoopConfig, CoopTrainer, LatentConfig, LatentTrainer, Trainer};
+use ebm::train::{
+    AdamConfig, CoopConfig, CoopTrainer, LatentConfig, LatentTrainer, Learner, Trainer,
+};
 use ebm::{EnergyNet, Error, Result, Spec};
 
 use crate::images::{self as images_cmd, ImagesArgs};
@@ -34,6 +36,14 @@ impl Family {
             "coop" => Some(Family::Coop),
             "latent-ebm" => Some(Family::Latent),
             _ => None,
+        }
+    }
+
+    /// Its `--objective` name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Coop => "coop",
+            Family::Latent => "latent-ebm",
         }
     }
 }
@@ -181,7 +191,7 @@ pub fn train_toy2d<B: Backend>(
 ) -> Result<()> {
     let out = args
         .run
-        .out_dir(&format!("toy2d-{dataset}-{}", family_name(family)))?;
+        .out_dir(&format!("toy2d-{dataset}-{}", family.name()))?;
     let range = toy2d::RANGE;
     match family {
         Family::Coop => {
@@ -202,6 +212,7 @@ pub fn train_toy2d<B: Backend>(
                 dataset,
                 data: dataset.sample(seed, kl_batch, kl_points),
                 grid: kl_grid,
+                drawn: None,
             };
             let mut data = ToyData { dataset, seed };
             train_loop::run(
@@ -229,6 +240,7 @@ pub fn train_toy2d<B: Backend>(
                 dataset,
                 data: dataset.sample(seed, kl_batch, kl_points),
                 grid: kl_grid,
+                drawn: None,
             };
             let mut data = ToyData { dataset, seed };
             train_loop::run(
@@ -249,13 +261,6 @@ fn toy_generator(args: &Toy2dArgs) -> Result<Spec> {
     let dz = latent_dim(&args.train.generator, 2)?;
     let builtin = Spec::generator_mlp(dz, args.hidden, 2);
     generator_spec(&args.train.generator, builtin, &[2])
-}
-
-fn family_name(family: Family) -> &'static str {
-    match family {
-        Family::Coop => "coop",
-        Family::Latent => "latent-ebm",
-    }
 }
 
 fn check_toy(len: usize) -> Result<()> {
@@ -281,15 +286,21 @@ struct CoopToyWatch {
     dataset: Toy2d,
     data: Vec<f32>,
     grid: Grid2d,
+    /// The last draw and its iteration: the pictures of a logged iteration reuse the
+    /// metrics' samples (the same counter gives the same draw).
+    drawn: Drawn,
 }
 
+/// (iteration, two sample sets) of a watch's last draw.
+type Drawn = Option<(u64, Vec<f32>, Vec<f32>)>;
+
 impl CoopToyWatch {
-    fn draw<B: Backend>(
-        &self,
-        b: &B,
-        t: &mut CoopTrainer<B>,
-        n: usize,
-    ) -> Result<(Vec<f32>, Vec<f32>)> {
+    /// [`KL_SAMPLES`] generator samples and their revisions at this iteration.
+    fn draw<B: Backend>(&mut self, b: &B, t: &mut CoopTrainer<B>) -> Result<(Vec<f32>, Vec<f32>)> {
+        match &self.drawn {
+            Some((at, gen, rev)) if *at == t.iteration() => return Ok((gen.clone(), rev.clone())),
+            _ => {}
+        }
         let langevin = Langevin {
             config: t.ebm.config.langevin,
             seed: t.ebm.config.seed,
@@ -299,11 +310,13 @@ impl CoopToyWatch {
             &mut t.generator.net,
             &mut t.ebm.net,
             Some(&langevin),
-            n,
+            KL_SAMPLES,
             EVAL_COUNTER,
             t.ebm.config.seed,
         )?;
-        Ok((gen, rev.expect("revised")))
+        let rev = rev.expect("revised");
+        self.drawn = Some((t.iteration(), gen.clone(), rev.clone()));
+        Ok((gen, rev))
     }
 }
 
@@ -314,7 +327,7 @@ impl<B: Backend> Watch<B, CoopTrainer<B>> for CoopToyWatch {
 
     fn metrics(&mut self, b: &B, t: &mut CoopTrainer<B>) -> Result<Vec<f64>> {
         let energy = t.ebm.net.energies(b, &self.grid.points())?;
-        let (gen, rev) = self.draw(b, t, KL_SAMPLES)?;
+        let (gen, rev) = self.draw(b, t)?;
         Ok(vec![
             kl_data_model(&self.grid, &self.data, &energy),
             kl_data_samples(&self.grid, &self.data, &gen),
@@ -332,7 +345,7 @@ impl<B: Backend> Watch<B, CoopTrainer<B>> for CoopToyWatch {
     ) -> Result<()> {
         let grid = picture_grid();
         let energy = t.ebm.net.energies(b, &grid.points())?;
-        let (gen, rev) = self.draw(b, t, KL_SAMPLES)?;
+        let (gen, rev) = self.draw(b, t)?;
         let data = &self.data[..self.data.len().min(2 * 50_000)];
         let k = t.ebm.config.langevin.steps;
         let rev_title = format!("revised: {k} Langevin steps");
@@ -367,6 +380,25 @@ struct LatentToyWatch {
     dataset: Toy2d,
     data: Vec<f32>,
     grid: Grid2d,
+    /// The last draw (z, g(z)), as [`CoopToyWatch::drawn`].
+    drawn: Drawn,
+}
+
+impl LatentToyWatch {
+    /// [`KL_SAMPLES`] draws (z, g(z)) of the model at this iteration.
+    fn draw<B: Backend>(
+        &mut self,
+        b: &B,
+        t: &mut LatentTrainer<B>,
+    ) -> Result<(Vec<f32>, Vec<f32>)> {
+        match &self.drawn {
+            Some((at, z, x)) if *at == t.iteration => return Ok((z.clone(), x.clone())),
+            _ => {}
+        }
+        let (z, x) = t.sample(b, KL_SAMPLES, EVAL_COUNTER)?;
+        self.drawn = Some((t.iteration, z.clone(), x.clone()));
+        Ok((z, x))
+    }
 }
 
 impl<B: Backend> Watch<B, LatentTrainer<B>> for LatentToyWatch {
@@ -375,7 +407,7 @@ impl<B: Backend> Watch<B, LatentTrainer<B>> for LatentToyWatch {
     }
 
     fn metrics(&mut self, b: &B, t: &mut LatentTrainer<B>) -> Result<Vec<f64>> {
-        let (_, x) = t.sample(b, KL_SAMPLES, EVAL_COUNTER)?;
+        let (_, x) = self.draw(b, t)?;
         Ok(vec![kl_data_samples(&self.grid, &self.data, &x)])
     }
 
@@ -388,7 +420,7 @@ impl<B: Backend> Watch<B, LatentTrainer<B>> for LatentToyWatch {
         out: &Path,
     ) -> Result<()> {
         let grid = picture_grid();
-        let (z, x) = t.sample(b, KL_SAMPLES, EVAL_COUNTER)?;
+        let (z, x) = self.draw(b, t)?;
         let data = &self.data[..self.data.len().min(2 * 50_000)];
         let mut panels = vec![
             ("data", points_density(&grid, data)),
@@ -437,16 +469,9 @@ pub fn train_images<B: Backend>(b: &B, args: &ImagesArgs, family: Family) -> Res
         .unwrap_or("images");
     let out = args
         .run
-        .out_dir(&format!("images-{spec_name}-{}", family_name(family)))?;
+        .out_dir(&format!("images-{spec_name}-{}", family.name()))?;
     let nf = args.nf.unwrap_or(if b.is_gpu() { 64 } else { 16 });
     let gen_nf = args.train.generator.gen_nf.unwrap_or(nf);
-    let check_data = |then: Option<&str>| match then.filter(|&t| t != now) {
-        Some(then) => Err(Error::Option(format!(
-            "--resume: this run trained on {then}; give the same --data, --labels and \
-             --holdout (now: {now})"
-        ))),
-        None => Ok(()),
-    };
     match family {
         Family::Coop => {
             let mut trainer: CoopTrainer<B> = match &args.run.resume {
@@ -459,21 +484,9 @@ pub fn train_images<B: Backend>(b: &B, args: &ImagesArgs, family: Family) -> Res
                     t
                 }
             };
-            check_data(trainer.ebm.data_source.as_deref())?;
             let shape = trainer.ebm.net.spec().input.clone();
-            let set = images_cmd::load_images(&shape, &data_path)?;
-            let set = images_cmd::hold_out(set, args.holdout)?;
-            let mut data = ImageData::new(set, trainer.ebm.config.seed)?;
-            let mut watch = ImageGrids { shape };
-            train_loop::run(
-                b,
-                &mut trainer,
-                &mut data,
-                args.iters,
-                &args.run,
-                &out,
-                &mut watch,
-            )
+            let seed = trainer.ebm.config.seed;
+            run_images(b, &mut trainer, shape, seed, (&data_path, &now), args, &out)
         }
         Family::Latent => {
             let mut trainer: LatentTrainer<B> = match &args.run.resume {
@@ -487,26 +500,44 @@ pub fn train_images<B: Backend>(b: &B, args: &ImagesArgs, family: Family) -> Res
                     t
                 }
             };
-            check_data(trainer.data_source.as_deref())?;
             let shape = match &trainer.generator.net.spec().output {
                 ebm::nn::Output::Tensor(s) => s.clone(),
                 _ => unreachable!("a generator has a tensor output"),
             };
-            let set = images_cmd::load_images(&shape, &data_path)?;
-            let set = images_cmd::hold_out(set, args.holdout)?;
-            let mut data = ImageData::new(set, trainer.config.seed)?;
-            let mut watch = ImageGrids { shape };
-            train_loop::run(
-                b,
-                &mut trainer,
-                &mut data,
-                args.iters,
-                &args.run,
-                &out,
-                &mut watch,
-            )
+            let seed = trainer.config.seed;
+            run_images(b, &mut trainer, shape, seed, (&data_path, &now), args, &out)
         }
     }
+}
+
+/// Train a run with a generator on the images at `data_path`, brought to `shape`: the same
+/// data a resumed run trained on (`now`: the data in words, as checkpoints keep them), its
+/// held-out images left out, with sample grids every `--plot-every`.
+fn run_images<B: Backend, L: Learner<B>>(
+    b: &B,
+    trainer: &mut L,
+    shape: Vec<usize>,
+    seed: u64,
+    (data_path, now): (&Path, &str),
+    args: &ImagesArgs,
+    out: &Path,
+) -> Result<()>
+where
+    ImageGrids: Watch<B, L>,
+{
+    if let Some(then) = trainer.data_source().filter(|&t| t != now) {
+        return Err(Error::Option(format!(
+            "--resume: this run trained on {then}; give the same --data, --labels and \
+             --holdout (now: {now})"
+        )));
+    }
+    let set = images_cmd::load_images(&shape, data_path)?;
+    let set = images_cmd::hold_out(set, args.holdout)?;
+    let mut data = ImageData::new(set, seed)?;
+    let mut watch = ImageGrids { shape };
+    train_loop::run(
+        b, trainer, &mut data, args.iters, &args.run, out, &mut watch,
+    )
 }
 
 /// `--gen-spec`, else the DCGAN-style generator for the energy's `[C, 32, 32]` input.
@@ -537,16 +568,20 @@ struct ImageGrids {
 const COLS: usize = 8;
 
 impl ImageGrids {
-    fn grid(&self, path: &Path, title: &str, images: &[f32]) -> Result<()> {
+    /// Up to `cols`·8 of `x` in rows of `cols`, as `{name}_{iteration}.png` and `{name}.png`.
+    fn write(
+        &self,
+        out: &Path,
+        (name, iteration): (&str, u64),
+        title: &str,
+        x: &[f32],
+        cols: usize,
+    ) -> Result<()> {
         let (c, h, w) = (self.shape[0], self.shape[1], self.shape[2]);
         let len = c * h * w;
-        let n = (images.len() / len).min(COLS * COLS);
-        plot::image_grid(path, title, &images[..n * len], c, h, w, COLS, 3)
-    }
-
-    fn write(&self, out: &Path, name: &str, iteration: u64, title: &str, x: &[f32]) -> Result<()> {
+        let n = (x.len() / len).min(cols * COLS);
         let path = out.join(format!("{name}_{iteration:06}.png"));
-        self.grid(&path, title, x)?;
+        plot::image_grid(&path, title, &x[..n * len], c, h, w, cols, 3)?;
         std::fs::copy(&path, out.join(format!("{name}.png"))).map_err(|e| Error::io(&path, e))?;
         Ok(())
     }
@@ -563,9 +598,15 @@ impl<B: Backend> Watch<B, CoopTrainer<B>> for ImageGrids {
     ) -> Result<()> {
         let k = t.ebm.config.langevin.steps;
         let title = format!("generator g(z), iter {iteration}");
-        self.write(out, "generator", iteration, &title, &t.generated(b)?)?;
+        self.write(
+            out,
+            ("generator", iteration),
+            &title,
+            &t.generated(b)?,
+            COLS,
+        )?;
         let title = format!("revised by {k} Langevin steps, iter {iteration}");
-        self.write(out, "revised", iteration, &title, &t.revised(b)?)
+        self.write(out, ("revised", iteration), &title, &t.revised(b)?, COLS)
     }
 }
 
@@ -583,7 +624,7 @@ impl<B: Backend> Watch<B, LatentTrainer<B>> for ImageGrids {
             "g(z), z from the prior ({} Langevin steps), iter {iteration}",
             t.config.prior_steps
         );
-        self.write(out, "samples", iteration, &title, &x)?;
+        self.write(out, ("samples", iteration), &title, &x, COLS)?;
         // Rows alternate: data, then its reconstructions g(z+) at posterior samples z+.
         let len: usize = self.shape.iter().product();
         let (data, recon) = (t.data_batch(b)?, t.reconstructions(b)?);
@@ -601,11 +642,7 @@ impl<B: Backend> Watch<B, LatentTrainer<B>> for ImageGrids {
             return Ok(());
         }
         let title = format!("data (rows 1, 3, ...) and reconstructions g(z+), iter {iteration}");
-        let (c, h, w) = (self.shape[0], self.shape[1], self.shape[2]);
-        let path = out.join(format!("reconstructions_{iteration:06}.png"));
-        plot::image_grid(&path, &title, &pairs, c, h, w, cols, 3)?;
-        std::fs::copy(&path, out.join("reconstructions.png")).map_err(|e| Error::io(&path, e))?;
-        Ok(())
+        self.write(out, ("reconstructions", iteration), &title, &pairs, cols)
     }
 }
 
