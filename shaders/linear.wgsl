@@ -100,16 +100,30 @@ fn linear_backward_params(@builtin(global_invocation_id) gid: vec3<u32>, @builti
     }
 }
 
-// db[o] = Σ_b dy[b, o]: one thread per output, summing down a column (coalesced across o).
-@compute @workgroup_size(256)
-fn linear_backward_bias(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let o = gid.x;
-    if o >= p.outputs {
-        return;
-    }
+// db[o] = Σ_b dy[b, o]: a workgroup per 16 outputs; thread (x, y) sums rows y, y + 16, … of
+// column o = 16·wg + x (16 consecutive words per row: coalesced), then the 16 partial sums of
+// each column meet in workgroup memory. A thread per output alone would leave a batch of
+// 1024 to one serial loop on a few hundred threads.
+var<workgroup> column_sums: array<array<f32, 16>, 16>;
+
+@compute @workgroup_size(16, 16)
+fn linear_backward_bias(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let o = wg.x * TILE + lid.x;
     var acc = 0.0;
-    for (var r = 0u; r < p.batch; r++) {
-        acc += a[r * p.outputs + o];
+    if o < p.outputs {
+        for (var r = lid.y; r < p.batch; r += TILE) {
+            acc += a[r * p.outputs + o];
+        }
     }
-    out[o] = acc;
+    column_sums[lid.y][lid.x] = acc;
+    workgroupBarrier();
+    for (var half = TILE / 2u; half > 0u; half /= 2u) {
+        if lid.y < half {
+            column_sums[lid.y][lid.x] += column_sums[lid.y + half][lid.x];
+        }
+        workgroupBarrier();
+    }
+    if lid.y == 0u && o < p.outputs {
+        out[o] = column_sums[0][lid.x];
+    }
 }

@@ -157,8 +157,8 @@ fn linear_matches_cpu() {
 const CHANNELS: [usize; 6] = [1, 2, 3, 5, 6, 7];
 
 /// A random conv shape: batch 1..3, channels from [`CHANNELS`], H and W 5..13 (odd and
-/// even), kernel 1..4, stride 1..2, padding 0..1. The kernel always fits the padded input
-/// at these sizes; the loop guards it anyway.
+/// even), kernel 1..4, stride 1..3, padding 0..2 (so the input gradient's stride phases come
+/// with 0, 1 or 2 taps a side). The loop keeps the kernel within the padded input.
 fn random_conv_shape(rng: &mut StdRng) -> Conv2dShape {
     loop {
         let s = Conv2dShape {
@@ -168,8 +168,8 @@ fn random_conv_shape(rng: &mut StdRng) -> Conv2dShape {
             height: rng.random_range(5..=13),
             width: rng.random_range(5..=13),
             kernel: rng.random_range(1..=4),
-            stride: rng.random_range(1..=2),
-            padding: rng.random_range(0..=1),
+            stride: rng.random_range(1..=3),
+            padding: rng.random_range(0..=2),
         };
         if s.kernel <= s.height.min(s.width) + 2 * s.padding {
             return s;
@@ -190,6 +190,18 @@ fn conv_shapes(rng: &mut StdRng) -> Vec<Conv2dShape> {
         kernel: 3,
         stride: 2,
         padding: 1,
+    });
+    // A stride past the kernel: stride phases of the input gradient that no tap reaches
+    // (their pixels' gradient is 0, and must still be stored).
+    shapes.push(Conv2dShape {
+        batch: 2,
+        in_channels: 5,
+        out_channels: 3,
+        height: 11,
+        width: 10,
+        kernel: 2,
+        stride: 3,
+        padding: 2,
     });
     // 4×4 outputs and 70 samples: the CPU takes such samples in groups (64 for forward and
     // backward-data, 16 for the weight gradient), so whole groups and a partial one.

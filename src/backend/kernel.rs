@@ -163,6 +163,12 @@ pub struct WgslShader {
     pub rng: bool,
     /// Whether `workgroup_reduce.wgsl` (256-thread tree sums) is prepended.
     pub workgroup_reduce: bool,
+    /// Whether the file's kernels guard every buffer and workgroup index themselves, so the
+    /// module may be built without wgpu's per-access bounds clamps (which cost the GEMM
+    /// kernels' innermost loops several instructions per load). Only for kernels whose
+    /// indexing is tested on every shape class; `EBM_GPU_BOUNDS_CHECKS=on` restores the
+    /// clamps everywhere.
+    pub unchecked_indexing: bool,
 }
 
 /// `shaders/rng.wgsl`: Philox4x32-10 and the uniform/normal maps (no entry points).

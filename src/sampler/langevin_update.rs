@@ -147,6 +147,7 @@ pub(crate) const LANGEVIN: WgslShader = WgslShader {
     body: include_str!("../../shaders/langevin.wgsl"),
     rng: true,
     workgroup_reduce: false,
+    unchecked_indexing: false,
 };
 
 /// Its one entry point: x (read-write), grad.

@@ -420,6 +420,7 @@ pub(crate) const METROPOLIS: WgslShader = WgslShader {
     body: include_str!("../../shaders/metropolis.wgsl"),
     rng: true,
     workgroup_reduce: false,
+    unchecked_indexing: false,
 };
 
 /// The chains' state (x, ∇E, E, stats: read-write), then the proposal (x', ∇E(x'), E(x')).

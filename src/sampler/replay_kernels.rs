@@ -272,6 +272,7 @@ pub(crate) const CHAINS: WgslShader = WgslShader {
     body: include_str!("../../shaders/chains.wgsl"),
     rng: true,
     workgroup_reduce: false,
+    unchecked_indexing: false,
 };
 
 /// Buffer, x (read-write), indices (read-write).

@@ -125,6 +125,7 @@ pub(crate) const ADAM: WgslShader = WgslShader {
     body: include_str!("../../shaders/adam.wgsl"),
     rng: false,
     workgroup_reduce: false,
+    unchecked_indexing: false,
 };
 
 /// param (read-write), grad, m (read-write), v (read-write), norms.

@@ -133,6 +133,7 @@ pub(crate) const CD_LOSS_WGSL: WgslShader = WgslShader {
     body: include_str!("../../shaders/cd_loss.wgsl"),
     rng: false,
     workgroup_reduce: false,
+    unchecked_indexing: false,
 };
 
 /// energies, d_energy (read-write), stats (read-write).

@@ -89,6 +89,7 @@ pub(crate) const HEALTH: WgslShader = WgslShader {
     body: include_str!("../../shaders/health.wgsl"),
     rng: false,
     workgroup_reduce: false,
+    unchecked_indexing: false,
 };
 
 /// x, flags (read-write).

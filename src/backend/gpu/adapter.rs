@@ -44,6 +44,52 @@ pub struct AdapterReport {
     pub subgroup: bool,
     /// Per-dispatch parameters as immediates, which this backend requires.
     pub immediates: bool,
+    /// Smallest and largest subgroup (warp / wave) size: 32 and 32 on NVIDIA.
+    pub subgroup_sizes: (u32, u32),
+    /// The tensor-core matrix products the adapter offers through wgpu's experimental
+    /// cooperative matrices (`Features::EXPERIMENTAL_COOPERATIVE_MATRIX`); empty without it.
+    pub cooperative_matrix: Vec<MatrixShape>,
+}
+
+/// One cooperative-matrix product D = A·B + C an adapter offers: A is m×k, B k×n, C and D
+/// m×n, with A and B of element type `inputs` and C, D of `accumulator`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MatrixShape {
+    pub m: u32,
+    pub n: u32,
+    pub k: u32,
+    /// "f16", "f32", "i32" or "u32".
+    pub inputs: &'static str,
+    /// "f16", "f32", "i32" or "u32".
+    pub accumulator: &'static str,
+}
+
+impl MatrixShape {
+    fn from_wgpu(p: &wgpu::CooperativeMatrixProperties) -> Self {
+        let name = |t: wgpu::CooperativeScalarType| match t {
+            wgpu::CooperativeScalarType::F32 => "f32",
+            wgpu::CooperativeScalarType::F16 => "f16",
+            wgpu::CooperativeScalarType::I32 => "i32",
+            wgpu::CooperativeScalarType::U32 => "u32",
+        };
+        MatrixShape {
+            m: p.m_size,
+            n: p.n_size,
+            k: p.k_size,
+            inputs: name(p.ab_type),
+            accumulator: name(p.cr_type),
+        }
+    }
+}
+
+impl fmt::Display for MatrixShape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}×{}×{} {}→{}",
+            self.m, self.n, self.k, self.inputs, self.accumulator
+        )
+    }
 }
 
 impl AdapterReport {
@@ -69,6 +115,17 @@ impl AdapterReport {
             shader_f16: features.contains(wgpu::Features::SHADER_F16),
             subgroup: features.contains(wgpu::Features::SUBGROUP),
             immediates: features.contains(wgpu::Features::IMMEDIATES),
+            subgroup_sizes: (info.subgroup_min_size, info.subgroup_max_size),
+            cooperative_matrix: if features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX)
+            {
+                adapter
+                    .cooperative_matrix_properties()
+                    .iter()
+                    .map(MatrixShape::from_wgpu)
+                    .collect()
+            } else {
+                Vec::new()
+            },
         }
     }
 }
@@ -99,13 +156,25 @@ impl fmt::Display for AdapterReport {
             self.max_immediate_size,
         )?;
         let flag = |on: bool| if on { "yes" } else { "no" };
-        write!(
+        writeln!(
             f,
-            "  features: timestamp_query {}, shader_f16 {}, subgroup {}, immediates {}",
+            "  features: timestamp_query {}, shader_f16 {}, subgroup {} (size {}–{}), immediates {}",
             flag(self.timestamp_query),
             flag(self.shader_f16),
             flag(self.subgroup),
+            self.subgroup_sizes.0,
+            self.subgroup_sizes.1,
             flag(self.immediates),
+        )?;
+        let shapes: Vec<String> = self.cooperative_matrix.iter().map(|s| s.to_string()).collect();
+        write!(
+            f,
+            "  tensor cores (cooperative matrix): {}",
+            if shapes.is_empty() {
+                "none".to_string()
+            } else {
+                shapes.join(", ")
+            }
         )
     }
 }

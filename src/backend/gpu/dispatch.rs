@@ -84,12 +84,26 @@ impl GpuBackend {
                 )))
             };
         }
-        let module = self
-            .device
-            .create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(shader.file),
-                source: wgpu::ShaderSource::Wgsl(shader.source().into()),
-            });
+        let descriptor = wgpu::ShaderModuleDescriptor {
+            label: Some(shader.file),
+            source: wgpu::ShaderSource::Wgsl(shader.source().into()),
+        };
+        let module = if shader.unchecked_indexing && !bounds_checks_forced() {
+            // SAFETY: such a file's kernels test every buffer index against the buffer's
+            // extent before using it and index workgroup arrays only within their declared
+            // sizes (see the file's header); the shader tests run them on every shape class.
+            unsafe {
+                self.device.create_shader_module_trusted(
+                    descriptor,
+                    wgpu::ShaderRuntimeChecks {
+                        bounds_checks: false,
+                        ..wgpu::ShaderRuntimeChecks::checked()
+                    },
+                )
+            }
+        } else {
+            self.device.create_shader_module(descriptor)
+        };
         modules.insert(shader.file, (shader.body, module.clone()));
         Ok(module)
     }
@@ -202,6 +216,13 @@ impl GpuBackend {
         });
         self.dispatches.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// `EBM_GPU_BOUNDS_CHECKS=on`: build every module with wgpu's bounds clamps, including the
+/// kernels that guard their own indices (a debugging aid, and the baseline for measuring
+/// what the clamps cost).
+fn bounds_checks_forced() -> bool {
+    std::env::var("EBM_GPU_BOUNDS_CHECKS").is_ok_and(|v| v == "on" || v == "1")
 }
 
 /// [`EltParams`] from sizes the caller has checked against the u32 range (larger ones are

@@ -10,30 +10,32 @@ use bytemuck::{Pod, Zeroable};
 /// Defines one `pub(crate) const` [`WgslShader`] per line: the backend's own files (the
 /// algorithms define theirs next to them; `crate::wgsl` lists every file in use).
 macro_rules! shaders {
-    ($($name:ident: $file:literal, rng: $rng:literal, workgroup_reduce: $reduce:literal;)*) => {
+    ($($name:ident: $file:literal, rng: $rng:literal, workgroup_reduce: $reduce:literal,
+       unchecked_indexing: $unchecked:literal;)*) => {
         $(
             pub(crate) const $name: WgslShader = WgslShader {
                 file: $file,
                 body: include_str!(concat!("../../../shaders/", $file)),
                 rng: $rng,
                 workgroup_reduce: $reduce,
+                unchecked_indexing: $unchecked,
             };
         )*
     };
 }
 
 shaders! {
-    LINEAR_WGSL: "linear.wgsl", rng: false, workgroup_reduce: false;
-    ACTIVATION_WGSL: "activation.wgsl", rng: false, workgroup_reduce: false;
-    REDUCE_WGSL: "reduce.wgsl", rng: false, workgroup_reduce: false;
-    FILL_WGSL: "fill.wgsl", rng: false, workgroup_reduce: false;
-    RNG_WORDS_WGSL: "rng_words.wgsl", rng: true, workgroup_reduce: false;
-    CONV2D_WGSL: "conv2d.wgsl", rng: false, workgroup_reduce: false;
-    POOL_WGSL: "pool.wgsl", rng: false, workgroup_reduce: false;
-    ELEMENTWISE_WGSL: "elementwise.wgsl", rng: false, workgroup_reduce: false;
-    ROWS_WGSL: "rows.wgsl", rng: false, workgroup_reduce: true;
-    UPSAMPLE_WGSL: "upsample.wgsl", rng: false, workgroup_reduce: false;
-    SPECTRAL_NORM_WGSL: "spectral_norm.wgsl", rng: false, workgroup_reduce: true;
+    LINEAR_WGSL: "linear.wgsl", rng: false, workgroup_reduce: false, unchecked_indexing: false;
+    ACTIVATION_WGSL: "activation.wgsl", rng: false, workgroup_reduce: false, unchecked_indexing: false;
+    REDUCE_WGSL: "reduce.wgsl", rng: false, workgroup_reduce: false, unchecked_indexing: false;
+    FILL_WGSL: "fill.wgsl", rng: false, workgroup_reduce: false, unchecked_indexing: false;
+    RNG_WORDS_WGSL: "rng_words.wgsl", rng: true, workgroup_reduce: false, unchecked_indexing: false;
+    CONV2D_WGSL: "conv2d.wgsl", rng: false, workgroup_reduce: false, unchecked_indexing: true;
+    POOL_WGSL: "pool.wgsl", rng: false, workgroup_reduce: false, unchecked_indexing: false;
+    ELEMENTWISE_WGSL: "elementwise.wgsl", rng: false, workgroup_reduce: false, unchecked_indexing: false;
+    ROWS_WGSL: "rows.wgsl", rng: false, workgroup_reduce: true, unchecked_indexing: false;
+    UPSAMPLE_WGSL: "upsample.wgsl", rng: false, workgroup_reduce: false, unchecked_indexing: false;
+    SPECTRAL_NORM_WGSL: "spectral_norm.wgsl", rng: false, workgroup_reduce: true, unchecked_indexing: false;
 }
 
 use crate::backend::kernel::Access::{Read, ReadWrite};

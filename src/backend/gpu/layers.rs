@@ -43,7 +43,12 @@ impl GpuBackend {
             .max(s.batch * s.out_len())
             .max(weights);
         let u = |n: usize| self.dim_u32(n).map_err(|e| self.defer_error(e)).ok();
-        u(largest + s.padding)?;
+        // The kernels form offsets that may dip below 0 by the padding in i32.
+        if !self.check(largest + s.padding <= i32::MAX as usize, || {
+            format!("a conv2d tensor of {largest} values exceeds the i32 range of the kernels")
+        }) {
+            return None;
+        }
         Some(ConvParams {
             batch: u(s.batch)?,
             in_channels: u(s.in_channels)?,
@@ -167,15 +172,10 @@ impl GpuBackend {
                 groups,
             );
         }
-        let Some(groups) = self.grid_1d_or_defer(o) else {
+        // A workgroup per 16 outputs (the shader's TILE), on x alone.
+        let Some(groups) = self.tile_grid(1, o) else {
             return;
         };
-        // One thread per output; the kernel indexes with gid.x only.
-        if !self.check(groups.1 == 1, || {
-            format!("{o} outputs are too many for the bias kernel")
-        }) {
-            return;
-        }
         self.dispatch(&kernels::LINEAR_BACKWARD_BIAS, &[dy, db], &params, groups);
     }
 
@@ -213,10 +213,19 @@ impl GpuBackend {
         if s.batch * s.in_len() == 0 {
             return;
         }
-        let pixels = s.batch * s.height * s.width;
-        let Some(groups) = self.conv_grid(s.in_channels, pixels) else {
+        // One GEMM per stride phase, the phases stacked on z with the row tiles.
+        let pixels = s.batch * widest_phase(s);
+        let Some((x, y, z)) = self.conv_grid(s.in_channels, pixels) else {
             return;
         };
+        let phases = s.stride * s.stride;
+        let max = self.report.max_compute_workgroups_per_dimension as usize;
+        if !self.check(z as usize * phases <= max, || {
+            format!("{} channels at stride {} need more than {max} conv tiles", s.in_channels, s.stride)
+        }) {
+            return;
+        }
+        let groups = (x, y, z * phases as u32);
         self.dispatch(
             &kernels::CONV2D_BACKWARD_DATA,
             &[w, dy, dx],
@@ -365,4 +374,22 @@ impl GpuBackend {
         let k = &kernels::CHANNEL_SUM;
         self.rows_kernel(k, &[dy, db], params, s.channels, false, s.len());
     }
+}
+
+/// Input pixels of the largest stride phase of `conv2d_backward_data` (conv2d.wgsl): the
+/// pixels (ih, iw) with (ih + p) mod s = rh, (iw + p) mod s = rw, counted as that file's
+/// `phase_of` does. The grid covers this many columns per sample in every phase.
+fn widest_phase(s: Conv2dShape) -> usize {
+    let st = s.stride.max(1);
+    let along = |len: usize| {
+        (0..st)
+            .map(|r| {
+                let first = (s.padding + st - 1 - r) / st;
+                let end = (len + s.padding + st - 1 - r) / st;
+                end.saturating_sub(first)
+            })
+            .max()
+            .unwrap_or(0)
+    };
+    along(s.height) * along(s.width)
 }

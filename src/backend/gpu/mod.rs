@@ -65,7 +65,7 @@ use super::{
     ProfileSupport, UpsampleShape,
 };
 use crate::{Error, Result};
-pub use adapter::{describe_adapters, AdapterReport};
+pub use adapter::{describe_adapters, AdapterReport, MatrixShape};
 use kernels::{ConvParams, EltParams, LinearParams, PoolParams, RowParams, SnParams};
 
 /// Threads per workgroup of the elementwise kernels (must match `WG` in the shaders).

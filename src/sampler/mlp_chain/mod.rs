@@ -216,6 +216,7 @@ pub(crate) const MLP_CHAIN: WgslShader = WgslShader {
     body: include_str!("../../../shaders/mlp_chain.wgsl"),
     rng: true,
     workgroup_reduce: false,
+    unchecked_indexing: false,
 };
 
 /// Its one entry point: the packed parameters, x (read-write).
