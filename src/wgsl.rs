@@ -3,7 +3,7 @@
 //! The shader tests read these lists to check them against `shaders/` with naga.
 
 use crate::backend::gpu::kernels;
-use crate::backend::kernel::{ImmediateLayout, WgslEntry, RNG_WGSL, WORKGROUP_REDUCE_WGSL};
+use crate::backend::kernel::{ImmediateLayout, WgslEntry};
 use crate::{sampler, train};
 
 /// Every entry point: the backend's kernel table, then the algorithms'.
@@ -29,17 +29,20 @@ fn all_entries() -> Vec<&'static WgslEntry> {
         .collect()
 }
 
-/// The WGSL module built from `shaders/<file>` (e.g. `"langevin.wgsl"`), with `rng.wgsl` and
-/// `workgroup_reduce.wgsl` prepended where it uses them; `None` for a file nothing builds.
-/// Those two shared files (no entry points) are returned as they are. Lets the shader tests
-/// validate exactly what the GPU compiles.
+/// The WGSL module built from `shaders/<file>` (e.g. `"langevin.wgsl"`), with its preludes
+/// (`rng.wgsl`, `workgroup_reduce.wgsl`, `conv2d_gather.wgsl`) prepended; `None` for a file
+/// nothing builds. A prelude file itself (no entry points) is returned as it is. Lets the
+/// shader tests validate exactly what the GPU compiles.
 pub fn shader_source(file: &str) -> Option<String> {
-    match file {
-        "rng.wgsl" => return Some(RNG_WGSL.to_string()),
-        "workgroup_reduce.wgsl" => return Some(WORKGROUP_REDUCE_WGSL.to_string()),
-        _ => {}
+    let entries = all_entries();
+    if let Some(prelude) = entries
+        .iter()
+        .flat_map(|e| e.shader.preludes)
+        .find(|p| p.file == file)
+    {
+        return Some(prelude.body.to_string());
     }
-    all_entries()
+    entries
         .into_iter()
         .find(|e| e.shader.file == file)
         .map(|e| e.shader.source())

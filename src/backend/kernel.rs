@@ -159,10 +159,8 @@ pub struct WgslShader {
     pub file: &'static str,
     /// Its text (`include_str!`).
     pub body: &'static str,
-    /// Whether `rng.wgsl` (Philox and the normals) is prepended.
-    pub rng: bool,
-    /// Whether `workgroup_reduce.wgsl` (256-thread tree sums) is prepended.
-    pub workgroup_reduce: bool,
+    /// Shared files of functions (no entry points) prepended to it, in order.
+    pub preludes: &'static [WgslPrelude],
     /// Whether the file's kernels guard every buffer and workgroup index themselves, so the
     /// module may be built without wgpu's per-access bounds clamps (which cost the GEMM
     /// kernels' innermost loops several instructions per load). Only for kernels whose
@@ -171,25 +169,46 @@ pub struct WgslShader {
     pub unchecked_indexing: bool,
 }
 
-/// `shaders/rng.wgsl`: Philox4x32-10 and the uniform/normal maps (no entry points).
-pub const RNG_WGSL: &str = include_str!("../../shaders/rng.wgsl");
-/// `shaders/workgroup_reduce.wgsl`: the shared tree sum (no entry points).
-pub const WORKGROUP_REDUCE_WGSL: &str = include_str!("../../shaders/workgroup_reduce.wgsl");
+/// A file of shared WGSL (types, functions, bindings; no entry points) that shaders prepend.
+#[derive(Clone, Copy, Debug)]
+pub struct WgslPrelude {
+    /// The file name under `shaders/`.
+    pub file: &'static str,
+    /// Its text (`include_str!`).
+    pub body: &'static str,
+}
+
+/// `shaders/rng.wgsl`: Philox4x32-10 and the uniform/normal maps.
+pub const RNG: WgslPrelude = WgslPrelude {
+    file: "rng.wgsl",
+    body: include_str!("../../shaders/rng.wgsl"),
+};
+/// `shaders/workgroup_reduce.wgsl`: the shared tree sum.
+pub const WORKGROUP_REDUCE: WgslPrelude = WgslPrelude {
+    file: "workgroup_reduce.wgsl",
+    body: include_str!("../../shaders/workgroup_reduce.wgsl"),
+};
 
 impl WgslShader {
-    /// The complete module as compiled: the shared files it uses first, then its own text.
+    /// The complete module as compiled: its `enable` directives (which WGSL wants before
+    /// anything else), the shared files it uses, then the rest of its own text.
     pub fn source(&self) -> String {
+        let (directives, rest): (Vec<&str>, Vec<&str>) =
+            self.body.lines().partition(|l| l.starts_with("enable "));
         let mut source = String::new();
-        for (used, prelude) in [
-            (self.rng, RNG_WGSL),
-            (self.workgroup_reduce, WORKGROUP_REDUCE_WGSL),
-        ] {
-            if used {
-                source.push_str(prelude);
-                source.push('\n');
-            }
+        for line in directives {
+            source.push_str(line);
+            source.push('\n');
         }
-        source + self.body
+        for prelude in self.preludes {
+            source.push_str(prelude.body);
+            source.push('\n');
+        }
+        for line in rest {
+            source.push_str(line);
+            source.push('\n');
+        }
+        source
     }
 }
 

@@ -145,8 +145,7 @@ impl Kernel for LangevinUpdate {
 pub(crate) const LANGEVIN: WgslShader = WgslShader {
     file: "langevin.wgsl",
     body: include_str!("../../shaders/langevin.wgsl"),
-    rng: true,
-    workgroup_reduce: false,
+    preludes: &[crate::backend::kernel::RNG],
     unchecked_indexing: false,
 };
 

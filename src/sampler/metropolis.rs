@@ -418,8 +418,7 @@ impl Kernel for HmcMomentum {
 pub(crate) const METROPOLIS: WgslShader = WgslShader {
     file: "metropolis.wgsl",
     body: include_str!("../../shaders/metropolis.wgsl"),
-    rng: true,
-    workgroup_reduce: false,
+    preludes: &[crate::backend::kernel::RNG],
     unchecked_indexing: false,
 };
 

@@ -270,8 +270,7 @@ impl Kernel for ReplayLabels {
 pub(crate) const CHAINS: WgslShader = WgslShader {
     file: "chains.wgsl",
     body: include_str!("../../shaders/chains.wgsl"),
-    rng: true,
-    workgroup_reduce: false,
+    preludes: &[crate::backend::kernel::RNG],
     unchecked_indexing: false,
 };
 

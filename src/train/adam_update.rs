@@ -123,8 +123,7 @@ impl Kernel for AdamUpdate {
 pub(crate) const ADAM: WgslShader = WgslShader {
     file: "adam.wgsl",
     body: include_str!("../../shaders/adam.wgsl"),
-    rng: false,
-    workgroup_reduce: false,
+    preludes: &[],
     unchecked_indexing: false,
 };
 

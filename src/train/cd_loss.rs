@@ -131,8 +131,7 @@ impl Kernel for CdLoss {
 pub(crate) const CD_LOSS_WGSL: WgslShader = WgslShader {
     file: "cd_loss.wgsl",
     body: include_str!("../../shaders/cd_loss.wgsl"),
-    rng: false,
-    workgroup_reduce: false,
+    preludes: &[],
     unchecked_indexing: false,
 };
 

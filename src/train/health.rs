@@ -87,8 +87,7 @@ impl Kernel for FlagNonFinite {
 pub(crate) const HEALTH: WgslShader = WgslShader {
     file: "health.wgsl",
     body: include_str!("../../shaders/health.wgsl"),
-    rng: false,
-    workgroup_reduce: false,
+    preludes: &[],
     unchecked_indexing: false,
 };
 

@@ -55,8 +55,11 @@ pub struct AdapterReport {
 /// m×n, with A and B of element type `inputs` and C, D of `accumulator`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MatrixShape {
+    /// Rows of A, C and D.
     pub m: u32,
+    /// Columns of B, C and D.
     pub n: u32,
+    /// Columns of A, rows of B.
     pub k: u32,
     /// "f16", "f32", "i32" or "u32".
     pub inputs: &'static str,

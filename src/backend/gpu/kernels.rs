@@ -10,14 +10,13 @@ use bytemuck::{Pod, Zeroable};
 /// Defines one `pub(crate) const` [`WgslShader`] per line: the backend's own files (the
 /// algorithms define theirs next to them; `crate::wgsl` lists every file in use).
 macro_rules! shaders {
-    ($($name:ident: $file:literal, rng: $rng:literal, workgroup_reduce: $reduce:literal,
+    ($($name:ident: $file:literal, preludes: $preludes:expr,
        unchecked_indexing: $unchecked:literal;)*) => {
         $(
             pub(crate) const $name: WgslShader = WgslShader {
                 file: $file,
                 body: include_str!(concat!("../../../shaders/", $file)),
-                rng: $rng,
-                workgroup_reduce: $reduce,
+                preludes: $preludes,
                 unchecked_indexing: $unchecked,
             };
         )*
@@ -25,21 +24,30 @@ macro_rules! shaders {
 }
 
 shaders! {
-    LINEAR_WGSL: "linear.wgsl", rng: false, workgroup_reduce: false, unchecked_indexing: false;
-    ACTIVATION_WGSL: "activation.wgsl", rng: false, workgroup_reduce: false, unchecked_indexing: false;
-    REDUCE_WGSL: "reduce.wgsl", rng: false, workgroup_reduce: false, unchecked_indexing: false;
-    FILL_WGSL: "fill.wgsl", rng: false, workgroup_reduce: false, unchecked_indexing: false;
-    RNG_WORDS_WGSL: "rng_words.wgsl", rng: true, workgroup_reduce: false, unchecked_indexing: false;
-    CONV2D_WGSL: "conv2d.wgsl", rng: false, workgroup_reduce: false, unchecked_indexing: true;
-    POOL_WGSL: "pool.wgsl", rng: false, workgroup_reduce: false, unchecked_indexing: false;
-    ELEMENTWISE_WGSL: "elementwise.wgsl", rng: false, workgroup_reduce: false, unchecked_indexing: false;
-    ROWS_WGSL: "rows.wgsl", rng: false, workgroup_reduce: true, unchecked_indexing: false;
-    UPSAMPLE_WGSL: "upsample.wgsl", rng: false, workgroup_reduce: false, unchecked_indexing: false;
-    SPECTRAL_NORM_WGSL: "spectral_norm.wgsl", rng: false, workgroup_reduce: true, unchecked_indexing: false;
+    LINEAR_WGSL: "linear.wgsl", preludes: &[], unchecked_indexing: false;
+    ACTIVATION_WGSL: "activation.wgsl", preludes: &[], unchecked_indexing: false;
+    REDUCE_WGSL: "reduce.wgsl", preludes: &[], unchecked_indexing: false;
+    FILL_WGSL: "fill.wgsl", preludes: &[], unchecked_indexing: false;
+    RNG_WORDS_WGSL: "rng_words.wgsl", preludes: &[RNG], unchecked_indexing: false;
+    CONV2D_WGSL: "conv2d.wgsl", preludes: &[CONV2D_GATHER], unchecked_indexing: true;
+    POOL_WGSL: "pool.wgsl", preludes: &[], unchecked_indexing: false;
+    ELEMENTWISE_WGSL: "elementwise.wgsl", preludes: &[], unchecked_indexing: false;
+    ROWS_WGSL: "rows.wgsl", preludes: &[WORKGROUP_REDUCE], unchecked_indexing: false;
+    UPSAMPLE_WGSL: "upsample.wgsl", preludes: &[], unchecked_indexing: false;
+    SPECTRAL_NORM_WGSL: "spectral_norm.wgsl", preludes: &[WORKGROUP_REDUCE], unchecked_indexing: false;
 }
 
 use crate::backend::kernel::Access::{Read, ReadWrite};
-use crate::backend::kernel::{layout, ImmediateLayout, WgslEntry, WgslShader};
+use crate::backend::kernel::{
+    layout, ImmediateLayout, WgslEntry, WgslPrelude, WgslShader, RNG, WORKGROUP_REDUCE,
+};
+
+/// `shaders/conv2d_gather.wgsl`: the conv kernels' operand gathers and result stores, shared
+/// by the f32 and the tensor-core products.
+pub(crate) const CONV2D_GATHER: WgslPrelude = WgslPrelude {
+    file: "conv2d_gather.wgsl",
+    body: include_str!("../../../shaders/conv2d_gather.wgsl"),
+};
 
 /// Defines one `pub(crate) const` [`WgslEntry`] per line and [`ALL_KERNELS`], the list of them
 /// all: a kernel cannot be added without being listed, which is what lets the shader tests

@@ -214,8 +214,7 @@ fn packed_widths(widths: &[usize]) -> [u32; 8] {
 pub(crate) const MLP_CHAIN: WgslShader = WgslShader {
     file: "mlp_chain.wgsl",
     body: include_str!("../../../shaders/mlp_chain.wgsl"),
-    rng: true,
-    workgroup_reduce: false,
+    preludes: &[crate::backend::kernel::RNG],
     unchecked_indexing: false,
 };
 
