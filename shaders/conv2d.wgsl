@@ -13,6 +13,11 @@
 //   conv2d_backward_data    a = w,  b = dy, out = dx   (one z slice per stride phase)
 //   conv2d_backward_weight  a = dy, b = x,  out = dw
 //   conv2d_backward_bias    a = dy,         out = db: one workgroup per channel, tree sum
+//   conv2d_sum_*            a = the slices' partial products, out = y / dx / dw (+ bias)
+//
+// A product with few output tiles (a deep layer, a weight gradient: 32 tiles over a K of
+// 10⁵) would leave most of a large GPU idle, so the host cuts its K into slices on the grid's
+// z (split-K, `k_splits` in src/backend/gpu/layers.rs) and sums them here afterwards.
 
 // tile_a[kk][m4] = A rows 4·m4 .. 4·m4 + 3 at K index k0 + kk; tile_b[kk][n4] = B row k0 + kk
 // at columns 4·n4 .. 4·n4 + 3. tile_a's rows are padded to 17 so that the 16 threads storing
@@ -53,23 +58,25 @@ fn conv2d_forward(
     let tx = li % 16u;
     let ty = li / 16u;
     let k = p.kernel;
-    let k_len = p.in_channels * k * k;
-    let origin = tile_origin(wg, nwg, wg.z);
+    let row_tiles = (p.out_channels + TILE - 1u) / TILE;
+    let split = wg.z / row_tiles;
+    let ks = k_slice(split, p.in_channels * k * k);
+    let origin = tile_origin(wg, nwg, wg.z % row_tiles);
     let cols = forward_columns(origin.y + 4u * tx);
 
     let step = digits_of(TK, k, k);
-    var kb = digits_of(ty, k, k);
-    var ops = forward_operands(0u, kb, cols, tx, ty, origin.x);
+    var kb = digits_of(ks.x + ty, k, k);
+    var ops = forward_operands(ks.x, ks.y, kb, cols, tx, ty, origin.x);
     var acc: Block;
     let computes = origin.x + 4u * ty < p.out_channels
         && origin.y + 4u * tx < p.batch * p.out_height * p.out_width;
-    for (var k0 = 0u; k0 < k_len; k0 += TK) {
+    for (var k0 = ks.x; k0 < ks.y; k0 += TK) {
         let current = ops;
         kb = digits_add(kb, step, k, k);
-        ops = forward_operands(k0 + TK, kb, cols, tx, ty, origin.x);
+        ops = forward_operands(k0 + TK, ks.y, kb, cols, tx, ty, origin.x);
         multiply_step(current, &acc, tx, ty, computes);
     }
-    forward_store(acc, cols, origin.x, ty);
+    forward_store(acc, cols, origin.x, ty, split);
 }
 
 @compute @workgroup_size(256)
@@ -80,27 +87,30 @@ fn conv2d_backward_data(
 ) {
     let tx = li % 16u;
     let ty = li / 16u;
+    // z = (split · s² + phase) · row tiles + row tile.
     let row_tiles = (p.in_channels + TILE - 1u) / TILE;
-    let ph = phase_of(wg.z / row_tiles);
+    let phases = p.stride * p.stride;
+    let ph = phase_of((wg.z / row_tiles) % phases);
+    let split = wg.z / (row_tiles * phases);
+    let ks = k_slice(split, p.out_channels * ph.taps_h * ph.taps_w);
     let origin = tile_origin(wg, nwg, wg.z % row_tiles);
-    let k_len = p.out_channels * ph.taps_h * ph.taps_w;
     let cols = backward_data_columns(origin.y + 4u * tx, ph);
 
     let step = digits_of(TK, ph.taps_h, ph.taps_w);
-    var da = digits_of(tx, ph.taps_h, ph.taps_w);
-    var db = digits_of(ty, ph.taps_h, ph.taps_w);
-    var ops = backward_data_operands(0u, da, db, ph, cols, tx, ty, origin.x);
+    var da = digits_of(ks.x + tx, ph.taps_h, ph.taps_w);
+    var db = digits_of(ks.x + ty, ph.taps_h, ph.taps_w);
+    var ops = backward_data_operands(ks.x, ks.y, da, db, ph, cols, tx, ty, origin.x);
     var acc: Block;
     let computes = origin.x + 4u * ty < p.in_channels
         && origin.y + 4u * tx < p.batch * ph.rows * ph.cols;
-    for (var k0 = 0u; k0 < k_len; k0 += TK) {
+    for (var k0 = ks.x; k0 < ks.y; k0 += TK) {
         let current = ops;
         da = digits_add(da, step, ph.taps_h, ph.taps_w);
         db = digits_add(db, step, ph.taps_h, ph.taps_w);
-        ops = backward_data_operands(k0 + TK, da, db, ph, cols, tx, ty, origin.x);
+        ops = backward_data_operands(k0 + TK, ks.y, da, db, ph, cols, tx, ty, origin.x);
         multiply_step(current, &acc, tx, ty, computes);
     }
-    backward_data_store(acc, cols, origin.x, ty);
+    backward_data_store(acc, cols, origin.x, ty, split);
 }
 
 @compute @workgroup_size(256)
@@ -111,25 +121,81 @@ fn conv2d_backward_weight(
 ) {
     let tx = li % 16u;
     let ty = li / 16u;
-    let k_len = p.batch * p.out_height * p.out_width;
-    let origin = tile_origin(wg, nwg, wg.z);
+    let row_tiles = (p.out_channels + TILE - 1u) / TILE;
+    let split = wg.z / row_tiles;
+    let ks = k_slice(split, p.batch * p.out_height * p.out_width);
+    let origin = tile_origin(wg, nwg, wg.z % row_tiles);
     let cols = backward_weight_columns(origin.y + 4u * tx);
 
     let step = digits_of(TK, p.out_height, p.out_width);
-    var da = digits_of(tx, p.out_height, p.out_width);
-    var db = digits_of(ty, p.out_height, p.out_width);
-    var ops = backward_weight_operands(0u, da, db, cols, tx, ty, origin.x);
+    var da = digits_of(ks.x + tx, p.out_height, p.out_width);
+    var db = digits_of(ks.x + ty, p.out_height, p.out_width);
+    var ops = backward_weight_operands(ks.x, ks.y, da, db, cols, tx, ty, origin.x);
     var acc: Block;
     let computes = origin.x + 4u * ty < p.out_channels
         && origin.y + 4u * tx < p.in_channels * p.kernel * p.kernel;
-    for (var k0 = 0u; k0 < k_len; k0 += TK) {
+    for (var k0 = ks.x; k0 < ks.y; k0 += TK) {
         let current = ops;
         da = digits_add(da, step, p.out_height, p.out_width);
         db = digits_add(db, step, p.out_height, p.out_width);
-        ops = backward_weight_operands(k0 + TK, da, db, cols, tx, ty, origin.x);
+        ops = backward_weight_operands(k0 + TK, ks.y, da, db, cols, tx, ty, origin.x);
         multiply_step(current, &acc, tx, ty, computes);
     }
-    backward_weight_store(acc, cols, origin.x, origin.y + 4u * tx, ty);
+    backward_weight_store(acc, cols, origin.x, origin.y + 4u * tx, ty, split);
+}
+
+// The split-K partial products summed: out[i] = Σ_s a[s·len + i] (+ the bias of i's channel
+// for the forward). One thread per output; the grid may be 2D.
+fn split_sum(i: u32, len: u32) -> f32 {
+    var total = 0.0;
+    for (var s = 0u; s < p.splits; s++) {
+        total += a[s * len + i];
+    }
+    return total;
+}
+
+fn flat_index(wg: vec3<u32>, nwg: vec3<u32>, li: u32) -> u32 {
+    return (wg.x + wg.y * nwg.x) * WG + li;
+}
+
+@compute @workgroup_size(256)
+fn conv2d_sum_forward(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) li: u32,
+) {
+    let i = flat_index(wg, nwg, li);
+    let pix = p.out_height * p.out_width;
+    let len = p.batch * p.out_channels * pix;
+    if i < len {
+        out[i] = split_sum(i, len) + bias[(i / pix) % p.out_channels];
+    }
+}
+
+@compute @workgroup_size(256)
+fn conv2d_sum_data(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) li: u32,
+) {
+    let i = flat_index(wg, nwg, li);
+    let len = p.batch * p.in_channels * p.height * p.width;
+    if i < len {
+        out[i] = split_sum(i, len);
+    }
+}
+
+@compute @workgroup_size(256)
+fn conv2d_sum_weight(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) li: u32,
+) {
+    let i = flat_index(wg, nwg, li);
+    let len = p.out_channels * p.in_channels * p.kernel * p.kernel;
+    if i < len {
+        out[i] = split_sum(i, len);
+    }
 }
 
 var<workgroup> partial: array<f32, 256>;

@@ -45,6 +45,11 @@ struct ConvParams {
     padding: u32,
     out_height: u32,
     out_width: u32,
+    // Split-K: the product's K is cut into `splits` slices of `k_chunk` (a multiple of 16)
+    // on the grid's z; with more than one, each slice writes its partial C to slot
+    // `slice · len(C)` of the output binding (a scratch buffer) and conv2d_sum_* adds them up.
+    splits: u32,
+    k_chunk: u32,
 }
 
 var<immediate> p: ConvParams;
@@ -90,6 +95,12 @@ fn block_row(acc: Block, i: u32) -> vec4<f32> {
 // than 65535 column tiles), rows are on z (backward_data: phases × row tiles).
 fn tile_origin(wg: vec3<u32>, nwg: vec3<u32>, row_tile: u32) -> vec2<u32> {
     return vec2<u32>(row_tile * TILE, (wg.x + wg.y * nwg.x) * TILE);
+}
+
+// The slice [begin, end) of K that split `split` of a product with `k_len` terms covers.
+fn k_slice(split: u32, k_len: u32) -> vec2<u32> {
+    let begin = split * p.k_chunk;
+    return vec2<u32>(begin, min(k_len, begin + p.k_chunk));
 }
 
 // A K index as mixed-radix digits (hi, mid, lo) with radices (·, mid_radix, lo_radix).
@@ -187,30 +198,45 @@ fn forward_columns(first: u32) -> Patches {
     return cols;
 }
 
-fn forward_operands(k0: u32, kb: Digits, cols: Patches, tx: u32, ty: u32, row0: u32) -> Operands {
+// The operands of the step at k0, for a slice of K ending at k_end.
+fn forward_operands(
+    k0: u32,
+    k_end: u32,
+    kb: Digits,
+    cols: Patches,
+    tx: u32,
+    ty: u32,
+    row0: u32,
+) -> Operands {
     let k_len = p.in_channels * p.kernel * p.kernel;
     var ops: Operands;
     // A = w [O, K] row-major.
     let ka = k0 + tx;
     let m = row0 + 4u * ty + LANES;
-    ops.a = gather_a(m * k_len + ka, (m < vec4<u32>(p.out_channels)) & vec4<bool>(ka < k_len));
+    ops.a = gather_a(m * k_len + ka, (m < vec4<u32>(p.out_channels)) & vec4<bool>(ka < k_end));
     // B = the patch matrix at row (c, ki, kj) = kb.
     let x_off = i32((kb.hi * p.height + kb.mid) * p.width + kb.lo);
     let ok = inside(cols.ih0 + i32(kb.mid), p.height) & inside(cols.iw0 + i32(kb.lo), p.width)
-        & vec4<bool>(k0 + ty < k_len);
+        & vec4<bool>(k0 + ty < k_end);
     ops.b = gather_b(cols.x_base + x_off, ok);
     return ops;
 }
 
-// y[n, o, pix] = acc + bias[o] for the thread's block.
-fn forward_store(acc: Block, cols: Patches, row0: u32, ty: u32) {
+// y[n, o, pix] = acc + bias[o] for the thread's block; slice `split`'s partial sum (no bias)
+// when K is split.
+fn forward_store(acc: Block, cols: Patches, row0: u32, ty: u32, split: u32) {
     let pix = p.out_height * p.out_width;
+    let slot = split * p.batch * p.out_channels * pix;
     for (var i = 0u; i < 4u; i++) {
         let o = row0 + 4u * ty + i;
         let row = block_row(acc, i);
         for (var j = 0u; j < 4u; j++) {
             if o < p.out_channels && cols.ih0[j] != OUTSIDE {
-                out[cols.y_base[j] + o * pix] = row[j] + bias[o];
+                if p.splits > 1u {
+                    out[slot + cols.y_base[j] + o * pix] = row[j];
+                } else {
+                    out[cols.y_base[j] + o * pix] = row[j] + bias[o];
+                }
             }
         }
     }
@@ -276,6 +302,7 @@ fn backward_data_columns(first: u32, ph: Phase) -> Gathers {
 
 fn backward_data_operands(
     k0: u32,
+    k_end: u32,
     da: Digits,
     db: Digits,
     ph: Phase,
@@ -286,32 +313,32 @@ fn backward_data_operands(
 ) -> Operands {
     let k = p.kernel;
     let s = p.stride;
-    let k_len = p.out_channels * ph.taps_h * ph.taps_w;
     var ops: Operands;
     // A(c, (o, th, tw)) = w[o, c, rh + s·th, rw + s·tw].
     let tap = (ph.rh + s * da.mid) * k + ph.rw + s * da.lo;
     let c = row0 + 4u * ty + LANES;
     ops.a = gather_a(
         (da.hi * p.in_channels + c) * (k * k) + tap,
-        (c < vec4<u32>(p.in_channels)) & vec4<bool>(k0 + tx < k_len),
+        (c < vec4<u32>(p.in_channels)) & vec4<bool>(k0 + tx < k_end),
     );
     // B((o, th, tw), (n, a, b)) = dy[n, o, a − th, b − tw] where that is an output pixel.
     let dy_off = i32(db.hi * p.out_height * p.out_width) - i32(db.mid * p.out_width + db.lo);
     let ok = inside(cols.a - i32(db.mid), p.out_height) & inside(cols.b - i32(db.lo), p.out_width)
-        & vec4<bool>(k0 + ty < k_len);
+        & vec4<bool>(k0 + ty < k_end);
     ops.b = gather_b(cols.dy_base + dy_off, ok);
     return ops;
 }
 
-// dx[n, c, ih, iw] = acc for the thread's block.
-fn backward_data_store(acc: Block, cols: Gathers, row0: u32, ty: u32) {
+// dx[n, c, ih, iw] = acc for the thread's block (in slice `split`'s slot when K is split).
+fn backward_data_store(acc: Block, cols: Gathers, row0: u32, ty: u32, split: u32) {
     let in_plane = p.height * p.width;
+    let slot = split * p.batch * p.in_channels * in_plane;
     for (var i = 0u; i < 4u; i++) {
         let c = row0 + 4u * ty + i;
         let row = block_row(acc, i);
         for (var j = 0u; j < 4u; j++) {
             if c < p.in_channels && cols.a[j] != OUTSIDE {
-                out[cols.dx_base[j] + c * in_plane] = row[j];
+                out[slot + cols.dx_base[j] + c * in_plane] = row[j];
             }
         }
     }
@@ -343,6 +370,7 @@ fn backward_weight_columns(first: u32) -> Taps {
 
 fn backward_weight_operands(
     k0: u32,
+    k_end: u32,
     da: Digits,
     db: Digits,
     cols: Taps,
@@ -351,33 +379,33 @@ fn backward_weight_operands(
     row0: u32,
 ) -> Operands {
     let pix = p.out_height * p.out_width;
-    let k_len = p.batch * pix;
     var ops: Operands;
     // A(o, (n, oh, ow)) = dy[n, o, oh, ow].
     let o = row0 + 4u * ty + LANES;
     ops.a = gather_a(
         (da.hi * p.out_channels + o) * pix + da.mid * p.out_width + da.lo,
-        (o < vec4<u32>(p.out_channels)) & vec4<bool>(k0 + tx < k_len),
+        (o < vec4<u32>(p.out_channels)) & vec4<bool>(k0 + tx < k_end),
     );
     // B((n, oh, ow), (c, ki, kj)) = x[n, c, oh·s + ki − p, ow·s + kj − p].
     let ih0 = i32(db.mid * p.stride);
     let iw0 = i32(db.lo * p.stride);
     let x_row = i32(db.hi * p.in_channels * p.height * p.width) + ih0 * i32(p.width) + iw0;
     let ok = inside(cols.ki + ih0, p.height) & inside(cols.kj + iw0, p.width)
-        & vec4<bool>(k0 + ty < k_len);
+        & vec4<bool>(k0 + ty < k_end);
     ops.b = gather_b(cols.x_off + x_row, ok);
     return ops;
 }
 
-// dw[o, r] = acc for the thread's block.
-fn backward_weight_store(acc: Block, cols: Taps, row0: u32, col0: u32, ty: u32) {
+// dw[o, r] = acc for the thread's block (in slice `split`'s slot when K is split).
+fn backward_weight_store(acc: Block, cols: Taps, row0: u32, col0: u32, ty: u32, split: u32) {
     let n_len = p.in_channels * p.kernel * p.kernel;
+    let slot = split * p.out_channels * n_len;
     for (var i = 0u; i < 4u; i++) {
         let o = row0 + 4u * ty + i;
         let row = block_row(acc, i);
         for (var j = 0u; j < 4u; j++) {
             if o < p.out_channels && cols.ki[j] != OUTSIDE {
-                out[o * n_len + col0 + j] = row[j];
+                out[slot + o * n_len + col0 + j] = row[j];
             }
         }
     }

@@ -28,6 +28,10 @@ use rand::{RngExt, SeedableRng};
 
 /// See the module documentation.
 const TOL: f64 = 1e-5;
+/// f16 operands keep 11 significant bits: each product is off by up to 2·2⁻¹¹ relative, so
+/// a sum of n terms is off by ≈ 1e-3·‖|terms|‖ in the 2-norm, independent of n; 4e-3 leaves
+/// room, and a wrong tap or a dropped tile still gives 0.1–1.
+const TENSOR_CORE_TOL: f64 = 4e-3;
 
 fn randn(rng: &mut StdRng, n: usize) -> Vec<f32> {
     (0..n).map(|_| rng.random_range(-2.0f32..2.0)).collect()
@@ -225,6 +229,18 @@ fn conv_weights(s: &Conv2dShape) -> usize {
 /// The three conv ops at shape `s` on both devices, compared; outputs the GPU must
 /// overwrite start out stale (7.0), not zero.
 fn check_conv_ops(gpu: &GpuBackend, rng: &mut StdRng, s: Conv2dShape, ops: &[&str], seed: u64) {
+    check_conv_ops_within(gpu, rng, s, ops, seed, TOL);
+}
+
+/// [`check_conv_ops`] to tolerance `tol` (relative to the magnitude of the terms).
+fn check_conv_ops_within(
+    gpu: &GpuBackend,
+    rng: &mut StdRng,
+    s: Conv2dShape,
+    ops: &[&str],
+    seed: u64,
+    tol: f64,
+) {
     let cpu = CpuBackend::new();
     let (x_len, y_len, w_len) = (
         s.batch * s.in_len(),
@@ -246,7 +262,7 @@ fn check_conv_ops(gpu: &GpuBackend, rng: &mut StdRng, s: Conv2dShape, ops: &[&st
             &read(gpu, &gy),
             &y,
             &scale,
-            TOL,
+            tol,
             &format!("forward {what}"),
             seed,
         );
@@ -258,7 +274,7 @@ fn check_conv_ops(gpu: &GpuBackend, rng: &mut StdRng, s: Conv2dShape, ops: &[&st
         let mut gdx = up(gpu, &vec![7.0; x_len]);
         gpu.conv2d_backward_data(s, &up(gpu, &dy), &up(gpu, &w), &mut gdx);
         let what = format!("backward_data {what}");
-        assert_close_scaled(&read(gpu, &gdx), &dx, &scale, TOL, &what, seed);
+        assert_close_scaled(&read(gpu, &gdx), &dx, &scale, tol, &what, seed);
     }
     if ops.contains(&"backward_params") {
         let (mut dw, mut db) = (vec![0.0; w_len], vec![0.0; s.out_channels]);
@@ -272,7 +288,7 @@ fn check_conv_ops(gpu: &GpuBackend, rng: &mut StdRng, s: Conv2dShape, ops: &[&st
             &read(gpu, &gdw),
             &dw,
             &dw_scale,
-            TOL,
+            tol,
             &format!("dw {what}"),
             seed,
         );
@@ -280,7 +296,7 @@ fn check_conv_ops(gpu: &GpuBackend, rng: &mut StdRng, s: Conv2dShape, ops: &[&st
             &read(gpu, &gdb),
             &db,
             &db_scale,
-            TOL,
+            tol,
             &format!("db {what}"),
             seed,
         );
@@ -314,6 +330,85 @@ fn conv2d_backward_params_matches_cpu() {
     let mut rng = StdRng::seed_from_u64(seed);
     for s in conv_shapes(&mut rng) {
         check_conv_ops(&gpu, &mut rng, s, &["backward_params"], seed);
+    }
+}
+
+/// The tensor-core conv kernels (conv2d_coop.wgsl: f16 operands, f32 sums) against the CPU,
+/// where the adapter offers them (NVIDIA, in `scripts/gpu_check.sh`): forward and input
+/// gradient on the random shapes and on anatomy32's layers at full width, to
+/// [`TENSOR_CORE_TOL`]; the weight gradient stays on the f32 kernel, to [`TOL`]. Elsewhere
+/// (lavapipe in CI) asking for tensor cores must leave the f32 kernels in place, with a
+/// reason, and give the f32 results bit for bit.
+#[test]
+fn conv2d_tensor_cores_match_cpu() {
+    use ebm::backend::gpu::{GpuOptions, TensorCores};
+    let seed = test_seed();
+    let Some(cores) = gpu_common::gpu_with(GpuOptions { tensor_cores: true }) else {
+        return;
+    };
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut shapes = conv_shapes(&mut rng);
+    for (c, o, size, k, st, pad) in [
+        (3, 64, 32, 3, 1, 1),
+        (64, 128, 32, 4, 2, 1),
+        (256, 512, 8, 4, 2, 1),
+        (512, 1, 4, 4, 1, 0),
+    ] {
+        shapes.push(Conv2dShape {
+            batch: 3,
+            in_channels: c,
+            out_channels: o,
+            height: size,
+            width: size,
+            kernel: k,
+            stride: st,
+            padding: pad,
+        });
+    }
+    match cores.tensor_cores() {
+        TensorCores::On(shape) => {
+            eprintln!("tensor cores on {}: {shape}", cores.name());
+            for s in shapes {
+                check_conv_ops_within(
+                    &cores,
+                    &mut rng,
+                    s,
+                    &["forward", "backward_data"],
+                    seed,
+                    TENSOR_CORE_TOL,
+                );
+                check_conv_ops(&cores, &mut rng, s, &["backward_params"], seed);
+            }
+        }
+        TensorCores::Off(why) => {
+            assert!(
+                !why.is_empty() && !cores.name().contains("tensor cores"),
+                "{why}"
+            );
+            eprintln!("tensor cores off: {why}; checking the f32 fallback");
+            let plain = cores.name();
+            drop(cores);
+            let f32_gpu = gpu_or_skip!();
+            assert_eq!(plain, f32_gpu.name());
+            drop(f32_gpu);
+            for s in shapes.into_iter().take(4) {
+                let x = randn(&mut rng, s.batch * s.in_len());
+                let w = randn(&mut rng, conv_weights(&s));
+                let b = randn(&mut rng, s.out_channels);
+                let run = |options| {
+                    let g = gpu_common::gpu_with(options).expect("adapter");
+                    let mut y = up(&g, &vec![0.0; s.batch * s.out_len()]);
+                    g.conv2d_forward(s, &up(&g, &x), &up(&g, &w), &up(&g, &b), &mut y);
+                    read(&g, &y)
+                };
+                let asked = run(GpuOptions { tensor_cores: true });
+                let exact = run(GpuOptions::default());
+                assert_eq!(
+                    asked, exact,
+                    "fallback differs from f32 at {s:?} (EBM_TEST_SEED={seed})"
+                );
+            }
+        }
     }
 }
 

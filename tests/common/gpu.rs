@@ -5,6 +5,7 @@
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use ebm::backend::gpu::GpuOptions;
 use ebm::backend::GpuBackend;
 
 /// Several devices in one process, driven from parallel test threads, hung the NVIDIA driver
@@ -31,11 +32,17 @@ pub fn gpu_turn() -> MutexGuard<'static, ()> {
     GPU_TURN.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The GPU backend on any adapter, lavapipe included. With no adapter at all the test fails
-/// when `CI` is set (CI must run the kernels) and is skipped with a message otherwise.
+/// The GPU backend on any adapter, lavapipe included, with the exact f32 kernels whatever
+/// `EBM_TENSOR_CORES` says. With no adapter at all the test fails when `CI` is set (CI must
+/// run the kernels) and is skipped with a message otherwise.
 pub fn gpu() -> Option<GpuTest> {
+    gpu_with(GpuOptions::default())
+}
+
+/// [`gpu`] opened with `options` (e.g. tensor cores asked for).
+pub fn gpu_with(options: GpuOptions) -> Option<GpuTest> {
     let turn = GPU_TURN.lock().unwrap_or_else(PoisonError::into_inner);
-    match GpuBackend::new(true) {
+    match GpuBackend::with_options(true, options) {
         Ok(backend) => Some(GpuTest {
             backend,
             _turn: turn,

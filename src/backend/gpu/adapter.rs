@@ -119,7 +119,8 @@ impl AdapterReport {
             subgroup: features.contains(wgpu::Features::SUBGROUP),
             immediates: features.contains(wgpu::Features::IMMEDIATES),
             subgroup_sizes: (info.subgroup_min_size, info.subgroup_max_size),
-            cooperative_matrix: if features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX)
+            cooperative_matrix: if features
+                .contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX)
             {
                 adapter
                     .cooperative_matrix_properties()
@@ -169,7 +170,11 @@ impl fmt::Display for AdapterReport {
             self.subgroup_sizes.1,
             flag(self.immediates),
         )?;
-        let shapes: Vec<String> = self.cooperative_matrix.iter().map(|s| s.to_string()).collect();
+        let shapes: Vec<String> = self
+            .cooperative_matrix
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         write!(
             f,
             "  tensor cores (cooperative matrix): {}",

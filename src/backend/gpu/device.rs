@@ -9,7 +9,15 @@ impl GpuBackend {
     /// software, a native API before OpenGL. With `allow_software` false, software adapters
     /// (lavapipe, GL on llvmpipe, SwiftShader) are refused, since they run ~15× slower than
     /// the CPU backend; tests pass `true` to run the kernels on lavapipe.
+    ///
+    /// Tensor cores are used when `EBM_TENSOR_CORES=on` asks for them ([`GpuOptions::from_env`]);
+    /// [`with_options`](Self::with_options) takes the choice from code.
     pub fn new(allow_software: bool) -> Result<Self> {
+        Self::with_options(allow_software, GpuOptions::from_env())
+    }
+
+    /// [`new`](Self::new) with explicit options.
+    pub fn with_options(allow_software: bool, options: GpuOptions) -> Result<Self> {
         let instance = adapter::instance();
         let adapters = adapter::enumerate(&instance);
         let mut candidates: Vec<(AdapterReport, wgpu::Adapter)> = adapters
@@ -43,14 +51,25 @@ impl GpuBackend {
                 kernels::MAX_IMMEDIATE_BYTES
             )));
         };
+        let tensor_cores = tensor_cores::plan(&report, options.tensor_cores);
+        let mut required_features = wgpu::Features::IMMEDIATES
+            // Timestamp queries only where the adapter has them: they serve `--profile`.
+            | (adapter.features() & wgpu::Features::TIMESTAMP_QUERY);
+        let mut experimental_features = wgpu::ExperimentalFeatures::disabled();
+        if tensor_cores.is_on() {
+            required_features |= tensor_cores::features();
+            // SAFETY: wgpu marks cooperative matrices experimental (its validation of them is
+            // incomplete); only conv2d_coop.wgsl uses them, and only with the shape `plan`
+            // found in the adapter's list, on operands it keeps within the tiles.
+            experimental_features = unsafe { wgpu::ExperimentalFeatures::enabled() };
+        }
         let desc = wgpu::DeviceDescriptor {
             label: Some("ebm"),
-            // Timestamp queries only where the adapter has them: they serve `--profile`.
-            required_features: wgpu::Features::IMMEDIATES
-                | (adapter.features() & wgpu::Features::TIMESTAMP_QUERY),
+            required_features,
             // The defaults are far below real hardware (128 MiB storage bindings); ask for
             // everything the adapter has.
             required_limits: adapter.limits(),
+            experimental_features,
             ..Default::default()
         };
         let (device, queue) = pollster::block_on(adapter.request_device(&desc))
@@ -76,6 +95,7 @@ impl GpuBackend {
             device,
             queue,
             report: Box::new(report),
+            tensor_cores,
             encoder: Mutex::new(None),
             modules: Mutex::default(),
             pipelines: Mutex::default(),
@@ -91,6 +111,11 @@ impl GpuBackend {
     /// What the opened adapter is and can do (for logs and `ebm info`).
     pub fn adapter_report(&self) -> &AdapterReport {
         &self.report
+    }
+
+    /// Whether the conv products run on tensor cores, and if not, why.
+    pub fn tensor_cores(&self) -> &TensorCores {
+        &self.tensor_cores
     }
 
     /// The raw Philox4x32-10 words this device computes for `counters` under `seed`: lets a

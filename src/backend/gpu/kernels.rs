@@ -30,6 +30,7 @@ shaders! {
     FILL_WGSL: "fill.wgsl", preludes: &[], unchecked_indexing: false;
     RNG_WORDS_WGSL: "rng_words.wgsl", preludes: &[RNG], unchecked_indexing: false;
     CONV2D_WGSL: "conv2d.wgsl", preludes: &[CONV2D_GATHER], unchecked_indexing: true;
+    CONV2D_COOP_WGSL: "conv2d_coop.wgsl", preludes: &[CONV2D_GATHER], unchecked_indexing: true;
     POOL_WGSL: "pool.wgsl", preludes: &[], unchecked_indexing: false;
     ELEMENTWISE_WGSL: "elementwise.wgsl", preludes: &[], unchecked_indexing: false;
     ROWS_WGSL: "rows.wgsl", preludes: &[WORKGROUP_REDUCE], unchecked_indexing: false;
@@ -84,6 +85,11 @@ kernels! {
     CONV2D_FORWARD: CONV2D_WGSL, "conv2d_forward", [(0, Read), (1, Read), (2, ReadWrite), (3, Read)];
     CONV2D_BACKWARD_DATA: CONV2D_WGSL, "conv2d_backward_data", [(0, Read), (1, Read), (2, ReadWrite)];
     CONV2D_BACKWARD_WEIGHT: CONV2D_WGSL, "conv2d_backward_weight", [(0, Read), (1, Read), (2, ReadWrite)];
+    CONV2D_FORWARD_COOP: CONV2D_COOP_WGSL, "conv2d_forward_coop", [(0, Read), (1, Read), (2, ReadWrite), (3, Read)];
+    CONV2D_BACKWARD_DATA_COOP: CONV2D_COOP_WGSL, "conv2d_backward_data_coop", [(0, Read), (1, Read), (2, ReadWrite)];
+    CONV2D_SUM_FORWARD: CONV2D_WGSL, "conv2d_sum_forward", [(0, Read), (2, ReadWrite), (3, Read)];
+    CONV2D_SUM_DATA: CONV2D_WGSL, "conv2d_sum_data", [(0, Read), (2, ReadWrite)];
+    CONV2D_SUM_WEIGHT: CONV2D_WGSL, "conv2d_sum_weight", [(0, Read), (2, ReadWrite)];
     CONV2D_BACKWARD_BIAS: CONV2D_WGSL, "conv2d_backward_bias", [(0, Read), (2, ReadWrite)];
     AVG_POOL_FORWARD: POOL_WGSL, "avg_pool_forward", [(0, Read), (1, ReadWrite)];
     AVG_POOL_BACKWARD: POOL_WGSL, "avg_pool_backward", [(0, Read), (1, ReadWrite)];
@@ -142,6 +148,9 @@ pub(crate) struct ConvParams {
     pub padding: u32,
     pub out_height: u32,
     pub out_width: u32,
+    /// Split-K slices (1: none) and the K each covers.
+    pub splits: u32,
+    pub k_chunk: u32,
 }
 
 /// `PoolParams` in pool.wgsl.
@@ -260,6 +269,8 @@ pub(crate) fn immediate_layouts() -> Vec<ImmediateLayout> {
                 padding,
                 out_height,
                 out_width,
+                splits,
+                k_chunk,
             }
         ),
         layout!(

@@ -60,6 +60,8 @@ impl GpuBackend {
             padding: u(s.padding)?,
             out_height: u(s.out_height())?,
             out_width: u(s.out_width())?,
+            splits: 1,
+            k_chunk: 0,
         })
     }
 
@@ -76,6 +78,48 @@ impl GpuBackend {
             return None;
         }
         Some((x, y, z as u32))
+    }
+
+    /// Record conv product `p` on a `groups` grid (z: its row tiles, × phases for the input
+    /// gradient), with its K cut into [`k_splits`] slices on z (split-K; see conv2d.wgsl).
+    /// With more than one, the slices write their partial products into scratch memory and
+    /// `p.sum` adds them (and the bias) into `out`.
+    pub(super) fn conv_product(
+        &self,
+        p: ConvProduct,
+        mut params: ConvParams,
+        (x, y, z): (u32, u32, u32),
+        [a, b]: [&GpuTensor; 2],
+        out: &GpuTensor,
+        bias: Option<&GpuTensor>,
+    ) {
+        let tiles = x as usize * y as usize * z as usize;
+        let fits = (self.storage_limit() as usize / 4 / p.out_len.max(1)).max(1);
+        let max = self.report.max_compute_workgroups_per_dimension as usize;
+        let wanted = k_splits(tiles, p.k_len)
+            .min(fits)
+            .min((max / z.max(1) as usize).max(1));
+        // Slices of a whole number of 16-steps, none empty.
+        let chunk = p.k_len.div_ceil(wanted).next_multiple_of(16).max(16);
+        let splits = p.k_len.div_ceil(chunk).max(1);
+        params.splits = splits as u32;
+        params.k_chunk = chunk as u32;
+        let groups = (x, y, z * splits as u32);
+        if splits == 1 {
+            self.dispatch(p.kernel, &bindings([a, b, out], bias), &params, groups);
+            return;
+        }
+        let Some(sum_groups) = self.grid_1d_or_defer(p.out_len) else {
+            return;
+        };
+        let recorded = self.with_scratch("conv2d split-K", splits * p.out_len, |scratch| {
+            self.dispatch(p.kernel, &bindings([a, b, scratch], bias), &params, groups);
+            let sums: Vec<&GpuTensor> = [&*scratch, out].into_iter().chain(bias).collect();
+            self.dispatch(p.sum, &sums, &params, sum_groups);
+        });
+        if let Err(e) = recorded {
+            self.defer_error(e);
+        }
     }
 
     /// The upsampling kernels' parameters (factor ≥ 1 checked above the backend), or `None`
@@ -197,7 +241,18 @@ impl GpuBackend {
         let Some(groups) = self.conv_grid(s.out_channels, pixels) else {
             return;
         };
-        self.dispatch(&kernels::CONV2D_FORWARD, &[w, x, y, b], &params, groups);
+        let kernel = if self.tensor_cores.is_on() {
+            &kernels::CONV2D_FORWARD_COOP
+        } else {
+            &kernels::CONV2D_FORWARD
+        };
+        let product = ConvProduct {
+            kernel,
+            sum: &kernels::CONV2D_SUM_FORWARD,
+            k_len: s.in_channels * s.kernel * s.kernel,
+            out_len: s.batch * s.out_len(),
+        };
+        self.conv_product(product, params, groups, [w, x], y, Some(b));
     }
 
     pub(super) fn conv2d_backward_data(
@@ -221,17 +276,28 @@ impl GpuBackend {
         let phases = s.stride * s.stride;
         let max = self.report.max_compute_workgroups_per_dimension as usize;
         if !self.check(z as usize * phases <= max, || {
-            format!("{} channels at stride {} need more than {max} conv tiles", s.in_channels, s.stride)
+            format!(
+                "{} channels at stride {} need more than {max} conv tiles",
+                s.in_channels, s.stride
+            )
         }) {
             return;
         }
         let groups = (x, y, z * phases as u32);
-        self.dispatch(
-            &kernels::CONV2D_BACKWARD_DATA,
-            &[w, dy, dx],
-            &params,
-            groups,
-        );
+        let kernel = if self.tensor_cores.is_on() {
+            &kernels::CONV2D_BACKWARD_DATA_COOP
+        } else {
+            &kernels::CONV2D_BACKWARD_DATA
+        };
+        // The widest phase (rh = rw = 0) has ⌈k/s⌉² taps per output channel.
+        let taps = s.kernel.div_ceil(s.stride.max(1));
+        let product = ConvProduct {
+            kernel,
+            sum: &kernels::CONV2D_SUM_DATA,
+            k_len: s.out_channels * taps * taps,
+            out_len: s.batch * s.in_len(),
+        };
+        self.conv_product(product, params, groups, [w, dy], dx, None);
     }
 
     pub(super) fn conv2d_backward_params(
@@ -254,12 +320,13 @@ impl GpuBackend {
             let Some(groups) = self.conv_grid(s.out_channels, rows) else {
                 return;
             };
-            self.dispatch(
-                &kernels::CONV2D_BACKWARD_WEIGHT,
-                &[dy, x, dw],
-                &params,
-                groups,
-            );
+            let product = ConvProduct {
+                kernel: &kernels::CONV2D_BACKWARD_WEIGHT,
+                sum: &kernels::CONV2D_SUM_WEIGHT,
+                k_len: s.batch * s.out_height() * s.out_width(),
+                out_len: s.out_channels * rows,
+            };
+            self.conv_product(product, params, groups, [dy, x], dw, None);
         }
         let Some(groups) = self.grid_or_defer(s.out_channels) else {
             return;
@@ -392,4 +459,31 @@ fn widest_phase(s: Conv2dShape) -> usize {
             .unwrap_or(0)
     };
     along(s.height) * along(s.width)
+}
+
+/// One conv product for [`GpuBackend::conv_product`]: its kernel, the kernel that sums its
+/// split-K slices, its K, and the length of its output.
+pub(super) struct ConvProduct {
+    kernel: &'static WgslEntry,
+    sum: &'static WgslEntry,
+    k_len: usize,
+    out_len: usize,
+}
+
+/// A conv kernel's buffers in binding order: its two operands and output, then the bias (the
+/// forward's binding 3) if it has one.
+fn bindings<'t>(buffers: [&'t GpuTensor; 3], bias: Option<&'t GpuTensor>) -> Vec<&'t GpuTensor> {
+    buffers.into_iter().chain(bias).collect()
+}
+
+/// Split-K: how many slices to cut a conv product's K (of `k_len` terms) into when its
+/// output has only `tiles` workgroup tiles — a deep layer's 8 × 25, a weight gradient's 2 × 16
+/// over a K of 10⁵ — so that a large GPU gets about 1024 workgroups to run at once. Each slice
+/// keeps at least 8 steps of 16 along K, which bounds the partial sums written and re-read.
+fn k_splits(tiles: usize, k_len: usize) -> usize {
+    const TARGET_WORKGROUPS: usize = 1024;
+    const MIN_STEPS: usize = 8;
+    let wanted = TARGET_WORKGROUPS.div_ceil(tiles.max(1));
+    let most = (k_len / (16 * MIN_STEPS)).max(1);
+    wanted.min(most)
 }

@@ -51,6 +51,7 @@ mod ops;
 mod profiler;
 mod recording;
 mod spectral_norm;
+pub mod tensor_cores;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -67,6 +68,7 @@ use super::{
 use crate::{Error, Result};
 pub use adapter::{describe_adapters, AdapterReport, MatrixShape};
 use kernels::{ConvParams, EltParams, LinearParams, PoolParams, RowParams, SnParams};
+pub use tensor_cores::{GpuOptions, TensorCores};
 
 /// Threads per workgroup of the elementwise kernels (must match `WG` in the shaders).
 const WG: u32 = 256;
@@ -115,6 +117,8 @@ pub struct GpuBackend {
     queue: wgpu::Queue,
     /// Boxed to keep the backend small (it sits in an enum next to the CPU backend).
     report: Box<AdapterReport>,
+    /// Whether the conv products use `conv2d_coop.wgsl` (decided when the device opened).
+    tensor_cores: TensorCores,
     /// The pending commands: everything recorded since the last submission.
     encoder: Mutex<Option<wgpu::CommandEncoder>>,
     /// Compiled shader modules by file name, with the text they were built from.

@@ -10,7 +10,12 @@ impl Backend for GpuBackend {
     type Tensor = GpuTensor;
 
     fn name(&self) -> String {
-        format!("{} ({})", self.report.name, self.report.backend)
+        let cores = if self.tensor_cores.is_on() {
+            ", tensor cores"
+        } else {
+            ""
+        };
+        format!("{} ({}{cores})", self.report.name, self.report.backend)
     }
 
     fn is_gpu(&self) -> bool {

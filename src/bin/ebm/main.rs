@@ -18,6 +18,7 @@ mod train_loop;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use ebm::backend::gpu::{GpuOptions, TensorCores};
 use ebm::backend::{choose_backend, AnyBackend, DeviceChoice};
 use ebm::Error;
 
@@ -31,8 +32,21 @@ struct Cli {
     /// Device: auto (a hardware GPU, else the CPU), gpu (any adapter, software included), cpu.
     #[arg(long, global = true, env = "EBM_DEVICE", default_value = "auto")]
     device: String,
+    /// Run the conv products on tensor cores where the GPU offers them (f16 operands, f32
+    /// sums: ≈ 1e-3 relative error where the f32 kernels give 1e-6), like PyTorch's TF32.
+    #[arg(long, global = true, env = "EBM_TENSOR_CORES", value_parser = parse_switch, num_args = 0..=1, default_missing_value = "on", default_value = "off")]
+    tensor_cores: bool,
     #[command(subcommand)]
     command: Command,
+}
+
+/// `--tensor-cores` alone, or `EBM_TENSOR_CORES=on|off|1|0|true|false`.
+fn parse_switch(value: &str) -> Result<bool, String> {
+    match value {
+        "on" | "1" | "true" => Ok(true),
+        "off" | "0" | "false" | "" => Ok(false),
+        other => Err(format!("expected on or off, not {other:?}")),
+    }
 }
 
 // Parsed once per process: the size of the training variant (its many options) costs nothing.
@@ -81,6 +95,18 @@ enum TrainWhat {
 pub fn open_device(choice: &str) -> ebm::Result<AnyBackend> {
     let choice: DeviceChoice = choice.parse()?;
     let backend = choose_backend(choice, |notice| eprintln!("{notice}"))?;
+    if GpuOptions::from_env().tensor_cores {
+        match &backend {
+            AnyBackend::Gpu(gpu) => {
+                if let TensorCores::Off(why) = gpu.tensor_cores() {
+                    eprintln!("notice: no tensor cores: {why}; the f32 kernels run");
+                }
+            }
+            AnyBackend::Cpu(_) => {
+                eprintln!("notice: --tensor-cores is a GPU option; the CPU backend computes in f32")
+            }
+        }
+    }
     Ok(backend)
 }
 
@@ -136,6 +162,12 @@ fn check_depth(depth: usize) -> ebm::Result<()> {
 fn main() -> ExitCode {
     quiet_mesa_runtime_dir();
     let cli = Cli::parse();
+    // The backend reads the switch where it opens the device (GpuOptions::from_env).
+    // Single-threaded here: nothing else reads the environment yet.
+    std::env::set_var(
+        "EBM_TENSOR_CORES",
+        if cli.tensor_cores { "on" } else { "off" },
+    );
     let result = match cli.command {
         Command::Info => cli.device.parse::<DeviceChoice>().and_then(|_| info::run()),
         Command::Train {
