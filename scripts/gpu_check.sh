@@ -16,8 +16,9 @@
 #      share of the f32 peak (scripts/profile_table.py); the samplers' chain-steps/s (ULA,
 #      MALA, HMC, annealed) on the shipped toy model and an AIS log Z;
 #   5. a 300-iteration full-width (n_f = 64) MNIST demo on the GPU, with its picture;
-#   6. the same comparison on mnist32 and resnet32 (where the build has it);
-#   7. torch.compile on toy2d (one round: it compiles for a minute).
+#   6. anatomy32 with the conv products on tensor cores (--tensor-cores) against PyTorch;
+#   7. the same comparison on mnist32 and resnet32 (where the build has it);
+#   8. torch.compile on toy2d (one round: it compiles for a minute).
 # $OUT gets summary.txt (all the tables), the demo's sample grid, and gpu-check.tar.gz with
 # every log and JSON line (the device tool brings back at most 8 files).
 set -uo pipefail
@@ -114,12 +115,18 @@ compare() {  # ebm vs PyTorch eager fp32 and TF32 on one workload, ROUNDS altern
 compare toy2d 4
 compare anatomy32 3
 
-if section "per-kernel profiles (GPU timestamps)" 20; then
+if section "per-kernel profiles (GPU timestamps); anatomy32 again on tensor cores" 25; then
   for w in toy2d anatomy32; do
-    timeout $(( $(left) / 2 + 1 )) "$BIN/ebm" --device gpu bench --workload "$w" --iters 1 --warmup 0 --profile --json \
+    timeout $(( $(left) / 3 + 1 )) "$BIN/ebm" --device gpu bench --workload "$w" --iters 1 --warmup 0 --profile --json \
       >>"$W/profile.jsonl" 2>>"$W/bench.err"
   done
   python3 scripts/profile_table.py "$W/profile.jsonl" --peak "$PEAK" | tee -a "$SUMMARY"
+  timeout $(( $(left) / 3 + 1 )) "$BIN/ebm" --tensor-cores --device gpu bench --workload anatomy32 --iters 1 --warmup 0 \
+    --profile --json >"$W/profile-tensor-cores.jsonl" 2>>"$W/bench.err"
+  python3 scripts/profile_table.py "$W/profile-tensor-cores.jsonl" --peak "$PEAK" | tee -a "$SUMMARY"
+  # What wgpu's bounds clamps would cost the conv kernels (built without them by default).
+  EBM_GPU_BOUNDS_CHECKS=on timeout $(( $(left) / 3 + 1 )) "$BIN/ebm" --device gpu bench --workload anatomy32 \
+    --iters 1 --warmup 0 --only sampling --json 2>>"$W/bench.err" | sed 's/^/bounds checks on: /' | tee -a "$SUMMARY"
 fi
 
 if section "samplers on the GPU: ULA (fused), MALA, HMC L=5, annealed; AIS" 25; then
@@ -143,6 +150,11 @@ if section "MNIST demo, n_f = 64, 300 iterations, GPU" 40; then
   [ -f "$W/mnist/replay.png" ] && cp "$W/mnist/replay.png" "$OUT/mnist-gpu-replay.png"
 fi
 
+if section "anatomy32 on tensor cores (--tensor-cores) vs PyTorch, $ROUNDS alternating rounds" 45; then
+  DEADLINE=$(( $(date +%s) + $(left) / 3 )) ITERS=${ITERS:-2} EBM_TENSOR_CORES=on \
+  DEVICE=gpu ROUNDS=$ROUNDS VARIANTS="fp32 tf32" EBM_BIN=$BIN EBM_REF=$REF JSONL=$W/bench-tensor-cores.jsonl \
+    scripts/compare.sh anatomy32 2>>"$W/bench.err" | tee -a "$SUMMARY"
+fi
 compare mnist32 3
 "$BIN/ebm" bench --workload resnet32 --nf 1 --batch 1 --steps 1 --iters 1 --only sampling >/dev/null 2>&1 &&
   compare resnet32 2

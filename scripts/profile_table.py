@@ -36,6 +36,11 @@ def layer_flops(workload, nf):
 
 
 def kernel_flops(kernel, measure, kinds, total, B, K):
+    # The tensor-core products (conv2d_*_coop) do the f32 kernels' work; the split-K sums
+    # (conv2d_sum_*) only add partial products up.
+    if kernel.startswith("conv2d_sum"):
+        return None
+    kernel = kernel.removesuffix("_coop")
     family = "conv2d" if kernel.startswith("conv2d") else "linear" if kernel.startswith("linear") else None
     if kernel == "mlp_langevin_chain":
         return 2 * total * B * K
