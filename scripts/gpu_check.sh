@@ -107,7 +107,7 @@ compare() {  # ebm vs PyTorch eager fp32 and TF32 on one workload, ROUNDS altern
   if section "ebm vs PyTorch on $1, GPU, $ROUNDS alternating rounds" 45; then
     # Each workload gets at most its share of what is left, so a slow one cannot eat the rest.
     DEADLINE=$(( $(date +%s) + $(left) / ${2:-2} )) ITERS=${ITERS:-2} \
-    DEVICE=gpu ROUNDS=$ROUNDS VARIANTS="fp32 tf32" EBM_BIN=$BIN EBM_REF=$REF JSONL=$W/bench.jsonl \
+    DEVICE=gpu ROUNDS=$ROUNDS VARIANTS="fp32 tf32" EBM_BIN=$BIN EBM_REF=$REF JSONL=$W/bench-$1.jsonl \
       scripts/compare.sh "$1" 2>>"$W/bench.err" | tee -a "$SUMMARY"
   fi
 }
