@@ -102,7 +102,7 @@ fn conv2d_backward_data_coop(
     let tx = li % 16u;
     let ty = li / 16u;
     let row_tiles = (p.in_channels + TILE - 1u) / TILE;
-    let phases = p.stride * p.stride;
+    let phases = tap_phases() * tap_phases();
     let ph = phase_of((wg.z / row_tiles) % phases);
     let split = wg.z / (row_tiles * phases);
     let ks = k_slice(split, p.out_channels * ph.taps_h * ph.taps_w);

@@ -257,12 +257,18 @@ struct Phase {
     cols: u32,
 }
 
+// The phases that meet a tap: rh, rw < min(s, k). With a stride past the kernel the others'
+// pixels get no gradient; the host zero-fills dx then and dispatches only these.
+fn tap_phases() -> u32 {
+    return min(p.stride, p.kernel);
+}
+
 fn phase_of(index: u32) -> Phase {
     let s = p.stride;
     let k = p.kernel;
     var ph: Phase;
-    ph.rh = index / s;
-    ph.rw = index % s;
+    ph.rh = index / tap_phases();
+    ph.rw = index % tap_phases();
     ph.taps_h = select(0u, (k - ph.rh + s - 1u) / s, ph.rh < k);
     ph.taps_w = select(0u, (k - ph.rw + s - 1u) / s, ph.rw < k);
     ph.a0 = (p.padding + s - 1u - ph.rh) / s;

@@ -107,8 +107,13 @@ fn linear_backward_params(@builtin(global_invocation_id) gid: vec3<u32>, @builti
 var<workgroup> column_sums: array<array<f32, 16>, 16>;
 
 @compute @workgroup_size(16, 16)
-fn linear_backward_bias(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let o = wg.x * TILE + lid.x;
+fn linear_backward_bias(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+) {
+    // The grid may be 2D past 65535 workgroups.
+    let o = (wg.x + wg.y * nwg.x) * TILE + lid.x;
     var acc = 0.0;
     if o < p.outputs {
         for (var r = lid.y; r < p.batch; r += TILE) {

@@ -31,6 +31,7 @@ fn run_in(cwd: &Path, args: &[&str]) -> Output {
         .args(args)
         .current_dir(cwd)
         .env_remove("EBM_DEVICE")
+        .env_remove("EBM_TENSOR_CORES")
         .output()
         .expect("the ebm binary runs")
 }

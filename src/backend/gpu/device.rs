@@ -51,29 +51,16 @@ impl GpuBackend {
                 kernels::MAX_IMMEDIATE_BYTES
             )));
         };
-        let tensor_cores = tensor_cores::plan(&report, options.tensor_cores);
-        let mut required_features = wgpu::Features::IMMEDIATES
-            // Timestamp queries only where the adapter has them: they serve `--profile`.
-            | (adapter.features() & wgpu::Features::TIMESTAMP_QUERY);
-        let mut experimental_features = wgpu::ExperimentalFeatures::disabled();
-        if tensor_cores.is_on() {
-            required_features |= tensor_cores::features();
-            // SAFETY: wgpu marks cooperative matrices experimental (its validation of them is
-            // incomplete); only conv2d_coop.wgsl uses them, and only with the shape `plan`
-            // found in the adapter's list, on operands it keeps within the tiles.
-            experimental_features = unsafe { wgpu::ExperimentalFeatures::enabled() };
+        let mut tensor_cores = tensor_cores::plan(&report, options.tensor_cores);
+        let mut opened =
+            pollster::block_on(adapter.request_device(&descriptor(&adapter, tensor_cores.is_on())));
+        if let (Err(e), true) = (&opened, tensor_cores.is_on()) {
+            // An adapter that lists the features but will not open a device with them (the
+            // feature is experimental): the f32 kernels still run.
+            tensor_cores = TensorCores::Off(format!("the driver refused them ({e})"));
+            opened = pollster::block_on(adapter.request_device(&descriptor(&adapter, false)));
         }
-        let desc = wgpu::DeviceDescriptor {
-            label: Some("ebm"),
-            required_features,
-            // The defaults are far below real hardware (128 MiB storage bindings); ask for
-            // everything the adapter has.
-            required_limits: adapter.limits(),
-            experimental_features,
-            ..Default::default()
-        };
-        let (device, queue) = pollster::block_on(adapter.request_device(&desc))
-            .map_err(|e| Error::NoGpu(format!("{}: {e}", report.name)))?;
+        let (device, queue) = opened.map_err(|e| Error::NoGpu(format!("{}: {e}", report.name)))?;
         let error: Arc<Mutex<Option<Error>>> = Arc::default();
         let sink = Arc::clone(&error);
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
@@ -162,5 +149,29 @@ impl GpuBackend {
         self.device.destroy();
         // wgpu reports a destroyed device as lost at its next maintenance.
         let _ = self.device.poll(wgpu::PollType::Poll);
+    }
+}
+
+/// What the device is opened with: immediates, timestamp queries where the adapter has them
+/// (they serve `--profile`), every limit the adapter has (the defaults are far below real
+/// hardware: 128 MiB storage bindings), and, for `tensor_cores`, the features of
+/// `conv2d_coop.wgsl`.
+fn descriptor(adapter: &wgpu::Adapter, tensor_cores: bool) -> wgpu::DeviceDescriptor<'static> {
+    let mut required_features =
+        wgpu::Features::IMMEDIATES | (adapter.features() & wgpu::Features::TIMESTAMP_QUERY);
+    let mut experimental_features = wgpu::ExperimentalFeatures::disabled();
+    if tensor_cores {
+        required_features |= tensor_cores::features();
+        // SAFETY: wgpu marks cooperative matrices experimental (its validation of them is
+        // incomplete); only conv2d_coop.wgsl uses them, and only with the shape
+        // `tensor_cores::plan` found in the adapter's list, on operands kept within its tiles.
+        experimental_features = unsafe { wgpu::ExperimentalFeatures::enabled() };
+    }
+    wgpu::DeviceDescriptor {
+        label: Some("ebm"),
+        required_features,
+        required_limits: adapter.limits(),
+        experimental_features,
+        ..Default::default()
     }
 }

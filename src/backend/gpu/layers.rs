@@ -43,9 +43,15 @@ impl GpuBackend {
             .max(s.batch * s.out_len())
             .max(weights);
         let u = |n: usize| self.dim_u32(n).map_err(|e| self.defer_error(e)).ok();
-        // The kernels form offsets that may dip below 0 by the padding in i32.
+        // The kernels form offsets that may dip below 0 by the padding in i32, and mark
+        // columns past the end with −2³⁰, which a coordinate must not reach back from.
         if !self.check(largest + s.padding <= i32::MAX as usize, || {
             format!("a conv2d tensor of {largest} values exceeds the i32 range of the kernels")
+        }) || !self.check(s.height.max(s.width) + 2 * s.padding < 1 << 29, || {
+            format!(
+                "a padded conv2d input of {}×{} (padding {}) exceeds the kernels' coordinate range",
+                s.height, s.width, s.padding
+            )
         }) {
             return None;
         }
@@ -216,8 +222,8 @@ impl GpuBackend {
                 groups,
             );
         }
-        // A workgroup per 16 outputs (the shader's TILE), on x alone.
-        let Some(groups) = self.tile_grid(1, o) else {
+        // A workgroup per 16 outputs (the shader's TILE), spilling into y.
+        let Some(groups) = self.grid_or_defer(o.div_ceil(TILE as usize)) else {
             return;
         };
         self.dispatch(&kernels::LINEAR_BACKWARD_BIAS, &[dy, db], &params, groups);
@@ -268,12 +274,17 @@ impl GpuBackend {
         if s.batch * s.in_len() == 0 {
             return;
         }
-        // One GEMM per stride phase, the phases stacked on z with the row tiles.
+        // One GEMM per stride phase that meets a tap, the phases stacked on z with the row
+        // tiles. A stride past the kernel leaves the other phases' pixels at 0.
+        let taps = s.stride.min(s.kernel);
+        if s.stride > s.kernel {
+            self.fill(dx, 0.0);
+        }
         let pixels = s.batch * widest_phase(s);
         let Some((x, y, z)) = self.conv_grid(s.in_channels, pixels) else {
             return;
         };
-        let phases = s.stride * s.stride;
+        let phases = taps * taps;
         let max = self.report.max_compute_workgroups_per_dimension as usize;
         if !self.check(z as usize * phases <= max, || {
             format!(
@@ -443,13 +454,14 @@ impl GpuBackend {
     }
 }
 
-/// Input pixels of the largest stride phase of `conv2d_backward_data` (conv2d.wgsl): the
-/// pixels (ih, iw) with (ih + p) mod s = rh, (iw + p) mod s = rw, counted as that file's
-/// `phase_of` does. The grid covers this many columns per sample in every phase.
+/// Input pixels of the largest stride phase of `conv2d_backward_data` (conv2d_gather.wgsl)
+/// among those it dispatches (rh, rw < min(s, k)): the pixels (ih, iw) with (ih + p) mod s =
+/// rh, (iw + p) mod s = rw, counted as that file's `phase_of` does. The grid covers this many
+/// columns per sample in every phase.
 fn widest_phase(s: Conv2dShape) -> usize {
     let st = s.stride.max(1);
     let along = |len: usize| {
-        (0..st)
+        (0..st.min(s.kernel))
             .map(|r| {
                 let first = (s.padding + st - 1 - r) / st;
                 let end = (len + s.padding + st - 1 - r) / st;

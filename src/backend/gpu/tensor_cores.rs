@@ -23,6 +23,10 @@ pub const CONV_MATRIX: MatrixShape = MatrixShape {
 /// Subgroup width the tensor-core kernels assume (8 subgroups share a 256-thread workgroup).
 const SUBGROUP: u32 = 32;
 
+/// Workgroup memory of a tensor-core conv workgroup: two 16×64 f16 operand tiles and the
+/// 64×64 f32 tile of C (conv2d_coop.wgsl).
+const WORKGROUP_BYTES: u32 = 2 * 16 * 64 * 2 + 64 * 64 * 4;
+
 /// How the GPU backend is opened.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct GpuOptions {
@@ -88,6 +92,11 @@ pub fn plan(report: &AdapterReport, requested: bool) -> TensorCores {
         Some(format!(
             "subgroups of {}–{} lanes, where the kernels need exactly {SUBGROUP}",
             report.subgroup_sizes.0, report.subgroup_sizes.1
+        ))
+    } else if report.max_compute_workgroup_storage_size < WORKGROUP_BYTES {
+        Some(format!(
+            "{} B of workgroup memory, where the kernels need {WORKGROUP_BYTES}",
+            report.max_compute_workgroup_storage_size
         ))
     } else {
         None
@@ -184,6 +193,11 @@ mod tests {
         let mut r = h200();
         r.subgroup_sizes = (32, 64);
         assert!(off_reason(&r).contains("32–64"));
+
+        // WebGPU's default 16 KiB of workgroup memory.
+        let mut r = h200();
+        r.max_compute_workgroup_storage_size = 16 << 10;
+        assert!(off_reason(&r).contains("20480"), "{}", off_reason(&r));
     }
 
     #[test]
