@@ -16,7 +16,8 @@
 #      share of the f32 peak (scripts/profile_table.py); the samplers' chain-steps/s (ULA,
 #      MALA, HMC, annealed) on the shipped toy model and an AIS log Z;
 #   5. a 300-iteration full-width (n_f = 64) MNIST demo on the GPU, with its picture;
-#   6. anatomy32 with the conv products on tensor cores (--tensor-cores) against PyTorch;
+#   6. the MNIST demo again with the conv products on tensor cores (--tensor-cores), beside
+#      the f32 run's metrics and picture; anatomy32 on tensor cores against PyTorch;
 #   7. the same comparison on mnist32 and resnet32 (where the build has it);
 #   8. torch.compile on toy2d (one round: it compiles for a minute).
 # $OUT gets summary.txt (all the tables), the demo's sample grid, and gpu-check.tar.gz with
@@ -148,6 +149,18 @@ if section "MNIST demo, n_f = 64, 300 iterations, GPU" 40; then
   grid=$(ls "$W"/mnist/samples_*.png 2>/dev/null | tail -1)
   [ -n "$grid" ] && cp "$grid" "$OUT/mnist-gpu-samples.png"
   [ -f "$W/mnist/replay.png" ] && cp "$W/mnist/replay.png" "$OUT/mnist-gpu-replay.png"
+fi
+
+if section "MNIST demo on tensor cores (--tensor-cores), the same 300 iterations" 40; then
+  # The tensor-core path's effect on training: the same run as above, f16 conv operands.
+  t0=$SECONDS
+  timeout "$(( $(left) > 10 ? $(left) - 5 : 5 ))" "$BIN/ebm" --tensor-cores --device gpu train images --spec mnist32 \
+    --nf 64 --iters 300 --plot-every 300 --quiet --out "$W/mnist-tc" >"$W/mnist-tc.log" 2>&1
+  say "exit $? after $((SECONDS - t0)) s: $(tail -2 "$W/mnist-tc.log" | tr '\n' ' ')"
+  say "f32:          $(tail -1 "$W/mnist/metrics.csv" 2>/dev/null)"
+  say "tensor cores: $(tail -1 "$W/mnist-tc/metrics.csv" 2>/dev/null)"
+  grid=$(ls "$W"/mnist-tc/samples_*.png 2>/dev/null | tail -1)
+  [ -n "$grid" ] && cp "$grid" "$OUT/mnist-gpu-tensor-cores-samples.png"
 fi
 
 if section "anatomy32 on tensor cores (--tensor-cores) vs PyTorch, $ROUNDS alternating rounds" 45; then
