@@ -28,26 +28,57 @@ fn im2col_channel(
     ld: usize,
     offset: usize,
 ) {
-    let (k, st, p) = (s.kernel, s.stride, s.padding as isize);
+    let (k, st) = (s.kernel, s.stride);
     let (ho, wo) = (s.out_height(), s.out_width());
+    let plane = &x[c * s.height * s.width..][..s.height * s.width];
     for ki in 0..k {
         for kj in 0..k {
             let row = &mut rows[(ki * k + kj) * ld + offset..][..ho * wo];
-            for oh in 0..ho {
-                let ih = (oh * st + ki) as isize - p;
-                for ow in 0..wo {
-                    let iw = (ow * st + kj) as isize - p;
-                    let inside =
-                        (0..s.height as isize).contains(&ih) && (0..s.width as isize).contains(&iw);
-                    row[oh * wo + ow] = if inside {
-                        x[(c * s.height + ih as usize) * s.width + iw as usize]
-                    } else {
-                        0.0
-                    };
+            let (lo, hi) = inside_columns(s, kj);
+            for (oh, out) in row.chunks_mut(wo).enumerate() {
+                let Some(ih) = input_row(s, oh, ki) else {
+                    out.fill(0.0);
+                    continue;
+                };
+                let src = &plane[ih * s.width..][..s.width];
+                out[..lo].fill(0.0);
+                out[hi..].fill(0.0);
+                if lo == hi {
+                    continue;
+                }
+                // Output column ow reads input column ow·s + kj − p.
+                let first = lo * st + kj - s.padding;
+                if st == 1 {
+                    out[lo..hi].copy_from_slice(&src[first..][..hi - lo]);
+                } else {
+                    for (o, v) in out[lo..hi].iter_mut().zip(src[first..].iter().step_by(st)) {
+                        *o = *v;
+                    }
                 }
             }
         }
     }
+}
+
+/// The output columns [lo, hi) whose tap `kj` lands inside the input (0 ≤ ow·s + kj − p < W);
+/// the others read padding. Lets im2col and col2im run their inner loops without a test per
+/// element.
+fn inside_columns(s: &Conv2dShape, kj: usize) -> (usize, usize) {
+    let (st, p, wo) = (s.stride, s.padding, s.out_width());
+    let lo = p.saturating_sub(kj).div_ceil(st).min(wo);
+    let hi = if s.width + p > kj {
+        ((s.width - 1 + p - kj) / st + 1).min(wo)
+    } else {
+        0
+    };
+    (lo, hi.max(lo))
+}
+
+/// The input row tap `ki` of output row `oh` reads, or `None` in the padding.
+fn input_row(s: &Conv2dShape, oh: usize, ki: usize) -> Option<usize> {
+    (oh * s.stride + ki)
+        .checked_sub(s.padding)
+        .filter(|&ih| ih < s.height)
 }
 
 /// [`im2col`] of samples `first..first + g` of `x`, side by side in `cols` [C·k·k, g·H'·W'],
@@ -70,23 +101,34 @@ fn im2col_group(s: &Conv2dShape, x: &[f32], first: usize, g: usize, cols: &mut [
 /// The adjoint of [`im2col`]: adds each patch column back into `dx` [C, H, W] (zeroed first),
 /// reading the sample's columns at `offset` of rows `ld` long.
 fn col2im(s: &Conv2dShape, cols: &[f32], ld: usize, offset: usize, dx: &mut [f32]) {
-    let (k, st, p) = (s.kernel, s.stride, s.padding as isize);
+    let (k, st) = (s.kernel, s.stride);
     let (ho, wo) = (s.out_height(), s.out_width());
     dx.fill(0.0);
-    for c in 0..s.in_channels {
+    for (c, plane) in dx
+        .chunks_mut(s.height * s.width)
+        .take(s.in_channels)
+        .enumerate()
+    {
         for ki in 0..k {
             for kj in 0..k {
                 let row = &cols[((c * k + ki) * k + kj) * ld + offset..][..ho * wo];
-                for oh in 0..ho {
-                    let ih = (oh * st + ki) as isize - p;
-                    if !(0..s.height as isize).contains(&ih) {
+                let (lo, hi) = inside_columns(s, kj);
+                if lo == hi {
+                    continue;
+                }
+                let first = lo * st + kj - s.padding;
+                for (oh, src) in row.chunks(wo).enumerate() {
+                    let Some(ih) = input_row(s, oh, ki) else {
                         continue;
-                    }
-                    for ow in 0..wo {
-                        let iw = (ow * st + kj) as isize - p;
-                        if (0..s.width as isize).contains(&iw) {
-                            dx[(c * s.height + ih as usize) * s.width + iw as usize] +=
-                                row[oh * wo + ow];
+                    };
+                    let dst = &mut plane[ih * s.width + first..];
+                    if st == 1 {
+                        for (d, v) in dst.iter_mut().zip(&src[lo..hi]) {
+                            *d += v;
+                        }
+                    } else {
+                        for (d, v) in dst.iter_mut().step_by(st).zip(&src[lo..hi]) {
+                            *d += v;
                         }
                     }
                 }
