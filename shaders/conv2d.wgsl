@@ -58,10 +58,10 @@ fn conv2d_forward(
     let tx = li % 16u;
     let ty = li / 16u;
     let k = p.kernel;
-    let row_tiles = (p.out_channels + TILE - 1u) / TILE;
-    let split = wg.z / row_tiles;
-    let ks = k_slice(split, p.in_channels * k * k);
-    let origin = tile_origin(wg, nwg, wg.z % row_tiles);
+    let job = job_of(wg, nwg, p.out_channels, p.in_channels * k * k);
+    let split = job.split;
+    let ks = job.ks;
+    let origin = job.origin;
     let cols = forward_columns(origin.y + 4u * tx);
 
     let step = digits_of(TK, k, k);
@@ -87,13 +87,11 @@ fn conv2d_backward_data(
 ) {
     let tx = li % 16u;
     let ty = li / 16u;
-    // z = (split · phases + phase) · row tiles + row tile.
-    let row_tiles = (p.in_channels + TILE - 1u) / TILE;
-    let phases = tap_phases() * tap_phases();
-    let ph = phase_of((wg.z / row_tiles) % phases);
-    let split = wg.z / (row_tiles * phases);
-    let ks = k_slice(split, p.out_channels * ph.taps_h * ph.taps_w);
-    let origin = tile_origin(wg, nwg, wg.z % row_tiles);
+    let pj = phase_job(wg, nwg);
+    let ph = pj.ph;
+    let split = pj.job.split;
+    let ks = pj.job.ks;
+    let origin = pj.job.origin;
     let cols = backward_data_columns(origin.y + 4u * tx, ph);
 
     let step = digits_of(TK, ph.taps_h, ph.taps_w);
@@ -121,10 +119,10 @@ fn conv2d_backward_weight(
 ) {
     let tx = li % 16u;
     let ty = li / 16u;
-    let row_tiles = (p.out_channels + TILE - 1u) / TILE;
-    let split = wg.z / row_tiles;
-    let ks = k_slice(split, p.batch * p.out_height * p.out_width);
-    let origin = tile_origin(wg, nwg, wg.z % row_tiles);
+    let job = job_of(wg, nwg, p.out_channels, p.batch * p.out_height * p.out_width);
+    let split = job.split;
+    let ks = job.ks;
+    let origin = job.origin;
     let cols = backward_weight_columns(origin.y + 4u * tx);
 
     let step = digits_of(TK, p.out_height, p.out_width);

@@ -58,10 +58,10 @@ fn conv2d_forward_coop(
     let tx = li % 16u;
     let ty = li / 16u;
     let k = p.kernel;
-    let row_tiles = (p.out_channels + TILE - 1u) / TILE;
-    let split = wg.z / row_tiles;
-    let ks = k_slice(split, p.in_channels * k * k);
-    let origin = tile_origin(wg, nwg, wg.z % row_tiles);
+    let job = job_of(wg, nwg, p.out_channels, p.in_channels * k * k);
+    let split = job.split;
+    let ks = job.ks;
+    let origin = job.origin;
     let cols = forward_columns(origin.y + 4u * tx);
     // This subgroup's blocks: rows 16·(group / 2).., columns 32·(group mod 2)..
     let a_at = 16u * (group / 2u);
@@ -101,12 +101,11 @@ fn conv2d_backward_data_coop(
 ) {
     let tx = li % 16u;
     let ty = li / 16u;
-    let row_tiles = (p.in_channels + TILE - 1u) / TILE;
-    let phases = tap_phases() * tap_phases();
-    let ph = phase_of((wg.z / row_tiles) % phases);
-    let split = wg.z / (row_tiles * phases);
-    let ks = k_slice(split, p.out_channels * ph.taps_h * ph.taps_w);
-    let origin = tile_origin(wg, nwg, wg.z % row_tiles);
+    let pj = phase_job(wg, nwg);
+    let ph = pj.ph;
+    let split = pj.job.split;
+    let ks = pj.job.ks;
+    let origin = pj.job.origin;
     let cols = backward_data_columns(origin.y + 4u * tx, ph);
     let a_at = 16u * (group / 2u);
     let b_at = 32u * (group % 2u);

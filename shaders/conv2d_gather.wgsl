@@ -103,6 +103,25 @@ fn k_slice(split: u32, k_len: u32) -> vec2<u32> {
     return vec2<u32>(begin, min(k_len, begin + p.k_chunk));
 }
 
+// What one workgroup computes: its split-K slice [ks.x, ks.y) of K and the first row and
+// column of its tile of C. From the workgroup ids alone, so uniform across the workgroup.
+struct Job {
+    split: u32,
+    ks: vec2<u32>,
+    origin: vec2<u32>,
+}
+
+// The job of a product with `rows` rows and `k_len` terms, z = split · row tiles + row tile
+// (forward, weight gradient).
+fn job_of(wg: vec3<u32>, nwg: vec3<u32>, rows: u32, k_len: u32) -> Job {
+    let row_tiles = (rows + TILE - 1u) / TILE;
+    var job: Job;
+    job.split = wg.z / row_tiles;
+    job.ks = k_slice(job.split, k_len);
+    job.origin = tile_origin(wg, nwg, wg.z % row_tiles);
+    return job;
+}
+
 // A K index as mixed-radix digits (hi, mid, lo) with radices (·, mid_radix, lo_radix).
 struct Digits {
     hi: u32,
@@ -226,17 +245,35 @@ fn forward_operands(
 // when K is split.
 fn forward_store(acc: Block, cols: Patches, row0: u32, ty: u32, split: u32) {
     let pix = p.out_height * p.out_width;
-    let slot = split * p.batch * p.out_channels * pix;
+    var shift = vec4<f32>(0.0);
     for (var i = 0u; i < 4u; i++) {
         let o = row0 + 4u * ty + i;
-        let row = block_row(acc, i);
+        if p.splits == 1u && o < p.out_channels {
+            shift[i] = bias[o];
+        }
+    }
+    let valid = cols.ih0 != vec4<i32>(OUTSIDE);
+    let slot = split * p.batch * p.out_channels * pix;
+    store_block(acc, row0 + 4u * ty, p.out_channels, pix, slot + cols.y_base, valid, shift);
+}
+
+// out[base[j] + row·row_stride] = acc(i, j) + shift[i] for the block's rows row0 + i below
+// `rows` and its `valid` columns: the one store of every conv product.
+fn store_block(
+    acc: Block,
+    row0: u32,
+    rows: u32,
+    row_stride: u32,
+    base: vec4<u32>,
+    valid: vec4<bool>,
+    shift: vec4<f32>,
+) {
+    for (var i = 0u; i < 4u; i++) {
+        let row = row0 + i;
+        let values = block_row(acc, i) + shift[i];
         for (var j = 0u; j < 4u; j++) {
-            if o < p.out_channels && cols.ih0[j] != OUTSIDE {
-                if p.splits > 1u {
-                    out[slot + cols.y_base[j] + o * pix] = row[j];
-                } else {
-                    out[cols.y_base[j] + o * pix] = row[j] + bias[o];
-                }
+            if row < rows && valid[j] {
+                out[base[j] + row * row_stride] = values[j];
             }
         }
     }
@@ -278,6 +315,24 @@ fn phase_of(index: u32) -> Phase {
     ph.rows = select(0u, a1 - ph.a0, a1 > ph.a0);
     ph.cols = select(0u, b1 - ph.b0, b1 > ph.b0);
     return ph;
+}
+
+// The job of an input-gradient workgroup and its stride phase:
+// z = (split · phases + phase) · row tiles + row tile.
+struct PhaseJob {
+    job: Job,
+    ph: Phase,
+}
+
+fn phase_job(wg: vec3<u32>, nwg: vec3<u32>) -> PhaseJob {
+    let row_tiles = (p.in_channels + TILE - 1u) / TILE;
+    let phases = tap_phases() * tap_phases();
+    var pj: PhaseJob;
+    pj.ph = phase_of((wg.z / row_tiles) % phases);
+    pj.job.split = wg.z / (row_tiles * phases);
+    pj.job.ks = k_slice(pj.job.split, p.out_channels * pj.ph.taps_h * pj.ph.taps_w);
+    pj.job.origin = tile_origin(wg, nwg, wg.z % row_tiles);
+    return pj;
 }
 
 // The 4 columns (n, a, b) of one thread: (a, b) (a = OUTSIDE past the last column), the
@@ -339,15 +394,8 @@ fn backward_data_operands(
 fn backward_data_store(acc: Block, cols: Gathers, row0: u32, ty: u32, split: u32) {
     let in_plane = p.height * p.width;
     let slot = split * p.batch * p.in_channels * in_plane;
-    for (var i = 0u; i < 4u; i++) {
-        let c = row0 + 4u * ty + i;
-        let row = block_row(acc, i);
-        for (var j = 0u; j < 4u; j++) {
-            if c < p.in_channels && cols.a[j] != OUTSIDE {
-                out[slot + cols.dx_base[j] + c * in_plane] = row[j];
-            }
-        }
-    }
+    let valid = cols.a != vec4<i32>(OUTSIDE);
+    store_block(acc, row0 + 4u * ty, p.in_channels, in_plane, slot + cols.dx_base, valid, vec4<f32>(0.0));
 }
 
 // ---- backward weight ----------------------------------------------------------------------
@@ -406,13 +454,6 @@ fn backward_weight_operands(
 fn backward_weight_store(acc: Block, cols: Taps, row0: u32, col0: u32, ty: u32, split: u32) {
     let n_len = p.in_channels * p.kernel * p.kernel;
     let slot = split * p.out_channels * n_len;
-    for (var i = 0u; i < 4u; i++) {
-        let o = row0 + 4u * ty + i;
-        let row = block_row(acc, i);
-        for (var j = 0u; j < 4u; j++) {
-            if o < p.out_channels && cols.ki[j] != OUTSIDE {
-                out[slot + o * n_len + col0 + j] = row[j];
-            }
-        }
-    }
+    let valid = cols.ki != vec4<i32>(OUTSIDE);
+    store_block(acc, row0 + 4u * ty, p.out_channels, n_len, slot + col0 + LANES, valid, vec4<f32>(0.0));
 }
