@@ -140,27 +140,27 @@ if section "samplers on the GPU: ULA (fused), MALA, HMC L=5, annealed; AIS" 25; 
   timeout 60 "$BIN/ebm" --device gpu eval loglik --model "$M" --data 8gaussians 2>&1 | tee -a "$SUMMARY"
 fi
 
+mnist_demo() {  # mnist_demo RUN_NAME PICTURE_NAME [EBM_FLAGS…]: the 300-iteration demo, its grid to $OUT
+  local run=$1 picture=$2 t0=$SECONDS
+  shift 2
+  timeout "$(( $(left) > 10 ? $(left) - 5 : 5 ))" "$BIN/ebm" "$@" --device gpu train images --spec mnist32 \
+    --nf 64 --iters 300 --plot-every 300 --quiet --out "$W/$run" >"$W/$run.log" 2>&1
+  say "exit $? after $((SECONDS - t0)) s: $(tail -2 "$W/$run.log" | tr '\n' ' ')"
+  grid=$(ls "$W/$run"/samples_*.png 2>/dev/null | tail -1)
+  [ -n "$grid" ] && cp "$grid" "$OUT/$picture"
+}
+
 if section "MNIST demo, n_f = 64, 300 iterations, GPU" 40; then
-  t0=$SECONDS
-  timeout "$(( $(left) > 10 ? $(left) - 5 : 5 ))" "$BIN/ebm" --device gpu train images --spec mnist32 --nf 64 \
-    --iters 300 --plot-every 300 --quiet --out "$W/mnist" >"$W/mnist.log" 2>&1
-  say "exit $? after $((SECONDS - t0)) s: $(tail -2 "$W/mnist.log" | tr '\n' ' ')"
+  mnist_demo mnist mnist-gpu-samples.png
   tail -1 "$W/mnist/metrics.csv" 2>/dev/null | tee -a "$SUMMARY"
-  grid=$(ls "$W"/mnist/samples_*.png 2>/dev/null | tail -1)
-  [ -n "$grid" ] && cp "$grid" "$OUT/mnist-gpu-samples.png"
   [ -f "$W/mnist/replay.png" ] && cp "$W/mnist/replay.png" "$OUT/mnist-gpu-replay.png"
 fi
 
 if section "MNIST demo on tensor cores (--tensor-cores), the same 300 iterations" 40; then
   # The tensor-core path's effect on training: the same run as above, f16 conv operands.
-  t0=$SECONDS
-  timeout "$(( $(left) > 10 ? $(left) - 5 : 5 ))" "$BIN/ebm" --tensor-cores --device gpu train images --spec mnist32 \
-    --nf 64 --iters 300 --plot-every 300 --quiet --out "$W/mnist-tc" >"$W/mnist-tc.log" 2>&1
-  say "exit $? after $((SECONDS - t0)) s: $(tail -2 "$W/mnist-tc.log" | tr '\n' ' ')"
+  mnist_demo mnist-tc mnist-gpu-tensor-cores-samples.png --tensor-cores
   say "f32:          $(tail -1 "$W/mnist/metrics.csv" 2>/dev/null)"
   say "tensor cores: $(tail -1 "$W/mnist-tc/metrics.csv" 2>/dev/null)"
-  grid=$(ls "$W"/mnist-tc/samples_*.png 2>/dev/null | tail -1)
-  [ -n "$grid" ] && cp "$grid" "$OUT/mnist-gpu-tensor-cores-samples.png"
 fi
 
 if section "anatomy32 on tensor cores (--tensor-cores) vs PyTorch, $ROUNDS alternating rounds" 45; then

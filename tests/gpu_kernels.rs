@@ -386,23 +386,34 @@ fn conv2d_tensor_cores_match_cpu() {
                 "{why}"
             );
             eprintln!("tensor cores off: {why}; checking the f32 fallback");
+            // The same forward passes on the device that asked and on a plain one.
+            let cases: Vec<_> = shapes
+                .into_iter()
+                .take(4)
+                .map(|s| {
+                    let x = randn(&mut rng, s.batch * s.in_len());
+                    let w = randn(&mut rng, conv_weights(&s));
+                    let b = randn(&mut rng, s.out_channels);
+                    (s, x, w, b)
+                })
+                .collect();
+            let forward_all = |g: &GpuBackend| -> Vec<Vec<f32>> {
+                cases
+                    .iter()
+                    .map(|(s, x, w, b)| {
+                        let mut y = up(g, &vec![0.0; s.batch * s.out_len()]);
+                        g.conv2d_forward(*s, &up(g, x), &up(g, w), &up(g, b), &mut y);
+                        read(g, &y)
+                    })
+                    .collect()
+            };
+            let asked = forward_all(&cores);
             let plain = cores.name();
             drop(cores);
             let f32_gpu = gpu_or_skip!();
             assert_eq!(plain, f32_gpu.name());
-            drop(f32_gpu);
-            for s in shapes.into_iter().take(4) {
-                let x = randn(&mut rng, s.batch * s.in_len());
-                let w = randn(&mut rng, conv_weights(&s));
-                let b = randn(&mut rng, s.out_channels);
-                let run = |options| {
-                    let g = gpu_common::gpu_with(options).expect("adapter");
-                    let mut y = up(&g, &vec![0.0; s.batch * s.out_len()]);
-                    g.conv2d_forward(s, &up(&g, &x), &up(&g, &w), &up(&g, &b), &mut y);
-                    read(&g, &y)
-                };
-                let asked = run(GpuOptions { tensor_cores: true });
-                let exact = run(GpuOptions::default());
+            let exact = forward_all(&f32_gpu);
+            for ((s, ..), (asked, exact)) in cases.iter().zip(asked.iter().zip(&exact)) {
                 assert_eq!(
                     asked, exact,
                     "fallback differs from f32 at {s:?} (EBM_TEST_SEED={seed})"

@@ -1,5 +1,5 @@
-//! Every `shaders/*.wgsl` parses and validates with naga, exactly as the GPU backend assembles
-//! it (`rng.wgsl` prepended where the backend does that), and its `@compute` entry points
+//! Every `shaders/*.wgsl` parses, validates and compiles to SPIR-V with naga, exactly as the
+//! GPU backend assembles it (its preludes prepended), and its `@compute` entry points
 //! are exactly the kernels the backend builds. Needs no GPU, so shader mistakes are caught
 //! on any machine. The directory is listed, so a new shader is covered automatically.
 
@@ -65,11 +65,27 @@ fn every_shader_validates() {
                 continue;
             }
         };
-        if let Err(e) = validator(&source).validate(&module) {
-            failures.push(format!(
-                "{name}: validation error\n{}",
-                e.emit_to_string(&source)
-            ));
+        let info = match validator(&source).validate(&module) {
+            Ok(info) => info,
+            Err(e) => {
+                failures.push(format!(
+                    "{name}: validation error\n{}",
+                    e.emit_to_string(&source)
+                ));
+                continue;
+            }
+        };
+        // Then through naga's SPIR-V writer, as on Vulkan: validation alone misses writer
+        // failures (naga 30 panics on a `coopStore` whose stride is computed inside the call,
+        // which conv2d_coop.wgsl avoids).
+        let options = naga::back::spv::Options {
+            lang_version: (1, 3),
+            ..Default::default()
+        };
+        match naga::back::spv::write_vec(&module, &info, &options, None) {
+            Ok(words) if words.len() > 5 => {}
+            Ok(_) => failures.push(format!("{name}: empty SPIR-V")),
+            Err(e) => failures.push(format!("{name}: SPIR-V: {e}")),
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
@@ -169,37 +185,4 @@ fn immediate_structs_match_rust() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-}
-
-/// Every shader also goes through naga's SPIR-V writer, as on Vulkan: validation alone
-/// misses writer failures (naga 30 panics on a `coopStore` whose stride is computed inside
-/// the call, which conv2d_coop.wgsl avoids).
-#[test]
-fn every_shader_compiles_to_spirv() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
-    let mut compiled = 0;
-    for entry in std::fs::read_dir(&dir).expect("shaders/ directory") {
-        let path = entry.expect("directory entry").path();
-        if path.extension().is_none_or(|e| e != "wgsl") {
-            continue;
-        }
-        let file = path.file_name().unwrap().to_string_lossy().into_owned();
-        let Some(source) = ebm::wgsl::shader_source(&file) else {
-            continue;
-        };
-        let module = naga::front::wgsl::parse_str(&source)
-            .unwrap_or_else(|e| panic!("{file}: {}", e.emit_to_string(&source)));
-        let info = validator(&source)
-            .validate(&module)
-            .unwrap_or_else(|e| panic!("{file}: {}", e.emit_to_string(&source)));
-        let options = naga::back::spv::Options {
-            lang_version: (1, 3),
-            ..Default::default()
-        };
-        let words = naga::back::spv::write_vec(&module, &info, &options, None)
-            .unwrap_or_else(|e| panic!("{file}: SPIR-V: {e}"));
-        assert!(words.len() > 5, "{file}: empty SPIR-V");
-        compiled += 1;
-    }
-    assert!(compiled >= 20, "only {compiled} shaders compiled");
 }

@@ -276,7 +276,7 @@ impl GpuBackend {
         }
         // One GEMM per stride phase that meets a tap, the phases stacked on z with the row
         // tiles. A stride past the kernel leaves the other phases' pixels at 0.
-        let taps = s.stride.min(s.kernel);
+        let tap_phases = s.stride.min(s.kernel);
         if s.stride > s.kernel {
             self.fill(dx, 0.0);
         }
@@ -284,7 +284,7 @@ impl GpuBackend {
         let Some((x, y, z)) = self.conv_grid(s.in_channels, pixels) else {
             return;
         };
-        let phases = taps * taps;
+        let phases = tap_phases * tap_phases;
         let max = self.report.max_compute_workgroups_per_dimension as usize;
         if !self.check(z as usize * phases <= max, || {
             format!(

@@ -36,18 +36,29 @@ pub struct GpuOptions {
 }
 
 impl GpuOptions {
-    /// The options the environment asks for: `EBM_TENSOR_CORES=on` (or `1`) for tensor
-    /// cores. `ebm --tensor-cores` sets it.
+    /// The options the environment asks for: `EBM_TENSOR_CORES=on` (or `1`, `true`) for
+    /// tensor cores. `ebm --tensor-cores` sets it.
     pub fn from_env() -> Self {
         GpuOptions {
-            tensor_cores: std::env::var("EBM_TENSOR_CORES").is_ok_and(|v| switch_on(&v)),
+            tensor_cores: env_switch("EBM_TENSOR_CORES"),
         }
     }
 }
 
-/// Whether an `EBM_TENSOR_CORES` value turns the switch on.
-fn switch_on(value: &str) -> bool {
-    matches!(value, "on" | "1" | "true")
+/// An on/off switch's value: `on`, `1`, `true` or `off`, `0`, `false`, empty; `None` for
+/// anything else. The one reading of the backend's switches (`EBM_TENSOR_CORES`,
+/// `EBM_GPU_BOUNDS_CHECKS`) and of the CLI's `--tensor-cores`.
+pub fn parse_switch(value: &str) -> Option<bool> {
+    match value {
+        "on" | "1" | "true" => Some(true),
+        "off" | "0" | "false" | "" => Some(false),
+        _ => None,
+    }
+}
+
+/// Whether environment variable `name` is set to a value that turns a switch on.
+pub(crate) fn env_switch(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| parse_switch(&v) == Some(true))
 }
 
 /// Whether the conv products run on tensor cores on an adapter, and if not, why.
@@ -201,17 +212,18 @@ mod tests {
     }
 
     #[test]
-    fn the_switch_takes_on_1_true_and_nothing_else() {
-        for (value, on) in [
-            ("on", true),
-            ("1", true),
-            ("true", true),
-            ("off", false),
-            ("0", false),
-            ("", false),
-            ("yes please", false),
+    fn the_switch_takes_on_1_true_off_0_false_and_nothing_else() {
+        for (value, parsed) in [
+            ("on", Some(true)),
+            ("1", Some(true)),
+            ("true", Some(true)),
+            ("off", Some(false)),
+            ("0", Some(false)),
+            ("false", Some(false)),
+            ("", Some(false)),
+            ("yes please", None),
         ] {
-            assert_eq!(switch_on(value), on, "{value:?}");
+            assert_eq!(parse_switch(value), parsed, "{value:?}");
         }
     }
 }

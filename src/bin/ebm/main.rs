@@ -18,7 +18,7 @@ mod train_loop;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use ebm::backend::gpu::{GpuOptions, TensorCores};
+use ebm::backend::gpu::{tensor_cores, GpuOptions, TensorCores};
 use ebm::backend::{choose_backend, AnyBackend, DeviceChoice};
 use ebm::Error;
 
@@ -42,11 +42,7 @@ struct Cli {
 
 /// `--tensor-cores` alone, or `EBM_TENSOR_CORES=on|off|1|0|true|false`.
 fn parse_switch(value: &str) -> Result<bool, String> {
-    match value {
-        "on" | "1" | "true" => Ok(true),
-        "off" | "0" | "false" | "" => Ok(false),
-        other => Err(format!("expected on or off, not {other:?}")),
-    }
+    tensor_cores::parse_switch(value).ok_or_else(|| format!("expected on or off, not {value:?}"))
 }
 
 // Parsed once per process: the size of the training variant (its many options) costs nothing.
