@@ -23,10 +23,11 @@
 //! ```
 
 pub(crate) mod activation;
-mod conv;
+pub mod conv;
 mod elementwise;
 pub(crate) mod matmul;
 mod op_timer;
+mod pool;
 mod rows;
 mod spectral_norm;
 mod upsample;
@@ -334,7 +335,7 @@ impl Backend for CpuBackend {
             return;
         }
         let _op = self.op("avg_pool_forward");
-        conv::pool_forward(s, x, y);
+        pool::pool_forward(s, x, y);
     }
 
     fn avg_pool_backward(&self, s: PoolShape, dy: &Vec<f32>, dx: &mut Vec<f32>) {
@@ -342,7 +343,7 @@ impl Backend for CpuBackend {
             return;
         }
         let _op = self.op("avg_pool_backward");
-        conv::pool_backward(s, dy, dx);
+        pool::pool_backward(s, dy, dx);
     }
 
     fn activation_forward(&self, act: Activation, x: &Vec<f32>, y: &mut Vec<f32>) {

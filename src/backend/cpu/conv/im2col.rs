@@ -1,12 +1,14 @@
-//! Convolution and pooling on the CPU: im2col + GEMM per sample, samples in parallel.
+//! Convolution by im2col + GEMM (the `gemm` crate), samples in parallel: the path for CPUs
+//! without AVX-512 and for the thin products the direct tiles do not fill (see `super`).
 //!
 //! For sample n, `cols` is the [C·k·k, H'·W'] matrix of input patches, so that
 //! y_n = W·cols + b, dcols = Wᵀ·dy_n (scattered back by col2im) and dW = Σ_n dy_n·colsᵀ.
 
 use rayon::prelude::*;
 
-use super::matmul::{matmul, Mat};
-use crate::backend::{Conv2dShape, PoolShape};
+use super::patch_rows;
+use crate::backend::cpu::matmul::{matmul, Mat};
+use crate::backend::Conv2dShape;
 
 /// Patches of one sample `x` [C, H, W] as a [C·k·k, H'·W'] matrix (zeros for padding).
 fn im2col(s: &Conv2dShape, x: &[f32], cols: &mut [f32]) {
@@ -145,18 +147,6 @@ const GROUP_PIXELS: usize = 1024;
 /// per-sample products, one thread each, were faster (16×16 layer: 145–180 against 97).
 const GROUP_PIXELS_WEIGHTS: usize = 256;
 
-fn patch_rows(s: &Conv2dShape) -> usize {
-    s.in_channels * s.kernel * s.kernel
-}
-
-/// A kernel that covers its whole unpadded input (anatomy32's last layer: 512×4×4 → 1) is a
-/// dense layer: the one patch of sample n is x_n itself, flattened in the weight's [C, k, k]
-/// order. Then one batch-wide GEMM replaces N per-sample im2col + GEMM calls that each make
-/// one output (33–76× slower in `benches/conv2d.rs`).
-fn is_dense(s: &Conv2dShape) -> bool {
-    s.padding == 0 && s.kernel == s.height && s.kernel == s.width
-}
-
 /// Layers whose outputs have fewer than `pixels` pixels per sample (anatomy32's 16×16 and
 /// smaller layers) take their samples in groups, each sample's [rows, H'·W'] block side by
 /// side in one [rows, G·H'·W'] matrix: one GEMM per group instead of a skinny one per sample.
@@ -242,14 +232,6 @@ fn backward_data_grouped(s: Conv2dShape, group: usize, dy: &[f32], w: &[f32], dx
 }
 
 pub fn forward(s: Conv2dShape, x: &[f32], w: &[f32], b: &[f32], y: &mut [f32]) {
-    if is_dense(&s) {
-        let (n, r, o) = (s.batch, patch_rows(&s), s.out_channels);
-        for row in y[..n * o].chunks_mut(o) {
-            row.copy_from_slice(&b[..o]);
-        }
-        let (x, w) = (Mat::row_major(x, n, r), Mat::transposed(w, o, r));
-        return matmul(x, w, y, true);
-    }
     if let Some(group) = group_size(&s, GROUP_PIXELS) {
         return forward_grouped(s, group, x, w, b, y);
     }
@@ -280,11 +262,6 @@ pub fn forward(s: Conv2dShape, x: &[f32], w: &[f32], b: &[f32], y: &mut [f32]) {
 }
 
 pub fn backward_data(s: Conv2dShape, dy: &[f32], w: &[f32], dx: &mut [f32]) {
-    if is_dense(&s) {
-        let (n, r, o) = (s.batch, patch_rows(&s), s.out_channels);
-        let (dy, w) = (Mat::row_major(dy, n, o), Mat::row_major(w, o, r));
-        return matmul(dy, w, dx, false);
-    }
     if let Some(group) = group_size(&s, GROUP_PIXELS) {
         return backward_data_grouped(s, group, dy, w, dx);
     }
@@ -313,16 +290,6 @@ pub fn backward_data(s: Conv2dShape, dy: &[f32], w: &[f32], dx: &mut [f32]) {
 }
 
 pub fn backward_params(s: Conv2dShape, dy: &[f32], x: &[f32], dw: &mut [f32], db: &mut [f32]) {
-    if is_dense(&s) {
-        let (n, r, o) = (s.batch, patch_rows(&s), s.out_channels);
-        let (dyt, x) = (Mat::transposed(dy, n, o), Mat::row_major(x, n, r));
-        matmul(dyt, x, dw, false);
-        db[..o].fill(0.0);
-        for row in dy[..n * o].chunks(o) {
-            db[..o].iter_mut().zip(row).for_each(|(g, &d)| *g += d);
-        }
-        return;
-    }
     match group_size(&s, GROUP_PIXELS_WEIGHTS) {
         Some(group) => backward_params_grouped(s, group, dy, x, dw, db),
         None => backward_params_per_sample(s, dy, x, dw, db),
@@ -416,44 +383,6 @@ fn backward_params_grouped(
         );
         for (gb, row) in db[..o].iter_mut().zip(dys.chunks(width)) {
             *gb += row[..width].iter().sum::<f32>();
-        }
-    }
-}
-
-pub fn pool_forward(s: PoolShape, x: &[f32], y: &mut [f32]) {
-    let (k, ho, wo) = (s.kernel, s.out_height(), s.out_width());
-    let scale = 1.0 / (k * k) as f32;
-    for plane in 0..s.batch * s.channels {
-        let xp = &x[plane * s.height * s.width..][..s.height * s.width];
-        for i in 0..ho {
-            for j in 0..wo {
-                let mut sum = 0.0;
-                for di in 0..k {
-                    sum += xp[(i * k + di) * s.width + j * k..][..k]
-                        .iter()
-                        .sum::<f32>();
-                }
-                y[(plane * ho + i) * wo + j] = sum * scale;
-            }
-        }
-    }
-}
-
-pub fn pool_backward(s: PoolShape, dy: &[f32], dx: &mut [f32]) {
-    let (k, ho, wo) = (s.kernel, s.out_height(), s.out_width());
-    let scale = 1.0 / (k * k) as f32;
-    dx[..s.batch * s.channels * s.height * s.width].fill(0.0);
-    for plane in 0..s.batch * s.channels {
-        let dxp = &mut dx[plane * s.height * s.width..][..s.height * s.width];
-        for i in 0..ho {
-            for j in 0..wo {
-                let g = dy[(plane * ho + i) * wo + j] * scale;
-                for di in 0..k {
-                    dxp[(i * k + di) * s.width + j * k..][..k]
-                        .iter_mut()
-                        .for_each(|d| *d = g);
-                }
-            }
         }
     }
 }

@@ -1,0 +1,423 @@
+//! Direct convolution: the three conv products as [`tile`]s read in place from a zero-padded
+//! copy of the input (or of dY), with no patch matrix.
+//!
+//! In a padded tensor, the input value that tap (c, ki, kj) of output pixel (n, oh, ow) reads
+//! sits at `n·sample + oh·s·W' + ow·s` (the pixel's part) `+ c·plane + ki·W' + kj` (the
+//! tap's part). A tile sums over one part and broadcasts over the other:
+//! - forward: lanes = output channels, k = taps, columns = pixels;
+//! - weight gradient: lanes = output channels, k = pixels (dY packed), columns = taps;
+//! - input gradient: one product per stride phase (rh, rw) of the input, whose pixels
+//!   ih = a·s + rh are reached only by the taps ki ≡ rh + p (mod s), from output row
+//!   a + (rh + p − ki)/s: lanes = input channels, k = (output channel, tap), columns = the
+//!   phase's pixels in a padded dY. Every dX element is written once, by its phase.
+//!
+//! im2col wrote k²/s² copies of the input per product and the GEMM read them back from
+//! memory; here only the padded copy (one pass) and the packed operand are written.
+
+use std::ops::Range;
+
+use rayon::prelude::*;
+
+use super::tile::{self, Offsets, LANES, TILE};
+use crate::backend::Conv2dShape;
+
+/// Pixels (the inner length, for the weight gradient) per parallel task: enough that a
+/// task's tiles reuse each packed panel, few enough that 100 samples feed every thread.
+const TASK_PIXELS: usize = 256;
+
+/// Whether the tiles pay for a product whose vector axis has `lanes` sums and whose sums have
+/// `depth` terms: thin products waste most of a 64-lane tile, short ones spend their time
+/// storing it.
+pub fn worth_it(lanes: usize, depth: usize) -> bool {
+    std::env::var("CONVX").is_err() && tile::available() && lanes >= LANES / 2 && depth >= 64
+}
+
+/// A zero-padded copy of an [n, c, h, w] tensor. Its buffer goes back to [`KEPT_COPIES`]
+/// when dropped.
+struct Padded {
+    data: Vec<f32>,
+    width: usize,
+    plane: usize,
+    sample: usize,
+    geometry: Geometry,
+}
+
+/// (n, c, h, w, zeros before, zeros after): what fixes a padded copy's layout.
+type Geometry = ((usize, usize, usize, usize), (usize, usize), (usize, usize));
+
+/// Padded buffers kept between calls, one per geometry (a model has a few), newest last.
+/// Their borders stay zero, so a call rewrites only the interior and allocates nothing:
+/// fresh buffers cost 15 % of a forward pass in zeroing and page faults.
+const KEPT_COPIES: usize = 16;
+
+thread_local! {
+    static KEPT: std::cell::RefCell<Vec<(Geometry, Vec<f32>)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl Drop for Padded {
+    fn drop(&mut self) {
+        let data = std::mem::take(&mut self.data);
+        KEPT.with_borrow_mut(|kept| {
+            if kept.len() == KEPT_COPIES {
+                kept.remove(0);
+            }
+            kept.push((self.geometry, data));
+        });
+    }
+}
+
+/// `src` [n, c, h, w] with `before` zero rows and columns at the top and left and `after` at
+/// the bottom and right (rows, columns).
+fn pad(
+    src: &[f32],
+    (n, c, h, w): (usize, usize, usize, usize),
+    before: (usize, usize),
+    after: (usize, usize),
+) -> Padded {
+    let (hp, wp) = (h + before.0 + after.0, w + before.1 + after.1);
+    let (plane, sample) = (hp * wp, c * hp * wp);
+    let geometry = ((n, c, h, w), before, after);
+    let kept = KEPT.with_borrow_mut(|kept| {
+        let i = kept.iter().position(|(g, _)| *g == geometry)?;
+        Some(kept.remove(i).1)
+    });
+    let mut data = kept.unwrap_or_else(|| vec![0.0f32; n * sample]);
+    data.par_chunks_mut(sample)
+        .zip(src[..n * c * h * w].par_chunks(c * h * w))
+        .for_each(|(dst, src)| {
+            for (dst, src) in dst.chunks_mut(plane).zip(src.chunks(h * w)) {
+                for (i, row) in src.chunks(w).enumerate() {
+                    dst[(i + before.0) * wp + before.1..][..w].copy_from_slice(row);
+                }
+            }
+        });
+    Padded {
+        data,
+        width: wp,
+        plane,
+        sample,
+        geometry,
+    }
+}
+
+/// The packed operand of `rows × depth` values `value(m, k)`: panels of [`LANES`] rows,
+/// each `depth` groups of LANES values (zeros past `rows`).
+fn panels(rows: usize, depth: usize, value: impl Fn(usize, usize) -> f32 + Sync) -> Vec<f32> {
+    let mut packed = vec![0.0f32; rows.div_ceil(LANES) * depth * LANES];
+    let fill = |(p, panel): (usize, &mut [f32])| {
+        for m in 0..LANES.min(rows - p * LANES) {
+            for (k, group) in panel.chunks_mut(LANES).enumerate() {
+                group[m] = value(p * LANES + m, k);
+            }
+        }
+    };
+    if rows * depth >= 1 << 16 {
+        packed
+            .par_chunks_mut(depth * LANES)
+            .enumerate()
+            .for_each(fill);
+    } else {
+        packed.chunks_mut(depth * LANES).enumerate().for_each(fill);
+    }
+    packed
+}
+
+/// The tap part of the offsets, (c, ki, kj) ↦ c·plane + ki·W' + kj, in the weight's order.
+fn tap_offsets(channels: usize, kernel: usize, x: &Padded) -> Vec<usize> {
+    let mut offsets = Vec::with_capacity(channels * kernel * kernel);
+    for c in 0..channels {
+        for ki in 0..kernel {
+            for kj in 0..kernel {
+                offsets.push(c * x.plane + ki * x.width + kj);
+            }
+        }
+    }
+    offsets
+}
+
+/// The pixel part of the offsets for the output pixels of samples `samples`, in output order.
+fn pixel_offsets(s: &Conv2dShape, x: &Padded, samples: Range<usize>) -> Vec<usize> {
+    let (ho, wo, st) = (s.out_height(), s.out_width(), s.stride);
+    let mut offsets = Vec::with_capacity(samples.len() * ho * wo);
+    for n in samples {
+        for i in 0..ho {
+            for j in 0..wo {
+                offsets.push(n * x.sample + i * st * x.width + j * st);
+            }
+        }
+    }
+    offsets
+}
+
+/// Terms per block of the sums: a block's packed panel (KC·LANES floats, 32 KiB) stays in L1
+/// while every tile of the task reads it; unblocked, each tile streamed the whole panel from
+/// L2 and the FMAs waited on it (170 against 300 GFLOP/s on anatomy32's 32×32 layer).
+const KC: usize = 128;
+
+/// The sums of panel `a` over `columns`: `sums[j]` for column j (rounded up to whole
+/// tiles; the short last tile repeats its last column), in blocks of [`KC`] terms.
+fn sweep(a: &[f32], x: &[f32], k_off: &Offsets, columns: &[usize], sums: &mut Vec<[f32; LANES]>) {
+    sums.resize(columns.len().div_ceil(TILE) * TILE, [0.0; LANES]);
+    tiles(a, x, k_off, columns, sums, false);
+}
+
+/// [`sweep`], adding to `sums` (one per column, rounded up to whole tiles).
+fn accumulate(a: &[f32], x: &[f32], k_off: &Offsets, columns: &[usize], sums: &mut [[f32; LANES]]) {
+    tiles(a, x, k_off, columns, sums, true);
+}
+
+fn tiles(
+    a: &[f32],
+    x: &[f32],
+    k_off: &Offsets,
+    columns: &[usize],
+    sums: &mut [[f32; LANES]],
+    add: bool,
+) {
+    let depth = k_off.len();
+    for k0 in (0..depth).step_by(KC) {
+        let ks = k0..(k0 + KC).min(depth);
+        for (chunk, acc) in columns.chunks(TILE).zip(sums.chunks_exact_mut(TILE)) {
+            let j_off = std::array::from_fn(|j| chunk[j.min(chunk.len() - 1)]);
+            let acc = acc.try_into().expect("whole tiles");
+            tile::tile(
+                &a[k0 * LANES..],
+                x,
+                k_off,
+                ks.clone(),
+                &j_off,
+                acc,
+                add || k0 > 0,
+            );
+        }
+    }
+}
+
+/// Samples per task so that a task has at least [`TASK_PIXELS`] of `pixels` per sample.
+/// Samples per task: about [`TASK_PIXELS`] of `pixels` per sample, with the batch cut into
+/// a multiple of the thread count of tasks (anatomy32's 4×4 layer: 8 tasks of 13 samples,
+/// not 7 of 16 that leave one of two threads idle for the last).
+fn samples_per_task(pixels: usize, batch: usize) -> usize {
+    let threads = rayon::current_num_threads().max(1);
+    let tasks = batch.div_ceil(TASK_PIXELS.div_ceil(pixels.max(1)));
+    batch.div_ceil(tasks.div_ceil(threads) * threads).max(1)
+}
+
+pub fn forward(s: Conv2dShape, x: &[f32], w: &[f32], b: &[f32], y: &mut [f32]) {
+    let (c, o, k, p) = (s.in_channels, s.out_channels, s.kernel, s.padding);
+    let (px, out_len, depth) = (s.out_height() * s.out_width(), s.out_len(), c * k * k);
+    let xp = pad(x, (s.batch, c, s.height, s.width), (p, p), (p, p));
+    let taps = Offsets::new(tap_offsets(c, k, &xp));
+    let a = panels(o, depth, |m, r| w[m * depth + r]);
+    let group = samples_per_task(px, s.batch);
+    y[..s.batch * out_len]
+        .par_chunks_mut(group * out_len)
+        .enumerate()
+        .for_each(|(task, ys)| {
+            let first = task * group;
+            let columns = pixel_offsets(&s, &xp, first..first + ys.len() / out_len);
+            let mut sums = Vec::new();
+            for (panel, packed) in a.chunks(depth * LANES).enumerate() {
+                let m0 = panel * LANES;
+                let lanes = LANES.min(o - m0);
+                sweep(packed, &xp.data, &taps, &columns, &mut sums);
+                for (yn, sums) in ys.chunks_mut(out_len).zip(sums.chunks(px)) {
+                    let rows = yn[m0 * px..].chunks_mut(px).take(lanes);
+                    for (m, (row, &bias)) in rows.zip(&b[m0..]).enumerate() {
+                        for (y, column) in row.iter_mut().zip(sums) {
+                            *y = column[m] + bias;
+                        }
+                    }
+                }
+            }
+        });
+}
+
+/// The weight gradient sums over the batch in this many contiguous parts, in parallel, then
+/// adds the parts in order: the result does not depend on the thread count or on scheduling.
+const WEIGHT_PARTS: usize = 8;
+
+pub fn backward_params(s: Conv2dShape, dy: &[f32], x: &[f32], dw: &mut [f32], db: &mut [f32]) {
+    let (c, o, k, p) = (s.in_channels, s.out_channels, s.kernel, s.padding);
+    let (px, out_len, depth) = (s.out_height() * s.out_width(), s.out_len(), c * k * k);
+    let xp = pad(x, (s.batch, c, s.height, s.width), (p, p), (p, p));
+    let taps = tap_offsets(c, k, &xp);
+    let group = TASK_PIXELS.div_ceil(px.max(1));
+    let part = s.batch.div_ceil(WEIGHT_PARTS).max(1);
+    // Each part keeps its sums in the tiles' layout, [panel][tap][lane], across all its
+    // samples: no store until the parts are added.
+    let parts: Vec<(Vec<[f32; LANES]>, Vec<f32>)> = (0..s.batch.div_ceil(part))
+        .into_par_iter()
+        .map(|i| {
+            let panels_o = o.div_ceil(LANES);
+            let per_panel = depth.div_ceil(TILE) * TILE;
+            let mut sums = vec![[0.0f32; LANES]; panels_o * per_panel];
+            let mut gb = vec![0.0f32; o];
+            let part_samples = i * part..((i + 1) * part).min(s.batch);
+            for first in part_samples.clone().step_by(group) {
+                let samples = first..(first + group).min(part_samples.end);
+                let pixels = Offsets::new(pixel_offsets(&s, &xp, samples.clone()));
+                let dys = &dy[samples.start * out_len..samples.end * out_len];
+                let inner = pixels.len();
+                // dYᵀ of these samples: k = (sample, pixel), lanes = output channels.
+                let a = panels(o, inner, |m, q| dys[(q / px) * out_len + m * px + q % px]);
+                for (packed, sums) in a.chunks(inner * LANES).zip(sums.chunks_mut(per_panel)) {
+                    accumulate(packed, &xp.data, &pixels, &taps, sums);
+                }
+                for (q, row) in dys.chunks(px).enumerate() {
+                    gb[q % o] += row.iter().sum::<f32>();
+                }
+            }
+            (sums, gb)
+        })
+        .collect();
+    let mut parts = parts.into_iter();
+    let (mut sums, mut gb) = parts.next().expect("a batch has samples");
+    for (more_sums, more_gb) in parts {
+        for (a, b) in sums.iter_mut().zip(&more_sums) {
+            a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+        }
+        gb.iter_mut().zip(&more_gb).for_each(|(a, b)| *a += b);
+    }
+    let per_panel = depth.div_ceil(TILE) * TILE;
+    for (m, row) in dw[..o * depth].chunks_mut(depth).enumerate() {
+        let panel = &sums[(m / LANES) * per_panel..];
+        for (g, column) in row.iter_mut().zip(panel) {
+            *g = column[m % LANES];
+        }
+    }
+    db[..o].copy_from_slice(&gb);
+}
+
+/// The taps ki that reach input rows ≡ `r` (mod s), each with the output-row shift
+/// δ = (r + p − ki)/s: row a·s + r reads output row a + δ.
+fn phase_taps(s: &Conv2dShape, r: usize) -> Vec<(usize, isize)> {
+    let (st, reach) = (s.stride as isize, (r + s.padding) as isize);
+    (0..s.kernel)
+        .filter(|&ki| (reach - ki as isize).rem_euclid(st) == 0)
+        .map(|ki| (ki, (reach - ki as isize) / st))
+        .collect()
+}
+
+/// Rows of phase `r` in a dimension of `len` rows: those ≡ r (mod s).
+fn phase_len(len: usize, r: usize, stride: usize) -> usize {
+    len.saturating_sub(r).div_ceil(stride)
+}
+
+/// One stride phase of the input gradient: its rows and columns mod s, its extent, and its
+/// taps with their shifts.
+struct Phase {
+    r: (usize, usize),
+    len: (usize, usize),
+    taps: (Vec<(usize, isize)>, Vec<(usize, isize)>),
+}
+
+/// Zero rows (columns) dY needs before and after so that every phase's shifted reads stay
+/// inside: max −δ, and max (last row + δ) − (H' − 1).
+fn dy_padding(
+    phases: &[Phase],
+    out: usize,
+    axis: fn(&Phase) -> (usize, &[(usize, isize)]),
+) -> (usize, usize) {
+    let (mut before, mut after) = (0isize, 0isize);
+    for phase in phases {
+        let (len, taps) = axis(phase);
+        for &(_, shift) in taps {
+            before = before.max(-shift);
+            after = after.max(len as isize - 1 + shift - (out as isize - 1));
+        }
+    }
+    (before as usize, after as usize)
+}
+
+pub fn backward_data(s: Conv2dShape, dy: &[f32], w: &[f32], dx: &mut [f32]) {
+    let (c, o, k, st) = (s.in_channels, s.out_channels, s.kernel, s.stride);
+    let (h, wd, ho, wo) = (s.height, s.width, s.out_height(), s.out_width());
+    let in_len = s.in_len();
+    let mut phases = Vec::new();
+    let mut silent = false;
+    for rh in 0..st {
+        for rw in 0..st {
+            let len = (phase_len(h, rh, st), phase_len(wd, rw, st));
+            let taps = (phase_taps(&s, rh), phase_taps(&s, rw));
+            if len.0 * len.1 == 0 {
+                continue;
+            }
+            if taps.0.is_empty() || taps.1.is_empty() {
+                silent = true; // no tap reaches these pixels: their gradient is 0
+                continue;
+            }
+            phases.push(Phase {
+                r: (rh, rw),
+                len,
+                taps,
+            });
+        }
+    }
+    let rows = dy_padding(&phases, ho, |f| (f.len.0, &f.taps.0));
+    let cols = dy_padding(&phases, wo, |f| (f.len.1, &f.taps.1));
+    let dyp = pad(dy, (s.batch, o, ho, wo), (rows.0, cols.0), (rows.1, cols.1));
+    // Per phase: the packed weights (lanes = input channels, k = (o, ti, tj)) and k offsets.
+    let packed: Vec<(Vec<f32>, Offsets)> = phases
+        .iter()
+        .map(|f| {
+            let (th, tw) = (&f.taps.0, &f.taps.1);
+            let taps = th.len() * tw.len();
+            let mut offsets = Vec::with_capacity(o * taps);
+            for oc in 0..o {
+                for &(_, dh) in th {
+                    for &(_, dw) in tw {
+                        let (i, j) = (
+                            (dh + rows.0 as isize) as usize,
+                            (dw + cols.0 as isize) as usize,
+                        );
+                        offsets.push(oc * dyp.plane + i * dyp.width + j);
+                    }
+                }
+            }
+            let a = panels(c, o * taps, |m, q| {
+                let (oc, t) = (q / taps, q % taps);
+                let (ki, kj) = (th[t / tw.len()].0, tw[t % tw.len()].0);
+                w[((oc * c + m) * k + ki) * k + kj]
+            });
+            (a, Offsets::new(offsets))
+        })
+        .collect();
+    let group = samples_per_task(h * wd / (st * st), s.batch);
+    dx[..s.batch * in_len]
+        .par_chunks_mut(group * in_len)
+        .enumerate()
+        .for_each(|(task, dxs)| {
+            if silent {
+                dxs.fill(0.0);
+            }
+            let first = task * group;
+            let samples = first..first + dxs.len() / in_len;
+            for (f, (a, offsets)) in phases.iter().zip(&packed) {
+                let (na, nb) = f.len;
+                let mut columns = Vec::with_capacity(samples.len() * na * nb);
+                for n in samples.clone() {
+                    for i in 0..na {
+                        for j in 0..nb {
+                            columns.push(n * dyp.sample + i * dyp.width + j);
+                        }
+                    }
+                }
+                let depth = offsets.len();
+                let mut sums = Vec::new();
+                for (panel, packed) in a.chunks(depth * LANES).enumerate() {
+                    let m0 = panel * LANES;
+                    let lanes = LANES.min(c - m0);
+                    sweep(packed, &dyp.data, offsets, &columns, &mut sums);
+                    for (j, column) in sums[..columns.len()].iter().enumerate() {
+                        let (n, q) = (j / (na * nb), j % (na * nb));
+                        let (ih, iw) = ((q / nb) * st + f.r.0, (q % nb) * st + f.r.1);
+                        let dxn = &mut dxs[n * in_len + m0 * h * wd + ih * wd + iw..];
+                        for (m, &v) in column[..lanes].iter().enumerate() {
+                            dxn[m * h * wd] = v;
+                        }
+                    }
+                }
+            }
+        });
+}
