@@ -516,7 +516,7 @@ fn split(bytes: &[u8]) -> Parts {
 
 fn join(parts: &Parts) -> Vec<u8> {
     let mut header = Value::Object(parts.header.clone()).to_string().into_bytes();
-    while header.len() % 8 != 0 {
+    while !header.len().is_multiple_of(8) {
         header.push(b' ');
     }
     let mut out = (header.len() as u64).to_le_bytes().to_vec();

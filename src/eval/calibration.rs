@@ -143,7 +143,7 @@ impl ClassAccuracy {
 pub fn predictions(probs: &[f32], classes: usize) -> Vec<(u32, f32)> {
     assert!(classes > 0, "classes must be at least 1");
     assert!(
-        probs.len() % classes == 0,
+        probs.len().is_multiple_of(classes),
         "{} probabilities is not a whole number of rows of {classes}",
         probs.len()
     );

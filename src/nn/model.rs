@@ -492,7 +492,7 @@ impl<B: Backend> EnergyNet<B> {
 
     fn checked_batch(&self, x: &[f32]) -> Result<usize> {
         let n = self.input_len();
-        if x.is_empty() || x.len() % n != 0 {
+        if x.is_empty() || !x.len().is_multiple_of(n) {
             return Err(Error::Shape(format!(
                 "{} values is not a whole number of samples of {n}",
                 x.len()

@@ -794,7 +794,7 @@ mod tests {
         let kl: Vec<f32> = x
             .iter()
             .map(|&t| {
-                if (t as usize) % 100 == 0 {
+                if (t as usize).is_multiple_of(100) {
                     3.0 * (-t / 500.0).exp()
                 } else {
                     f32::NAN

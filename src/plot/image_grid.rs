@@ -89,7 +89,7 @@ impl<'a> Tiles<'a> {
             )));
         }
         let len = c * h * w;
-        if len == 0 || images.is_empty() || images.len() % len != 0 {
+        if len == 0 || images.is_empty() || !images.len().is_multiple_of(len) {
             return Err(Error::Shape(format!(
                 "{what}: {} values are not a whole number (≥ 1) of {c}x{h}x{w} images",
                 images.len()

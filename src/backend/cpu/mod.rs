@@ -23,7 +23,7 @@
 //! ```
 
 pub(crate) mod activation;
-pub mod conv;
+mod conv;
 mod elementwise;
 pub(crate) mod matmul;
 mod op_timer;

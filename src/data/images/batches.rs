@@ -19,7 +19,7 @@ impl ImageData {
     /// Serves `set` in an order drawn from `seed`. Fails on an empty or ragged set.
     pub fn new(set: ImageSet, seed: u64) -> Result<Self> {
         let s = set.sample_len();
-        if s == 0 || set.data.is_empty() || set.data.len() % s != 0 {
+        if s == 0 || set.data.is_empty() || !set.data.len().is_multiple_of(s) {
             return Err(Error::Shape(format!(
                 "an image set of {} values cannot be split into images of {}x{}x{}",
                 set.data.len(),

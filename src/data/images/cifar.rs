@@ -62,7 +62,7 @@ fn parse_cifar(path: &Path, b: &[u8], t: Target, set: &mut ImageSet) -> Result<(
     if b.is_empty() {
         return Err(Error::format(path, "empty file: no CIFAR-10 records"));
     }
-    if b.len() % CIFAR_RECORD != 0 {
+    if !b.len().is_multiple_of(CIFAR_RECORD) {
         return Err(Error::format(
             path,
             format!(

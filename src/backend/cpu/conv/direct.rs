@@ -18,6 +18,7 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
+use super::scratch::{self, Scratch};
 use super::tile::{self, Offsets, LANES, TILE};
 use crate::backend::Conv2dShape;
 
@@ -29,41 +30,15 @@ const TASK_PIXELS: usize = 256;
 /// `depth` terms: thin products waste most of a 64-lane tile, short ones spend their time
 /// storing it.
 pub fn worth_it(lanes: usize, depth: usize) -> bool {
-    std::env::var("CONVX").is_err() && tile::available() && lanes >= LANES / 2 && depth >= 64
+    tile::available() && lanes >= LANES / 2 && depth >= 64
 }
 
-/// A zero-padded copy of an [n, c, h, w] tensor. Its buffer goes back to [`KEPT_COPIES`]
-/// when dropped.
+/// A zero-padded copy of an [n, c, h, w] tensor.
 struct Padded {
-    data: Vec<f32>,
+    data: Scratch,
     width: usize,
     plane: usize,
     sample: usize,
-    geometry: Geometry,
-}
-
-/// (n, c, h, w, zeros before, zeros after): what fixes a padded copy's layout.
-type Geometry = ((usize, usize, usize, usize), (usize, usize), (usize, usize));
-
-/// Padded buffers kept between calls, one per geometry (a model has a few), newest last.
-/// Their borders stay zero, so a call rewrites only the interior and allocates nothing:
-/// fresh buffers cost 15 % of a forward pass in zeroing and page faults.
-const KEPT_COPIES: usize = 16;
-
-thread_local! {
-    static KEPT: std::cell::RefCell<Vec<(Geometry, Vec<f32>)>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-impl Drop for Padded {
-    fn drop(&mut self) {
-        let data = std::mem::take(&mut self.data);
-        KEPT.with_borrow_mut(|kept| {
-            if kept.len() == KEPT_COPIES {
-                kept.remove(0);
-            }
-            kept.push((self.geometry, data));
-        });
-    }
 }
 
 /// `src` [n, c, h, w] with `before` zero rows and columns at the top and left and `after` at
@@ -76,12 +51,7 @@ fn pad(
 ) -> Padded {
     let (hp, wp) = (h + before.0 + after.0, w + before.1 + after.1);
     let (plane, sample) = (hp * wp, c * hp * wp);
-    let geometry = ((n, c, h, w), before, after);
-    let kept = KEPT.with_borrow_mut(|kept| {
-        let i = kept.iter().position(|(g, _)| *g == geometry)?;
-        Some(kept.remove(i).1)
-    });
-    let mut data = kept.unwrap_or_else(|| vec![0.0f32; n * sample]);
+    let mut data = scratch::padded(((n, c, h, w), before, after), n * sample);
     data.par_chunks_mut(sample)
         .zip(src[..n * c * h * w].par_chunks(c * h * w))
         .for_each(|(dst, src)| {
@@ -96,18 +66,21 @@ fn pad(
         width: wp,
         plane,
         sample,
-        geometry,
     }
 }
 
 /// The packed operand of `rows × depth` values `value(m, k)`: panels of [`LANES`] rows,
 /// each `depth` groups of LANES values (zeros past `rows`).
-fn panels(rows: usize, depth: usize, value: impl Fn(usize, usize) -> f32 + Sync) -> Vec<f32> {
-    let mut packed = vec![0.0f32; rows.div_ceil(LANES) * depth * LANES];
+fn panels(rows: usize, depth: usize, value: impl Fn(usize, usize) -> f32 + Sync) -> Scratch {
+    let mut packed = scratch::zeroed(rows.div_ceil(LANES) * depth * LANES);
+    // In blocks of 16 k: the 16 groups a block writes stay in L1 while m runs over them,
+    // and each m reads 16 neighbouring values (a row of W is contiguous in k).
     let fill = |(p, panel): (usize, &mut [f32])| {
-        for m in 0..LANES.min(rows - p * LANES) {
-            for (k, group) in panel.chunks_mut(LANES).enumerate() {
-                group[m] = value(p * LANES + m, k);
+        for (block, groups) in panel.chunks_mut(16 * LANES).enumerate() {
+            for m in 0..LANES.min(rows - p * LANES) {
+                for (i, group) in groups.chunks_mut(LANES).enumerate() {
+                    group[m] = value(p * LANES + m, block * 16 + i);
+                }
             }
         }
     };
@@ -193,7 +166,20 @@ fn tiles(
     }
 }
 
-/// Samples per task so that a task has at least [`TASK_PIXELS`] of `pixels` per sample.
+/// Writes sums out of the tiles' layout: `dst[targets[j] + m·stride] = sums[j][m] + bias[m]`
+/// for each lane m of `bias`. In blocks of 16 columns, whose sums stay in L1 while m runs
+/// (column by column, each lane's pass read a whole task's sums from L2 again).
+fn store(sums: &[[f32; LANES]], targets: &[usize], bias: &[f32], stride: usize, dst: &mut [f32]) {
+    for (targets, sums) in targets.chunks(16).zip(sums.chunks(16)) {
+        for (m, &bias) in bias.iter().enumerate() {
+            let plane = &mut dst[m * stride..];
+            for (&t, column) in targets.iter().zip(sums) {
+                plane[t] = column[m] + bias;
+            }
+        }
+    }
+}
+
 /// Samples per task: about [`TASK_PIXELS`] of `pixels` per sample, with the batch cut into
 /// a multiple of the thread count of tasks (anatomy32's 4×4 layer: 8 tasks of 13 samples,
 /// not 7 of 16 that leave one of two threads idle for the last).
@@ -216,19 +202,16 @@ pub fn forward(s: Conv2dShape, x: &[f32], w: &[f32], b: &[f32], y: &mut [f32]) {
         .for_each(|(task, ys)| {
             let first = task * group;
             let columns = pixel_offsets(&s, &xp, first..first + ys.len() / out_len);
+            // Where column j's sum for output channel 0 goes.
+            let targets: Vec<usize> = (0..columns.len())
+                .map(|j| (j / px) * out_len + j % px)
+                .collect();
             let mut sums = Vec::new();
             for (panel, packed) in a.chunks(depth * LANES).enumerate() {
                 let m0 = panel * LANES;
-                let lanes = LANES.min(o - m0);
                 sweep(packed, &xp.data, &taps, &columns, &mut sums);
-                for (yn, sums) in ys.chunks_mut(out_len).zip(sums.chunks(px)) {
-                    let rows = yn[m0 * px..].chunks_mut(px).take(lanes);
-                    for (m, (row, &bias)) in rows.zip(&b[m0..]).enumerate() {
-                        for (y, column) in row.iter_mut().zip(sums) {
-                            *y = column[m] + bias;
-                        }
-                    }
-                }
+                let lanes = &b[m0..o.min(m0 + LANES)];
+                store(&sums, &targets, lanes, px, &mut ys[m0 * px..]);
             }
         });
 }
@@ -289,9 +272,12 @@ pub fn backward_params(s: Conv2dShape, dy: &[f32], x: &[f32], dw: &mut [f32], db
     db[..o].copy_from_slice(&gb);
 }
 
+/// Taps of one axis, each (k index, output shift δ).
+type Taps = Vec<(usize, isize)>;
+
 /// The taps ki that reach input rows ≡ `r` (mod s), each with the output-row shift
 /// δ = (r + p − ki)/s: row a·s + r reads output row a + δ.
-fn phase_taps(s: &Conv2dShape, r: usize) -> Vec<(usize, isize)> {
+fn phase_taps(s: &Conv2dShape, r: usize) -> Taps {
     let (st, reach) = (s.stride as isize, (r + s.padding) as isize);
     (0..s.kernel)
         .filter(|&ki| (reach - ki as isize).rem_euclid(st) == 0)
@@ -309,16 +295,12 @@ fn phase_len(len: usize, r: usize, stride: usize) -> usize {
 struct Phase {
     r: (usize, usize),
     len: (usize, usize),
-    taps: (Vec<(usize, isize)>, Vec<(usize, isize)>),
+    taps: (Taps, Taps),
 }
 
 /// Zero rows (columns) dY needs before and after so that every phase's shifted reads stay
 /// inside: max −δ, and max (last row + δ) − (H' − 1).
-fn dy_padding(
-    phases: &[Phase],
-    out: usize,
-    axis: fn(&Phase) -> (usize, &[(usize, isize)]),
-) -> (usize, usize) {
+fn dy_padding(phases: &[Phase], out: usize, axis: fn(&Phase) -> (usize, &Taps)) -> (usize, usize) {
     let (mut before, mut after) = (0isize, 0isize);
     for phase in phases {
         let (len, taps) = axis(phase);
@@ -358,28 +340,28 @@ pub fn backward_data(s: Conv2dShape, dy: &[f32], w: &[f32], dx: &mut [f32]) {
     let cols = dy_padding(&phases, wo, |f| (f.len.1, &f.taps.1));
     let dyp = pad(dy, (s.batch, o, ho, wo), (rows.0, cols.0), (rows.1, cols.1));
     // Per phase: the packed weights (lanes = input channels, k = (o, ti, tj)) and k offsets.
-    let packed: Vec<(Vec<f32>, Offsets)> = phases
+    let packed: Vec<(Scratch, Offsets)> = phases
         .iter()
         .map(|f| {
             let (th, tw) = (&f.taps.0, &f.taps.1);
             let taps = th.len() * tw.len();
+            // k = (oc, ki, kj) over the phase's taps: where it reads dY, and where its
+            // weight for input channel 0 is (channel m's is k² further per channel).
             let mut offsets = Vec::with_capacity(o * taps);
+            let mut weights = Vec::with_capacity(o * taps);
             for oc in 0..o {
-                for &(_, dh) in th {
-                    for &(_, dw) in tw {
+                for &(ki, dh) in th {
+                    for &(kj, dw) in tw {
                         let (i, j) = (
                             (dh + rows.0 as isize) as usize,
                             (dw + cols.0 as isize) as usize,
                         );
                         offsets.push(oc * dyp.plane + i * dyp.width + j);
+                        weights.push((oc * c * k + ki) * k + kj);
                     }
                 }
             }
-            let a = panels(c, o * taps, |m, q| {
-                let (oc, t) = (q / taps, q % taps);
-                let (ki, kj) = (th[t / tw.len()].0, tw[t % tw.len()].0);
-                w[((oc * c + m) * k + ki) * k + kj]
-            });
+            let a = panels(c, o * taps, |m, q| w[weights[q] + m * k * k]);
             (a, Offsets::new(offsets))
         })
         .collect();
@@ -403,20 +385,21 @@ pub fn backward_data(s: Conv2dShape, dy: &[f32], w: &[f32], dx: &mut [f32]) {
                         }
                     }
                 }
+                // Where column j's sums go in channel 0 of dX.
+                let targets: Vec<usize> = (0..columns.len())
+                    .map(|j| {
+                        let (n, q) = (j / (na * nb), j % (na * nb));
+                        n * in_len + ((q / nb) * st + f.r.0) * wd + (q % nb) * st + f.r.1
+                    })
+                    .collect();
                 let depth = offsets.len();
                 let mut sums = Vec::new();
+                let zeros = [0.0; LANES];
                 for (panel, packed) in a.chunks(depth * LANES).enumerate() {
                     let m0 = panel * LANES;
-                    let lanes = LANES.min(c - m0);
                     sweep(packed, &dyp.data, offsets, &columns, &mut sums);
-                    for (j, column) in sums[..columns.len()].iter().enumerate() {
-                        let (n, q) = (j / (na * nb), j % (na * nb));
-                        let (ih, iw) = ((q / nb) * st + f.r.0, (q % nb) * st + f.r.1);
-                        let dxn = &mut dxs[n * in_len + m0 * h * wd + ih * wd + iw..];
-                        for (m, &v) in column[..lanes].iter().enumerate() {
-                            dxn[m * h * wd] = v;
-                        }
-                    }
+                    let lanes = &zeros[..LANES.min(c - m0)];
+                    store(&sums, &targets, lanes, h * wd, &mut dxs[m0 * h * wd..]);
                 }
             }
         });

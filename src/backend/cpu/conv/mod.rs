@@ -11,7 +11,8 @@
 
 mod direct;
 mod im2col;
-pub mod tile;
+mod scratch;
+mod tile;
 
 use super::matmul::{matmul, Mat};
 use crate::backend::Conv2dShape;

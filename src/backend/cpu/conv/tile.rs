@@ -97,30 +97,30 @@ mod avx512 {
     ) {
         let mut sums = [[_mm512_setzero_ps(); VECTORS]; TILE];
         let mut columns = [x; TILE];
-        for j in 0..TILE {
-            columns[j] = x.add(j_off[j]);
+        for (j, (column, sums)) in columns.iter_mut().zip(&mut sums).enumerate() {
+            *column = x.add(j_off[j]);
             if add {
-                for v in 0..VECTORS {
-                    sums[j][v] = _mm512_loadu_ps(acc[j].as_ptr().add(16 * v));
+                for (v, sum) in sums.iter_mut().enumerate() {
+                    *sum = _mm512_loadu_ps(acc[j].as_ptr().add(16 * v));
                 }
             }
         }
         for (k, &offset) in k_off.iter().enumerate() {
             let row = a.add(k * LANES);
             let mut w = [_mm512_setzero_ps(); VECTORS];
-            for v in 0..VECTORS {
-                w[v] = _mm512_loadu_ps(row.add(16 * v));
+            for (v, w) in w.iter_mut().enumerate() {
+                *w = _mm512_loadu_ps(row.add(16 * v));
             }
-            for j in 0..TILE {
-                let value = _mm512_set1_ps(*columns[j].add(offset));
-                for v in 0..VECTORS {
-                    sums[j][v] = _mm512_fmadd_ps(value, w[v], sums[j][v]);
+            for (column, sums) in columns.iter().zip(&mut sums) {
+                let value = _mm512_set1_ps(*column.add(offset));
+                for (sum, &w) in sums.iter_mut().zip(&w) {
+                    *sum = _mm512_fmadd_ps(value, w, *sum);
                 }
             }
         }
-        for j in 0..TILE {
-            for v in 0..VECTORS {
-                _mm512_storeu_ps(acc[j].as_mut_ptr().add(16 * v), sums[j][v]);
+        for (acc, sums) in acc.iter_mut().zip(&sums) {
+            for (v, &sum) in sums.iter().enumerate() {
+                _mm512_storeu_ps(acc.as_mut_ptr().add(16 * v), sum);
             }
         }
     }
