@@ -30,6 +30,7 @@ mod op_timer;
 mod pool;
 mod rows;
 mod spectral_norm;
+pub(crate) mod tile;
 mod upsample;
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -11,6 +11,8 @@ use super::mala::MlpMala;
 use super::MlpChain;
 use crate::backend::cpu::activation;
 use crate::backend::cpu::matmul::{matmul_serial, Mat};
+use crate::backend::cpu::tile::{self, Offsets};
+use crate::backend::Activation;
 use crate::sampler::metropolis::MetropolisTest;
 use crate::sampler::LangevinUpdate;
 
@@ -27,13 +29,14 @@ pub(super) fn run(chain: &MlpChain, params: &[&[f32]], x: &mut [f32]) {
     let dim = chain.widths[0];
     let rows = chain.update.rows;
     let block_rows = block_rows(rows);
+    let layers = Layers::new(chain, params);
     x[..rows * dim]
         .par_chunks_mut(block_rows * dim)
         .enumerate()
         .for_each(|(block, xb)| {
             let mut ws = Workspace::new(&chain.widths, xb.len() / dim);
             for k in 0..chain.steps {
-                ws.input_grad(chain, params, xb);
+                ws.input_grad(chain, &layers, xb);
                 let update = LangevinUpdate {
                     global_step: chain.update.global_step.wrapping_add(k as u32),
                     chain_offset: chain.update.chain_offset + (block * block_rows) as u32,
@@ -73,6 +76,7 @@ pub(super) fn run_mala(mala: &MlpMala, params: &[&[f32]], state: [&mut [f32]; 4]
         steps: mala.steps,
     };
     let inv_temp = 1.0 / t.temperature as f64;
+    let layers = Layers::new(&chain, params);
     x[..rows * dim]
         .par_chunks_mut(block_rows * dim)
         .zip(grad[..rows * dim].par_chunks_mut(block_rows * dim))
@@ -99,8 +103,8 @@ pub(super) fn run_mala(mala: &MlpMala, params: &[&[f32]], state: [&mut [f32]; 4]
                 for (row, (xr, gr)) in xp.chunks_mut(dim).zip(gb.chunks(dim)).enumerate() {
                     update.row(row, xr, gr);
                 }
-                ws.input_grad(&chain, params, &xp);
-                let e_prop = ws.energies(&chain, params, &xp);
+                ws.input_grad(&chain, &layers, &xp);
+                let e_prop = ws.energies(&chain, layers.params, &xp);
                 let test = MetropolisTest {
                     global_step: step,
                     chain_offset: t.chain_offset + first as u32,
@@ -125,11 +129,48 @@ pub(super) fn run_mala(mala: &MlpMala, params: &[&[f32]], state: [&mut [f32]; 4]
         });
 }
 
+/// The chain's parameters, and each hidden layer's weights packed for the AVX-512 tiles
+/// once per run (they do not change over its K steps; gemm packed them again at every
+/// product, and its packing and dispatch were a fifth of toy2d sampling).
+struct Layers<'a> {
+    /// [W_1, b_1, …, W_L, b_L].
+    params: &'a [&'a [f32]],
+    /// Per hidden layer: z = W·a (lanes = outputs, k = inputs) and the gradient g·W
+    /// (lanes = inputs, k = outputs), or None where a tile would be mostly empty.
+    packed: Vec<[Option<(Vec<f32>, Offsets)>; 2]>,
+}
+
+impl<'a> Layers<'a> {
+    fn new(chain: &MlpChain, params: &'a [&'a [f32]]) -> Self {
+        let w = &chain.widths;
+        let pack = |lanes: usize, depth: usize, value: &(dyn Fn(usize, usize) -> f32 + Sync)| {
+            let wide = tile::available() && lanes >= tile::LANES / 2;
+            wide.then(|| {
+                let mut packed = vec![0.0; tile::packed_len(lanes, depth)];
+                tile::pack(lanes, depth, value, &mut packed);
+                (packed, Offsets::new((0..depth).collect()))
+            })
+        };
+        let packed = (0..w.len() - 2)
+            .map(|l| {
+                let (n_in, n_out, weight) = (w[l], w[l + 1], params[2 * l]);
+                [
+                    pack(n_out, n_in, &|m, k| weight[m * n_in + k]),
+                    pack(n_in, n_out, &|m, k| weight[k * n_in + m]),
+                ]
+            })
+            .collect();
+        Layers { params, packed }
+    }
+}
+
 /// One block's buffers, reused across the K steps.
 struct Workspace {
     rows: usize,
     /// Pre-activations of each hidden layer [rows, width].
     pre: Vec<Vec<f32>>,
+    /// σ(pre) of the SiLU layers, kept from the forward pass for the backward one.
+    sigmoid: Vec<Vec<f32>>,
     /// Post-activations, ping-ponged between layers.
     post: [Vec<f32>; 2],
     /// Gradients flowing back, ping-ponged; ends as ∇ₓE.
@@ -145,6 +186,7 @@ impl Workspace {
         Workspace {
             rows,
             pre: hidden.iter().map(|&w| vec![0.0; rows * w]).collect(),
+            sigmoid: hidden.iter().map(|&w| vec![0.0; rows * w]).collect(),
             post: [vec![0.0; widest], vec![0.0; widest]],
             grads: [vec![0.0; widest], vec![0.0; widest]],
             grad_slot: 0,
@@ -174,7 +216,8 @@ impl Workspace {
     }
 
     /// ∇ₓE for the block's rows `x`, into `grads[grad_slot]`.
-    fn input_grad(&mut self, chain: &MlpChain, params: &[&[f32]], x: &[f32]) {
+    fn input_grad(&mut self, chain: &MlpChain, layers: &Layers, x: &[f32]) {
+        let params = layers.params;
         let (w, acts, rows) = (&chain.widths, &chain.activations, self.rows);
         let hidden = w.len() - 2;
         // Forward through the hidden layers, keeping pre-activations for the backward pass.
@@ -182,22 +225,30 @@ impl Workspace {
             let (n_in, n_out) = (w[l], w[l + 1]);
             let (weight, bias) = (params[2 * l], params[2 * l + 1]);
             let z = &mut self.pre[l];
-            for row in z.chunks_mut(n_out) {
-                row.copy_from_slice(&bias[..n_out]);
-            }
             let input = if l == 0 {
                 x
             } else {
                 &self.post[(l - 1) % 2][..]
             };
-            matmul_serial(
-                Mat::row_major(input, rows, n_in),
-                Mat::transposed(weight, n_out, n_in),
-                z,
-                true,
-            );
+            if let Some((packed, k_all)) = &layers.packed[l][0] {
+                tile::rows_times_packed(packed, n_out, input, k_all, Some(bias), z);
+            } else {
+                for row in z.chunks_mut(n_out) {
+                    row.copy_from_slice(&bias[..n_out]);
+                }
+                matmul_serial(
+                    Mat::row_major(input, rows, n_in),
+                    Mat::transposed(weight, n_out, n_in),
+                    z,
+                    true,
+                );
+            }
             let out = &mut self.post[l % 2][..rows * n_out];
-            activation::forward(acts[l], z, out);
+            if acts[l] == Activation::Silu {
+                activation::silu_keeping_sigmoid(z, out, &mut self.sigmoid[l]);
+            } else {
+                activation::forward(acts[l], z, out);
+            }
         }
         // dE/d(last hidden output) is the last layer's weight row, for every chain.
         let last = params[2 * hidden];
@@ -211,13 +262,22 @@ impl Workspace {
             let [g0, g1] = &mut self.grads;
             let (g, g_in) = if slot == 0 { (g0, g1) } else { (g1, g0) };
             let g = &mut g[..rows * n_out];
-            activation::scale_by_derivative(acts[l], &self.pre[l], g);
-            matmul_serial(
-                Mat::row_major(g, rows, n_out),
-                Mat::row_major(params[2 * l], n_out, n_in),
-                &mut g_in[..rows * n_in],
-                false,
-            );
+            if acts[l] == Activation::Silu {
+                activation::scale_by_silu_derivative(&self.pre[l], &self.sigmoid[l], g);
+            } else {
+                activation::scale_by_derivative(acts[l], &self.pre[l], g);
+            }
+            let g_in = &mut g_in[..rows * n_in];
+            if let Some((packed, k_all)) = &layers.packed[l][1] {
+                tile::rows_times_packed(packed, n_in, g, k_all, None, g_in);
+            } else {
+                matmul_serial(
+                    Mat::row_major(g, rows, n_out),
+                    Mat::row_major(params[2 * l], n_out, n_in),
+                    g_in,
+                    false,
+                );
+            }
             slot = 1 - slot;
         }
         self.grad_slot = slot;

@@ -19,7 +19,7 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use super::scratch::{self, Scratch};
-use super::tile::{self, Offsets, LANES, TILE};
+use crate::backend::cpu::tile::{self, Offsets, LANES, TILE};
 use crate::backend::Conv2dShape;
 
 /// Pixels (the inner length, for the weight gradient) per parallel task: enough that a
@@ -69,29 +69,11 @@ fn pad(
     }
 }
 
-/// The packed operand of `rows × depth` values `value(m, k)`: panels of [`LANES`] rows,
-/// each `depth` groups of LANES values (zeros past `rows`).
+/// The packed operand of `rows × depth` values `value(m, k)` ([`tile::pack`]), in a kept
+/// buffer.
 fn panels(rows: usize, depth: usize, value: impl Fn(usize, usize) -> f32 + Sync) -> Scratch {
-    let mut packed = scratch::zeroed(rows.div_ceil(LANES) * depth * LANES);
-    // In blocks of 16 k: the 16 groups a block writes stay in L1 while m runs over them,
-    // and each m reads 16 neighbouring values (a row of W is contiguous in k).
-    let fill = |(p, panel): (usize, &mut [f32])| {
-        for (block, groups) in panel.chunks_mut(16 * LANES).enumerate() {
-            for m in 0..LANES.min(rows - p * LANES) {
-                for (i, group) in groups.chunks_mut(LANES).enumerate() {
-                    group[m] = value(p * LANES + m, block * 16 + i);
-                }
-            }
-        }
-    };
-    if rows * depth >= 1 << 16 {
-        packed
-            .par_chunks_mut(depth * LANES)
-            .enumerate()
-            .for_each(fill);
-    } else {
-        packed.chunks_mut(depth * LANES).enumerate().for_each(fill);
-    }
+    let mut packed = scratch::zeroed(tile::packed_len(rows, depth));
+    tile::pack(rows, depth, value, &mut packed);
     packed
 }
 

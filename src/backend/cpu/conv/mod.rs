@@ -12,7 +12,6 @@
 mod direct;
 mod im2col;
 mod scratch;
-mod tile;
 
 use super::matmul::{matmul, Mat};
 use crate::backend::Conv2dShape;

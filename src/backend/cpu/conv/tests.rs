@@ -6,7 +6,8 @@
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
-use super::{direct, im2col, tile};
+use super::{direct, im2col};
+use crate::backend::cpu::tile;
 use crate::backend::Conv2dShape;
 
 fn random(rng: &mut StdRng, n: usize) -> Vec<f32> {

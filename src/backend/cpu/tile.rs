@@ -1,13 +1,17 @@
-//! The direct convolution's one inner product, on AVX-512.
+//! The CPU's own inner product, on AVX-512: the direct convolution's three products and
+//! the MLP chain's layers.
 //!
 //! A tile is [`TILE`] × [`LANES`] sums acc[j][m] = Σ_k a[k][m] · x[k_off[k] + j_off[j]]: the
 //! `a` side is packed (LANES values per k, four 16-float vectors), the `x` side is read in
 //! place at an offset that is the sum of a per-k and a per-j part and broadcast. All three
-//! conv products have that form on a zero-padded tensor (see `direct`), so the patch matrix of
-//! im2col is never written. 6 × 64 sums are 24 vector accumulators: per k, 4 vector loads, 6
+//! conv products have that form on a zero-padded tensor (see `conv::direct`), so the patch
+//! matrix of im2col is never written; a dense product of a row-major matrix is the case
+//! k_off[k] = k, j_off[j] = j·depth ([`rows_times_packed`]). 6 × 64 sums are 24 vector accumulators: per k, 4 vector loads, 6
 //! broadcasts and 24 FMAs, which keeps both FMA ports busy without running out of load ports.
 
 use std::ops::Range;
+
+use rayon::prelude::*;
 
 /// Sums per tile along the vector axis (output channels, or input channels for the input
 /// gradient).
@@ -25,6 +29,78 @@ pub fn available() -> bool {
     #[cfg(not(target_arch = "x86_64"))]
     {
         false
+    }
+}
+
+/// Floats of the packed operand of `rows × depth` values: whole panels of [`LANES`] rows.
+pub fn packed_len(rows: usize, depth: usize) -> usize {
+    rows.div_ceil(LANES) * depth * LANES
+}
+
+/// Packs the `rows × depth` values `value(m, k)` into `packed` ([`packed_len`] floats,
+/// zeros on entry): panels of [`LANES`] rows, each `depth` groups of LANES values, so that a
+/// tile reads one group per k. Zeros stay past `rows`.
+pub fn pack(
+    rows: usize,
+    depth: usize,
+    value: impl Fn(usize, usize) -> f32 + Sync,
+    packed: &mut [f32],
+) {
+    // In blocks of 16 k: the 16 groups a block writes stay in L1 while m runs over them,
+    // and each m reads 16 neighbouring values (a row of W is contiguous in k).
+    let fill = |(p, panel): (usize, &mut [f32])| {
+        for (block, groups) in panel.chunks_mut(16 * LANES).enumerate() {
+            for m in 0..LANES.min(rows - p * LANES) {
+                for (i, group) in groups.chunks_mut(LANES).enumerate() {
+                    group[m] = value(p * LANES + m, block * 16 + i);
+                }
+            }
+        }
+    };
+    let packed = &mut packed[..packed_len(rows, depth)];
+    if rows * depth >= 1 << 16 {
+        packed
+            .par_chunks_mut(depth * LANES)
+            .enumerate()
+            .for_each(fill);
+    } else {
+        packed.chunks_mut(depth * LANES).enumerate().for_each(fill);
+    }
+}
+
+/// `out[r][m] = bias[m] + Σ_k x[r·depth + k] · value(m, k)` for the row-major `x` [rows,
+/// depth], with value packed by [`pack`] for `lanes` rows; `out` is row-major [rows, lanes].
+/// On the calling thread. `k_all` must be the offsets 0..depth.
+pub fn rows_times_packed(
+    packed: &[f32],
+    lanes: usize,
+    x: &[f32],
+    k_all: &Offsets,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    let depth = k_all.len();
+    let rows = out.len() / lanes;
+    let mut acc = [[0.0f32; LANES]; TILE];
+    for first in (0..rows).step_by(TILE) {
+        let count = TILE.min(rows - first);
+        let j_off = std::array::from_fn(|j| (first + j.min(count - 1)) * depth);
+        for (panel, a) in packed.chunks(depth * LANES).enumerate() {
+            let m0 = panel * LANES;
+            let width = LANES.min(lanes - m0);
+            tile(a, x, k_all, 0..depth, &j_off, &mut acc, false);
+            for (j, sums) in acc[..count].iter().enumerate() {
+                let row = &mut out[(first + j) * lanes + m0..][..width];
+                match bias {
+                    Some(b) => {
+                        for ((o, &v), &b) in row.iter_mut().zip(sums).zip(&b[m0..]) {
+                            *o = v + b;
+                        }
+                    }
+                    None => row.copy_from_slice(&sums[..width]),
+                }
+            }
+        }
     }
 }
 
