@@ -129,6 +129,9 @@ pub(super) fn run_mala(mala: &MlpMala, params: &[&[f32]], state: [&mut [f32]; 4]
         });
 }
 
+/// A layer's weights packed for [`tile::rows_times_packed`], with the offsets 0..depth.
+type PackedWeights = (Vec<f32>, Offsets);
+
 /// The chain's parameters, and each hidden layer's weights packed for the AVX-512 tiles
 /// once per run (they do not change over its K steps; gemm packed them again at every
 /// product, and its packing and dispatch were a fifth of toy2d sampling).
@@ -137,7 +140,7 @@ struct Layers<'a> {
     params: &'a [&'a [f32]],
     /// Per hidden layer: z = W·a (lanes = outputs, k = inputs) and the gradient g·W
     /// (lanes = inputs, k = outputs), or None where a tile would be mostly empty.
-    packed: Vec<[Option<(Vec<f32>, Offsets)>; 2]>,
+    packed: Vec<[Option<PackedWeights>; 2]>,
 }
 
 impl<'a> Layers<'a> {
