@@ -141,31 +141,6 @@ struct Layers<'a> {
     /// Per hidden layer: z = W·a (lanes = outputs, k = inputs) and the gradient g·W
     /// (lanes = inputs, k = outputs), or None where a tile would be mostly empty.
     packed: Vec<[Option<PackedWeights>; 2]>,
-    /// Wᵀ [inputs, outputs] of layers with at most [`THIN`] inputs (toy2d's first): their
-    /// input gradient is that many dot products per row, which gemm's per-call packing and
-    /// dispatch made 9 % of toy2d sampling.
-    thin: Vec<Option<Vec<f32>>>,
-}
-
-/// Layers with at most this many inputs take their input gradient as dot products.
-const THIN: usize = 8;
-
-/// Σ a[i]·b[i] in 8 interleaved partial sums, so that it vectorises.
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = a8
-        .remainder()
-        .iter()
-        .zip(b8.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    let mut sums = [0.0f32; 8];
-    for (x, y) in a8.zip(b8) {
-        for ((s, x), y) in sums.iter_mut().zip(x).zip(y) {
-            *s += x * y;
-        }
-    }
-    sums.iter().sum::<f32>() + tail
 }
 
 impl<'a> Layers<'a> {
@@ -188,21 +163,7 @@ impl<'a> Layers<'a> {
                 ]
             })
             .collect();
-        let thin = (0..w.len() - 2)
-            .map(|l| {
-                let (n_in, n_out, weight) = (w[l], w[l + 1], params[2 * l]);
-                (n_in <= THIN).then(|| {
-                    (0..n_in * n_out)
-                        .map(|q| weight[(q % n_out) * n_in + q / n_out])
-                        .collect()
-                })
-            })
-            .collect();
-        Layers {
-            params,
-            packed,
-            thin,
-        }
+        Layers { params, packed }
     }
 }
 
@@ -312,12 +273,6 @@ impl Workspace {
             let g_in = &mut g_in[..rows * n_in];
             if let Some((packed, k_all)) = &layers.packed[l][1] {
                 tile::rows_times_packed(packed, n_in, g, k_all, None, g_in);
-            } else if let Some(transposed) = &layers.thin[l] {
-                for (row, out) in g.chunks(n_out).zip(g_in.chunks_mut(n_in)) {
-                    for (o, column) in out.iter_mut().zip(transposed.chunks(n_out)) {
-                        *o = dot(row, column);
-                    }
-                }
             } else {
                 matmul_serial(
                     Mat::row_major(g, rows, n_out),
