@@ -2,7 +2,7 @@
 //! - a kernel that covers its whole unpadded input (anatomy32's last layer, 512×4×4 → 1) is
 //!   a dense layer, one batch-wide GEMM;
 //! - on AVX-512 CPUs, products wide and deep enough for its tiles run as a direct
-//!   convolution ([`direct`]: no patch matrix, 2× the im2col GFLOP/s on anatomy32);
+//!   convolution ([`direct`]: no patch matrix; 1.2–2× im2col's speed on anatomy32's layers);
 //! - everything else (other CPUs, the 3-channel input gradient, the 27-term first layer)
 //!   by im2col + GEMM ([`im2col`]).
 //!
