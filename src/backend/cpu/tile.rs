@@ -6,8 +6,10 @@
 //! place at an offset that is the sum of a per-k and a per-j part and broadcast. All three
 //! conv products have that form on a zero-padded tensor (see `conv::direct`), so the patch
 //! matrix of im2col is never written; a dense product of a row-major matrix is the case
-//! k_off[k] = k, j_off[j] = j·depth ([`rows_times_packed`]). 6 × 64 sums are 24 vector accumulators: per k, 4 vector loads, 6
-//! broadcasts and 24 FMAs, which keeps both FMA ports busy without running out of load ports.
+//! k_off[k] = k, j_off[j] = j·depth ([`rows_times_packed`]).
+//!
+//! 6 × 64 sums are 24 vector accumulators: per k, 4 vector loads, 6 broadcasts and 24 FMAs,
+//! which keeps both FMA ports busy without running out of load ports.
 
 use std::ops::Range;
 
@@ -136,13 +138,16 @@ pub fn tile(
     acc: &mut [[f32; LANES]; TILE],
     add: bool,
 ) {
-    assert!(available(), "the direct conv tiles need AVX-512");
+    assert!(available(), "the CPU's register tiles need AVX-512");
     assert!(ks.end <= k_off.len() && a.len() >= ks.len() * LANES);
     let j_max = j_off.iter().copied().max().unwrap_or(0);
+    let last = k_off.max.checked_add(j_max);
     assert!(
-        ks.is_empty() || k_off.max + j_max < x.len(),
+        ks.is_empty() || last.is_some_and(|last| last < x.len()),
         "tile reads past x"
     );
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (acc, add); // unreachable: `available` is false off x86-64
     #[cfg(target_arch = "x86_64")]
     // SAFETY: AVX-512F is present (asserted); every a read is below ks.len()·LANES ≤ a.len(),
     // every x read is at k_off[k] + j_off[j] ≤ max + j_max < x.len() (asserted).
@@ -174,7 +179,8 @@ mod avx512 {
         let mut sums = [[_mm512_setzero_ps(); VECTORS]; TILE];
         let mut columns = [x; TILE];
         for (j, (column, sums)) in columns.iter_mut().zip(&mut sums).enumerate() {
-            *column = x.add(j_off[j]);
+            // wrapping: with no k there are no reads, and j_off was not checked.
+            *column = x.wrapping_add(j_off[j]);
             if add {
                 for (v, sum) in sums.iter_mut().enumerate() {
                     *sum = _mm512_loadu_ps(acc[j].as_ptr().add(16 * v));

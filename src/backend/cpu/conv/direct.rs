@@ -11,7 +11,7 @@
 //!   a + (rh + p − ki)/s: lanes = input channels, k = (output channel, tap), columns = the
 //!   phase's pixels in a padded dY. Every dX element is written once, by its phase.
 //!
-//! im2col wrote k²/s² copies of the input per product and the GEMM read them back from
+//! im2col writes k²/s² copies of the input per product and the GEMM reads them back from
 //! memory; here only the padded copy (one pass) and the packed operand are written.
 
 use std::ops::Range;

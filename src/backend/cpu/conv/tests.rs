@@ -151,3 +151,25 @@ fn direct_and_im2col_match_float64() {
         }
     }
 }
+
+/// An empty batch through the dispatch (wide enough for the direct path): nothing to compute,
+/// and the parameter gradients are zeros, as on the GPU.
+#[test]
+fn an_empty_batch_gives_zero_gradients() {
+    let s = Conv2dShape {
+        batch: 0,
+        in_channels: 64,
+        out_channels: 128,
+        height: 8,
+        width: 8,
+        kernel: 4,
+        stride: 2,
+        padding: 1,
+    };
+    let w = vec![0.5; 128 * 64 * 16];
+    let (mut dw, mut db) = (vec![7.0; w.len()], vec![7.0; 128]);
+    super::forward(s, &[], &w, &[0.0; 128], &mut []);
+    super::backward_data(s, &[], &w, &mut []);
+    super::backward_params(s, &[], &[], &mut dw, &mut db);
+    assert!(dw.iter().chain(&db).all(|&g| g == 0.0));
+}
