@@ -300,10 +300,11 @@ fn info_lists_cpu() {
     let tmp = TempDir::new("cli-info");
     let out = run_ok(&tmp.0, &["info"]);
     let stdout = text(&out.stdout);
-    assert!(
-        stdout.lines().any(|l| l.starts_with("CPU:")),
-        "no `CPU:` line:\n{stdout}"
-    );
+    let cpu = stdout.lines().find(|l| l.starts_with("CPU:"));
+    let cpu = cpu.unwrap_or_else(|| panic!("no `CPU:` line:\n{stdout}"));
+    // It says which method the CPU's convolutions take, the one this machine's CPU gets.
+    let method = ebm::CpuBackend::new().matrix_method();
+    assert!(cpu.ends_with(method), "{cpu:?} does not name {method:?}");
 }
 
 #[test]

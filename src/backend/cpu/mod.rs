@@ -61,6 +61,17 @@ impl CpuBackend {
         Self::default()
     }
 
+    /// How this CPU runs convolutions and the MLP chain's wide layers: on AVX-512 register
+    /// tiles where it has AVX-512F (a direct convolution, no patch matrix), else by im2col
+    /// and the `gemm` crate. Results differ between the two in their last bits.
+    pub fn matrix_method(&self) -> &'static str {
+        if tile::available() {
+            "AVX-512 tiles (direct convolution)"
+        } else {
+            "im2col + gemm (no AVX-512)"
+        }
+    }
+
     /// Keep the first refused call's error for the next `flush`/`wait`/`read`.
     fn defer_error(&self, e: Error) {
         self.error

@@ -10,6 +10,10 @@ pub fn run() -> ebm::Result<()> {
     for (i, adapter) in adapters.iter().enumerate() {
         println!("GPU adapter {i}: {adapter}");
     }
-    println!("CPU: {} threads (rayon)", rayon::current_num_threads());
+    println!(
+        "CPU: {} threads (rayon), convolutions on {}",
+        rayon::current_num_threads(),
+        ebm::CpuBackend::new().matrix_method()
+    );
     Ok(())
 }
