@@ -26,11 +26,11 @@ use crate::backend::Conv2dShape;
 /// task's tiles reuse each packed panel, few enough that 100 samples feed every thread.
 const TASK_PIXELS: usize = 256;
 
-/// Whether the tiles pay for a product whose vector axis has `lanes` sums and whose sums have
-/// `depth` terms: thin products waste most of a 64-lane tile, short ones spend their time
-/// storing it.
-pub fn worth_it(lanes: usize, depth: usize) -> bool {
-    tile::available() && lanes >= LANES / 2 && depth >= 64
+/// Whether the tiles pay for a product of shape `s` whose vector axis has `lanes` sums and
+/// whose sums have `depth` terms: thin products waste most of a 64-lane tile, short ones
+/// spend their time storing it, and an empty batch has nothing to cut into tasks.
+pub fn worth_it(s: &Conv2dShape, lanes: usize, depth: usize) -> bool {
+    s.batch > 0 && tile::available() && lanes >= LANES / 2 && depth >= 64
 }
 
 /// A zero-padded copy of an [n, c, h, w] tensor.
@@ -90,18 +90,28 @@ fn tap_offsets(channels: usize, kernel: usize, x: &Padded) -> Vec<usize> {
     offsets
 }
 
-/// The pixel part of the offsets for the output pixels of samples `samples`, in output order.
-fn pixel_offsets(s: &Conv2dShape, x: &Padded, samples: Range<usize>) -> Vec<usize> {
-    let (ho, wo, st) = (s.out_height(), s.out_width(), s.stride);
-    let mut offsets = Vec::with_capacity(samples.len() * ho * wo);
+/// Offsets in `x` of a `rows × cols` grid of positions `step` apart, from the top-left of
+/// each sample in `samples`, in sample-row-column order.
+fn grid_offsets(
+    x: &Padded,
+    samples: Range<usize>,
+    (rows, cols): (usize, usize),
+    step: usize,
+) -> Vec<usize> {
+    let mut offsets = Vec::with_capacity(samples.len() * rows * cols);
     for n in samples {
-        for i in 0..ho {
-            for j in 0..wo {
-                offsets.push(n * x.sample + i * st * x.width + j * st);
+        for i in 0..rows {
+            for j in 0..cols {
+                offsets.push(n * x.sample + (i * x.width + j) * step);
             }
         }
     }
     offsets
+}
+
+/// The pixel part of the offsets for the output pixels of samples `samples`, in output order.
+fn pixel_offsets(s: &Conv2dShape, x: &Padded, samples: Range<usize>) -> Vec<usize> {
+    grid_offsets(x, samples, (s.out_height(), s.out_width()), s.stride)
 }
 
 /// Terms per block of the sums: a block's packed panel (KC·LANES floats, 32 KiB) stays in L1
@@ -116,11 +126,8 @@ fn sweep(a: &[f32], x: &[f32], k_off: &Offsets, columns: &[usize], sums: &mut Ve
     tiles(a, x, k_off, columns, sums, false);
 }
 
-/// [`sweep`], adding to `sums` (one per column, rounded up to whole tiles).
-fn accumulate(a: &[f32], x: &[f32], k_off: &Offsets, columns: &[usize], sums: &mut [[f32; LANES]]) {
-    tiles(a, x, k_off, columns, sums, true);
-}
-
+/// The tiles of [`sweep`] over `sums` (one per column, rounded up to whole tiles), adding to
+/// what they hold when `add`.
 fn tiles(
     a: &[f32],
     x: &[f32],
@@ -209,14 +216,13 @@ pub fn backward_params(s: Conv2dShape, dy: &[f32], x: &[f32], dw: &mut [f32], db
     let taps = tap_offsets(c, k, &xp);
     let group = TASK_PIXELS.div_ceil(px.max(1));
     let part = s.batch.div_ceil(WEIGHT_PARTS).max(1);
+    let per_panel = depth.div_ceil(TILE) * TILE;
     // Each part keeps its sums in the tiles' layout, [panel][tap][lane], across all its
     // samples: no store until the parts are added.
     let parts: Vec<(Vec<[f32; LANES]>, Vec<f32>)> = (0..s.batch.div_ceil(part))
         .into_par_iter()
         .map(|i| {
-            let panels_o = o.div_ceil(LANES);
-            let per_panel = depth.div_ceil(TILE) * TILE;
-            let mut sums = vec![[0.0f32; LANES]; panels_o * per_panel];
+            let mut sums = vec![[0.0f32; LANES]; o.div_ceil(LANES) * per_panel];
             let mut gb = vec![0.0f32; o];
             let part_samples = i * part..((i + 1) * part).min(s.batch);
             for first in part_samples.clone().step_by(group) {
@@ -227,7 +233,7 @@ pub fn backward_params(s: Conv2dShape, dy: &[f32], x: &[f32], dw: &mut [f32], db
                 // dYᵀ of these samples: k = (sample, pixel), lanes = output channels.
                 let a = panels(o, inner, |m, q| dys[(q / px) * out_len + m * px + q % px]);
                 for (packed, sums) in a.chunks(inner * LANES).zip(sums.chunks_mut(per_panel)) {
-                    accumulate(packed, &xp.data, &pixels, &taps, sums);
+                    tiles(packed, &xp.data, &pixels, &taps, sums, true);
                 }
                 for (q, row) in dys.chunks(px).enumerate() {
                     gb[q % o] += row.iter().sum::<f32>();
@@ -244,7 +250,6 @@ pub fn backward_params(s: Conv2dShape, dy: &[f32], x: &[f32], dw: &mut [f32], db
         }
         gb.iter_mut().zip(&more_gb).for_each(|(a, b)| *a += b);
     }
-    let per_panel = depth.div_ceil(TILE) * TILE;
     for (m, row) in dw[..o * depth].chunks_mut(depth).enumerate() {
         let panel = &sums[(m / LANES) * per_panel..];
         for (g, column) in row.iter_mut().zip(panel) {
@@ -359,14 +364,7 @@ pub fn backward_data(s: Conv2dShape, dy: &[f32], w: &[f32], dx: &mut [f32]) {
             let samples = first..first + dxs.len() / in_len;
             for (f, (a, offsets)) in phases.iter().zip(&packed) {
                 let (na, nb) = f.len;
-                let mut columns = Vec::with_capacity(samples.len() * na * nb);
-                for n in samples.clone() {
-                    for i in 0..na {
-                        for j in 0..nb {
-                            columns.push(n * dyp.sample + i * dyp.width + j);
-                        }
-                    }
-                }
+                let columns = grid_offsets(&dyp, samples.clone(), f.len, 1);
                 // Where column j's sums go in channel 0 of dX.
                 let targets: Vec<usize> = (0..columns.len())
                     .map(|j| {

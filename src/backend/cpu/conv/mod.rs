@@ -35,7 +35,7 @@ pub fn forward(s: Conv2dShape, x: &[f32], w: &[f32], b: &[f32], y: &mut [f32]) {
         }
         let (x, w) = (Mat::row_major(x, n, r), Mat::transposed(w, o, r));
         matmul(x, w, y, true)
-    } else if s.batch > 0 && direct::worth_it(o, r) {
+    } else if direct::worth_it(&s, o, r) {
         direct::forward(s, x, w, b, y)
     } else {
         im2col::forward(s, x, w, b, y)
@@ -47,12 +47,11 @@ pub fn backward_data(s: Conv2dShape, dy: &[f32], w: &[f32], dx: &mut [f32]) {
     if is_dense(&s) {
         let (dy, w) = (Mat::row_major(dy, n, o), Mat::row_major(w, o, r));
         matmul(dy, w, dx, false)
-    } else if s.batch > 0
-        && direct::worth_it(
-            s.in_channels,
-            o * s.kernel * s.kernel / (s.stride * s.stride),
-        )
-    {
+    } else if direct::worth_it(
+        &s,
+        s.in_channels,
+        o * s.kernel * s.kernel / (s.stride * s.stride),
+    ) {
         direct::backward_data(s, dy, w, dx)
     } else {
         im2col::backward_data(s, dy, w, dx)
@@ -68,7 +67,7 @@ pub fn backward_params(s: Conv2dShape, dy: &[f32], x: &[f32], dw: &mut [f32], db
         for row in dy[..n * o].chunks(o) {
             db[..o].iter_mut().zip(row).for_each(|(g, &d)| *g += d);
         }
-    } else if s.batch > 0 && direct::worth_it(o, s.out_height() * s.out_width()) {
+    } else if direct::worth_it(&s, o, s.out_height() * s.out_width()) {
         direct::backward_params(s, dy, x, dw, db)
     } else {
         im2col::backward_params(s, dy, x, dw, db)
