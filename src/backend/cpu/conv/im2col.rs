@@ -139,6 +139,15 @@ fn col2im(s: &Conv2dShape, cols: &[f32], ld: usize, offset: usize, dx: &mut [f32
     }
 }
 
+/// (patch rows C·k·k, output pixels H'·W', output channels): every product's sizes.
+fn sizes(s: &Conv2dShape) -> (usize, usize, usize) {
+    (
+        patch_rows(s),
+        s.out_height() * s.out_width(),
+        s.out_channels,
+    )
+}
+
 /// Forward and backward-data products W·cols and Wᵀ·dY take samples in groups with at least
 /// this many output pixels between them (the products' N); measured on anatomy32's 16×16
 /// layer, 1024 beat 256 (forward 145 → 170 GFLOP/s, backward-data ~110 → 207).
@@ -177,11 +186,7 @@ fn one_after_another(src: &[f32], rows: usize, px: usize, samples: &mut [f32]) {
 }
 
 fn forward_grouped(s: Conv2dShape, group: usize, x: &[f32], w: &[f32], b: &[f32], y: &mut [f32]) {
-    let (r, px, o) = (
-        patch_rows(&s),
-        s.out_height() * s.out_width(),
-        s.out_channels,
-    );
+    let (r, px, o) = sizes(&s);
     let out_len = s.out_len();
     let mut cols = vec![0.0f32; r * group * px];
     let mut ys = vec![0.0f32; o * group * px];
@@ -204,11 +209,7 @@ fn forward_grouped(s: Conv2dShape, group: usize, x: &[f32], w: &[f32], b: &[f32]
 }
 
 fn backward_data_grouped(s: Conv2dShape, group: usize, dy: &[f32], w: &[f32], dx: &mut [f32]) {
-    let (r, px, o) = (
-        patch_rows(&s),
-        s.out_height() * s.out_width(),
-        s.out_channels,
-    );
+    let (r, px, o) = sizes(&s);
     let (in_len, out_len) = (s.in_len(), s.out_len());
     let mut dys = vec![0.0f32; o * group * px];
     let mut dcols = vec![0.0f32; r * group * px];
@@ -235,11 +236,7 @@ pub fn forward(s: Conv2dShape, x: &[f32], w: &[f32], b: &[f32], y: &mut [f32]) {
     if let Some(group) = group_size(&s, GROUP_PIXELS) {
         return forward_grouped(s, group, x, w, b, y);
     }
-    let (r, px, o) = (
-        patch_rows(&s),
-        s.out_height() * s.out_width(),
-        s.out_channels,
-    );
+    let (r, px, o) = sizes(&s);
     let (in_len, out_len) = (s.in_len(), s.out_len());
     y[..s.batch * out_len]
         .par_chunks_mut(out_len)
@@ -265,11 +262,7 @@ pub fn backward_data(s: Conv2dShape, dy: &[f32], w: &[f32], dx: &mut [f32]) {
     if let Some(group) = group_size(&s, GROUP_PIXELS) {
         return backward_data_grouped(s, group, dy, w, dx);
     }
-    let (r, px, o) = (
-        patch_rows(&s),
-        s.out_height() * s.out_width(),
-        s.out_channels,
-    );
+    let (r, px, o) = sizes(&s);
     let (in_len, out_len) = (s.in_len(), s.out_len());
     dx[..s.batch * in_len]
         .par_chunks_mut(in_len)
@@ -305,11 +298,7 @@ fn backward_params_per_sample(
     dw: &mut [f32],
     db: &mut [f32],
 ) {
-    let (r, px, o) = (
-        patch_rows(&s),
-        s.out_height() * s.out_width(),
-        s.out_channels,
-    );
+    let (r, px, o) = sizes(&s);
     let (in_len, out_len) = (s.in_len(), s.out_len());
     let (w_sum, b_sum) = (0..s.batch)
         .into_par_iter()
@@ -355,11 +344,7 @@ fn backward_params_grouped(
     dw: &mut [f32],
     db: &mut [f32],
 ) {
-    let (r, px, o) = (
-        patch_rows(&s),
-        s.out_height() * s.out_width(),
-        s.out_channels,
-    );
+    let (r, px, o) = sizes(&s);
     let out_len = s.out_len();
     let mut cols = vec![0.0f32; r * group * px];
     let mut dys = vec![0.0f32; o * group * px];
