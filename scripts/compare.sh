@@ -14,8 +14,12 @@
 # in DIR — another build, for before/after figures; default fp32), EBM_BIN (folder with
 # `ebm`, default target/release), EBM_REF (default scripts/ebm_ref.py), JSONL (append every
 # record here, default a temp file), DEADLINE (a time in seconds since the epoch: no round
-# starts after it, and a round running at it is cut short). Arguments after the workload go to both programs
-# (--nf, --batch, --steps, --only).
+# starts after it, and a round running at it is cut short), ISA (CPU only: avx2 runs both
+# programs as on a CPU without AVX-512 — ebm with --cpu-tiles avx2, and PyTorch with
+# ATEN_CPU_CAPABILITY=avx2, ONEDNN_MAX_CPU_ISA=AVX2, MKL_ENABLE_INSTRUCTIONS=AVX2; build ebm
+# for it with `cargo build --release --no-default-features --target-dir target/avx2` and set
+# EBM_BIN=target/avx2/release, so that the gemm crate has no AVX-512 either). Arguments after
+# the workload go to both programs (--nf, --batch, --steps, --only).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 [ $# -ge 1 ] || { echo "usage: scripts/compare.sh WORKLOAD [--nf N] [--batch B] [--steps K] [--only sampling|train]" >&2; exit 2; }
@@ -29,6 +33,12 @@ BIN=${EBM_BIN:-target/release}
 REF=${EBM_REF:-scripts/ebm_ref.py}
 JSONL=${JSONL:-$(mktemp)}
 TORCH_DEVICE=$([ "$DEVICE" = gpu ] && echo cuda || echo cpu)
+ISA=${ISA:-}
+case $ISA in
+  "") ;;
+  avx2) export EBM_CPU_TILES=avx2 ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 ;;
+  *) echo "error: ISA: unknown '$ISA' (avx2, or unset for the CPU's widest)" >&2; exit 2 ;;
+esac
 [ -x "$BIN/ebm" ] || { echo "error: $BIN/ebm not found (cargo build --release, or set EBM_BIN)" >&2; exit 2; }
 tag() {  # tag ROUND VARIANT: add both to each JSON line (awk: a variant may be a path)
   awk -v r="$1" -v v="$2" '/^\{/ { sub(/^\{/, "{\"round\": " r ", \"variant\": \"" v "\", ") } { print }'

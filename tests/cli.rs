@@ -32,6 +32,7 @@ fn run_in(cwd: &Path, args: &[&str]) -> Output {
         .current_dir(cwd)
         .env_remove("EBM_DEVICE")
         .env_remove("EBM_TENSOR_CORES")
+        .env_remove("EBM_CPU_TILES")
         .output()
         .expect("the ebm binary runs")
 }
@@ -304,7 +305,72 @@ fn info_lists_cpu() {
     let cpu = cpu.unwrap_or_else(|| panic!("no `CPU:` line:\n{stdout}"));
     // It says which method the CPU's convolutions take, the one this machine's CPU gets.
     let method = ebm::CpuBackend::new().matrix_method();
-    assert!(cpu.ends_with(method), "{cpu:?} does not name {method:?}");
+    assert!(cpu.ends_with(&method), "{cpu:?} does not name {method:?}");
+    // --cpu-tiles off takes every product to im2col, and says so where the CPU has tiles.
+    let off = text(&run_ok(&tmp.0, &["--cpu-tiles", "off", "info"]).stdout);
+    assert!(off.contains("convolutions on im2col + gemm"), "{off}");
+}
+
+/// The CPU's tile kinds give the same bits: a short ConvNet run (direct convolutions in
+/// every layer past the first) and a toy2d run (the fused chain's 128-wide layers) leave the
+/// same checkpoint with AVX2 as with AVX-512. A bad `--cpu-tiles` is one error line.
+#[test]
+fn cpu_tile_kinds_agree_to_the_bit() {
+    use ebm::backend::cpu::Isa;
+    let tmp = TempDir::new("cli-cpu-tiles");
+    expect_bad_input(
+        &tmp.0,
+        &["--cpu-tiles", "sse", "info"],
+        &["cpu-tiles", "sse"],
+    );
+    for isa in Isa::ALL.into_iter().filter(|isa| !isa.supported()) {
+        let value = match isa {
+            Isa::Avx512 => "avx512",
+            Isa::Avx2 => "avx2",
+        };
+        expect_bad_input(
+            &tmp.0,
+            &["--cpu-tiles", value, "info"],
+            &["this CPU has no"],
+        );
+    }
+    if !(Isa::Avx512.supported() && Isa::Avx2.supported()) {
+        eprintln!("this CPU lacks AVX-512 or AVX2: no second kind to compare");
+        return;
+    }
+    for (tiles, name) in [("avx512", "AVX-512 tiles"), ("avx2", "AVX2 tiles")] {
+        let info = text(&run_ok(&tmp.0, &["--cpu-tiles", tiles, "info"]).stdout);
+        assert!(info.contains(name), "--cpu-tiles {tiles}: {info}");
+    }
+    let runs: [&[&str]; 2] = [
+        &[
+            "images", "--nf", "32", "--iters", "2", "--batch", "8", "--steps", "3", "--buffer",
+            "32",
+        ],
+        &["toy2d", "--iters", "3", "--batch", "64", "--steps", "4"],
+    ];
+    for run in runs {
+        let mut checkpoints = Vec::new();
+        for tiles in ["avx512", "avx2"] {
+            let out = tmp.join(&format!("{}-{tiles}", run[0]));
+            let mut args = vec!["--device", "cpu", "--cpu-tiles", tiles, "train"];
+            args.extend_from_slice(run);
+            args.extend(["--quiet", "--out", path_str(&out)]);
+            run_ok(&tmp.0, &args);
+            let checkpoint = TensorFile::read(&out.join("checkpoint.safetensors")).unwrap();
+            checkpoints.push(checkpoint.tensors);
+        }
+        assert!(
+            !checkpoints[0].is_empty(),
+            "{}: an empty checkpoint",
+            run[0]
+        );
+        assert!(
+            checkpoints[0] == checkpoints[1],
+            "{}: the AVX-512 and AVX2 runs' checkpoints differ",
+            run[0]
+        );
+    }
 }
 
 #[test]

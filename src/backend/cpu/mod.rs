@@ -42,6 +42,7 @@ use super::{
 };
 use crate::{Error, Result};
 use matmul::{matmul, Mat};
+pub use tile::{choose as choose_tiles, Isa};
 
 /// The native CPU backend.
 #[derive(Debug, Default)]
@@ -61,14 +62,17 @@ impl CpuBackend {
         Self::default()
     }
 
-    /// How this CPU runs convolutions and the MLP chain's wide layers: on AVX-512 register
-    /// tiles where it has AVX-512F (a direct convolution, no patch matrix), else by im2col
-    /// and the `gemm` crate. Results differ between the two in their last bits.
-    pub fn matrix_method(&self) -> &'static str {
-        if tile::available() {
-            "AVX-512 tiles (direct convolution)"
-        } else {
-            "im2col + gemm (no AVX-512)"
+    /// How this CPU runs convolutions and the MLP chain's wide layers: on register tiles
+    /// where it has AVX-512F or AVX2 with FMA (a direct convolution, no patch matrix; the two
+    /// give the same bits), else by im2col and the `gemm` crate, whose results differ from
+    /// the tiles' in their last bits. `EBM_CPU_TILES` chooses ([`choose_tiles`]).
+    pub fn matrix_method(&self) -> String {
+        match tile::isa() {
+            Some(isa) => format!("{} tiles (direct convolution)", isa.name()),
+            None if tile::choose("auto").is_ok_and(|isa| isa.is_some()) => {
+                "im2col + gemm (tiles off by EBM_CPU_TILES)".into()
+            }
+            None => "im2col + gemm (no AVX2 or AVX-512)".into(),
         }
     }
 

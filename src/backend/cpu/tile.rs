@@ -1,17 +1,22 @@
-//! The CPU's own inner product, on AVX-512: the direct convolution's three products and
-//! the MLP chain's layers.
+//! The CPU's own inner product, on AVX-512 or AVX2: the direct convolution's three products
+//! and the MLP chain's layers.
 //!
 //! A tile is [`TILE`] × [`LANES`] sums acc[j][m] = Σ_k a[k][m] · x[k_off[k] + j_off[j]]: the
-//! `a` side is packed (LANES values per k, four 16-float vectors), the `x` side is read in
-//! place at an offset that is the sum of a per-k and a per-j part and broadcast. All three
-//! conv products have that form on a zero-padded tensor (see `conv::direct`), so the patch
-//! matrix of im2col is never written; a dense product of a row-major matrix is the case
-//! k_off[k] = k, j_off[j] = j·depth ([`rows_times_packed`]).
+//! `a` side is packed (LANES values per k), the `x` side is read in place at an offset that
+//! is the sum of a per-k and a per-j part and broadcast. All three conv products have that
+//! form on a zero-padded tensor (see `conv::direct`), so the patch matrix of im2col is never
+//! written; a dense product of a row-major matrix is the case k_off[k] = k, j_off[j] =
+//! j·depth ([`rows_times_packed`]).
 //!
-//! 6 × 64 sums are 24 vector accumulators: per k, 4 vector loads, 6 broadcasts and 24 FMAs,
-//! which keeps both FMA ports busy without running out of load ports.
+//! On AVX-512, 6 × 64 sums are 24 vector accumulators: per k, 4 vector loads, 6 broadcasts
+//! and 24 FMAs, which keeps both FMA ports busy without running out of load ports. AVX2 has
+//! 16 registers of 8 floats, so it runs the same tile as four passes of 6 × 16 sums (12
+//! accumulators, 2 loads, 6 broadcasts and 12 FMAs per k). Both add the same fused
+//! multiply-adds in the same order (k ascending, one chain per sum), so their results are
+//! the same to the bit: a run resumes bit for bit across the two kinds of CPU.
 
 use std::ops::Range;
+use std::sync::OnceLock;
 
 use rayon::prelude::*;
 
@@ -21,17 +26,82 @@ pub const LANES: usize = 64;
 /// Broadcast columns per tile (pixels, or patch rows for the weight gradient).
 pub const TILE: usize = 6;
 
-/// Whether this CPU runs the tiles (AVX-512F); checked once.
+/// The instruction set a tile runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isa {
+    /// AVX-512F: 32 registers of 16 floats.
+    Avx512,
+    /// AVX2 with FMA: 16 registers of 8 floats.
+    Avx2,
+}
+
+impl Isa {
+    /// Every kind, widest first.
+    pub const ALL: [Isa; 2] = [Isa::Avx512, Isa::Avx2];
+
+    /// Its name, as `ebm info` prints it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Avx512 => "AVX-512",
+            Isa::Avx2 => "AVX2",
+        }
+    }
+
+    /// Whether this CPU has it.
+    pub fn supported(self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            match self {
+                Isa::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
+                Isa::Avx2 => {
+                    std::arch::is_x86_feature_detected!("avx2")
+                        && std::arch::is_x86_feature_detected!("fma")
+                }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = self;
+            false
+        }
+    }
+}
+
+/// What `EBM_CPU_TILES` asks for: `auto` (or unset, or empty) the widest kind this CPU has,
+/// `avx512` or `avx2` that kind (an error if the CPU lacks it), `off` no tiles (every
+/// product by im2col and the `gemm` crate). The error names the value and the problem.
+pub fn choose(value: &str) -> Result<Option<Isa>, String> {
+    let wanted = match value {
+        "" | "auto" => return Ok(Isa::ALL.into_iter().find(|isa| isa.supported())),
+        "off" => return Ok(None),
+        "avx512" => Isa::Avx512,
+        "avx2" => Isa::Avx2,
+        _ => return Err(format!("{value:?}: expected auto, avx512, avx2 or off")),
+    };
+    if wanted.supported() {
+        Ok(Some(wanted))
+    } else {
+        Err(format!("{value}: this CPU has no {}", wanted.name()))
+    }
+}
+
+/// The kind the tiles run on in this process, `None` if they do not run: chosen once, by
+/// `EBM_CPU_TILES` ([`choose`]). The CLI refuses a bad value up front; a library user's bad
+/// value is reported on stderr once and taken as `auto`.
+pub fn isa() -> Option<Isa> {
+    static ISA: OnceLock<Option<Isa>> = OnceLock::new();
+    *ISA.get_or_init(|| {
+        let value = std::env::var("EBM_CPU_TILES").unwrap_or_default();
+        choose(&value).unwrap_or_else(|problem| {
+            eprintln!("warning: EBM_CPU_TILES={problem}; using auto");
+            choose("auto").unwrap_or(None)
+        })
+    })
+}
+
+/// Whether the tiles run in this process ([`isa`]).
 pub fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        static AVX512: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *AVX512.get_or_init(|| std::arch::is_x86_feature_detected!("avx512f"))
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    isa().is_some()
 }
 
 /// Floats of the packed operand of `rows × depth` values: whole panels of [`LANES`] rows.
@@ -125,10 +195,10 @@ impl Offsets {
 }
 
 /// One tile: `acc[j][m] (+)= Σ_{k ∈ ks} a[(k − ks.start)·LANES + m] · x[k_off[k] + j_off[j]]`,
-/// adding to what `acc` holds when `add`.
+/// adding to what `acc` holds when `add`, on this process's [`isa`].
 ///
-/// Panics if the CPU lacks AVX-512 (callers check [`available`]) or if any read would leave
-/// `a` or `x`.
+/// Panics if the tiles do not run here (callers check [`available`]) or if any read would
+/// leave `a` or `x`.
 pub fn tile(
     a: &[f32],
     x: &[f32],
@@ -138,7 +208,23 @@ pub fn tile(
     acc: &mut [[f32; LANES]; TILE],
     add: bool,
 ) {
-    assert!(available(), "the CPU's register tiles need AVX-512");
+    let isa = isa().expect("the CPU's register tiles need AVX-512 or AVX2");
+    tile_on(isa, a, x, k_off, ks, j_off, acc, add);
+}
+
+/// [`tile`] on a given kind (which this CPU must have): the tests compare the kinds.
+#[allow(clippy::too_many_arguments)]
+pub fn tile_on(
+    isa: Isa,
+    a: &[f32],
+    x: &[f32],
+    k_off: &Offsets,
+    ks: Range<usize>,
+    j_off: &[usize; TILE],
+    acc: &mut [[f32; LANES]; TILE],
+    add: bool,
+) {
+    assert!(isa.supported(), "this CPU has no {}", isa.name());
     assert!(ks.end <= k_off.len() && a.len() >= ks.len() * LANES);
     let j_max = j_off.iter().copied().max().unwrap_or(0);
     let last = k_off.max.checked_add(j_max);
@@ -147,12 +233,17 @@ pub fn tile(
         "tile reads past x"
     );
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = (acc, add); // unreachable: `available` is false off x86-64
+    let _ = (acc, add); // unreachable: no kind is supported off x86-64
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: AVX-512F is present (asserted); every a read is below ks.len()·LANES ≤ a.len(),
-    // every x read is at k_off[k] + j_off[j] ≤ max + j_max < x.len() (asserted).
+    // SAFETY: the kind's features are present (asserted); every a read is below
+    // ks.len()·LANES ≤ a.len(), every x read is at k_off[k] + j_off[j] ≤ max + j_max <
+    // x.len() (asserted).
     unsafe {
-        avx512::tile(a.as_ptr(), x.as_ptr(), &k_off.offsets[ks], j_off, acc, add);
+        let (a, x, k_off) = (a.as_ptr(), x.as_ptr(), &k_off.offsets[ks]);
+        match isa {
+            Isa::Avx512 => avx512::tile(a, x, k_off, j_off, acc, add),
+            Isa::Avx2 => avx2::tile(a, x, k_off, j_off, acc, add),
+        }
     }
 }
 
@@ -205,5 +296,157 @@ mod avx512 {
                 _mm512_storeu_ps(acc.as_mut_ptr().add(16 * v), sum);
             }
         }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::{LANES, TILE};
+    use std::arch::x86_64::*;
+
+    /// Lanes per pass: two vectors of 8 floats, so that 6 columns' sums (12 registers), the
+    /// two loaded vectors and a broadcast fit the 16 registers.
+    const PASS: usize = 16;
+
+    /// # Safety
+    /// AVX2 and FMA must be present; `a` must hold `k_off.len()·LANES` floats and `x` every
+    /// `k_off[k] + j_off[j]`.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn tile(
+        a: *const f32,
+        x: *const f32,
+        k_off: &[usize],
+        j_off: &[usize; TILE],
+        acc: &mut [[f32; LANES]; TILE],
+        add: bool,
+    ) {
+        // wrapping: with no k there are no reads, and j_off was not checked.
+        let columns: [*const f32; TILE] = std::array::from_fn(|j| x.wrapping_add(j_off[j]));
+        for lane0 in (0..LANES).step_by(PASS) {
+            let mut sums = [[_mm256_setzero_ps(); 2]; TILE];
+            if add {
+                for (sums, acc) in sums.iter_mut().zip(acc.iter()) {
+                    for (v, sum) in sums.iter_mut().enumerate() {
+                        *sum = _mm256_loadu_ps(acc.as_ptr().add(lane0 + 8 * v));
+                    }
+                }
+            }
+            for (k, &offset) in k_off.iter().enumerate() {
+                let row = a.add(k * LANES + lane0);
+                let w = [_mm256_loadu_ps(row), _mm256_loadu_ps(row.add(8))];
+                for (column, sums) in columns.iter().zip(&mut sums) {
+                    let value = _mm256_broadcast_ss(&*column.add(offset));
+                    for (sum, &w) in sums.iter_mut().zip(&w) {
+                        *sum = _mm256_fmadd_ps(value, w, *sum);
+                    }
+                }
+            }
+            for (acc, sums) in acc.iter_mut().zip(&sums) {
+                for (v, &sum) in sums.iter().enumerate() {
+                    _mm256_storeu_ps(acc.as_mut_ptr().add(lane0 + 8 * v), sum);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::StdRng;
+    use rand::{RngExt, SeedableRng};
+
+    /// Every kind this CPU has gives the same bits as every other, and each is within f32
+    /// rounding of a float64 sum, on random depths (blocks started mid-way, partial ones),
+    /// scattered offsets, fresh and accumulated tiles.
+    #[test]
+    fn every_kind_gives_the_same_bits_and_the_float64_sums() {
+        let kinds: Vec<Isa> = Isa::ALL.into_iter().filter(|i| i.supported()).collect();
+        if kinds.is_empty() {
+            eprintln!("no AVX2 or AVX-512 here: no tile to check");
+            return;
+        }
+        if kinds.len() < 2 {
+            eprintln!(
+                "only {} here: checked against float64 alone",
+                kinds[0].name()
+            );
+        }
+        let mut rng = StdRng::seed_from_u64(0x711e);
+        for _ in 0..40 {
+            let depth = rng.random_range(1..300);
+            let ks = rng.random_range(0..depth)..depth;
+            let len = rng.random_range(1..4000);
+            let k_off = Offsets::new((0..depth).map(|_| rng.random_range(0..len)).collect());
+            let j_off: [usize; TILE] = std::array::from_fn(|_| rng.random_range(0..len));
+            let x: Vec<f32> = (0..len + k_off.max)
+                .map(|_| rng.random_range(-1.0..1.0))
+                .collect();
+            let a: Vec<f32> = (0..ks.len() * LANES)
+                .map(|_| rng.random_range(-1.0..1.0))
+                .collect();
+            let add = rng.random_bool(0.5);
+            let start: [[f32; LANES]; TILE] =
+                std::array::from_fn(|_| std::array::from_fn(|_| rng.random_range(-1.0..1.0)));
+            let mut results = Vec::new();
+            for &isa in &kinds {
+                let mut acc = [[f32::NAN; LANES]; TILE];
+                if add {
+                    acc = start;
+                }
+                tile_on(isa, &a, &x, &k_off, ks.clone(), &j_off, &mut acc, add);
+                for (j, sums) in acc.iter().enumerate() {
+                    for (m, &sum) in sums.iter().enumerate() {
+                        let mut want = if add { start[j][m] as f64 } else { 0.0 };
+                        let mut scale = want.abs();
+                        for (i, k) in ks.clone().enumerate() {
+                            let term =
+                                a[i * LANES + m] as f64 * x[k_off.offsets[k] + j_off[j]] as f64;
+                            want += term;
+                            scale += term.abs();
+                        }
+                        // The worst case of a chain of f32 roundings: one ε per term.
+                        let bound = (ks.len() + 1) as f64 * f32::EPSILON as f64 * scale;
+                        assert!(
+                            (sum as f64 - want).abs() <= bound,
+                            "{}: acc[{j}][{m}] = {sum}, float64 {want} (depth {depth}, ks {ks:?})",
+                            isa.name()
+                        );
+                    }
+                }
+                results.push((isa, acc));
+            }
+            for (isa, acc) in &results[1..] {
+                let bits = |acc: &[[f32; LANES]; TILE]| -> Vec<u32> {
+                    acc.iter().flatten().map(|v| v.to_bits()).collect()
+                };
+                assert_eq!(
+                    bits(acc),
+                    bits(&results[0].1),
+                    "{} and {} differ",
+                    isa.name(),
+                    results[0].0.name()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn choose_reads_the_switch() {
+        assert_eq!(choose("off"), Ok(None));
+        assert_eq!(choose("auto"), choose(""));
+        let widest = Isa::ALL.into_iter().find(|i| i.supported());
+        assert_eq!(choose("auto"), Ok(widest));
+        for (value, isa) in [("avx512", Isa::Avx512), ("avx2", Isa::Avx2)] {
+            match choose(value) {
+                Ok(chosen) => assert!(isa.supported() && chosen == Some(isa)),
+                Err(e) => assert!(!isa.supported() && e.contains("this CPU has no"), "{e}"),
+            }
+        }
+        let bad = choose("sse").unwrap_err();
+        assert!(
+            bad.contains("\"sse\"") && bad.contains("expected auto"),
+            "{bad}"
+        );
     }
 }

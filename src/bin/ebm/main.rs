@@ -36,6 +36,10 @@ struct Cli {
     /// sums: ≈ 1e-3 relative error where the f32 kernels give 1e-6), like PyTorch's TF32.
     #[arg(long, global = true, env = "EBM_TENSOR_CORES", value_parser = parse_switch, num_args = 0..=1, default_missing_value = "on", default_value = "off")]
     tensor_cores: bool,
+    /// The CPU's register tiles for convolutions and wide MLP layers: auto (the widest this
+    /// CPU has), avx512, avx2 (the same results to the bit), or off (im2col + gemm).
+    #[arg(long, global = true, env = "EBM_CPU_TILES", value_parser = parse_cpu_tiles, default_value = "auto")]
+    cpu_tiles: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -43,6 +47,11 @@ struct Cli {
 /// `--tensor-cores` alone, or `EBM_TENSOR_CORES=on|off|1|0|true|false`.
 fn parse_switch(value: &str) -> Result<bool, String> {
     tensor_cores::parse_switch(value).ok_or_else(|| format!("expected on or off, not {value:?}"))
+}
+
+/// `--cpu-tiles` or `EBM_CPU_TILES`: a kind this CPU has, or auto/off.
+fn parse_cpu_tiles(value: &str) -> Result<String, String> {
+    ebm::backend::cpu::choose_tiles(value).map(|_| value.to_string())
 }
 
 // Parsed once per process: the size of the training variant (its many options) costs nothing.
@@ -164,6 +173,8 @@ fn main() -> ExitCode {
         "EBM_TENSOR_CORES",
         if cli.tensor_cores { "on" } else { "off" },
     );
+    // Read once, where the CPU backend first runs a tile (tile::isa).
+    std::env::set_var("EBM_CPU_TILES", &cli.cpu_tiles);
     let result = match cli.command {
         Command::Info => cli.device.parse::<DeviceChoice>().and_then(|_| info::run()),
         Command::Train {
