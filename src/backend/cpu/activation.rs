@@ -284,7 +284,8 @@ fn scale_by_silu_derivative_loop(x: &[f32], s: &[f32], g: &mut [f32]) {
     }
 }
 
-/// Defines `$name` that runs `$body` compiled for the widest instruction set available.
+/// Defines `$name` that runs `$body` compiled for the widest instruction set available
+/// (AVX2 at most when `EBM_CPU_TILES=avx2` stands for a CPU without AVX-512).
 macro_rules! multiversion {
     ($name:ident, $body:ident, ($($arg:ident: $ty:ty),*)) => {
         pub fn $name($($arg: $ty),*) {
@@ -298,8 +299,8 @@ macro_rules! multiversion {
                 unsafe fn avx2($($arg: $ty),*) {
                     $body($($arg),*)
                 }
-                if std::arch::is_x86_feature_detected!("avx512f") {
-                    // SAFETY: the CPU has AVX-512F (checked just above).
+                if super::isa::avx512_allowed() {
+                    // SAFETY: the CPU has AVX-512F (avx512_allowed checks).
                     return unsafe { avx512($($arg),*) };
                 }
                 if std::arch::is_x86_feature_detected!("avx2") {

@@ -25,6 +25,7 @@
 pub(crate) mod activation;
 mod conv;
 mod elementwise;
+mod isa;
 pub(crate) mod matmul;
 mod op_timer;
 mod pool;
@@ -41,8 +42,8 @@ use super::{
     PoolShape, Profile, ProfileSupport, UpsampleShape,
 };
 use crate::{Error, Result};
+pub use isa::{choose as choose_tiles, Isa};
 use matmul::{matmul, Mat};
-pub use tile::{choose as choose_tiles, Isa};
 
 /// The native CPU backend.
 #[derive(Debug, Default)]
@@ -67,9 +68,9 @@ impl CpuBackend {
     /// give the same bits), else by im2col and the `gemm` crate, whose results differ from
     /// the tiles' in their last bits. `EBM_CPU_TILES` chooses ([`choose_tiles`]).
     pub fn matrix_method(&self) -> String {
-        match tile::isa() {
+        match isa::tiles() {
             Some(isa) => format!("{} tiles (direct convolution)", isa.name()),
-            None if tile::choose("auto").is_ok_and(|isa| isa.is_some()) => {
+            None if isa::choose("auto").is_ok_and(|isa| isa.is_some()) => {
                 "im2col + gemm (tiles off by EBM_CPU_TILES)".into()
             }
             None => "im2col + gemm (no AVX2 or AVX-512)".into(),

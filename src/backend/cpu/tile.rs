@@ -16,9 +16,10 @@
 //! the same to the bit: a run resumes bit for bit across the two kinds of CPU.
 
 use std::ops::Range;
-use std::sync::OnceLock;
 
 use rayon::prelude::*;
+
+pub use super::isa::Isa;
 
 /// Sums per tile along the vector axis (output channels, or input channels for the input
 /// gradient).
@@ -26,82 +27,9 @@ pub const LANES: usize = 64;
 /// Broadcast columns per tile (pixels, or patch rows for the weight gradient).
 pub const TILE: usize = 6;
 
-/// The instruction set a tile runs on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Isa {
-    /// AVX-512F: 32 registers of 16 floats.
-    Avx512,
-    /// AVX2 with FMA: 16 registers of 8 floats.
-    Avx2,
-}
-
-impl Isa {
-    /// Every kind, widest first.
-    pub const ALL: [Isa; 2] = [Isa::Avx512, Isa::Avx2];
-
-    /// Its name, as `ebm info` prints it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Isa::Avx512 => "AVX-512",
-            Isa::Avx2 => "AVX2",
-        }
-    }
-
-    /// Whether this CPU has it.
-    pub fn supported(self) -> bool {
-        #[cfg(target_arch = "x86_64")]
-        {
-            match self {
-                Isa::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
-                Isa::Avx2 => {
-                    std::arch::is_x86_feature_detected!("avx2")
-                        && std::arch::is_x86_feature_detected!("fma")
-                }
-            }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            let _ = self;
-            false
-        }
-    }
-}
-
-/// What `EBM_CPU_TILES` asks for: `auto` (or unset, or empty) the widest kind this CPU has,
-/// `avx512` or `avx2` that kind (an error if the CPU lacks it), `off` no tiles (every
-/// product by im2col and the `gemm` crate). The error names the value and the problem.
-pub fn choose(value: &str) -> Result<Option<Isa>, String> {
-    let wanted = match value {
-        "" | "auto" => return Ok(Isa::ALL.into_iter().find(|isa| isa.supported())),
-        "off" => return Ok(None),
-        "avx512" => Isa::Avx512,
-        "avx2" => Isa::Avx2,
-        _ => return Err(format!("{value:?}: expected auto, avx512, avx2 or off")),
-    };
-    if wanted.supported() {
-        Ok(Some(wanted))
-    } else {
-        Err(format!("{value}: this CPU has no {}", wanted.name()))
-    }
-}
-
-/// The kind the tiles run on in this process, `None` if they do not run: chosen once, by
-/// `EBM_CPU_TILES` ([`choose`]). The CLI refuses a bad value up front; a library user's bad
-/// value is reported on stderr once and taken as `auto`.
-pub fn isa() -> Option<Isa> {
-    static ISA: OnceLock<Option<Isa>> = OnceLock::new();
-    *ISA.get_or_init(|| {
-        let value = std::env::var("EBM_CPU_TILES").unwrap_or_default();
-        choose(&value).unwrap_or_else(|problem| {
-            eprintln!("warning: EBM_CPU_TILES={problem}; using auto");
-            choose("auto").unwrap_or(None)
-        })
-    })
-}
-
-/// Whether the tiles run in this process ([`isa`]).
+/// Whether the tiles run in this process (`EBM_CPU_TILES`, [`super::isa::tiles`]).
 pub fn available() -> bool {
-    isa().is_some()
+    super::isa::tiles().is_some()
 }
 
 /// Floats of the packed operand of `rows × depth` values: whole panels of [`LANES`] rows.
@@ -195,7 +123,7 @@ impl Offsets {
 }
 
 /// One tile: `acc[j][m] (+)= Σ_{k ∈ ks} a[(k − ks.start)·LANES + m] · x[k_off[k] + j_off[j]]`,
-/// adding to what `acc` holds when `add`, on this process's [`isa`].
+/// adding to what `acc` holds when `add`, on this process's kind ([`super::isa::tiles`]).
 ///
 /// Panics if the tiles do not run here (callers check [`available`]) or if any read would
 /// leave `a` or `x`.
@@ -208,7 +136,7 @@ pub fn tile(
     acc: &mut [[f32; LANES]; TILE],
     add: bool,
 ) {
-    let isa = isa().expect("the CPU's register tiles need AVX-512 or AVX2");
+    let isa = super::isa::tiles().expect("the CPU's register tiles need AVX-512 or AVX2");
     tile_on(isa, a, x, k_off, ks, j_off, acc, add);
 }
 
@@ -429,24 +357,5 @@ mod tests {
                 );
             }
         }
-    }
-
-    #[test]
-    fn choose_reads_the_switch() {
-        assert_eq!(choose("off"), Ok(None));
-        assert_eq!(choose("auto"), choose(""));
-        let widest = Isa::ALL.into_iter().find(|i| i.supported());
-        assert_eq!(choose("auto"), Ok(widest));
-        for (value, isa) in [("avx512", Isa::Avx512), ("avx2", Isa::Avx2)] {
-            match choose(value) {
-                Ok(chosen) => assert!(isa.supported() && chosen == Some(isa)),
-                Err(e) => assert!(!isa.supported() && e.contains("this CPU has no"), "{e}"),
-            }
-        }
-        let bad = choose("sse").unwrap_err();
-        assert!(
-            bad.contains("\"sse\"") && bad.contains("expected auto"),
-            "{bad}"
-        );
     }
 }

@@ -173,7 +173,7 @@ fn main() -> ExitCode {
         "EBM_TENSOR_CORES",
         if cli.tensor_cores { "on" } else { "off" },
     );
-    // Read once, where the CPU backend first runs a tile (tile::isa).
+    // Read once, where the CPU backend first runs a tile or an activation.
     std::env::set_var("EBM_CPU_TILES", &cli.cpu_tiles);
     let result = match cli.command {
         Command::Info => cli.device.parse::<DeviceChoice>().and_then(|_| info::run()),
