@@ -33,13 +33,19 @@ BIN=${EBM_BIN:-target/release}
 REF=${EBM_REF:-scripts/ebm_ref.py}
 JSONL=${JSONL:-$(mktemp)}
 TORCH_DEVICE=$([ "$DEVICE" = gpu ] && echo cuda || echo cpu)
+[ -x "$BIN/ebm" ] || { echo "error: $BIN/ebm not found (cargo build --release, or set EBM_BIN)" >&2; exit 2; }
 ISA=${ISA:-}
 case $ISA in
   "") ;;
-  avx2) export EBM_CPU_TILES=avx2 ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 ;;
+  avx2)
+    [ "$DEVICE" = cpu ] || { echo "error: ISA is for DEVICE=cpu" >&2; exit 2; }
+    if grep -qw avx512f /proc/cpuinfo 2>/dev/null &&
+      ! "$BIN/ebm" info 2>/dev/null | grep -q "gemm built without its AVX-512 kernels"; then
+      echo "error: ISA=avx2 on an AVX-512 CPU needs EBM_BIN from a --no-default-features build" >&2; exit 2
+    fi
+    export EBM_CPU_TILES=avx2 ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 ;;
   *) echo "error: ISA: unknown '$ISA' (avx2, or unset for the CPU's widest)" >&2; exit 2 ;;
 esac
-[ -x "$BIN/ebm" ] || { echo "error: $BIN/ebm not found (cargo build --release, or set EBM_BIN)" >&2; exit 2; }
 tag() {  # tag ROUND VARIANT: add both to each JSON line (awk: a variant may be a path)
   awk -v r="$1" -v v="$2" '/^\{/ { sub(/^\{/, "{\"round\": " r ", \"variant\": \"" v "\", ") } { print }'
 }

@@ -18,6 +18,14 @@ impl Isa {
     /// Every kind, widest first.
     pub const ALL: [Isa; 2] = [Isa::Avx512, Isa::Avx2];
 
+    /// Its value of `EBM_CPU_TILES` / `--cpu-tiles`.
+    pub fn value(self) -> &'static str {
+        match self {
+            Isa::Avx512 => "avx512",
+            Isa::Avx2 => "avx2",
+        }
+    }
+
     /// Its name, as `ebm info` prints it.
     pub fn name(self) -> &'static str {
         match self {
@@ -53,9 +61,10 @@ pub fn choose(value: &str) -> Result<Option<Isa>, String> {
     let wanted = match value {
         "" | "auto" => return Ok(Isa::ALL.into_iter().find(|isa| isa.supported())),
         "off" => return Ok(None),
-        "avx512" => Isa::Avx512,
-        "avx2" => Isa::Avx2,
-        _ => return Err(format!("{value:?}: expected auto, avx512, avx2 or off")),
+        _ => Isa::ALL.into_iter().find(|isa| isa.value() == value),
+    };
+    let Some(wanted) = wanted else {
+        return Err(format!("{value:?}: expected auto, avx512, avx2 or off"));
     };
     if wanted.supported() {
         Ok(Some(wanted))
@@ -94,8 +103,8 @@ mod tests {
         assert_eq!(choose("auto"), choose(""));
         let widest = Isa::ALL.into_iter().find(|i| i.supported());
         assert_eq!(choose("auto"), Ok(widest));
-        for (value, isa) in [("avx512", Isa::Avx512), ("avx2", Isa::Avx2)] {
-            match choose(value) {
+        for isa in Isa::ALL {
+            match choose(isa.value()) {
                 Ok(chosen) => assert!(isa.supported() && chosen == Some(isa)),
                 Err(e) => assert!(!isa.supported() && e.contains("this CPU has no"), "{e}"),
             }

@@ -13,13 +13,13 @@
 //! 16 registers of 8 floats, so it runs the same tile as four passes of 6 × 16 sums (12
 //! accumulators, 2 loads, 6 broadcasts and 12 FMAs per k). Both add the same fused
 //! multiply-adds in the same order (k ascending, one chain per sum), so their results are
-//! the same to the bit: a run resumes bit for bit across the two kinds of CPU.
+//! the same to the bit.
 
 use std::ops::Range;
 
 use rayon::prelude::*;
 
-pub use super::isa::Isa;
+use super::isa::Isa;
 
 /// Sums per tile along the vector axis (output channels, or input channels for the input
 /// gradient).
@@ -136,7 +136,8 @@ pub fn tile(
     acc: &mut [[f32; LANES]; TILE],
     add: bool,
 ) {
-    let isa = super::isa::tiles().expect("the CPU's register tiles need AVX-512 or AVX2");
+    let isa = super::isa::tiles()
+        .expect("the register tiles are off (EBM_CPU_TILES) or the CPU lacks AVX-512 and AVX2");
     tile_on(isa, a, x, k_off, ks, j_off, acc, add);
 }
 
@@ -303,7 +304,8 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(0x711e);
         for _ in 0..40 {
             let depth = rng.random_range(1..300);
-            let ks = rng.random_range(0..depth)..depth;
+            // Sometimes empty: no reads, and acc is what it held (or zeros).
+            let ks = rng.random_range(0..=depth)..depth;
             let len = rng.random_range(1..4000);
             let k_off = Offsets::new((0..depth).map(|_| rng.random_range(0..len)).collect());
             let j_off: [usize; TILE] = std::array::from_fn(|_| rng.random_range(0..len));

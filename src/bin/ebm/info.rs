@@ -10,8 +10,16 @@ pub fn run() -> ebm::Result<()> {
     for (i, adapter) in adapters.iter().enumerate() {
         println!("GPU adapter {i}: {adapter}");
     }
+    // A build without the default `gemm-avx512` feature stands for a CPU without AVX-512
+    // (scripts/compare.sh ISA=avx2 checks for this note).
+    let gemm_note = if !cfg!(feature = "gemm-avx512") && ebm::backend::cpu::Isa::Avx512.supported()
+    {
+        "; gemm built without its AVX-512 kernels"
+    } else {
+        ""
+    };
     println!(
-        "CPU: {} threads (rayon), convolutions on {}",
+        "CPU: {} threads (rayon), convolutions on {}{gemm_note}",
         rayon::current_num_threads(),
         ebm::CpuBackend::new().matrix_method()
     );

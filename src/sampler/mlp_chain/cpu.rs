@@ -132,7 +132,7 @@ pub(super) fn run_mala(mala: &MlpMala, params: &[&[f32]], state: [&mut [f32]; 4]
 /// A layer's weights packed for [`tile::rows_times_packed`], with the offsets 0..depth.
 type PackedWeights = (Vec<f32>, Offsets);
 
-/// The chain's parameters, and each hidden layer's weights packed for the AVX-512 tiles
+/// The chain's parameters, and each hidden layer's weights packed for the register tiles
 /// once per run (they do not change over its K steps; gemm packed them again at every
 /// product, and its packing and dispatch were a fifth of toy2d sampling).
 struct Layers<'a> {

@@ -1,9 +1,10 @@
 //! Convolution on the CPU, by one of three methods per product:
 //! - a kernel that covers its whole unpadded input (anatomy32's last layer, 512×4×4 → 1) is
 //!   a dense layer, one batch-wide GEMM;
-//! - on AVX-512 CPUs, products wide and deep enough for its tiles run as a direct
+//! - on AVX-512 or AVX2 CPUs, products wide and deep enough for the tiles run as a direct
 //!   convolution ([`direct`]: no patch matrix; 1.2–2× im2col's speed on anatomy32's layers);
-//! - everything else (other CPUs, the 3-channel input gradient, the 27-term first layer)
+//! - everything else (CPUs with neither, `--cpu-tiles off`, the 3-channel input gradient,
+//!   the 27-term first layer)
 //!   by im2col + GEMM ([`im2col`]).
 //!
 //! For sample n, with cols the [C·k·k, H'·W'] matrix of its input patches:

@@ -91,7 +91,9 @@ fn check(what: &str, s: &Conv2dShape, got: &[f32], want: &[f64]) {
 #[test]
 fn direct_and_im2col_match_float64() {
     if !tile::available() {
-        eprintln!("no AVX-512 here: only im2col is checked");
+        eprintln!(
+            "no tiles here (no AVX-512 or AVX2, or EBM_CPU_TILES=off): only im2col is checked"
+        );
     }
     let mut rng = StdRng::seed_from_u64(0xc0_4e);
     let mut shapes: Vec<_> = (0..12).map(|_| random_shape(&mut rng)).collect();
