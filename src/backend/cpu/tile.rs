@@ -79,7 +79,7 @@ pub fn rows_times_packed(
     bias: Option<&[f32]>,
     out: &mut [f32],
 ) {
-    let depth = k_all.len();
+    let (isa, depth) = (kind(), k_all.len());
     let rows = out.len() / lanes;
     let mut acc = [[0.0f32; LANES]; TILE];
     for first in (0..rows).step_by(TILE) {
@@ -88,7 +88,7 @@ pub fn rows_times_packed(
         for (panel, a) in packed.chunks(depth * LANES).enumerate() {
             let m0 = panel * LANES;
             let width = LANES.min(lanes - m0);
-            tile(a, x, k_all, 0..depth, &j_off, &mut acc, false);
+            tile(isa, a, x, k_all, 0..depth, &j_off, &mut acc, false);
             for (j, sums) in acc[..count].iter().enumerate() {
                 let row = &mut out[(first + j) * lanes + m0..][..width];
                 match bias {
@@ -122,28 +122,21 @@ impl Offsets {
     }
 }
 
-/// One tile: `acc[j][m] (+)= Σ_{k ∈ ks} a[(k − ks.start)·LANES + m] · x[k_off[k] + j_off[j]]`,
-/// adding to what `acc` holds when `add`, on this process's kind ([`super::isa::tiles`]).
+/// The kind the tiles run on in this process ([`super::isa::tiles`]), for [`tile`].
 ///
-/// Panics if the tiles do not run here (callers check [`available`]) or if any read would
-/// leave `a` or `x`.
-pub fn tile(
-    a: &[f32],
-    x: &[f32],
-    k_off: &Offsets,
-    ks: Range<usize>,
-    j_off: &[usize; TILE],
-    acc: &mut [[f32; LANES]; TILE],
-    add: bool,
-) {
-    let isa = super::isa::tiles()
-        .expect("the register tiles are off (EBM_CPU_TILES) or the CPU lacks AVX-512 and AVX2");
-    tile_on(isa, a, x, k_off, ks, j_off, acc, add);
+/// Panics if they do not run here (callers check [`available`]).
+pub fn kind() -> Isa {
+    super::isa::tiles()
+        .expect("the register tiles are off (EBM_CPU_TILES) or the CPU lacks AVX-512 and AVX2")
 }
 
-/// [`tile`] on a given kind (which this CPU must have): the tests compare the kinds.
+/// One tile on `isa` (which this CPU must have, e.g. [`kind`]):
+/// `acc[j][m] (+)= Σ_{k ∈ ks} a[(k − ks.start)·LANES + m] · x[k_off[k] + j_off[j]]`, adding
+/// to what `acc` holds when `add`.
+///
+/// Panics if the CPU lacks `isa` or if any read would leave `a` or `x`.
 #[allow(clippy::too_many_arguments)]
-pub fn tile_on(
+pub fn tile(
     isa: Isa,
     a: &[f32],
     x: &[f32],
@@ -324,7 +317,7 @@ mod tests {
                 if add {
                     acc = start;
                 }
-                tile_on(isa, &a, &x, &k_off, ks.clone(), &j_off, &mut acc, add);
+                tile(isa, &a, &x, &k_off, ks.clone(), &j_off, &mut acc, add);
                 for (j, sums) in acc.iter().enumerate() {
                     for (m, &sum) in sums.iter().enumerate() {
                         let mut want = if add { start[j][m] as f64 } else { 0.0 };

@@ -136,13 +136,14 @@ fn tiles(
     sums: &mut [[f32; LANES]],
     add: bool,
 ) {
-    let depth = k_off.len();
+    let (isa, depth) = (tile::kind(), k_off.len());
     for k0 in (0..depth).step_by(KC) {
         let ks = k0..(k0 + KC).min(depth);
         for (chunk, acc) in columns.chunks(TILE).zip(sums.chunks_exact_mut(TILE)) {
             let j_off = std::array::from_fn(|j| chunk[j.min(chunk.len() - 1)]);
             let acc = acc.try_into().expect("whole tiles");
             tile::tile(
+                isa,
                 &a[k0 * LANES..],
                 x,
                 k_off,
