@@ -1,5 +1,6 @@
 //! Convolution by im2col + GEMM (the `gemm` crate), samples in parallel: the path for CPUs
-//! without AVX-512 or AVX2 (or with `--cpu-tiles off`) and for the thin products the direct tiles do not fill (see `super`).
+//! without AVX-512 or AVX2 (or with `--cpu-tiles off`) and for the thin products the direct
+//! tiles do not fill (see `super`).
 //!
 //! For sample n, `cols` is the [C·k·k, H'·W'] matrix of input patches, so that
 //! y_n = W·cols + b, dcols = Wᵀ·dy_n (scattered back by col2im) and dW = Σ_n dy_n·colsᵀ.

@@ -4,8 +4,7 @@
 //! - on AVX-512 or AVX2 CPUs, products wide and deep enough for the tiles run as a direct
 //!   convolution ([`direct`]: no patch matrix; 1.2–2× im2col's speed on anatomy32's layers);
 //! - everything else (CPUs with neither, `--cpu-tiles off`, the 3-channel input gradient,
-//!   the 27-term first layer)
-//!   by im2col + GEMM ([`im2col`]).
+//!   the 27-term first layer) by im2col + GEMM ([`im2col`]).
 //!
 //! For sample n, with cols the [C·k·k, H'·W'] matrix of its input patches:
 //! y_n = W·cols + b, dcols = Wᵀ·dy_n (scattered back by col2im) and dW = Σ_n dy_n·colsᵀ.
