@@ -13,8 +13,10 @@
 #   3. ebm against PyTorch eager fp32 (TF32 off) and PyTorch's default TF32 convolutions,
 #      alternating over ROUNDS rounds (scripts/compare.sh), on toy2d and anatomy32;
 #   4. per-kernel profiles of toy2d and anatomy32, with each conv kernel's GFLOP/s and its
-#      share of the f32 peak (scripts/profile_table.py); the samplers' chain-steps/s (ULA,
-#      MALA, HMC, annealed) on the shipped toy model and an AIS log Z;
+#      share of the f32 peak (scripts/profile_table.py), anatomy32 also on 128×128 conv tiles
+#      (--conv-tiles 128) and on tensor cores; then anatomy32 on 128×128 tiles against
+#      PyTorch; the samplers' chain-steps/s (ULA, MALA, HMC, annealed) on the shipped toy
+#      model and an AIS log Z;
 #   5. a 300-iteration full-width (n_f = 64) MNIST demo on the GPU, with its picture;
 #   6. the MNIST demo again with the conv products on tensor cores (--tensor-cores), beside
 #      the f32 run's metrics and picture; anatomy32 on tensor cores against PyTorch;
@@ -122,12 +124,22 @@ if section "per-kernel profiles (GPU timestamps); anatomy32 again on tensor core
       >>"$W/profile.jsonl" 2>>"$W/bench.err"
   done
   python3 scripts/profile_table.py "$W/profile.jsonl" --peak "$PEAK" | tee -a "$SUMMARY"
+  # The 128×128-tile conv kernels (conv2d_wide.wgsl) on the same workload, for the default's choice.
+  timeout $(( $(left) / 3 + 1 )) "$BIN/ebm" --conv-tiles 128 --device gpu bench --workload anatomy32 --iters 1 \
+    --warmup 0 --profile --json >"$W/profile-conv-tiles-128.jsonl" 2>>"$W/bench.err"
+  python3 scripts/profile_table.py "$W/profile-conv-tiles-128.jsonl" --peak "$PEAK" | tee -a "$SUMMARY"
   timeout $(( $(left) / 3 + 1 )) "$BIN/ebm" --tensor-cores --device gpu bench --workload anatomy32 --iters 1 --warmup 0 \
     --profile --json >"$W/profile-tensor-cores.jsonl" 2>>"$W/bench.err"
   python3 scripts/profile_table.py "$W/profile-tensor-cores.jsonl" --peak "$PEAK" | tee -a "$SUMMARY"
   # What wgpu's bounds clamps would cost the conv kernels (built without them by default).
   EBM_GPU_BOUNDS_CHECKS=on timeout $(( $(left) / 3 + 1 )) "$BIN/ebm" --device gpu bench --workload anatomy32 \
     --iters 1 --warmup 0 --only sampling --json 2>>"$W/bench.err" | sed 's/^/bounds checks on: /' | tee -a "$SUMMARY"
+fi
+
+if section "anatomy32 on 128×128 conv tiles (--conv-tiles 128) vs PyTorch, $ROUNDS alternating rounds" 45; then
+  DEADLINE=$(( $(date +%s) + $(left) / 4 )) ITERS=${ITERS:-2} EBM_CONV_TILES=128 \
+  DEVICE=gpu ROUNDS=$ROUNDS VARIANTS="fp32 tf32" EBM_BIN=$BIN EBM_REF=$REF JSONL=$W/bench-conv-tiles-128.jsonl \
+    scripts/compare.sh anatomy32 2>>"$W/bench.err" | tee -a "$SUMMARY"
 fi
 
 if section "samplers on the GPU: ULA (fused), MALA, HMC L=5, annealed; AIS" 25; then

@@ -37,10 +37,11 @@ def layer_flops(workload, nf):
 
 def kernel_flops(kernel, measure, kinds, total, B, K):
     # The tensor-core products (conv2d_*_coop) do the f32 kernels' work; the split-K sums
-    # (conv2d_sum_*) only add partial products up.
+    # (conv2d_sum_*) only add partial products up. The 128-tile products (conv2d_*_wide) share
+    # a product's layers with the 64-tile ones: main() rates them together.
     if kernel.startswith("conv2d_sum"):
         return None
-    kernel = kernel.removesuffix("_coop")
+    kernel = product_of(kernel)
     family = "conv2d" if kernel.startswith("conv2d") else "linear" if kernel.startswith("linear") else None
     if kernel == "mlp_langevin_chain":
         return 2 * total * B * K
@@ -57,6 +58,19 @@ def kernel_flops(kernel, measure, kinds, total, B, K):
     if kernel.endswith("_backward_weight") or kernel.endswith("_backward_params"):
         return every * 2 * B if measure == "train" else None
     return None
+
+
+def product_of(kernel):
+    """The product a kernel computes, whatever its tiles: conv2d_forward for conv2d_forward_wide."""
+    return kernel.removesuffix("_coop").removesuffix("_wide")
+
+
+def rate(f, seconds, peak):
+    """GFLOP/s and share of the peak, formatted (blank where unknown)."""
+    gf = f / seconds / 1e9 if f and seconds > 0 else None
+    gfs = f"{gf:9.0f}" if gf else f"{'':>9}"
+    share = f"{100 * gf / peak:7.1f}%" if gf and peak > 0 else f"{'':>8}"
+    return gfs, share
 
 
 def main():
@@ -80,12 +94,24 @@ def main():
         print(f"\n{workload} {measure} (B = {B}, K = {K}): {kernel_s * 1e3:.2f} ms in kernels, "
               f"{recs[0]['wall_seconds'] * 1e3:.2f} ms wall clock ({recs[0]['source']})")
         print(f"  {'kernel':<26} {'calls':>6} {'ms':>9} {'share':>6} {'GFLOP/s':>9} {'of peak':>8}")
+        products = defaultdict(list)
+        for r in recs:
+            products[product_of(r["kernel"])].append(r)
         for r in sorted(recs, key=lambda r: -r["seconds"]):
-            f = kernel_flops(r["kernel"], measure, kinds, total, B, K)
-            gf = f / r["seconds"] / 1e9 if f and r["seconds"] > 0 else None
-            gfs = f"{gf:9.0f}" if gf else f"{'':>9}"
-            peak = f"{100 * gf / args.peak:7.1f}%" if gf and args.peak > 0 else f"{'':>8}"
+            # A product split between 64- and 128-tile kernels has no FLOP count per kernel.
+            alone = len(products[product_of(r["kernel"])]) == 1
+            f = kernel_flops(r["kernel"], measure, kinds, total, B, K) if alone else None
+            gfs, peak = rate(f, r["seconds"], args.peak)
             print(f"  {r['kernel']:<26} {r['calls']:>6} {r['seconds'] * 1e3:9.3f} {100 * r['share']:5.1f}% {gfs} {peak}")
+        for product, rs in sorted(products.items()):
+            if len(rs) > 1:
+                seconds = sum(r["seconds"] for r in rs)
+                f = kernel_flops(product, measure, kinds, total, B, K)
+                gfs, peak = rate(f, seconds, args.peak)
+                name = product + " (all)"
+                calls = sum(r["calls"] for r in rs)
+                share = sum(r["share"] for r in rs)
+                print(f"  {name:<26} {calls:>6} {seconds * 1e3:9.3f} {100 * share:5.1f}% {gfs} {peak}")
 
 
 if __name__ == "__main__":

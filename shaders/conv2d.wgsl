@@ -19,6 +19,11 @@
 // 10⁵) would leave most of a large GPU idle, so the host cuts its K into slices on the grid's
 // z (split-K, `k_splits` in src/backend/gpu/layers.rs) and sums them here afterwards.
 
+// Must match CONV_TILE in src/backend/gpu/mod.rs.
+const TILE: u32 = 64u;
+const TK: u32 = 16u;
+const WG: u32 = 256u;
+
 // tile_a[kk][m4] = A rows 4·m4 .. 4·m4 + 3 at K index k0 + kk; tile_b[kk][n4] = B row k0 + kk
 // at columns 4·n4 .. 4·n4 + 3. tile_a's rows are padded to 17 so that the 16 threads storing
 // one column of it (consecutive kk) hit different banks.
@@ -58,7 +63,7 @@ fn conv2d_forward(
     let tx = li % 16u;
     let ty = li / 16u;
     let k = p.kernel;
-    let job = job_of(wg, nwg, p.out_channels, p.in_channels * k * k);
+    let job = job_of(wg, nwg, p.out_channels, p.in_channels * k * k, TILE);
     let split = job.split;
     let ks = job.ks;
     let origin = job.origin;
@@ -87,7 +92,7 @@ fn conv2d_backward_data(
 ) {
     let tx = li % 16u;
     let ty = li / 16u;
-    let pj = phase_job(wg, nwg);
+    let pj = phase_job(wg, nwg, TILE);
     let ph = pj.ph;
     let split = pj.job.split;
     let ks = pj.job.ks;
@@ -119,7 +124,7 @@ fn conv2d_backward_weight(
 ) {
     let tx = li % 16u;
     let ty = li / 16u;
-    let job = job_of(wg, nwg, p.out_channels, p.batch * p.out_height * p.out_width);
+    let job = job_of(wg, nwg, p.out_channels, p.batch * p.out_height * p.out_width, TILE);
     let split = job.split;
     let ks = job.ks;
     let origin = job.origin;

@@ -20,6 +20,10 @@ enable wgpu_cooperative_matrix;
 //   conv2d_forward_coop        a = w,  b = x,  out = y,  bias
 //   conv2d_backward_data_coop  a = w,  b = dy, out = dx   (one z slice per stride phase)
 
+// The f32 kernels' tile (conv2d.wgsl): 64×64 of C, 16 K indices a step.
+const TILE: u32 = 64u;
+const TK: u32 = 16u;
+
 // half_a[kk·64 + m] = A(m, k0 + kk); half_b[kk·64 + n] = B(k0 + kk, n).
 var<workgroup> half_a: array<f16, 1024>;
 var<workgroup> half_b: array<f16, 1024>;
@@ -58,7 +62,7 @@ fn conv2d_forward_coop(
     let tx = li % 16u;
     let ty = li / 16u;
     let k = p.kernel;
-    let job = job_of(wg, nwg, p.out_channels, p.in_channels * k * k);
+    let job = job_of(wg, nwg, p.out_channels, p.in_channels * k * k, TILE);
     let split = job.split;
     let ks = job.ks;
     let origin = job.origin;
@@ -101,7 +105,7 @@ fn conv2d_backward_data_coop(
 ) {
     let tx = li % 16u;
     let ty = li / 16u;
-    let pj = phase_job(wg, nwg);
+    let pj = phase_job(wg, nwg, TILE);
     let ph = pj.ph;
     let split = pj.job.split;
     let ks = pj.job.ks;

@@ -15,14 +15,16 @@
 //   backward weight  dw[o, r] = Σ_(n, pix) dy[n, o, pix] · cols[r, (n, pix)]
 //                    M = O, N = C·k·k, K = batch·H'·W'
 //
-// A workgroup of 256 threads owns a 64×64 tile of C and walks K 16 at a time. Per step each
-// thread gathers 4 + 4 values into registers: A rows 4ty..4ty+3 at K index k0 + tx and B row
-// k0 + ty at columns 4tx..4tx+3, (tx, ty) = (li mod 16, li / 16); its K index is kept as
+// A workgroup of 256 threads owns a 64×64 tile of C and walks K 16 at a time (conv2d.wgsl,
+// conv2d_coop.wgsl), or a 128×128 tile, 8 at a time (conv2d_wide.wgsl). Per step each thread
+// gathers 4 + 4 values into registers: A rows r..r+3 at one K index (`*_a`) and one B row at
+// 4 consecutive columns (`*_b`); in the 64-tile kernels r = 4ty, A's K index is k0 + tx and
+// B's row k0 + ty at columns 4tx.., (tx, ty) = (li mod 16, li / 16). A K index is kept as
 // mixed-radix digits — (c, ki, kj), (o, th, tw) or (n, oh, ow) — advanced by additions with
 // carry instead of the three integer divisions per element a plain decode costs. The column
 // decode is done once. Out-of-range rows, columns and K entries load as 0 and are never
-// stored, so any size works. The products store C through the same functions: thread
-// (tx, ty) owns rows 4ty.. and columns 4tx.. of the tile.
+// stored, so any size works. The products store C through the same functions, a 4×4 block
+// at a time: rows row0 + 4ty.. at the 4 columns a column decode names.
 //
 // Every buffer index is guarded by the tests above it and every workgroup index is in range
 // by construction: the modules are built without wgpu's per-access bounds clamps
@@ -59,11 +61,6 @@ var<immediate> p: ConvParams;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 
-// Must match CONV_TILE in src/backend/gpu/mod.rs.
-const TILE: u32 = 64u;
-const TK: u32 = 16u;
-const WG: u32 = 256u;
-
 // A thread's 4×4 block of C, row by row. Four named vectors rather than an array: a GPU
 // compiler may put an array it cannot prove constant-indexed in (slow) local memory, and a
 // block of accumulators must live in registers.
@@ -91,10 +88,12 @@ fn block_row(acc: Block, i: u32) -> vec4<f32> {
     }
 }
 
-// The first row and column of this workgroup's tile of C: columns may span a 2D grid (more
-// than 65535 column tiles), rows are on z (backward_data: phases × row tiles).
-fn tile_origin(wg: vec3<u32>, nwg: vec3<u32>, row_tile: u32) -> vec2<u32> {
-    return vec2<u32>(row_tile * TILE, (wg.x + wg.y * nwg.x) * TILE);
+// The first row and column of this workgroup's `tile` × `tile` block of C: columns may span a
+// 2D grid (more than 65535 column tiles), rows are on z (backward_data: phases × row tiles).
+// The tile side is the kernel file's TILE: 64 in conv2d.wgsl and conv2d_coop.wgsl, 128 in
+// conv2d_wide.wgsl.
+fn tile_origin(wg: vec3<u32>, nwg: vec3<u32>, row_tile: u32, tile: u32) -> vec2<u32> {
+    return vec2<u32>(row_tile * tile, (wg.x + wg.y * nwg.x) * tile);
 }
 
 // The slice [begin, end) of K that split `split` of a product with `k_len` terms covers.
@@ -113,12 +112,12 @@ struct Job {
 
 // The job of a product with `rows` rows and `k_len` terms, z = split · row tiles + row tile
 // (forward, weight gradient).
-fn job_of(wg: vec3<u32>, nwg: vec3<u32>, rows: u32, k_len: u32) -> Job {
-    let row_tiles = (rows + TILE - 1u) / TILE;
+fn job_of(wg: vec3<u32>, nwg: vec3<u32>, rows: u32, k_len: u32, tile: u32) -> Job {
+    let row_tiles = (rows + tile - 1u) / tile;
     var job: Job;
     job.split = wg.z / row_tiles;
     job.ks = k_slice(job.split, k_len);
-    job.origin = tile_origin(wg, nwg, wg.z % row_tiles);
+    job.origin = tile_origin(wg, nwg, wg.z % row_tiles, tile);
     return job;
 }
 
@@ -217,7 +216,23 @@ fn forward_columns(first: u32) -> Patches {
     return cols;
 }
 
-// The operands of the step at k0, for a slice of K ending at k_end.
+// A = w [O, K] row-major: rows m0 .. m0 + 3 at K index k (0 past k_end or the last row).
+fn forward_a(k: u32, k_end: u32, m0: u32) -> vec4<f32> {
+    let k_len = p.in_channels * p.kernel * p.kernel;
+    let m = m0 + LANES;
+    return gather_a(m * k_len + k, (m < vec4<u32>(p.out_channels)) & vec4<bool>(k < k_end));
+}
+
+// B = the patch matrix at row k = (c, ki, kj) = kb, the columns of `cols`.
+fn forward_b(k: u32, k_end: u32, kb: Digits, cols: Patches) -> vec4<f32> {
+    let x_off = i32((kb.hi * p.height + kb.mid) * p.width + kb.lo);
+    let ok = inside(cols.ih0 + i32(kb.mid), p.height) & inside(cols.iw0 + i32(kb.lo), p.width)
+        & vec4<bool>(k < k_end);
+    return gather_b(cols.x_base + x_off, ok);
+}
+
+// The operands of the step at k0 for thread (tx, ty) of a 64-tile, for a slice of K ending at
+// k_end (kb: the digits of k0 + ty).
 fn forward_operands(
     k0: u32,
     k_end: u32,
@@ -227,18 +242,7 @@ fn forward_operands(
     ty: u32,
     row0: u32,
 ) -> Operands {
-    let k_len = p.in_channels * p.kernel * p.kernel;
-    var ops: Operands;
-    // A = w [O, K] row-major.
-    let ka = k0 + tx;
-    let m = row0 + 4u * ty + LANES;
-    ops.a = gather_a(m * k_len + ka, (m < vec4<u32>(p.out_channels)) & vec4<bool>(ka < k_end));
-    // B = the patch matrix at row (c, ki, kj) = kb.
-    let x_off = i32((kb.hi * p.height + kb.mid) * p.width + kb.lo);
-    let ok = inside(cols.ih0 + i32(kb.mid), p.height) & inside(cols.iw0 + i32(kb.lo), p.width)
-        & vec4<bool>(k0 + ty < k_end);
-    ops.b = gather_b(cols.x_base + x_off, ok);
-    return ops;
+    return Operands(forward_a(k0 + tx, k_end, row0 + 4u * ty), forward_b(k0 + ty, k_end, kb, cols));
 }
 
 // y[n, o, pix] = acc + bias[o] for the thread's block; slice `split`'s partial sum (no bias)
@@ -324,14 +328,14 @@ struct PhaseJob {
     ph: Phase,
 }
 
-fn phase_job(wg: vec3<u32>, nwg: vec3<u32>) -> PhaseJob {
-    let row_tiles = (p.in_channels + TILE - 1u) / TILE;
+fn phase_job(wg: vec3<u32>, nwg: vec3<u32>, tile: u32) -> PhaseJob {
+    let row_tiles = (p.in_channels + tile - 1u) / tile;
     let phases = tap_phases() * tap_phases();
     var pj: PhaseJob;
     pj.ph = phase_of((wg.z / row_tiles) % phases);
     pj.job.split = wg.z / (row_tiles * phases);
     pj.job.ks = k_slice(pj.job.split, p.out_channels * pj.ph.taps_h * pj.ph.taps_w);
-    pj.job.origin = tile_origin(wg, nwg, wg.z % row_tiles);
+    pj.job.origin = tile_origin(wg, nwg, wg.z % row_tiles, tile);
     return pj;
 }
 
@@ -361,6 +365,28 @@ fn backward_data_columns(first: u32, ph: Phase) -> Gathers {
     return cols;
 }
 
+// A(c, (o, th, tw)) = w[o, c, rh + s·th, rw + s·tw]: rows c0 .. c0 + 3 at K index k, whose
+// digits are da.
+fn backward_data_a(k: u32, k_end: u32, da: Digits, ph: Phase, c0: u32) -> vec4<f32> {
+    let kernel = p.kernel;
+    let tap = (ph.rh + p.stride * da.mid) * kernel + ph.rw + p.stride * da.lo;
+    let c = c0 + LANES;
+    return gather_a(
+        (da.hi * p.in_channels + c) * (kernel * kernel) + tap,
+        (c < vec4<u32>(p.in_channels)) & vec4<bool>(k < k_end),
+    );
+}
+
+// B((o, th, tw), (n, a, b)) = dy[n, o, a − th, b − tw] where that is an output pixel: row k
+// (digits db), the columns of `cols`.
+fn backward_data_b(k: u32, k_end: u32, db: Digits, cols: Gathers) -> vec4<f32> {
+    let dy_off = i32(db.hi * p.out_height * p.out_width) - i32(db.mid * p.out_width + db.lo);
+    let ok = inside(cols.a - i32(db.mid), p.out_height) & inside(cols.b - i32(db.lo), p.out_width)
+        & vec4<bool>(k < k_end);
+    return gather_b(cols.dy_base + dy_off, ok);
+}
+
+// The operands of thread (tx, ty) of a 64-tile (da: the digits of k0 + tx, db of k0 + ty).
 fn backward_data_operands(
     k0: u32,
     k_end: u32,
@@ -372,22 +398,10 @@ fn backward_data_operands(
     ty: u32,
     row0: u32,
 ) -> Operands {
-    let k = p.kernel;
-    let s = p.stride;
-    var ops: Operands;
-    // A(c, (o, th, tw)) = w[o, c, rh + s·th, rw + s·tw].
-    let tap = (ph.rh + s * da.mid) * k + ph.rw + s * da.lo;
-    let c = row0 + 4u * ty + LANES;
-    ops.a = gather_a(
-        (da.hi * p.in_channels + c) * (k * k) + tap,
-        (c < vec4<u32>(p.in_channels)) & vec4<bool>(k0 + tx < k_end),
+    return Operands(
+        backward_data_a(k0 + tx, k_end, da, ph, row0 + 4u * ty),
+        backward_data_b(k0 + ty, k_end, db, cols),
     );
-    // B((o, th, tw), (n, a, b)) = dy[n, o, a − th, b − tw] where that is an output pixel.
-    let dy_off = i32(db.hi * p.out_height * p.out_width) - i32(db.mid * p.out_width + db.lo);
-    let ok = inside(cols.a - i32(db.mid), p.out_height) & inside(cols.b - i32(db.lo), p.out_width)
-        & vec4<bool>(k0 + ty < k_end);
-    ops.b = gather_b(cols.dy_base + dy_off, ok);
-    return ops;
 }
 
 // dx[n, c, ih, iw] = acc for the thread's block (in slice `split`'s slot when K is split).
@@ -422,6 +436,28 @@ fn backward_weight_columns(first: u32) -> Taps {
     return cols;
 }
 
+// A(o, (n, oh, ow)) = dy[n, o, oh, ow]: rows o0 .. o0 + 3 at K index k (digits da).
+fn backward_weight_a(k: u32, k_end: u32, da: Digits, o0: u32) -> vec4<f32> {
+    let pix = p.out_height * p.out_width;
+    let o = o0 + LANES;
+    return gather_a(
+        (da.hi * p.out_channels + o) * pix + da.mid * p.out_width + da.lo,
+        (o < vec4<u32>(p.out_channels)) & vec4<bool>(k < k_end),
+    );
+}
+
+// B((n, oh, ow), (c, ki, kj)) = x[n, c, oh·s + ki − p, ow·s + kj − p]: row k (digits db), the
+// columns of `cols`.
+fn backward_weight_b(k: u32, k_end: u32, db: Digits, cols: Taps) -> vec4<f32> {
+    let ih0 = i32(db.mid * p.stride);
+    let iw0 = i32(db.lo * p.stride);
+    let x_row = i32(db.hi * p.in_channels * p.height * p.width) + ih0 * i32(p.width) + iw0;
+    let ok = inside(cols.ki + ih0, p.height) & inside(cols.kj + iw0, p.width)
+        & vec4<bool>(k < k_end);
+    return gather_b(cols.x_off + x_row, ok);
+}
+
+// The operands of thread (tx, ty) of a 64-tile (da: the digits of k0 + tx, db of k0 + ty).
 fn backward_weight_operands(
     k0: u32,
     k_end: u32,
@@ -432,22 +468,10 @@ fn backward_weight_operands(
     ty: u32,
     row0: u32,
 ) -> Operands {
-    let pix = p.out_height * p.out_width;
-    var ops: Operands;
-    // A(o, (n, oh, ow)) = dy[n, o, oh, ow].
-    let o = row0 + 4u * ty + LANES;
-    ops.a = gather_a(
-        (da.hi * p.out_channels + o) * pix + da.mid * p.out_width + da.lo,
-        (o < vec4<u32>(p.out_channels)) & vec4<bool>(k0 + tx < k_end),
+    return Operands(
+        backward_weight_a(k0 + tx, k_end, da, row0 + 4u * ty),
+        backward_weight_b(k0 + ty, k_end, db, cols),
     );
-    // B((n, oh, ow), (c, ki, kj)) = x[n, c, oh·s + ki − p, ow·s + kj − p].
-    let ih0 = i32(db.mid * p.stride);
-    let iw0 = i32(db.lo * p.stride);
-    let x_row = i32(db.hi * p.in_channels * p.height * p.width) + ih0 * i32(p.width) + iw0;
-    let ok = inside(cols.ki + ih0, p.height) & inside(cols.kj + iw0, p.width)
-        & vec4<bool>(k0 + ty < k_end);
-    ops.b = gather_b(cols.x_off + x_row, ok);
-    return ops;
 }
 
 // dw[o, r] = acc for the thread's block (in slice `split`'s slot when K is split).

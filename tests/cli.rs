@@ -32,6 +32,7 @@ fn run_in(cwd: &Path, args: &[&str]) -> Output {
         .current_dir(cwd)
         .env_remove("EBM_DEVICE")
         .env_remove("EBM_TENSOR_CORES")
+        .env_remove("EBM_CONV_TILES")
         .env_remove("EBM_CPU_TILES")
         .output()
         .expect("the ebm binary runs")
@@ -371,6 +372,75 @@ fn cpu_tile_kinds_agree_to_the_bit() {
             run[0]
         );
     }
+}
+
+/// `--conv-tiles 128` (the GPU's 128×128-tile conv kernels for the layers with 128 or more
+/// channels: here the ConvNet's last two at n_f = 32) trains like the 64×64 tiles: the same
+/// sums to rounding, so after two iterations the checkpoints agree to [`TOL`]. The device
+/// line names the choice; a bad value is one error line.
+#[test]
+fn gpu_conv_tiles_train_alike() {
+    let tmp = TempDir::new("cli-conv-tiles");
+    expect_bad_input(
+        &tmp.0,
+        &["--conv-tiles", "96", "info"],
+        &["conv-tiles", "96"],
+    );
+    if gpu_common::gpu().is_none() {
+        return;
+    }
+    let mut weights = Vec::new();
+    for tiles in ["64", "128"] {
+        let out = tmp.join(&format!("run-{tiles}"));
+        let args = [
+            "--device",
+            "gpu",
+            "--conv-tiles",
+            tiles,
+            "train",
+            "images",
+            "--nf",
+            "32",
+            "--iters",
+            "2",
+            "--batch",
+            "8",
+            "--steps",
+            "3",
+            "--buffer",
+            "32",
+            "--quiet",
+            "--out",
+            path_str(&out),
+        ];
+        let run = {
+            let _turn = gpu_common::gpu_turn();
+            run_ok(&tmp.0, &args)
+        };
+        let said = text(&run.stdout) + &text(&run.stderr);
+        let device = said
+            .lines()
+            .find(|l| l.starts_with("device:"))
+            .unwrap_or("");
+        assert_eq!(
+            device.contains("conv tiles 128"),
+            tiles == "128",
+            "{}",
+            describe(&args, &run)
+        );
+        // Every parameter tensor, in name order, as one vector.
+        let checkpoint = TensorFile::read(&out.join("model.safetensors")).unwrap();
+        let mut names: Vec<_> = checkpoint.tensors.keys().cloned().collect();
+        names.sort();
+        let all: Vec<f32> = names
+            .iter()
+            .flat_map(|n| checkpoint.tensors[n].data.clone())
+            .collect();
+        assert!(!all.is_empty(), "an empty model");
+        weights.push(all);
+    }
+    let e = rel_err(&weights[1], &weights[0]);
+    assert!(e <= TOL, "128- and 64-tile runs differ by {e:.3e}");
 }
 
 #[test]

@@ -1,12 +1,14 @@
-//! Shared by the GPU test files: open the backend (software adapters allowed), and compare
-//! results by relative error in the 2-norm.
+//! Shared by the GPU test files: open the backend (software adapters allowed), move data to
+//! and from it, and compare results by relative error in the 2-norm.
 
 #![allow(dead_code)]
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use ebm::backend::gpu::GpuOptions;
-use ebm::backend::GpuBackend;
+use ebm::backend::gpu::{GpuOptions, GpuTensor};
+use ebm::backend::{Backend, GpuBackend};
+use rand::rngs::StdRng;
+use rand::RngExt;
 
 /// Several devices in one process, driven from parallel test threads, hung the NVIDIA driver
 /// now and then (an H100, 4 runs in 12); so GPU tests take turns, one device at a time.
@@ -99,4 +101,74 @@ pub fn test_seed() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0)
+}
+
+/// The GPU-against-CPU tolerance, a relative error in the 2-norm. Both devices compute in f32
+/// and differ only in summation order, fused multiply-adds and transcendental rounding (a few
+/// ulp), so 1e-5 (≈ 80 ulp of f32 over the whole vector) leaves room for sums of a few hundred
+/// terms while catching any indexing or formula mistake, which shows up as O(1) error.
+pub const TOL: f64 = 1e-5;
+
+/// Channel counts for random shapes (conv, pooling, per-channel ops): never a multiple of 4,
+/// so vector-width assumptions would show.
+pub const CHANNELS: [usize; 6] = [1, 2, 3, 5, 6, 7];
+
+/// `n` values uniform in [−2, 2).
+pub fn randn(rng: &mut StdRng, n: usize) -> Vec<f32> {
+    (0..n).map(|_| rng.random_range(-2.0f32..2.0)).collect()
+}
+
+/// `data` on the GPU.
+pub fn up(gpu: &GpuBackend, data: &[f32]) -> GpuTensor {
+    gpu.upload(data).expect("upload")
+}
+
+/// `t` back from the GPU.
+pub fn read(gpu: &GpuBackend, t: &GpuTensor) -> Vec<f32> {
+    gpu.read(t).expect("read")
+}
+
+/// For sums that can cancel (a 1×17 dot product can land near 0): ‖got − want‖₂ ≤
+/// tol·‖scale‖₂, where `scale` is the same sum over absolute values, the standard bound on
+/// f32 summation error. Where nothing cancels it is the plain relative error.
+pub fn assert_close_scaled(
+    got: &[f32],
+    want: &[f32],
+    scale: &[f32],
+    tol: f64,
+    what: &str,
+    seed: u64,
+) {
+    let diff: f64 = got
+        .iter()
+        .zip(want)
+        .map(|(&g, &w)| (g as f64 - w as f64).powi(2))
+        .sum::<f64>()
+        .sqrt();
+    let norm: f64 = scale
+        .iter()
+        .map(|&v| (v as f64).powi(2))
+        .sum::<f64>()
+        .sqrt();
+    assert!(
+        diff <= tol * norm,
+        "{what}: error {:.3e} of the summed magnitudes > {tol:.0e} (EBM_TEST_SEED={seed})",
+        diff / norm
+    );
+}
+
+/// |v| elementwise: the magnitudes whose sums scale [`assert_close_scaled`].
+pub fn abs(v: &[f32]) -> Vec<f32> {
+    v.iter().map(|x| x.abs()).collect()
+}
+
+/// [`rel_err`] within `tol`, or a failure that shows the first values and the seed.
+pub fn assert_close(got: &[f32], want: &[f32], tol: f64, what: &str, seed: u64) {
+    let e = rel_err(got, want);
+    assert!(
+        e <= tol,
+        "{what}: relative error {e:.3e} > {tol:.0e} (EBM_TEST_SEED={seed})\n gpu {:?}\n cpu {:?}",
+        &got[..got.len().min(8)],
+        &want[..want.len().min(8)]
+    );
 }

@@ -83,6 +83,7 @@ impl GpuBackend {
             queue,
             report: Box::new(report),
             tensor_cores,
+            conv_tiles: options.conv_tiles,
             encoder: Mutex::new(None),
             modules: Mutex::default(),
             pipelines: Mutex::default(),
@@ -98,6 +99,11 @@ impl GpuBackend {
     /// What the opened adapter is and can do (for logs and `ebm info`).
     pub fn adapter_report(&self) -> &AdapterReport {
         &self.report
+    }
+
+    /// Which output tiles the f32 conv products use.
+    pub fn conv_tiles(&self) -> ConvTiles {
+        self.conv_tiles
     }
 
     /// Whether the conv products run on tensor cores, and if not, why.

@@ -222,7 +222,7 @@ impl GpuBackend {
 /// kernels that guard their own indices (a debugging aid, and the baseline for measuring
 /// what the clamps cost).
 fn bounds_checks_forced() -> bool {
-    tensor_cores::env_switch("EBM_GPU_BOUNDS_CHECKS")
+    options::env_switch("EBM_GPU_BOUNDS_CHECKS")
 }
 
 /// [`EltParams`] from sizes the caller has checked against the u32 range (larger ones are

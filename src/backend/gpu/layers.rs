@@ -71,13 +71,32 @@ impl GpuBackend {
         })
     }
 
-    /// Grid of [`CONV_TILE`]² output tiles over a `rows` × `cols` matrix: column tiles on
-    /// x (spilling into y past the per-dimension limit; the shader flattens them), row tiles
+    /// The f32 kernel of a conv product with `rows` rows of output, and its tile side:
+    /// `square` on 64×64 tiles, or `wide` on 128×128 where [`ConvTiles`] asks for them.
+    fn f32_conv_kernel(
+        &self,
+        rows: usize,
+        square: &'static WgslEntry,
+        wide: &'static WgslEntry,
+    ) -> (&'static WgslEntry, usize) {
+        match self.conv_tiles.side_for(rows) {
+            CONV_WIDE_TILE => (wide, CONV_WIDE_TILE),
+            _ => (square, CONV_TILE),
+        }
+    }
+
+    /// Grid of `tile`² output tiles over a `rows` × `cols` matrix: column tiles on x
+    /// (spilling into y past the per-dimension limit; the shader flattens them), row tiles
     /// on z.
-    pub(super) fn conv_grid(&self, rows: usize, cols: usize) -> Option<(u32, u32, u32)> {
+    pub(super) fn conv_grid(
+        &self,
+        tile: usize,
+        rows: usize,
+        cols: usize,
+    ) -> Option<(u32, u32, u32)> {
         let max = self.report.max_compute_workgroups_per_dimension as usize;
-        let (x, y, _) = self.grid_or_defer(cols.div_ceil(CONV_TILE))?;
-        let z = rows.div_ceil(CONV_TILE);
+        let (x, y, _) = self.grid_or_defer(cols.div_ceil(tile))?;
+        let z = rows.div_ceil(tile);
         if !self.check(z <= max, || {
             format!("{rows} rows need more than {max} conv tiles")
         }) {
@@ -244,13 +263,17 @@ impl GpuBackend {
             return;
         }
         let pixels = s.batch * s.out_height() * s.out_width();
-        let Some(groups) = self.conv_grid(s.out_channels, pixels) else {
-            return;
-        };
-        let kernel = if self.tensor_cores.is_on() {
-            &kernels::CONV2D_FORWARD_COOP
+        let (kernel, tile) = if self.tensor_cores.is_on() {
+            (&kernels::CONV2D_FORWARD_COOP, CONV_TILE)
         } else {
-            &kernels::CONV2D_FORWARD
+            self.f32_conv_kernel(
+                s.out_channels,
+                &kernels::CONV2D_FORWARD,
+                &kernels::CONV2D_FORWARD_WIDE,
+            )
+        };
+        let Some(groups) = self.conv_grid(tile, s.out_channels, pixels) else {
+            return;
         };
         let product = ConvProduct {
             kernel,
@@ -281,7 +304,16 @@ impl GpuBackend {
             self.fill(dx, 0.0);
         }
         let pixels = s.batch * widest_phase(s);
-        let Some((x, y, z)) = self.conv_grid(s.in_channels, pixels) else {
+        let (kernel, tile) = if self.tensor_cores.is_on() {
+            (&kernels::CONV2D_BACKWARD_DATA_COOP, CONV_TILE)
+        } else {
+            self.f32_conv_kernel(
+                s.in_channels,
+                &kernels::CONV2D_BACKWARD_DATA,
+                &kernels::CONV2D_BACKWARD_DATA_WIDE,
+            )
+        };
+        let Some((x, y, z)) = self.conv_grid(tile, s.in_channels, pixels) else {
             return;
         };
         let phases = tap_phases * tap_phases;
@@ -295,11 +327,6 @@ impl GpuBackend {
             return;
         }
         let groups = (x, y, z * phases as u32);
-        let kernel = if self.tensor_cores.is_on() {
-            &kernels::CONV2D_BACKWARD_DATA_COOP
-        } else {
-            &kernels::CONV2D_BACKWARD_DATA
-        };
         // The widest phase (rh = rw = 0) has ⌈k/s⌉² taps per output channel.
         let taps = s.kernel.div_ceil(s.stride.max(1));
         let product = ConvProduct {
@@ -322,20 +349,25 @@ impl GpuBackend {
         let Some(params) = self.conv_params(s) else {
             return;
         };
-        let rows = s.in_channels * s.kernel * s.kernel;
+        let taps = s.in_channels * s.kernel * s.kernel;
         if s.out_channels == 0 {
             return;
         }
         // With an empty batch the kernels store zeros, as the CPU does.
-        if rows > 0 {
-            let Some(groups) = self.conv_grid(s.out_channels, rows) else {
+        if taps > 0 {
+            let (kernel, tile) = self.f32_conv_kernel(
+                s.out_channels,
+                &kernels::CONV2D_BACKWARD_WEIGHT,
+                &kernels::CONV2D_BACKWARD_WEIGHT_WIDE,
+            );
+            let Some(groups) = self.conv_grid(tile, s.out_channels, taps) else {
                 return;
             };
             let product = ConvProduct {
-                kernel: &kernels::CONV2D_BACKWARD_WEIGHT,
+                kernel,
                 sum: &kernels::CONV2D_SUM_WEIGHT,
                 k_len: s.batch * s.out_height() * s.out_width(),
-                out_len: s.out_channels * rows,
+                out_len: s.out_channels * taps,
             };
             self.conv_product(product, params, groups, [dy, x], dw, None);
         }

@@ -48,6 +48,7 @@ mod general;
 pub(crate) mod kernels;
 mod layers;
 mod ops;
+pub mod options;
 mod profiler;
 mod recording;
 mod spectral_norm;
@@ -68,15 +69,18 @@ use super::{
 use crate::{Error, Result};
 pub use adapter::{describe_adapters, AdapterReport, MatrixShape};
 use kernels::{ConvParams, EltParams, LinearParams, PoolParams, RowParams, SnParams};
-pub use tensor_cores::{GpuOptions, TensorCores};
+pub use options::{ConvTiles, GpuOptions};
+pub use tensor_cores::TensorCores;
 
 /// Threads per workgroup of the elementwise kernels (must match `WG` in the shaders).
 const WG: u32 = 256;
 /// Side of the square output tile of the linear kernels (must match `TILE` in linear.wgsl).
 const TILE: u32 = 16;
 
-/// Side of the square output tile of the conv2d kernels (must match `TILE` in conv2d.wgsl).
+/// Sides of the square output tiles of the conv2d kernels (must match `TILE` in conv2d.wgsl
+/// and conv2d_wide.wgsl); [`ConvTiles`] chooses.
 const CONV_TILE: usize = 64;
+const CONV_WIDE_TILE: usize = 128;
 
 /// A tensor in device memory: a storage buffer of `len` f32 values.
 ///
@@ -119,6 +123,8 @@ pub struct GpuBackend {
     report: Box<AdapterReport>,
     /// Whether the conv products use `conv2d_coop.wgsl` (decided when the device opened).
     tensor_cores: TensorCores,
+    /// Which tiles the f32 conv products use ([`GpuOptions::conv_tiles`]).
+    conv_tiles: ConvTiles,
     /// The pending commands: everything recorded since the last submission.
     encoder: Mutex<Option<wgpu::CommandEncoder>>,
     /// Compiled shader modules by file name, with the text they were built from.

@@ -15,7 +15,14 @@ impl Backend for GpuBackend {
         } else {
             ""
         };
-        format!("{} ({}{cores})", self.report.name, self.report.backend)
+        let tiles = match self.conv_tiles {
+            ConvTiles::Square64 => "",
+            ConvTiles::Wide128 => ", conv tiles 128",
+        };
+        format!(
+            "{} ({}{cores}{tiles})",
+            self.report.name, self.report.backend
+        )
     }
 
     fn is_gpu(&self) -> bool {

@@ -27,40 +27,6 @@ const SUBGROUP: u32 = 32;
 /// 64×64 f32 tile of C (conv2d_coop.wgsl).
 const WORKGROUP_BYTES: u32 = 2 * 16 * 64 * 2 + 64 * 64 * 4;
 
-/// How the GPU backend is opened.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct GpuOptions {
-    /// Run the conv forward and input-gradient products on tensor cores where the adapter
-    /// can (f16 inputs, f32 sums); the f32 kernels run where it cannot.
-    pub tensor_cores: bool,
-}
-
-impl GpuOptions {
-    /// The options the environment asks for: `EBM_TENSOR_CORES=on` (or `1`, `true`) for
-    /// tensor cores. `ebm --tensor-cores` sets it.
-    pub fn from_env() -> Self {
-        GpuOptions {
-            tensor_cores: env_switch("EBM_TENSOR_CORES"),
-        }
-    }
-}
-
-/// An on/off switch's value: `on`, `1`, `true` or `off`, `0`, `false`, empty; `None` for
-/// anything else. The one reading of the backend's switches (`EBM_TENSOR_CORES`,
-/// `EBM_GPU_BOUNDS_CHECKS`) and of the CLI's `--tensor-cores`.
-pub fn parse_switch(value: &str) -> Option<bool> {
-    match value {
-        "on" | "1" | "true" => Some(true),
-        "off" | "0" | "false" | "" => Some(false),
-        _ => None,
-    }
-}
-
-/// Whether environment variable `name` is set to a value that turns a switch on.
-pub(crate) fn env_switch(name: &str) -> bool {
-    std::env::var(name).is_ok_and(|v| parse_switch(&v) == Some(true))
-}
-
 /// Whether the conv products run on tensor cores on an adapter, and if not, why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TensorCores {
@@ -209,21 +175,5 @@ mod tests {
         let mut r = h200();
         r.max_compute_workgroup_storage_size = 16 << 10;
         assert!(off_reason(&r).contains("20480"), "{}", off_reason(&r));
-    }
-
-    #[test]
-    fn the_switch_takes_on_1_true_off_0_false_and_nothing_else() {
-        for (value, parsed) in [
-            ("on", Some(true)),
-            ("1", Some(true)),
-            ("true", Some(true)),
-            ("off", Some(false)),
-            ("0", Some(false)),
-            ("false", Some(false)),
-            ("", Some(false)),
-            ("yes please", None),
-        ] {
-            assert_eq!(parse_switch(value), parsed, "{value:?}");
-        }
     }
 }

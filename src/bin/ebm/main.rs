@@ -18,7 +18,7 @@ mod train_loop;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use ebm::backend::gpu::{tensor_cores, GpuOptions, TensorCores};
+use ebm::backend::gpu::{ConvTiles, GpuOptions, TensorCores};
 use ebm::backend::{choose_backend, AnyBackend, DeviceChoice};
 use ebm::Error;
 
@@ -36,6 +36,10 @@ struct Cli {
     /// sums: ≈ 1e-3 relative error where the f32 kernels give 1e-6), like PyTorch's TF32.
     #[arg(long, global = true, env = "EBM_TENSOR_CORES", value_parser = parse_switch, num_args = 0..=1, default_missing_value = "on", default_value = "off")]
     tensor_cores: bool,
+    /// The output tiles of the GPU's f32 conv kernels: 64 (64×64, 4×4 per thread) or 128
+    /// (128×128, 8×8 per thread, for products with at least 128 channels of output).
+    #[arg(long, global = true, env = "EBM_CONV_TILES", value_parser = parse_conv_tiles, default_value = "64")]
+    conv_tiles: ConvTiles,
     /// The CPU's register tiles for convolutions and wide MLP layers: auto (the widest this
     /// CPU has), avx512, avx2 (the same results to the bit), or off (im2col + gemm).
     #[arg(long, global = true, env = "EBM_CPU_TILES", value_parser = parse_cpu_tiles, default_value = "auto")]
@@ -46,7 +50,13 @@ struct Cli {
 
 /// `--tensor-cores` alone, or `EBM_TENSOR_CORES=on|off|1|0|true|false`.
 fn parse_switch(value: &str) -> Result<bool, String> {
-    tensor_cores::parse_switch(value).ok_or_else(|| format!("expected on or off, not {value:?}"))
+    ebm::backend::gpu::options::parse_switch(value)
+        .ok_or_else(|| format!("expected on or off, not {value:?}"))
+}
+
+/// `--conv-tiles` or `EBM_CONV_TILES`: 64 or 128.
+fn parse_conv_tiles(value: &str) -> Result<ConvTiles, String> {
+    ConvTiles::parse(value).ok_or_else(|| format!("expected 64 or 128, not {value:?}"))
 }
 
 /// `--cpu-tiles` or `EBM_CPU_TILES`: a kind this CPU has, or auto/off.
@@ -173,6 +183,7 @@ fn main() -> ExitCode {
         "EBM_TENSOR_CORES",
         if cli.tensor_cores { "on" } else { "off" },
     );
+    std::env::set_var("EBM_CONV_TILES", cli.conv_tiles.name());
     // Read once, where the CPU backend first runs a tile or an activation.
     std::env::set_var("EBM_CPU_TILES", &cli.cpu_tiles);
     let result = match cli.command {

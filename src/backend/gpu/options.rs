@@ -1,0 +1,130 @@
+//! How the GPU backend is opened: the switches that choose among the conv kernels. Each has
+//! an environment variable, which is how the CLI's global options reach the backend.
+
+/// How the GPU backend is opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GpuOptions {
+    /// Run the conv forward and input-gradient products on tensor cores where the adapter
+    /// can (f16 inputs, f32 sums); the f32 kernels run where it cannot.
+    pub tensor_cores: bool,
+    /// The output tiles of the f32 conv kernels.
+    pub conv_tiles: ConvTiles,
+}
+
+impl GpuOptions {
+    /// The options the environment asks for: `EBM_TENSOR_CORES=on` (or `1`, `true`) for
+    /// tensor cores, `EBM_CONV_TILES=64|128` for the conv tiles. `ebm --tensor-cores` and
+    /// `ebm --conv-tiles` set them.
+    pub fn from_env() -> Self {
+        GpuOptions {
+            tensor_cores: env_switch("EBM_TENSOR_CORES"),
+            conv_tiles: ConvTiles::from_env(),
+        }
+    }
+}
+
+/// The side of the output tiles of the f32 conv products: the work of one workgroup of 256
+/// threads. Both kernels compute the same sums in the same K order per output, so they agree
+/// to rounding (the tests hold both to the CPU); which is faster depends on the GPU.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ConvTiles {
+    /// 64×64 tiles, 4×4 outputs per thread (`conv2d.wgsl`), for every product.
+    #[default]
+    Square64,
+    /// 128×128 tiles, 8×8 outputs per thread (`conv2d_wide.wgsl`): half the workgroup-memory
+    /// reads, barriers and gathers per multiply-add, for products with at least 128 rows
+    /// (output channels, or input channels for the input gradient); products with fewer
+    /// would leave most of such a tile empty and keep the 64×64 tiles.
+    Wide128,
+}
+
+impl ConvTiles {
+    /// Every choice, in the order `--conv-tiles` lists them.
+    pub const ALL: [ConvTiles; 2] = [ConvTiles::Square64, ConvTiles::Wide128];
+
+    /// The value that names it: `64` or `128`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConvTiles::Square64 => "64",
+            ConvTiles::Wide128 => "128",
+        }
+    }
+
+    /// The choice named `value` (`64` or `128`), or `None`.
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.name() == value)
+    }
+
+    /// `EBM_CONV_TILES`, or the default when unset. A library user's bad value gets one
+    /// warning and the default (the CLI refuses it before it gets here).
+    fn from_env() -> Self {
+        match std::env::var("EBM_CONV_TILES") {
+            Ok(v) if !v.is_empty() => Self::parse(&v).unwrap_or_else(|| {
+                eprintln!("warning: EBM_CONV_TILES={v:?} is not 64 or 128; using 64");
+                ConvTiles::default()
+            }),
+            _ => ConvTiles::default(),
+        }
+    }
+
+    /// The tile side for a product with `rows` rows of output.
+    pub(crate) fn side_for(self, rows: usize) -> usize {
+        match self {
+            ConvTiles::Wide128 if rows >= 128 => 128,
+            _ => 64,
+        }
+    }
+}
+
+/// An on/off switch's value: `on`, `1`, `true` or `off`, `0`, `false`, empty; `None` for
+/// anything else. The one reading of the backend's switches (`EBM_TENSOR_CORES`,
+/// `EBM_GPU_BOUNDS_CHECKS`) and of the CLI's `--tensor-cores`.
+pub fn parse_switch(value: &str) -> Option<bool> {
+    match value {
+        "on" | "1" | "true" => Some(true),
+        "off" | "0" | "false" | "" => Some(false),
+        _ => None,
+    }
+}
+
+/// Whether environment variable `name` is set to a value that turns a switch on.
+pub(crate) fn env_switch(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| parse_switch(&v) == Some(true))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_switch_takes_on_1_true_off_0_false_and_nothing_else() {
+        for (value, parsed) in [
+            ("on", Some(true)),
+            ("1", Some(true)),
+            ("true", Some(true)),
+            ("off", Some(false)),
+            ("0", Some(false)),
+            ("false", Some(false)),
+            ("", Some(false)),
+            ("yes please", None),
+        ] {
+            assert_eq!(parse_switch(value), parsed, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn conv_tiles_take_64_and_128_and_keep_64_for_thin_products() {
+        for tiles in ConvTiles::ALL {
+            assert_eq!(ConvTiles::parse(tiles.name()), Some(tiles));
+        }
+        for bad in ["", "96", "wide", "128 "] {
+            assert_eq!(ConvTiles::parse(bad), None, "{bad:?}");
+        }
+        assert_eq!(ConvTiles::default(), ConvTiles::Square64);
+        for rows in [1, 3, 64, 127, 128, 512] {
+            assert_eq!(ConvTiles::Square64.side_for(rows), 64);
+            let wide = if rows >= 128 { 128 } else { 64 };
+            assert_eq!(ConvTiles::Wide128.side_for(rows), wide, "{rows} rows");
+        }
+    }
+}

@@ -1,0 +1,463 @@
+//! The conv2d kernels on the GPU against the CPU twin on fresh random shapes and data: the
+//! 64×64-tile f32 products (conv2d.wgsl), the 128×128-tile ones (conv2d_wide.wgsl,
+//! `--conv-tiles 128`), the tensor-core ones where the adapter has them (conv2d_coop.wgsl),
+//! anatomy32's real layers, a grid past the per-dimension limit and a bad geometry.
+//!
+//! Outputs the GPU must overwrite start stale (7.0), and sums that can cancel are compared
+//! against the same sums over magnitudes ([`assert_close_scaled`]), to [`TOL`].
+//! Set `EBM_TEST_SEED` to replay a failure; the seed is in every failure message.
+
+#[path = "common/gpu.rs"]
+mod gpu_common;
+
+use ebm::backend::{Backend, Conv2dShape, CpuBackend, GpuBackend};
+use ebm::Error;
+use gpu_common::{abs, assert_close_scaled, randn, read, test_seed, up, CHANNELS, TOL};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
+/// f16 operands keep 11 significant bits: each product is off by up to 2·2⁻¹¹ relative, so
+/// a sum of n terms is off by ≈ 1e-3·‖|terms|‖ in the 2-norm, independent of n; 4e-3 leaves
+/// room, and a wrong tap or a dropped tile still gives 0.1–1.
+const TENSOR_CORE_TOL: f64 = 4e-3;
+
+/// A random conv shape: batch 1..3, channels from [`CHANNELS`], H and W 5..13 (odd and
+/// even), kernel 1..4, stride 1..3, padding 0..2 (so the input gradient's stride phases come
+/// with 0, 1 or 2 taps a side). The loop keeps the kernel within the padded input.
+fn random_conv_shape(rng: &mut StdRng) -> Conv2dShape {
+    loop {
+        let s = Conv2dShape {
+            batch: rng.random_range(1..=3),
+            in_channels: CHANNELS[rng.random_range(0..CHANNELS.len())],
+            out_channels: CHANNELS[rng.random_range(0..CHANNELS.len())],
+            height: rng.random_range(5..=13),
+            width: rng.random_range(5..=13),
+            kernel: rng.random_range(1..=4),
+            stride: rng.random_range(1..=3),
+            padding: rng.random_range(0..=2),
+        };
+        if s.kernel <= s.height.min(s.width) + 2 * s.padding {
+            return s;
+        }
+    }
+}
+
+/// Ten random shapes plus one with more than one 64-wide tile of channels and a K of
+/// several hundred (67·3·3), which the small random ones never reach.
+fn conv_shapes(rng: &mut StdRng) -> Vec<Conv2dShape> {
+    let mut shapes: Vec<_> = (0..10).map(|_| random_conv_shape(rng)).collect();
+    shapes.push(Conv2dShape {
+        batch: 2,
+        in_channels: 67,
+        out_channels: 70,
+        height: 9,
+        width: 7,
+        kernel: 3,
+        stride: 2,
+        padding: 1,
+    });
+    // A stride past the kernel: stride phases of the input gradient that no tap reaches
+    // (their pixels' gradient is 0, and must still be stored).
+    shapes.push(Conv2dShape {
+        batch: 2,
+        in_channels: 5,
+        out_channels: 3,
+        height: 11,
+        width: 10,
+        kernel: 2,
+        stride: 3,
+        padding: 2,
+    });
+    // 4×4 outputs and 70 samples: the CPU takes such samples in groups (64 for forward and
+    // backward-data, 16 for the weight gradient), so whole groups and a partial one.
+    shapes.push(Conv2dShape {
+        batch: 70,
+        in_channels: 3,
+        out_channels: 5,
+        height: 8,
+        width: 8,
+        kernel: 4,
+        stride: 2,
+        padding: 1,
+    });
+    shapes
+}
+
+fn conv_weights(s: &Conv2dShape) -> usize {
+    s.out_channels * s.in_channels * s.kernel * s.kernel
+}
+
+/// The three conv ops at shape `s` on both devices, compared; outputs the GPU must
+/// overwrite start out stale (7.0), not zero.
+fn check_conv_ops(gpu: &GpuBackend, rng: &mut StdRng, s: Conv2dShape, ops: &[&str], seed: u64) {
+    check_conv_ops_within(gpu, rng, s, ops, seed, TOL);
+}
+
+/// [`check_conv_ops`] to tolerance `tol` (relative to the magnitude of the terms).
+fn check_conv_ops_within(
+    gpu: &GpuBackend,
+    rng: &mut StdRng,
+    s: Conv2dShape,
+    ops: &[&str],
+    seed: u64,
+    tol: f64,
+) {
+    let cpu = CpuBackend::new();
+    let (x_len, y_len, w_len) = (
+        s.batch * s.in_len(),
+        s.batch * s.out_len(),
+        conv_weights(&s),
+    );
+    let x = randn(rng, x_len);
+    let w = randn(rng, w_len);
+    let b = randn(rng, s.out_channels);
+    let dy = randn(rng, y_len);
+    let what = format!("{s:?}");
+    if ops.contains(&"forward") {
+        let (mut y, mut scale) = (vec![0.0; y_len], vec![0.0; y_len]);
+        cpu.conv2d_forward(s, &x, &w, &b, &mut y);
+        cpu.conv2d_forward(s, &abs(&x), &abs(&w), &abs(&b), &mut scale);
+        let mut gy = up(gpu, &vec![7.0; y_len]);
+        gpu.conv2d_forward(s, &up(gpu, &x), &up(gpu, &w), &up(gpu, &b), &mut gy);
+        assert_close_scaled(
+            &read(gpu, &gy),
+            &y,
+            &scale,
+            tol,
+            &format!("forward {what}"),
+            seed,
+        );
+    }
+    if ops.contains(&"backward_data") {
+        let (mut dx, mut scale) = (vec![0.0; x_len], vec![0.0; x_len]);
+        cpu.conv2d_backward_data(s, &dy, &w, &mut dx);
+        cpu.conv2d_backward_data(s, &abs(&dy), &abs(&w), &mut scale);
+        let mut gdx = up(gpu, &vec![7.0; x_len]);
+        gpu.conv2d_backward_data(s, &up(gpu, &dy), &up(gpu, &w), &mut gdx);
+        let what = format!("backward_data {what}");
+        assert_close_scaled(&read(gpu, &gdx), &dx, &scale, tol, &what, seed);
+    }
+    if ops.contains(&"backward_params") {
+        let (mut dw, mut db) = (vec![0.0; w_len], vec![0.0; s.out_channels]);
+        cpu.conv2d_backward_params(s, &dy, &x, &mut dw, &mut db);
+        let (mut dw_scale, mut db_scale) = (vec![0.0; w_len], vec![0.0; s.out_channels]);
+        cpu.conv2d_backward_params(s, &abs(&dy), &abs(&x), &mut dw_scale, &mut db_scale);
+        let mut gdw = up(gpu, &vec![7.0; w_len]);
+        let mut gdb = up(gpu, &vec![7.0; s.out_channels]);
+        gpu.conv2d_backward_params(s, &up(gpu, &dy), &up(gpu, &x), &mut gdw, &mut gdb);
+        assert_close_scaled(
+            &read(gpu, &gdw),
+            &dw,
+            &dw_scale,
+            tol,
+            &format!("dw {what}"),
+            seed,
+        );
+        assert_close_scaled(
+            &read(gpu, &gdb),
+            &db,
+            &db_scale,
+            tol,
+            &format!("db {what}"),
+            seed,
+        );
+    }
+}
+
+#[test]
+fn conv2d_forward_matches_cpu() {
+    let gpu = gpu_or_skip!();
+    let seed = test_seed();
+    let mut rng = StdRng::seed_from_u64(seed);
+    for s in conv_shapes(&mut rng) {
+        check_conv_ops(&gpu, &mut rng, s, &["forward"], seed);
+    }
+}
+
+#[test]
+fn conv2d_backward_data_matches_cpu() {
+    let gpu = gpu_or_skip!();
+    let seed = test_seed();
+    let mut rng = StdRng::seed_from_u64(seed);
+    for s in conv_shapes(&mut rng) {
+        check_conv_ops(&gpu, &mut rng, s, &["backward_data"], seed);
+    }
+}
+
+#[test]
+fn conv2d_backward_params_matches_cpu() {
+    let gpu = gpu_or_skip!();
+    let seed = test_seed();
+    let mut rng = StdRng::seed_from_u64(seed);
+    for s in conv_shapes(&mut rng) {
+        check_conv_ops(&gpu, &mut rng, s, &["backward_params"], seed);
+    }
+}
+
+/// The tensor-core conv kernels (conv2d_coop.wgsl: f16 operands, f32 sums) against the CPU,
+/// where the adapter offers them (NVIDIA, in `scripts/gpu_check.sh`): forward and input
+/// gradient on the random shapes and on anatomy32's layers at full width, to
+/// [`TENSOR_CORE_TOL`]; the weight gradient stays on the f32 kernel, to [`TOL`]. Elsewhere
+/// (lavapipe in CI) asking for tensor cores must leave the f32 kernels in place, with a
+/// reason, and give the f32 results bit for bit.
+#[test]
+fn conv2d_tensor_cores_match_cpu() {
+    use ebm::backend::gpu::{GpuOptions, TensorCores};
+    let seed = test_seed();
+    let Some(cores) = gpu_common::gpu_with(GpuOptions {
+        tensor_cores: true,
+        ..GpuOptions::default()
+    }) else {
+        return;
+    };
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut shapes = conv_shapes(&mut rng);
+    for (c, o, size, k, st, pad) in [
+        (3, 64, 32, 3, 1, 1),
+        (64, 128, 32, 4, 2, 1),
+        (256, 512, 8, 4, 2, 1),
+        (512, 1, 4, 4, 1, 0),
+    ] {
+        shapes.push(Conv2dShape {
+            batch: 3,
+            in_channels: c,
+            out_channels: o,
+            height: size,
+            width: size,
+            kernel: k,
+            stride: st,
+            padding: pad,
+        });
+    }
+    match cores.tensor_cores() {
+        TensorCores::On(shape) => {
+            eprintln!("tensor cores on {}: {shape}", cores.name());
+            for s in shapes {
+                check_conv_ops_within(
+                    &cores,
+                    &mut rng,
+                    s,
+                    &["forward", "backward_data"],
+                    seed,
+                    TENSOR_CORE_TOL,
+                );
+                check_conv_ops(&cores, &mut rng, s, &["backward_params"], seed);
+            }
+        }
+        TensorCores::Off(why) => {
+            assert!(
+                !why.is_empty() && !cores.name().contains("tensor cores"),
+                "{why}"
+            );
+            eprintln!("tensor cores off: {why}; checking the f32 fallback");
+            // The same forward passes on the device that asked and on a plain one.
+            let cases: Vec<_> = shapes
+                .into_iter()
+                .take(4)
+                .map(|s| {
+                    let x = randn(&mut rng, s.batch * s.in_len());
+                    let w = randn(&mut rng, conv_weights(&s));
+                    let b = randn(&mut rng, s.out_channels);
+                    (s, x, w, b)
+                })
+                .collect();
+            let forward_all = |g: &GpuBackend| -> Vec<Vec<f32>> {
+                cases
+                    .iter()
+                    .map(|(s, x, w, b)| {
+                        let mut y = up(g, &vec![0.0; s.batch * s.out_len()]);
+                        g.conv2d_forward(*s, &up(g, x), &up(g, w), &up(g, b), &mut y);
+                        read(g, &y)
+                    })
+                    .collect()
+            };
+            let asked = forward_all(&cores);
+            let plain = cores.name();
+            drop(cores);
+            let f32_gpu = gpu_or_skip!();
+            assert_eq!(plain, f32_gpu.name());
+            let exact = forward_all(&f32_gpu);
+            for ((s, ..), (asked, exact)) in cases.iter().zip(asked.iter().zip(&exact)) {
+                assert_eq!(
+                    asked, exact,
+                    "fallback differs from f32 at {s:?} (EBM_TEST_SEED={seed})"
+                );
+            }
+        }
+    }
+}
+
+/// The 128×128-tile kernels (conv2d_wide.wgsl, `--conv-tiles 128`) against the CPU, all three
+/// products: random shapes with 128–200 channels on both sides (a full row tile and a partial
+/// one, odd images, strides 1–3, kernels 1–5, a stride past the kernel), and anatomy32's
+/// layers at full width. Where the adapter has timestamp queries, the profile must show that
+/// the wide kernels ran for the wide products and the 64-tile ones for the 3-channel input
+/// gradient.
+#[test]
+fn conv2d_wide_tiles_match_cpu() {
+    use ebm::backend::gpu::{ConvTiles, GpuOptions};
+    let seed = test_seed();
+    let options = GpuOptions {
+        conv_tiles: ConvTiles::Wide128,
+        ..GpuOptions::default()
+    };
+    let Some(gpu) = gpu_common::gpu_with(options) else {
+        return;
+    };
+    assert_eq!(gpu.conv_tiles(), ConvTiles::Wide128);
+    assert!(gpu.name().contains("conv tiles 128"), "{}", gpu.name());
+    let profiled = gpu.set_profiling(true).is_supported();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut shapes: Vec<Conv2dShape> = (0..5)
+        .map(|_| {
+            let kernel = rng.random_range(1..=5);
+            Conv2dShape {
+                batch: rng.random_range(1..=3),
+                in_channels: rng.random_range(128..=200),
+                out_channels: rng.random_range(128..=200),
+                height: rng.random_range(kernel..=11),
+                width: rng.random_range(kernel..=11),
+                kernel,
+                stride: rng.random_range(1..=3),
+                padding: rng.random_range(0..=kernel / 2),
+            }
+        })
+        .collect();
+    shapes.push(Conv2dShape {
+        batch: 2,
+        in_channels: 129,
+        out_channels: 131,
+        height: 7,
+        width: 6,
+        kernel: 2,
+        stride: 3,
+        padding: 1,
+    });
+    for (c, o, size, k, st, pad) in [
+        (3, 64, 32, 3, 1, 1),
+        (64, 128, 32, 4, 2, 1),
+        (128, 256, 16, 4, 2, 1),
+        (256, 512, 8, 4, 2, 1),
+        (512, 1, 4, 4, 1, 0),
+    ] {
+        shapes.push(Conv2dShape {
+            batch: 2,
+            in_channels: c,
+            out_channels: o,
+            height: size,
+            width: size,
+            kernel: k,
+            stride: st,
+            padding: pad,
+        });
+    }
+    let ops = ["forward", "backward_data", "backward_params"];
+    for s in shapes {
+        check_conv_ops(&gpu, &mut rng, s, &ops, seed);
+    }
+    if !profiled {
+        eprintln!(
+            "{} has no timestamp queries: kernel choice unchecked",
+            gpu.name()
+        );
+        return;
+    }
+    let profile = gpu.take_profile().unwrap();
+    for name in [
+        "conv2d_forward_wide",
+        "conv2d_backward_data_wide",
+        "conv2d_backward_weight_wide",
+        "conv2d_forward",
+        "conv2d_backward_data",
+        "conv2d_backward_weight",
+    ] {
+        assert!(
+            profile.kernel(name).is_some(),
+            "{name} did not run: {profile:?}"
+        );
+    }
+}
+
+/// Every conv layer of `anatomy32` (docs/ARCHITECTURE.md, Reference workloads) with n_f = 8 instead of 64, batch 2: the
+/// real kernel sizes, strides, paddings and spatial sizes 32 → 32 → 16 → 8 → 4 → 1.
+#[test]
+fn conv2d_anatomy32_layers_match_cpu() {
+    let gpu = gpu_or_skip!();
+    let seed = test_seed();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let nf = 8;
+    let layers = [
+        (3, nf, 32, 3, 1, 1),
+        (nf, 2 * nf, 32, 4, 2, 1),
+        (2 * nf, 4 * nf, 16, 4, 2, 1),
+        (4 * nf, 8 * nf, 8, 4, 2, 1),
+        (8 * nf, 1, 4, 4, 1, 0),
+    ];
+    for (in_channels, out_channels, size, kernel, stride, padding) in layers {
+        let s = Conv2dShape {
+            batch: 2,
+            in_channels,
+            out_channels,
+            height: size,
+            width: size,
+            kernel,
+            stride,
+            padding,
+        };
+        let ops = ["forward", "backward_data", "backward_params"];
+        check_conv_ops(&gpu, &mut rng, s, &ops, seed);
+    }
+}
+
+/// More than 65535 column tiles: the conv grid spills into y and the shader flattens it
+/// back. A 1×1 conv of one channel over a 1×(65537·64 + 5) image: y = 3x − 1.
+#[test]
+fn conv2d_large_grid_flattens() {
+    let gpu = gpu_or_skip!();
+    let max = gpu.adapter_report().max_compute_workgroups_per_dimension as usize;
+    let width = (max + 2) * 64 + 5;
+    let s = Conv2dShape {
+        batch: 1,
+        in_channels: 1,
+        out_channels: 1,
+        height: 1,
+        width,
+        kernel: 1,
+        stride: 1,
+        padding: 0,
+    };
+    let x: Vec<f32> = (0..width).map(|i| (i % 1000) as f32).collect();
+    let mut y = gpu.zeros(width).unwrap();
+    gpu.conv2d_forward(
+        s,
+        &up(&gpu, &x),
+        &up(&gpu, &[3.0]),
+        &up(&gpu, &[-1.0]),
+        &mut y,
+    );
+    let got = read(&gpu, &y);
+    let bad = got.iter().zip(&x).position(|(&g, &v)| g != 3.0 * v - 1.0);
+    assert_eq!(bad, None, "first wrong element of {width}");
+}
+
+/// An impossible conv geometry (kernel larger than the padded input) is a shape error at
+/// the next flush, not a panic or a garbage dispatch.
+#[test]
+fn conv2d_bad_geometry_is_a_shape_error() {
+    let gpu = gpu_or_skip!();
+    let s = Conv2dShape {
+        batch: 1,
+        in_channels: 1,
+        out_channels: 1,
+        height: 2,
+        width: 2,
+        kernel: 5,
+        stride: 1,
+        padding: 0,
+    };
+    let t = gpu.zeros(32).unwrap();
+    let mut y = gpu.zeros(32).unwrap();
+    gpu.conv2d_forward(s, &t, &t, &t, &mut y);
+    assert!(matches!(gpu.flush(), Err(Error::Shape(_))));
+    gpu.flush().unwrap();
+}
