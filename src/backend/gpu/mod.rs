@@ -40,6 +40,8 @@
 //!   [`Backend::run`] and record themselves with the public [`GpuBackend::dispatch`].
 //! - `kernels.rs`: the backend's own WGSL files, kernel table and parameter structs;
 //!   `adapter.rs`: adapter reports; `profiler.rs`: timestamp queries.
+//! - `options.rs`: the switches the device is opened with ([`GpuOptions`]: conv tiles,
+//!   tensor cores); `tensor_cores.rs`: whether an adapter can run the tensor-core kernels.
 
 mod adapter;
 mod device;
