@@ -461,3 +461,91 @@ fn conv2d_bad_geometry_is_a_shape_error() {
     assert!(matches!(gpu.flush(), Err(Error::Shape(_))));
     gpu.flush().unwrap();
 }
+
+/// The 64- and the 128-tile kernels sum every output over the same K slices (the split-K cut
+/// follows from the 64×64 tile count either way) in the same order with the same
+/// multiply-adds, so they give the same bits: a run may switch `--conv-tiles` and resume
+/// exactly. Random shapes with 128–300 channels, and anatomy32's 256 → 512 layer at batch 20,
+/// whose K is split (into a different number of slices, if the cut followed each kernel's
+/// own tile count).
+#[test]
+fn conv_tile_sizes_give_the_same_bits() {
+    use ebm::backend::gpu::{ConvTiles, GpuOptions};
+    let seed = test_seed();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut shapes: Vec<Conv2dShape> = (0..6)
+        .map(|_| {
+            let kernel = rng.random_range(1..=5);
+            Conv2dShape {
+                batch: rng.random_range(1..=3),
+                in_channels: rng.random_range(128..=300),
+                out_channels: rng.random_range(128..=300),
+                height: rng.random_range(kernel..=11),
+                width: rng.random_range(kernel..=11),
+                kernel,
+                stride: rng.random_range(1..=3),
+                padding: rng.random_range(0..=kernel / 2),
+            }
+        })
+        .collect();
+    shapes.push(Conv2dShape {
+        batch: 20,
+        in_channels: 256,
+        out_channels: 512,
+        height: 8,
+        width: 8,
+        kernel: 4,
+        stride: 2,
+        padding: 1,
+    });
+    let data: Vec<_> = shapes
+        .iter()
+        .map(|s| {
+            let x = randn(&mut rng, s.batch * s.in_len());
+            let w = randn(&mut rng, conv_weights(s));
+            let b = randn(&mut rng, s.out_channels);
+            let dy = randn(&mut rng, s.batch * s.out_len());
+            (x, w, b, dy)
+        })
+        .collect();
+    // [y, dx, dw, db] of every shape, on one kind of tile.
+    let products = |tiles: ConvTiles| -> Option<Vec<[Vec<f32>; 4]>> {
+        let g = gpu_common::gpu_with(GpuOptions {
+            conv_tiles: tiles,
+            ..GpuOptions::default()
+        })?;
+        let results = shapes
+            .iter()
+            .zip(&data)
+            .map(|(s, (x, w, b, dy))| {
+                let (x, w, dy) = (up(&g, x), up(&g, w), up(&g, dy));
+                let mut y = up(&g, &vec![0.0; s.batch * s.out_len()]);
+                g.conv2d_forward(*s, &x, &w, &up(&g, b), &mut y);
+                let mut dx = up(&g, &vec![0.0; s.batch * s.in_len()]);
+                g.conv2d_backward_data(*s, &dy, &w, &mut dx);
+                let mut dw = up(&g, &vec![0.0; conv_weights(s)]);
+                let mut db = up(&g, &vec![0.0; s.out_channels]);
+                g.conv2d_backward_params(*s, &dy, &x, &mut dw, &mut db);
+                [read(&g, &y), read(&g, &dx), read(&g, &dw), read(&g, &db)]
+            })
+            .collect();
+        Some(results)
+    };
+    let Some(square) = products(ConvTiles::Square64) else {
+        return;
+    };
+    let wide = products(ConvTiles::Wide128).expect("the adapter opened once");
+    for (s, (a, b)) in shapes.iter().zip(square.iter().zip(&wide)) {
+        for (name, a, b) in ["y", "dx", "dw", "db"]
+            .into_iter()
+            .zip(a)
+            .zip(b)
+            .map(|((n, a), b)| (n, a, b))
+        {
+            assert!(
+                a == b,
+                "{name} differs between 64- and 128-tiles at {s:?} (EBM_TEST_SEED={seed})"
+            );
+        }
+    }
+}

@@ -118,10 +118,9 @@ impl GpuBackend {
         out: &GpuTensor,
         bias: Option<&GpuTensor>,
     ) {
-        let tiles = x as usize * y as usize * z as usize;
         let fits = (self.storage_limit() as usize / 4 / p.out_len.max(1)).max(1);
         let max = self.report.max_compute_workgroups_per_dimension as usize;
-        let wanted = k_splits(tiles, p.k_len)
+        let wanted = k_splits(p.square_tiles, p.k_len)
             .min(fits)
             .min((max / z.max(1) as usize).max(1));
         // Slices of a whole number of 16-steps, none empty.
@@ -280,6 +279,7 @@ impl GpuBackend {
             sum: &kernels::CONV2D_SUM_FORWARD,
             k_len: s.in_channels * s.kernel * s.kernel,
             out_len: s.batch * s.out_len(),
+            square_tiles: square_tiles(s.out_channels, pixels),
         };
         self.conv_product(product, params, groups, [w, x], y, Some(b));
     }
@@ -334,6 +334,7 @@ impl GpuBackend {
             sum: &kernels::CONV2D_SUM_DATA,
             k_len: s.out_channels * taps * taps,
             out_len: s.batch * s.in_len(),
+            square_tiles: square_tiles(s.in_channels, pixels) * phases,
         };
         self.conv_product(product, params, groups, [w, dy], dx, None);
     }
@@ -368,6 +369,7 @@ impl GpuBackend {
                 sum: &kernels::CONV2D_SUM_WEIGHT,
                 k_len: s.batch * s.out_height() * s.out_width(),
                 out_len: s.out_channels * taps,
+                square_tiles: square_tiles(s.out_channels, taps),
             };
             self.conv_product(product, params, groups, [dy, x], dw, None);
         }
@@ -506,12 +508,22 @@ fn widest_phase(s: Conv2dShape) -> usize {
 }
 
 /// One conv product for [`GpuBackend::conv_product`]: its kernel, the kernel that sums its
-/// split-K slices, its K, and the length of its output.
+/// split-K slices, its K, the length of its output, and its output tiles counted as 64×64
+/// ones whichever kernel runs (`square_tiles`): the split-K cut follows from that count, so
+/// the 64- and the 128-tile kernels cut K alike, sum the same partial products, and give the
+/// same results (a 128-tile workgroup does four times the work, so the same slices keep a
+/// GPU as busy).
 pub(super) struct ConvProduct {
     kernel: &'static WgslEntry,
     sum: &'static WgslEntry,
     k_len: usize,
     out_len: usize,
+    square_tiles: usize,
+}
+
+/// How many 64×64 tiles cover a `rows` × `cols` product.
+fn square_tiles(rows: usize, cols: usize) -> usize {
+    rows.div_ceil(CONV_TILE) * cols.div_ceil(CONV_TILE)
 }
 
 /// A conv kernel's buffers in binding order: its two operands and output, then the bias (the
@@ -521,8 +533,9 @@ fn bindings<'t>(buffers: [&'t GpuTensor; 3], bias: Option<&'t GpuTensor>) -> Vec
 }
 
 /// Split-K: how many slices to cut a conv product's K (of `k_len` terms) into when its
-/// output has only `tiles` workgroup tiles — a deep layer's 8 × 25, a weight gradient's 2 × 16
-/// over a K of 10⁵ — so that a large GPU gets about 1024 workgroups to run at once. Each slice
+/// output has only `tiles` 64×64 tiles — a deep layer's 8 × 25, a weight gradient's 2 × 16
+/// over a K of 10⁵ — so that a large GPU gets about 1024 64-tile workgroups (or the same work
+/// in a quarter as many 128-tile ones) to run at once. Each slice
 /// keeps at least 8 steps of 16 along K, which bounds the partial sums written and re-read.
 fn k_splits(tiles: usize, k_len: usize) -> usize {
     const TARGET_WORKGROUPS: usize = 1024;
