@@ -13,10 +13,10 @@
 #   3. ebm against PyTorch eager fp32 (TF32 off) and PyTorch's default TF32 convolutions,
 #      alternating over ROUNDS rounds (scripts/compare.sh), on toy2d and anatomy32;
 #   4. per-kernel profiles of toy2d and anatomy32, with each conv kernel's GFLOP/s and its
-#      share of the f32 peak (scripts/profile_table.py), anatomy32 also on 128×128 conv tiles
-#      (--conv-tiles 128) and on tensor cores; then anatomy32 on 128×128 tiles against
-#      PyTorch; the samplers' chain-steps/s (ULA, MALA, HMC, annealed) on the shipped toy
-#      model and an AIS log Z;
+#      share of the f32 peak (scripts/profile_table.py), anatomy32 also with --conv-tiles auto
+#      (each product timed on 64×64 and 128×128 tiles, both times listed) and on tensor
+#      cores; then anatomy32 with --conv-tiles auto against PyTorch; the samplers'
+#      chain-steps/s (ULA, MALA, HMC, annealed) on the shipped toy model and an AIS log Z;
 #   5. a 300-iteration full-width (n_f = 64) MNIST demo on the GPU, with its picture;
 #   6. the MNIST demo again with the conv products on tensor cores (--tensor-cores), beside
 #      the f32 run's metrics and picture; anatomy32 on tensor cores against PyTorch;
@@ -124,10 +124,12 @@ if section "per-kernel profiles (GPU timestamps); anatomy32 again on tensor core
       >>"$W/profile.jsonl" 2>>"$W/bench.err"
   done
   python3 scripts/profile_table.py "$W/profile.jsonl" --peak "$PEAK" | tee -a "$SUMMARY"
-  # The 128×128-tile conv kernels (conv2d_wide.wgsl) on the same workload, for the default's choice.
-  timeout $(( $(left) / 3 + 1 )) "$BIN/ebm" --conv-tiles 128 --device gpu bench --workload anatomy32 --iters 1 \
-    --warmup 0 --profile --json >"$W/profile-conv-tiles-128.jsonl" 2>>"$W/bench.err"
-  python3 scripts/profile_table.py "$W/profile-conv-tiles-128.jsonl" --peak "$PEAK" | tee -a "$SUMMARY"
+  # --conv-tiles auto: every product timed on 64×64 and on 128×128 tiles (conv2d_wide.wgsl),
+  # both times listed ("conv tiles:" lines), the faster kept; then the profile with them.
+  timeout $(( $(left) / 3 + 1 )) "$BIN/ebm" --conv-tiles auto --device gpu bench --workload anatomy32 --iters 1 \
+    --warmup 1 --profile --json >"$W/profile-conv-tiles-auto.jsonl" 2>"$W/conv-tiles-auto.err"
+  grep "^conv tiles:" "$W/conv-tiles-auto.err" | tee -a "$SUMMARY"
+  python3 scripts/profile_table.py "$W/profile-conv-tiles-auto.jsonl" --peak "$PEAK" | tee -a "$SUMMARY"
   timeout $(( $(left) / 3 + 1 )) "$BIN/ebm" --tensor-cores --device gpu bench --workload anatomy32 --iters 1 --warmup 0 \
     --profile --json >"$W/profile-tensor-cores.jsonl" 2>>"$W/bench.err"
   python3 scripts/profile_table.py "$W/profile-tensor-cores.jsonl" --peak "$PEAK" | tee -a "$SUMMARY"
@@ -136,9 +138,9 @@ if section "per-kernel profiles (GPU timestamps); anatomy32 again on tensor core
     --iters 1 --warmup 0 --only sampling --json 2>>"$W/bench.err" | sed 's/^/bounds checks on: /' | tee -a "$SUMMARY"
 fi
 
-if section "anatomy32 on 128×128 conv tiles (--conv-tiles 128) vs PyTorch, $ROUNDS alternating rounds" 45; then
-  DEADLINE=$(( $(date +%s) + $(left) / 4 )) ITERS=${ITERS:-2} EBM_CONV_TILES=128 \
-  DEVICE=gpu ROUNDS=$ROUNDS VARIANTS="fp32 tf32" EBM_BIN=$BIN EBM_REF=$REF JSONL=$W/bench-conv-tiles-128.jsonl \
+if section "anatomy32 with --conv-tiles auto vs PyTorch, $ROUNDS alternating rounds" 45; then
+  DEADLINE=$(( $(date +%s) + $(left) / 4 )) ITERS=${ITERS:-2} EBM_CONV_TILES=auto \
+  DEVICE=gpu ROUNDS=$ROUNDS VARIANTS="fp32 tf32" EBM_BIN=$BIN EBM_REF=$REF JSONL=$W/bench-conv-tiles-auto.jsonl \
     scripts/compare.sh anatomy32 2>>"$W/bench.err" | tee -a "$SUMMARY"
 fi
 

@@ -465,15 +465,16 @@ fn conv2d_bad_geometry_is_a_shape_error() {
 /// The 64- and the 128-tile kernels sum every output over the same K slices (the split-K cut
 /// follows from the 64×64 tile count either way) in the same order with the same
 /// multiply-adds, so they give the same bits: a run may switch `--conv-tiles` and resume
-/// exactly. Random shapes with 128–300 channels, and anatomy32's 256 → 512 layer at batch 20,
-/// whose K is split (into a different number of slices, if the cut followed each kernel's
-/// own tile count).
+/// exactly, and `auto` (which times both per product and takes either) changes nothing but
+/// the speed. Random shapes with 128–300 channels, and anatomy32's 256 → 512 layer at batch
+/// 20, whose K is split (into a different number of slices, if the cut followed each
+/// kernel's own tile count). `auto` must have timed every product here (all have ≥ 128 rows).
 #[test]
 fn conv_tile_sizes_give_the_same_bits() {
     use ebm::backend::gpu::{ConvTiles, GpuOptions};
     let seed = test_seed();
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut shapes: Vec<Conv2dShape> = (0..6)
+    let mut shapes: Vec<Conv2dShape> = (0..4)
         .map(|_| {
             let kernel = rng.random_range(1..=5);
             Conv2dShape {
@@ -514,7 +515,7 @@ fn conv_tile_sizes_give_the_same_bits() {
             conv_tiles: tiles,
             ..GpuOptions::default()
         })?;
-        let results = shapes
+        let results: Vec<[Vec<f32>; 4]> = shapes
             .iter()
             .zip(&data)
             .map(|(s, (x, w, b, dy))| {
@@ -529,13 +530,30 @@ fn conv_tile_sizes_give_the_same_bits() {
                 [read(&g, &y), read(&g, &dx), read(&g, &dw), read(&g, &db)]
             })
             .collect();
+        let timed = g.conv_tile_choices();
+        match tiles {
+            ConvTiles::Auto => assert_eq!(timed.len(), 3 * shapes.len(), "{timed:#?}"),
+            _ => assert!(timed.is_empty(), "{tiles:?} timed {timed:?}"),
+        }
         Some(results)
     };
     let Some(square) = products(ConvTiles::Square64) else {
         return;
     };
-    let wide = products(ConvTiles::Wide128).expect("the adapter opened once");
-    for (s, (a, b)) in shapes.iter().zip(square.iter().zip(&wide)) {
+    for tiles in [ConvTiles::Wide128, ConvTiles::Auto] {
+        let other = products(tiles).expect("the adapter opened once");
+        compare_bits(&shapes, &square, &other, tiles, seed);
+    }
+}
+
+fn compare_bits(
+    shapes: &[Conv2dShape],
+    square: &[[Vec<f32>; 4]],
+    other: &[[Vec<f32>; 4]],
+    tiles: ebm::backend::gpu::ConvTiles,
+    seed: u64,
+) {
+    for (s, (a, b)) in shapes.iter().zip(square.iter().zip(other)) {
         for (name, a, b) in ["y", "dx", "dw", "db"]
             .into_iter()
             .zip(a)
@@ -544,8 +562,56 @@ fn conv_tile_sizes_give_the_same_bits() {
         {
             assert!(
                 a == b,
-                "{name} differs between 64- and 128-tiles at {s:?} (EBM_TEST_SEED={seed})"
+                "{name} differs between 64-tiles and {tiles:?} at {s:?} (EBM_TEST_SEED={seed})"
             );
         }
+    }
+}
+
+/// `--conv-tiles auto` times each product's two tile sizes on its first call, outside any
+/// profile: a profiled forward shows one product, however many trials ran, and a second call
+/// of the same dimensions is not timed again. Thin products (< 128 rows) are never timed.
+#[test]
+fn conv_tiles_auto_times_each_product_once_outside_profiles() {
+    use ebm::backend::gpu::{ConvTiles, GpuOptions};
+    let seed = test_seed();
+    let Some(gpu) = gpu_common::gpu_with(GpuOptions {
+        conv_tiles: ConvTiles::Auto,
+        ..GpuOptions::default()
+    }) else {
+        return;
+    };
+    let mut rng = StdRng::seed_from_u64(seed);
+    let wide = Conv2dShape {
+        batch: 2,
+        in_channels: 16,
+        out_channels: 130,
+        height: 9,
+        width: 9,
+        kernel: 3,
+        stride: 1,
+        padding: 1,
+    };
+    let thin = Conv2dShape {
+        out_channels: 100,
+        ..wide
+    };
+    let profiled = gpu.set_profiling(true).is_supported();
+    for s in [wide, thin, wide] {
+        check_conv_ops(&gpu, &mut rng, s, &["forward"], seed);
+    }
+    let timed = gpu.conv_tile_choices();
+    assert_eq!(timed.len(), 1, "{timed:?}");
+    assert!(
+        timed[0].starts_with("conv2d_forward 130×162×144:"),
+        "{timed:?}"
+    );
+    if profiled {
+        let profile = gpu.take_profile().unwrap();
+        let forwards: u64 = ["conv2d_forward", "conv2d_forward_wide"]
+            .iter()
+            .filter_map(|name| profile.kernel(name).map(|k| k.calls))
+            .sum();
+        assert_eq!(forwards, 3, "trials leaked into the profile: {profile:?}");
     }
 }

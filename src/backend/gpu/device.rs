@@ -84,6 +84,8 @@ impl GpuBackend {
             report: Box::new(report),
             tensor_cores,
             conv_tiles: options.conv_tiles,
+            tile_choices: Mutex::default(),
+            tuning: AtomicBool::new(false),
             encoder: Mutex::new(None),
             modules: Mutex::default(),
             pipelines: Mutex::default(),

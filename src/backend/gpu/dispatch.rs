@@ -202,7 +202,10 @@ impl GpuBackend {
             entries: &entries,
         });
         self.record(|encoder| {
-            let profiler = self.profiler.get();
+            let profiler = self
+                .profiler
+                .get()
+                .filter(|_| !self.tuning.load(Ordering::Relaxed));
             let timestamp_writes =
                 profiler.and_then(|p| p.pass_writes(&self.device, encoder, k.entry));
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {

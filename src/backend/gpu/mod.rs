@@ -35,7 +35,8 @@
 //! - `recording.rs`: the pending encoder, submissions, deferred errors, buffers, readback.
 //! - `dispatch.rs`: shader modules, pipelines, bind groups, launch grids.
 //! - `ops.rs`: the [`Backend`] impl; memory and sync ops, the rest forwarded to
-//!   `layers.rs` (linear, conv, pool, upsample, activation), `general.rs` (elementwise, rows,
+//!   `layers.rs` (linear, pool, upsample, activation), `conv.rs` (the conv products, their
+//!   tile sizes and split-K), `general.rs` (elementwise, rows,
 //!   sums) and `spectral_norm.rs`; algorithm kernels ([`Kernel`]) arrive through
 //!   [`Backend::run`] and record themselves with the public [`GpuBackend::dispatch`].
 //! - `kernels.rs`: the backend's own WGSL files, kernel table and parameter structs;
@@ -44,6 +45,7 @@
 //!   tensor cores); `tensor_cores.rs`: whether an adapter can run the tensor-core kernels.
 
 mod adapter;
+mod conv;
 mod device;
 mod dispatch;
 mod general;
@@ -57,7 +59,7 @@ mod spectral_norm;
 pub mod tensor_cores;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use bytemuck::Pod;
@@ -127,6 +129,11 @@ pub struct GpuBackend {
     tensor_cores: TensorCores,
     /// Which tiles the f32 conv products use ([`GpuOptions::conv_tiles`]).
     conv_tiles: ConvTiles,
+    /// `--conv-tiles auto`: the tile size timed fastest for each conv product so far.
+    tile_choices: Mutex<HashMap<conv::ProductKey, conv::TileChoice>>,
+    /// Set while `--conv-tiles auto` times a product: its trial dispatches stay out of
+    /// profiles.
+    tuning: AtomicBool,
     /// The pending commands: everything recorded since the last submission.
     encoder: Mutex<Option<wgpu::CommandEncoder>>,
     /// Compiled shader modules by file name, with the text they were built from.

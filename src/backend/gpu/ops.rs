@@ -18,6 +18,7 @@ impl Backend for GpuBackend {
         let tiles = match self.conv_tiles {
             ConvTiles::Square64 => "",
             ConvTiles::Wide128 => ", conv tiles 128",
+            ConvTiles::Auto => ", conv tiles auto",
         };
         format!(
             "{} ({}{cores}{tiles})",

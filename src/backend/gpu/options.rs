@@ -13,7 +13,7 @@ pub struct GpuOptions {
 
 impl GpuOptions {
     /// The options the environment asks for: `EBM_TENSOR_CORES=on` (or `1`, `true`) for
-    /// tensor cores, `EBM_CONV_TILES=64|128` for the conv tiles. `ebm --tensor-cores` and
+    /// tensor cores, `EBM_CONV_TILES=64|128|auto` for the conv tiles. `ebm --tensor-cores` and
     /// `ebm --conv-tiles` set them.
     pub fn from_env() -> Self {
         GpuOptions {
@@ -24,8 +24,8 @@ impl GpuOptions {
 }
 
 /// The side of the output tiles of the f32 conv products: the work of one workgroup of 256
-/// threads. Both kernels compute the same sums in the same K order per output, so they agree
-/// to rounding (the tests hold both to the CPU); which is faster depends on the GPU.
+/// threads. Both kernels compute the same sums in the same order with the same multiply-adds,
+/// so they give the same bits; which is faster depends on the GPU and the product.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ConvTiles {
     /// 64×64 tiles, 4×4 outputs per thread (`conv2d.wgsl`), for every product.
@@ -36,21 +36,26 @@ pub enum ConvTiles {
     /// (output channels, or input channels for the input gradient); products with fewer
     /// would leave most of such a tile empty and keep the 64×64 tiles.
     Wide128,
+    /// For each product with at least 128 rows, whichever of the two runs faster on this
+    /// device: timed on the first product of its dimensions (a few milliseconds each) and
+    /// remembered for the process, as cuDNN's benchmark mode does.
+    Auto,
 }
 
 impl ConvTiles {
     /// Every choice, in the order `--conv-tiles` lists them.
-    pub const ALL: [ConvTiles; 2] = [ConvTiles::Square64, ConvTiles::Wide128];
+    pub const ALL: [ConvTiles; 3] = [ConvTiles::Square64, ConvTiles::Wide128, ConvTiles::Auto];
 
-    /// The value that names it: `64` or `128`.
+    /// The value that names it: `64`, `128` or `auto`.
     pub fn name(self) -> &'static str {
         match self {
             ConvTiles::Square64 => "64",
             ConvTiles::Wide128 => "128",
+            ConvTiles::Auto => "auto",
         }
     }
 
-    /// The choice named `value` (`64` or `128`), or `None`.
+    /// The choice named `value` (`64`, `128` or `auto`), or `None`.
     pub fn parse(value: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|t| t.name() == value)
     }
@@ -60,18 +65,21 @@ impl ConvTiles {
     fn from_env() -> Self {
         match std::env::var("EBM_CONV_TILES") {
             Ok(v) if !v.is_empty() => Self::parse(&v).unwrap_or_else(|| {
-                eprintln!("warning: EBM_CONV_TILES={v:?} is not 64 or 128; using 64");
+                eprintln!("warning: EBM_CONV_TILES={v:?} is not 64, 128 or auto; using 64");
                 ConvTiles::default()
             }),
             _ => ConvTiles::default(),
         }
     }
 
-    /// The tile side for a product with `rows` rows of output.
-    pub(crate) fn side_for(self, rows: usize) -> usize {
+    /// The tile side for a product with `rows` rows of output, or `None` where it is to be
+    /// timed (`Auto`, 128 rows or more).
+    pub(crate) fn fixed_side(self, rows: usize) -> Option<usize> {
         match self {
-            ConvTiles::Wide128 if rows >= 128 => 128,
-            _ => 64,
+            _ if rows < 128 => Some(64),
+            ConvTiles::Square64 => Some(64),
+            ConvTiles::Wide128 => Some(128),
+            ConvTiles::Auto => None,
         }
     }
 }
@@ -113,18 +121,25 @@ mod tests {
     }
 
     #[test]
-    fn conv_tiles_take_64_and_128_and_keep_64_for_thin_products() {
+    fn conv_tiles_take_64_128_auto_and_keep_64_for_thin_products() {
         for tiles in ConvTiles::ALL {
             assert_eq!(ConvTiles::parse(tiles.name()), Some(tiles));
         }
-        for bad in ["", "96", "wide", "128 "] {
+        for bad in ["", "96", "wide", "128 ", "Auto"] {
             assert_eq!(ConvTiles::parse(bad), None, "{bad:?}");
         }
         assert_eq!(ConvTiles::default(), ConvTiles::Square64);
         for rows in [1, 3, 64, 127, 128, 512] {
-            assert_eq!(ConvTiles::Square64.side_for(rows), 64);
-            let wide = if rows >= 128 { 128 } else { 64 };
-            assert_eq!(ConvTiles::Wide128.side_for(rows), wide, "{rows} rows");
+            let thin = rows < 128;
+            assert_eq!(ConvTiles::Square64.fixed_side(rows), Some(64));
+            let wide = if thin { 64 } else { 128 };
+            assert_eq!(
+                ConvTiles::Wide128.fixed_side(rows),
+                Some(wide),
+                "{rows} rows"
+            );
+            let auto = if thin { Some(64) } else { None };
+            assert_eq!(ConvTiles::Auto.fixed_side(rows), auto, "{rows} rows");
         }
     }
 }

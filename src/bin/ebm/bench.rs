@@ -91,14 +91,21 @@ pub fn run(device: &str, args: &BenchArgs) -> Result<()> {
         spec.check_batch(samples, &format!("--batch {batch}"))?;
     }
     let backend = crate::open_device(device)?;
-    with_backend!(backend, |b| {
+    with_backend!(&backend, |b| {
         for &batch in &batches {
             for &k in &steps {
-                bench(&b, &spec, args, batch, k)?;
+                bench(b, &spec, args, batch, k)?;
             }
         }
-        Ok(())
-    })
+        Ok::<(), Error>(())
+    })?;
+    // What `--conv-tiles auto` chose, product by product (on stderr: stdout may be JSON).
+    if let ebm::backend::AnyBackend::Gpu(gpu) = &backend {
+        for line in gpu.conv_tile_choices() {
+            eprintln!("conv tiles: {line}");
+        }
+    }
+    Ok(())
 }
 
 fn median_min_max(mut t: Vec<f64>) -> (f64, f64, f64) {

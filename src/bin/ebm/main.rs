@@ -36,8 +36,9 @@ struct Cli {
     /// sums: ≈ 1e-3 relative error where the f32 kernels give 1e-6), like PyTorch's TF32.
     #[arg(long, global = true, env = "EBM_TENSOR_CORES", value_parser = parse_switch, num_args = 0..=1, default_missing_value = "on", default_value = "off")]
     tensor_cores: bool,
-    /// The output tiles of the GPU's f32 conv kernels: 64 (64×64, 4×4 per thread) or 128
-    /// (128×128, 8×8 per thread, for products with at least 128 channels of output).
+    /// The output tiles of the GPU's f32 conv kernels: 64 (64×64, 4×4 per thread), 128
+    /// (128×128, 8×8 per thread, for products with at least 128 channels of output), or auto
+    /// (per product, whichever runs faster, timed on its first call). The same results.
     #[arg(long, global = true, env = "EBM_CONV_TILES", value_parser = parse_conv_tiles, default_value = "64")]
     conv_tiles: ConvTiles,
     /// The CPU's register tiles for convolutions and wide MLP layers: auto (the widest this
@@ -54,9 +55,9 @@ fn parse_switch(value: &str) -> Result<bool, String> {
         .ok_or_else(|| format!("expected on or off, not {value:?}"))
 }
 
-/// `--conv-tiles` or `EBM_CONV_TILES`: 64 or 128.
+/// `--conv-tiles` or `EBM_CONV_TILES`: 64, 128 or auto.
 fn parse_conv_tiles(value: &str) -> Result<ConvTiles, String> {
-    ConvTiles::parse(value).ok_or_else(|| format!("expected 64 or 128, not {value:?}"))
+    ConvTiles::parse(value).ok_or_else(|| format!("expected 64, 128 or auto, not {value:?}"))
 }
 
 /// `--cpu-tiles` or `EBM_CPU_TILES`: a kind this CPU has, or auto/off.

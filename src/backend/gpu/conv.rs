@@ -1,0 +1,468 @@
+//! The conv2d products: their parameters, which kernel and tile size runs each, launch grids
+//! and split-K, and for `--conv-tiles auto` the timing that picks a tile size per product.
+//!
+//! Each conv op is one implicit GEMM (shaders/conv2d_gather.wgsl; the input gradient one per
+//! stride phase), described by a [`ConvProduct`] and recorded by
+//! [`GpuBackend::conv_product`].
+
+use std::time::Instant;
+
+use super::*;
+
+/// A conv product's GEMM dimensions and kernel: the key under which `--conv-tiles auto`
+/// remembers its choice (products of the same dimensions run alike).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(super) struct ProductKey {
+    kernel: &'static str,
+    rows: usize,
+    cols: usize,
+    phases: usize,
+    k_len: usize,
+}
+
+/// What `--conv-tiles auto` chose for one product, and the times that decided it.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct TileChoice {
+    tile: usize,
+    /// The best of the timed rounds, in seconds: 64×64 tiles, then 128×128.
+    seconds: [f64; 2],
+}
+
+/// Timed rounds per tile size, alternating, the best kept (the first run of a pipeline also
+/// builds it, and a shared GPU is noisy).
+const TUNING_ROUNDS: usize = 3;
+/// Products per timed submission: one is often shorter than a submission's own overhead.
+const TUNING_REPEATS: usize = 2;
+
+impl GpuBackend {
+    /// The conv2d kernels' parameters (the geometry already checked above the backend), or
+    /// `None` (error deferred) when an index would leave the u32 range the kernels compute in.
+    pub(super) fn conv_params(&self, s: Conv2dShape) -> Option<ConvParams> {
+        let weights = s.out_channels * s.in_channels * s.kernel * s.kernel;
+        let largest = (s.batch * s.in_len())
+            .max(s.batch * s.out_len())
+            .max(weights);
+        let u = |n: usize| self.dim_u32(n).map_err(|e| self.defer_error(e)).ok();
+        // The kernels form offsets that may dip below 0 by the padding in i32, and mark
+        // columns past the end with −2³⁰, which a coordinate must not reach back from.
+        if !self.check(largest + s.padding <= i32::MAX as usize, || {
+            format!("a conv2d tensor of {largest} values exceeds the i32 range of the kernels")
+        }) || !self.check(s.height.max(s.width) + 2 * s.padding < 1 << 29, || {
+            format!(
+                "a padded conv2d input of {}×{} (padding {}) exceeds the kernels' coordinate range",
+                s.height, s.width, s.padding
+            )
+        }) {
+            return None;
+        }
+        Some(ConvParams {
+            batch: u(s.batch)?,
+            in_channels: u(s.in_channels)?,
+            out_channels: u(s.out_channels)?,
+            height: u(s.height)?,
+            width: u(s.width)?,
+            kernel: u(s.kernel)?,
+            stride: u(s.stride)?,
+            padding: u(s.padding)?,
+            out_height: u(s.out_height())?,
+            out_width: u(s.out_width())?,
+            splits: 1,
+            k_chunk: 0,
+        })
+    }
+
+    pub(super) fn conv2d_forward(
+        &self,
+        s: Conv2dShape,
+        x: &GpuTensor,
+        w: &GpuTensor,
+        b: &GpuTensor,
+        y: &mut GpuTensor,
+    ) {
+        let Some(params) = self.conv_params(s) else {
+            return;
+        };
+        if s.batch * s.out_len() == 0 {
+            return;
+        }
+        let product = ConvProduct {
+            kernels: self.f32_or_tensor_cores(
+                &kernels::CONV2D_FORWARD,
+                &kernels::CONV2D_FORWARD_WIDE,
+                &kernels::CONV2D_FORWARD_COOP,
+            ),
+            sum: &kernels::CONV2D_SUM_FORWARD,
+            rows: s.out_channels,
+            cols: s.batch * s.out_height() * s.out_width(),
+            phases: 1,
+            k_len: s.in_channels * s.kernel * s.kernel,
+            out_len: s.batch * s.out_len(),
+        };
+        self.conv_product(&product, params, [w, x], y, Some(b));
+    }
+
+    pub(super) fn conv2d_backward_data(
+        &self,
+        s: Conv2dShape,
+        dy: &GpuTensor,
+        w: &GpuTensor,
+        dx: &mut GpuTensor,
+    ) {
+        let Some(params) = self.conv_params(s) else {
+            return;
+        };
+        if s.batch * s.in_len() == 0 {
+            return;
+        }
+        // One GEMM per stride phase that meets a tap, the phases stacked on z with the row
+        // tiles. A stride past the kernel leaves the other phases' pixels at 0.
+        let tap_phases = s.stride.min(s.kernel);
+        if s.stride > s.kernel {
+            self.fill(dx, 0.0);
+        }
+        // The widest phase (rh = rw = 0) has ⌈k/s⌉² taps per output channel.
+        let taps = s.kernel.div_ceil(s.stride.max(1));
+        let product = ConvProduct {
+            kernels: self.f32_or_tensor_cores(
+                &kernels::CONV2D_BACKWARD_DATA,
+                &kernels::CONV2D_BACKWARD_DATA_WIDE,
+                &kernels::CONV2D_BACKWARD_DATA_COOP,
+            ),
+            sum: &kernels::CONV2D_SUM_DATA,
+            rows: s.in_channels,
+            cols: s.batch * widest_phase(s),
+            phases: tap_phases * tap_phases,
+            k_len: s.out_channels * taps * taps,
+            out_len: s.batch * s.in_len(),
+        };
+        self.conv_product(&product, params, [w, dy], dx, None);
+    }
+
+    pub(super) fn conv2d_backward_params(
+        &self,
+        s: Conv2dShape,
+        dy: &GpuTensor,
+        x: &GpuTensor,
+        dw: &mut GpuTensor,
+        db: &mut GpuTensor,
+    ) {
+        let Some(params) = self.conv_params(s) else {
+            return;
+        };
+        let taps = s.in_channels * s.kernel * s.kernel;
+        if s.out_channels == 0 {
+            return;
+        }
+        // With an empty batch the kernels store zeros, as the CPU does.
+        if taps > 0 {
+            // The weight gradient always runs in f32 (it feeds Adam directly).
+            let product = ConvProduct {
+                kernels: ConvKernels {
+                    square: &kernels::CONV2D_BACKWARD_WEIGHT,
+                    wide: Some(&kernels::CONV2D_BACKWARD_WEIGHT_WIDE),
+                },
+                sum: &kernels::CONV2D_SUM_WEIGHT,
+                rows: s.out_channels,
+                cols: taps,
+                phases: 1,
+                k_len: s.batch * s.out_height() * s.out_width(),
+                out_len: s.out_channels * taps,
+            };
+            self.conv_product(&product, params, [dy, x], dw, None);
+        }
+        let Some(groups) = self.grid_or_defer(s.out_channels) else {
+            return;
+        };
+        self.dispatch(&kernels::CONV2D_BACKWARD_BIAS, &[dy, db], &params, groups);
+    }
+
+    /// A product's kernels: the f32 ones on both tile sizes, or the tensor-core one (64×64
+    /// tiles only) when the device was opened with tensor cores.
+    fn f32_or_tensor_cores(
+        &self,
+        square: &'static WgslEntry,
+        wide: &'static WgslEntry,
+        tensor_cores: &'static WgslEntry,
+    ) -> ConvKernels {
+        if self.tensor_cores.is_on() {
+            ConvKernels {
+                square: tensor_cores,
+                wide: None,
+            }
+        } else {
+            ConvKernels {
+                square,
+                wide: Some(wide),
+            }
+        }
+    }
+
+    /// Record conv product `p` (operands `a`, `b`; `bias` for the forward) into `out`, on the
+    /// tile size [`ConvTiles`] asks for.
+    fn conv_product(
+        &self,
+        p: &ConvProduct,
+        params: ConvParams,
+        operands: [&GpuTensor; 2],
+        out: &GpuTensor,
+        bias: Option<&GpuTensor>,
+    ) {
+        let tile = match (p.kernels.wide, self.conv_tiles.fixed_side(p.rows)) {
+            (None, _) => CONV_TILE,
+            (Some(_), Some(side)) => side,
+            (Some(_), None) => self.tuned_tile(p, params, operands, bias),
+        };
+        self.record_product(p, tile, params, operands, out, bias);
+    }
+
+    /// Record `p` on `tile`² output tiles: column tiles on x (spilling into y past the
+    /// per-dimension limit; the shader flattens them), row tiles × phases on z, with its K
+    /// cut into [`k_splits`] slices on z too (split-K; see conv2d.wgsl). With more than one
+    /// slice, the slices write their partial products into scratch memory and `p.sum` adds
+    /// them (and the bias) into `out`.
+    fn record_product(
+        &self,
+        p: &ConvProduct,
+        tile: usize,
+        mut params: ConvParams,
+        [a, b]: [&GpuTensor; 2],
+        out: &GpuTensor,
+        bias: Option<&GpuTensor>,
+    ) {
+        let kernel = match p.kernels.wide {
+            Some(wide) if tile == CONV_WIDE_TILE => wide,
+            _ => p.kernels.square,
+        };
+        let max = self.report.max_compute_workgroups_per_dimension as usize;
+        let Some((x, y, _)) = self.grid_or_defer(p.cols.div_ceil(tile)) else {
+            return;
+        };
+        let z = p.rows.div_ceil(tile) * p.phases;
+        if !self.check(z <= max, || {
+            format!(
+                "{} rows × {} stride phases need more than {max} conv tiles",
+                p.rows, p.phases
+            )
+        }) {
+            return;
+        }
+        let fits = (self.storage_limit() as usize / 4 / p.out_len.max(1)).max(1);
+        // The cut follows the 64×64 tile count whichever tile runs: see ConvProduct.
+        let square_tiles = p.rows.div_ceil(CONV_TILE) * p.cols.div_ceil(CONV_TILE) * p.phases;
+        let wanted = k_splits(square_tiles, p.k_len)
+            .min(fits)
+            .min((max / z.max(1)).max(1));
+        // Slices of a whole number of 16-steps, none empty.
+        let chunk = p.k_len.div_ceil(wanted).next_multiple_of(16).max(16);
+        let splits = p.k_len.div_ceil(chunk).max(1);
+        params.splits = splits as u32;
+        params.k_chunk = chunk as u32;
+        let groups = (x, y, (z * splits) as u32);
+        if splits == 1 {
+            self.dispatch(kernel, &bindings([a, b, out], bias), &params, groups);
+            return;
+        }
+        let Some(sum_groups) = self.grid_1d_or_defer(p.out_len) else {
+            return;
+        };
+        let recorded = self.with_scratch("conv2d split-K", splits * p.out_len, |scratch| {
+            self.dispatch(kernel, &bindings([a, b, scratch], bias), &params, groups);
+            let sums: Vec<&GpuTensor> = [&*scratch, out].into_iter().chain(bias).collect();
+            self.dispatch(p.sum, &sums, &params, sum_groups);
+        });
+        if let Err(e) = recorded {
+            self.defer_error(e);
+        }
+    }
+
+    /// `--conv-tiles auto`: the faster tile size for `p`, timed on the first product of its
+    /// dimensions and remembered. The two sizes give the same bits, so the choice changes
+    /// only the speed. Timing needs the device to itself: the work recorded so far is
+    /// submitted first (the queue keeps its order), then each size runs
+    /// [`TUNING_REPEATS`] products into scratch memory per submission, [`TUNING_ROUNDS`]
+    /// times, alternating; the best time of each decides. The trials stay out of profiles.
+    fn tuned_tile(
+        &self,
+        p: &ConvProduct,
+        params: ConvParams,
+        operands: [&GpuTensor; 2],
+        bias: Option<&GpuTensor>,
+    ) -> usize {
+        let key = p.key();
+        if let Some(choice) = lock(&self.tile_choices).get(&key) {
+            return choice.tile;
+        }
+        let Some(seconds) = self.time_tile_sizes(p, params, operands, bias) else {
+            return CONV_TILE; // the error that stopped the timing is kept for the next flush
+        };
+        let tile = if seconds[1] < seconds[0] {
+            CONV_WIDE_TILE
+        } else {
+            CONV_TILE
+        };
+        lock(&self.tile_choices).insert(key, TileChoice { tile, seconds });
+        tile
+    }
+
+    /// The best wall-clock time of each tile size on `p` (see [`Self::tuned_tile`]), or
+    /// `None` when the device failed (the error deferred).
+    fn time_tile_sizes(
+        &self,
+        p: &ConvProduct,
+        params: ConvParams,
+        operands: [&GpuTensor; 2],
+        bias: Option<&GpuTensor>,
+    ) -> Option<[f64; 2]> {
+        let pending = self.submit_pending();
+        self.wait_for(pending)?;
+        // One timed submission of `tile`: its seconds, or None (the error deferred).
+        let time = |tile: usize| -> Option<f64> {
+            let recorded = self.with_scratch("conv2d tile timing", p.out_len, |trial| {
+                for _ in 0..TUNING_REPEATS {
+                    self.record_product(p, tile, params, operands, trial, bias);
+                }
+            });
+            let start = Instant::now();
+            let submitted = self.submit_pending();
+            recorded.map_err(|e| self.defer_error(e)).ok()?;
+            self.wait_for(submitted)?;
+            Some(start.elapsed().as_secs_f64())
+        };
+        self.tuning.store(true, Ordering::Relaxed);
+        let mut best = Some([f64::INFINITY; 2]);
+        'rounds: for _ in 0..TUNING_ROUNDS {
+            for (i, tile) in [CONV_TILE, CONV_WIDE_TILE].into_iter().enumerate() {
+                match (time(tile), best.as_mut()) {
+                    (Some(seconds), Some(best)) => best[i] = best[i].min(seconds),
+                    _ => {
+                        best = None;
+                        break 'rounds;
+                    }
+                }
+            }
+        }
+        self.tuning.store(false, Ordering::Relaxed);
+        best
+    }
+
+    /// Wait until submission `index` (if any) has run; `None` (the error deferred) if the
+    /// device failed.
+    fn wait_for(&self, index: Option<wgpu::SubmissionIndex>) -> Option<()> {
+        let Some(index) = index else {
+            return Some(());
+        };
+        self.device
+            .poll(wgpu::PollType::Wait {
+                submission_index: Some(index),
+                timeout: None,
+            })
+            .map(|_| ())
+            .map_err(|e| self.defer_error(self.device_error("waiting for the device", e)))
+            .ok()
+    }
+
+    /// What `--conv-tiles auto` chose so far, one line per product: its kernel and GEMM
+    /// dimensions (M × N × K, and the stride phases of an input gradient), the tile size and
+    /// the two timings. Empty under a fixed choice.
+    pub fn conv_tile_choices(&self) -> Vec<String> {
+        let choices = lock(&self.tile_choices);
+        let mut lines: Vec<(ProductKey, String)> = choices
+            .iter()
+            .map(|(key, choice)| {
+                let phases = if key.phases > 1 {
+                    format!(" in {} stride phases", key.phases)
+                } else {
+                    String::new()
+                };
+                let line = format!(
+                    "{} {}×{}×{}{phases}: {}×{} tiles ({:.3} ms on 64, {:.3} ms on 128)",
+                    key.kernel,
+                    key.rows,
+                    key.cols,
+                    key.k_len,
+                    choice.tile,
+                    choice.tile,
+                    choice.seconds[0] * 1e3 / TUNING_REPEATS as f64,
+                    choice.seconds[1] * 1e3 / TUNING_REPEATS as f64,
+                );
+                (*key, line)
+            })
+            .collect();
+        lines.sort_by_key(|(key, _)| (key.kernel, std::cmp::Reverse(key.rows), key.cols));
+        lines.into_iter().map(|(_, line)| line).collect()
+    }
+}
+
+/// A product's kernel on 64×64 tiles, and on 128×128 where it has one.
+struct ConvKernels {
+    square: &'static WgslEntry,
+    wide: Option<&'static WgslEntry>,
+}
+
+/// One conv product C = A·B (rows × cols per stride phase, K = `k_len`) for
+/// [`GpuBackend::conv_product`]: its kernels, the kernel that sums its split-K slices, and
+/// the length of its output.
+///
+/// The split-K cut follows from the product's count of 64×64 tiles whichever tile size runs,
+/// so the 64- and the 128-tile kernels cut K alike, sum the same partial products in the same
+/// order, and give the same bits (a 128-tile workgroup does four times the work, so the same
+/// slices keep a GPU as busy).
+struct ConvProduct {
+    kernels: ConvKernels,
+    sum: &'static WgslEntry,
+    rows: usize,
+    cols: usize,
+    phases: usize,
+    k_len: usize,
+    out_len: usize,
+}
+
+impl ConvProduct {
+    fn key(&self) -> ProductKey {
+        ProductKey {
+            kernel: self.kernels.square.entry,
+            rows: self.rows,
+            cols: self.cols,
+            phases: self.phases,
+            k_len: self.k_len,
+        }
+    }
+}
+
+/// Input pixels of the largest stride phase of `conv2d_backward_data` (conv2d_gather.wgsl)
+/// among those it dispatches (rh, rw < min(s, k)): the pixels (ih, iw) with (ih + p) mod s =
+/// rh, (iw + p) mod s = rw, counted as that file's `phase_of` does. The grid covers this many
+/// columns per sample in every phase.
+fn widest_phase(s: Conv2dShape) -> usize {
+    let st = s.stride.max(1);
+    let along = |len: usize| {
+        (0..st.min(s.kernel))
+            .map(|r| {
+                let first = (s.padding + st - 1 - r) / st;
+                let end = (len + s.padding + st - 1 - r) / st;
+                end.saturating_sub(first)
+            })
+            .max()
+            .unwrap_or(0)
+    };
+    along(s.height) * along(s.width)
+}
+
+/// A conv kernel's buffers in binding order: its two operands and output, then the bias (the
+/// forward's binding 3) if it has one.
+fn bindings<'t>(buffers: [&'t GpuTensor; 3], bias: Option<&'t GpuTensor>) -> Vec<&'t GpuTensor> {
+    buffers.into_iter().chain(bias).collect()
+}
+
+/// Split-K: how many slices to cut a conv product's K (of `k_len` terms) into when its
+/// output has only `tiles` 64×64 tiles — a deep layer's 8 × 25, a weight gradient's 2 × 16
+/// over a K of 10⁵ — so that a large GPU gets about 1024 64-tile workgroups (or the same work
+/// in a quarter as many 128-tile ones) to run at once. Each slice keeps at least 8 steps of
+/// 16 along K, which bounds the partial sums written and re-read.
+fn k_splits(tiles: usize, k_len: usize) -> usize {
+    const TARGET_WORKGROUPS: usize = 1024;
+    const MIN_STEPS: usize = 8;
+    let wanted = TARGET_WORKGROUPS.div_ceil(tiles.max(1));
+    let most = (k_len / (16 * MIN_STEPS)).max(1);
+    wanted.min(most)
+}
