@@ -17,7 +17,7 @@
 //
 // A product with few output tiles (a deep layer, a weight gradient: 32 tiles over a K of
 // 10⁵) would leave most of a large GPU idle, so the host cuts its K into slices on the grid's
-// z (split-K, `k_splits` in src/backend/gpu/layers.rs) and sums them here afterwards.
+// z (split-K, `k_splits` in src/backend/gpu/conv.rs) and sums them here afterwards.
 
 // Must match CONV_TILE in src/backend/gpu/mod.rs.
 const TILE: u32 = 64u;

@@ -247,11 +247,13 @@ impl GpuBackend {
             return;
         }
         let fits = (self.storage_limit() as usize / 4 / p.out_len.max(1)).max(1);
-        // The cut follows the 64×64 tile count whichever tile runs: see ConvProduct.
-        let square_tiles = p.rows.div_ceil(CONV_TILE) * p.cols.div_ceil(CONV_TILE) * p.phases;
+        // The cut follows the 64×64 tiles whichever tile runs (see ConvProduct), the grid
+        // limit on z included: a 64-tile z bounds the 128-tile one.
+        let square_z = p.rows.div_ceil(CONV_TILE) * p.phases;
+        let square_tiles = square_z * p.cols.div_ceil(CONV_TILE);
         let wanted = k_splits(square_tiles, p.k_len)
             .min(fits)
-            .min((max / z.max(1)).max(1));
+            .min((max / square_z.max(1)).max(1));
         // Slices of a whole number of 16-steps, none empty.
         let chunk = p.k_len.div_ceil(wanted).next_multiple_of(16).max(16);
         let splits = p.k_len.div_ceil(chunk).max(1);
@@ -292,9 +294,11 @@ impl GpuBackend {
         if let Some(choice) = lock(&self.tile_choices).get(&key) {
             return choice.tile;
         }
-        let Some(seconds) = self.time_tile_sizes(p, params, operands, bias) else {
-            return CONV_TILE; // the error that stopped the timing is kept for the next flush
-        };
+        // A size whose trial failed is never faster (its time is infinite); if both failed,
+        // or the device did, the 64×64 tiles run and report whatever is wrong.
+        let seconds = self
+            .time_tile_sizes(p, params, operands, bias)
+            .unwrap_or([f64::INFINITY; 2]);
         let tile = if seconds[1] < seconds[0] {
             CONV_WIDE_TILE
         } else {
@@ -304,8 +308,10 @@ impl GpuBackend {
         tile
     }
 
-    /// The best wall-clock time of each tile size on `p` (see [`Self::tuned_tile`]), or
-    /// `None` when the device failed (the error deferred).
+    /// The best wall-clock time of each tile size on `p` (see [`Self::tuned_tile`]);
+    /// infinite for a size whose trial did not run (a pipeline, grid or scratch error, which
+    /// is then cleared: the choice avoids that size rather than fail the run), or `None`
+    /// when the device itself failed (that error deferred).
     fn time_tile_sizes(
         &self,
         p: &ConvProduct,
@@ -315,18 +321,26 @@ impl GpuBackend {
     ) -> Option<[f64; 2]> {
         let pending = self.submit_pending();
         self.wait_for(pending)?;
-        // One timed submission of `tile`: its seconds, or None (the error deferred).
+        // The trials' output: a tensor of its own, freed after the timing (the real output
+        // must not change, and the split-K scratch may already hold more than it needs).
+        let Ok(trial) = self.zeros(p.out_len) else {
+            return Some([f64::INFINITY; 2]);
+        };
+        let clean = lock(&self.error).is_none();
+        // One timed submission of `tile`: its seconds, infinite if nothing ran.
         let time = |tile: usize| -> Option<f64> {
-            let recorded = self.with_scratch("conv2d tile timing", p.out_len, |trial| {
-                for _ in 0..TUNING_REPEATS {
-                    self.record_product(p, tile, params, operands, trial, bias);
-                }
-            });
+            let dispatched = self.dispatches.load(Ordering::Relaxed);
+            for _ in 0..TUNING_REPEATS {
+                self.record_product(p, tile, params, operands, &trial, bias);
+            }
+            let recorded = self.dispatches.load(Ordering::Relaxed) - dispatched;
             let start = Instant::now();
             let submitted = self.submit_pending();
-            recorded.map_err(|e| self.defer_error(e)).ok()?;
             self.wait_for(submitted)?;
-            Some(start.elapsed().as_secs_f64())
+            let seconds = start.elapsed().as_secs_f64();
+            let failed =
+                recorded < TUNING_REPEATS as u64 || (clean && lock(&self.error).take().is_some());
+            Some(if failed { f64::INFINITY } else { seconds })
         };
         self.tuning.store(true, Ordering::Relaxed);
         let mut best = Some([f64::INFINITY; 2]);
@@ -374,16 +388,23 @@ impl GpuBackend {
                 } else {
                     String::new()
                 };
+                let ms = |s: f64| {
+                    if s.is_finite() {
+                        format!("{:.3} ms", s * 1e3 / TUNING_REPEATS as f64)
+                    } else {
+                        "failed".to_string()
+                    }
+                };
                 let line = format!(
-                    "{} {}×{}×{}{phases}: {}×{} tiles ({:.3} ms on 64, {:.3} ms on 128)",
+                    "{} {}×{}×{}{phases}: {}×{} tiles ({} on 64, {} on 128)",
                     key.kernel,
                     key.rows,
                     key.cols,
                     key.k_len,
                     choice.tile,
                     choice.tile,
-                    choice.seconds[0] * 1e3 / TUNING_REPEATS as f64,
-                    choice.seconds[1] * 1e3 / TUNING_REPEATS as f64,
+                    ms(choice.seconds[0]),
+                    ms(choice.seconds[1]),
                 );
                 (*key, line)
             })

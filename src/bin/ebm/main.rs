@@ -37,8 +37,9 @@ struct Cli {
     #[arg(long, global = true, env = "EBM_TENSOR_CORES", value_parser = parse_switch, num_args = 0..=1, default_missing_value = "on", default_value = "off")]
     tensor_cores: bool,
     /// The output tiles of the GPU's f32 conv kernels: 64 (64×64, 4×4 per thread), 128
-    /// (128×128, 8×8 per thread, for products with at least 128 channels of output), or auto
-    /// (per product, whichever runs faster, timed on its first call). The same results.
+    /// (128×128, 8×8 per thread, for products with at least 128 output rows: output channels,
+    /// or input channels for the input gradient), or auto (per product, whichever runs
+    /// faster, timed on its first call). The same results whichever.
     #[arg(long, global = true, env = "EBM_CONV_TILES", value_parser = parse_conv_tiles, default_value = "64")]
     conv_tiles: ConvTiles,
     /// The CPU's register tiles for convolutions and wide MLP layers: auto (the widest this
