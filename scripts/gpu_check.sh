@@ -11,7 +11,8 @@
 #   1. `ebm info`, the driver and PyTorch's view of the GPU, the device's f32 peak;
 #   2. every test executable with CI=true and EBM_DEVICE=gpu (a missing adapter fails);
 #   3. ebm against PyTorch eager fp32 (TF32 off) and PyTorch's default TF32 convolutions,
-#      alternating over ROUNDS rounds (scripts/compare.sh), on toy2d and anatomy32;
+#      alternating over ROUNDS rounds (scripts/compare.sh), on toy2d (also with
+#      --mlp-chain-group 4, sampling) and anatomy32;
 #   4. per-kernel profiles of toy2d and anatomy32, with each conv kernel's GFLOP/s and its
 #      share of the f32 peak (scripts/profile_table.py), anatomy32 also with --conv-tiles auto
 #      (each product timed on 64×64 and 128×128 tiles, both times listed) and on tensor
@@ -116,6 +117,12 @@ compare() {  # ebm vs PyTorch eager fp32 and TF32 on one workload, ROUNDS altern
 }
 # Most wanted first: the budget cuts from the end.
 compare toy2d 4
+if section "toy2d with --mlp-chain-group 4 vs PyTorch, $ROUNDS alternating rounds" 30; then
+  # The fused chain with 4 chains a workgroup: 256 workgroups for the 1024 chains, not 128.
+  DEADLINE=$(( $(date +%s) + $(left) / 6 )) ITERS=${ITERS:-2} EBM_MLP_CHAIN_GROUP=4 \
+  DEVICE=gpu ROUNDS=$ROUNDS VARIANTS="fp32" EBM_BIN=$BIN EBM_REF=$REF JSONL=$W/bench-toy2d-chain-group-4.jsonl \
+    scripts/compare.sh toy2d --only sampling 2>>"$W/bench.err" | tee -a "$SUMMARY"
+fi
 compare anatomy32 3
 
 if section "per-kernel profiles (GPU timestamps); anatomy32 again on tensor cores" 25; then
@@ -123,7 +130,11 @@ if section "per-kernel profiles (GPU timestamps); anatomy32 again on tensor core
     timeout $(( $(left) / 3 + 1 )) "$BIN/ebm" --device gpu bench --workload "$w" --iters 1 --warmup 0 --profile --json \
       >>"$W/profile.jsonl" 2>>"$W/bench.err"
   done
+  timeout $(( $(left) / 3 + 1 )) "$BIN/ebm" --mlp-chain-group 4 --device gpu bench --workload toy2d --iters 1 \
+    --warmup 0 --only sampling --profile --json >>"$W/profile-chain-group-4.jsonl" 2>>"$W/bench.err"
   python3 scripts/profile_table.py "$W/profile.jsonl" --peak "$PEAK" | tee -a "$SUMMARY"
+  say "toy2d with --mlp-chain-group 4:"
+  python3 scripts/profile_table.py "$W/profile-chain-group-4.jsonl" --peak "$PEAK" | tee -a "$SUMMARY"
   # --conv-tiles auto: every product timed on 64×64 and on 128×128 tiles (conv2d_wide.wgsl),
   # both times listed ("conv tiles:" lines), the faster kept; then the profile with them.
   timeout $(( $(left) / 3 + 1 )) "$BIN/ebm" --conv-tiles auto --device gpu bench --workload anatomy32 --iters 1 \

@@ -4,14 +4,17 @@
 // with ξ exactly as in langevin.wgsl (counter (e / 4, chain_offset + chain, global_step + k, 0)).
 //
 // Layer by layer, every step costs ~2·layers dispatches and a round trip of every activation
-// through device memory. Here a workgroup owns CHAINS chains for all K steps: their inputs,
-// pre-activations and gradients live in workgroup memory, and only the weights (a few hundred
-// KB at most, shared by all workgroups, so cache-resident) are read from device memory.
-// Thread t owns output unit t of a layer (and t + WG, … for wider layers) for all CHAINS
-// chains at once: each weight read feeds CHAINS multiply-adds.
+// through device memory. Here a workgroup owns `p.chains` chains (8, or 4) for all K steps:
+// their inputs, pre-activations and gradients live in workgroup memory, and only the weights
+// (a few hundred KB at most, shared by all workgroups, so cache-resident) are read from
+// device memory. Thread t owns output unit t of a layer (and t + WG, … for wider layers) for
+// all the workgroup's chains at once: each weight read feeds 8 (or 4) multiply-adds. With 4
+// chains a workgroup, a batch gets twice the workgroups: more of a large GPU's cores busy
+// when the batch is small for it (1024 chains are 128 workgroups of 8).
 //
 // Workgroup memory layout: one array of vec4s, each holding one unit of 4 chains; unit i of
-// a region is at region + i·2 (chains 0–3) and region + i·2 + 1 (chains 4–7).
+// a region is at region + i·2 (chains 0–3) and region + i·2 + 1 (chains 4–7, when the
+// workgroup has 8).
 // rng.wgsl is prepended to this file.
 
 struct MlpChainParams {
@@ -41,6 +44,10 @@ struct MlpChainParams {
     // rejected (no clamp).
     inv_temp: f32,
     mh_scale: f32,
+    // Chains per workgroup: 8 (two vec4s per unit) or 4 (one; twice the workgroups, each
+    // thread half the arithmetic). The sums per chain are the same either way, so are the
+    // bits. MALA always takes 8.
+    chains: u32,
 }
 
 var<immediate> p: MlpChainParams;
@@ -55,7 +62,8 @@ var<immediate> p: MlpChainParams;
 @group(0) @binding(4) var<storage, read_write> stats: array<f32>;
 
 const WG: u32 = 128u;
-// Chains per workgroup (two vec4s per unit) and the limits the host checks before dispatch.
+// The most chains per workgroup (two vec4s per unit; `p.chains` may ask for 4), and the
+// limits the host checks before dispatch.
 const CHAINS: u32 = 8u;
 const MAX_WIDTH: u32 = 128u;
 const MAX_HIDDEN: u32 = 4u;
@@ -202,24 +210,34 @@ fn energy_and_gradient(t: u32, xs: u32, en: u32) -> u32 {
         let code = activation_code(l);
         for (var o = t; o < n_out; o += WG) {
             let bias = params[w_off + n_out * n_in + o];
-            var acc0 = vec4<f32>(bias);
-            var acc1 = vec4<f32>(bias);
             let row = w_off + o * n_in;
-            for (var i = 0u; i < n_in; i++) {
-                let w = params[row + i];
-                acc0 += w * mem[src + i * 2u];
-                acc1 += w * mem[src + i * 2u + 1u];
-            }
             let pre = PRE + l * REGION + o * 2u;
-            mem[pre] = acc0;
-            mem[pre + 1u] = acc1;
-            mem[dst + o * 2u] = act(code, acc0);
-            mem[dst + o * 2u + 1u] = act(code, acc1);
+            // The same loop for one or two vec4s of chains (a branch outside it, not in it).
+            if p.chains == CHAINS {
+                var acc0 = vec4<f32>(bias);
+                var acc1 = vec4<f32>(bias);
+                for (var i = 0u; i < n_in; i++) {
+                    let w = params[row + i];
+                    acc0 += w * mem[src + i * 2u];
+                    acc1 += w * mem[src + i * 2u + 1u];
+                }
+                mem[pre] = acc0;
+                mem[pre + 1u] = acc1;
+                mem[dst + o * 2u] = act(code, acc0);
+                mem[dst + o * 2u + 1u] = act(code, acc1);
+            } else {
+                var acc0 = vec4<f32>(bias);
+                for (var i = 0u; i < n_in; i++) {
+                    acc0 += params[row + i] * mem[src + i * 2u];
+                }
+                mem[pre] = acc0;
+                mem[dst + o * 2u] = act(code, acc0);
+            }
         }
         workgroupBarrier();
     }
 
-    // The energies E = W_L·a + b_L of the 8 chains (threads 0 and 1, four chains each), before
+    // The energies E = W_L·a + b_L of the chains (threads 0 and 1, four chains each), before
     // the backward pass reuses the buffers.
     let n_last = width(hidden);
     let last = weight_offset(hidden);
@@ -227,7 +245,7 @@ fn energy_and_gradient(t: u32, xs: u32, en: u32) -> u32 {
     if hidden > 0u {
         a_src = select(BUF0, BUF1, (hidden - 1u) % 2u == 1u);
     }
-    if t < 2u {
+    if t < p.chains / 4u {
         var acc = vec4<f32>(params[last + n_last]);
         for (var i = 0u; i < n_last; i++) {
             acc += params[last + i] * mem[a_src + i * 2u + t];
@@ -260,21 +278,28 @@ fn energy_and_gradient(t: u32, xs: u32, en: u32) -> u32 {
         let w_off = weight_offset(layer);
         let g_dst = select(BUF0, BUF1, g_src == BUF0);
         for (var i = t; i < n_in; i += WG) {
+            let pre = PRE + (layer - 1u) * REGION + i * 2u;
             var acc0 = vec4<f32>(0.0);
-            var acc1 = vec4<f32>(0.0);
-            for (var o = 0u; o < n_out; o++) {
-                let w = params[w_off + o * n_in + i];
-                acc0 += w * mem[g_src + o * 2u];
-                acc1 += w * mem[g_src + o * 2u + 1u];
+            if p.chains == CHAINS {
+                var acc1 = vec4<f32>(0.0);
+                for (var o = 0u; o < n_out; o++) {
+                    let w = params[w_off + o * n_in + i];
+                    acc0 += w * mem[g_src + o * 2u];
+                    acc1 += w * mem[g_src + o * 2u + 1u];
+                }
+                if layer > 0u {
+                    acc1 *= act_derivative(activation_code(layer - 1u), mem[pre + 1u]);
+                }
+                mem[g_dst + i * 2u + 1u] = acc1;
+            } else {
+                for (var o = 0u; o < n_out; o++) {
+                    acc0 += params[w_off + o * n_in + i] * mem[g_src + o * 2u];
+                }
             }
             if layer > 0u {
-                let code = activation_code(layer - 1u);
-                let pre = PRE + (layer - 1u) * REGION + i * 2u;
-                acc0 *= act_derivative(code, mem[pre]);
-                acc1 *= act_derivative(code, mem[pre + 1u]);
+                acc0 *= act_derivative(activation_code(layer - 1u), mem[pre]);
             }
             mem[g_dst + i * 2u] = acc0;
-            mem[g_dst + i * 2u + 1u] = acc1;
         }
         workgroupBarrier();
         g_src = g_dst;
@@ -289,13 +314,13 @@ fn mlp_langevin_chain(
     @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
     // The grid is 2D when there are more than 65535 workgroups.
-    let first = (wid.x + wid.y * nwg.x) * CHAINS;
+    let first = (wid.x + wid.y * nwg.x) * p.chains;
     let dim = width(0u);
 
     // Load this workgroup's chains; missing chains (past `rows`) are zeros, never stored.
-    for (var e = t; e < dim * CHAINS; e += WG) {
-        let i = e / CHAINS;
-        let c = e % CHAINS;
+    for (var e = t; e < dim * p.chains; e += WG) {
+        let i = e / p.chains;
+        let c = e % p.chains;
         var v = 0.0;
         if first + c < p.rows {
             v = x[(first + c) * dim + i];
@@ -309,9 +334,9 @@ fn mlp_langevin_chain(
 
         // The Langevin update: one Philox call per (4-element block, chain), as langevin.wgsl.
         let blocks = (dim + 3u) / 4u;
-        for (var e = t; e < blocks * CHAINS; e += WG) {
-            let block = e / CHAINS;
-            let c = e % CHAINS;
+        for (var e = t; e < blocks * p.chains; e += WG) {
+            let block = e / p.chains;
+            let c = e % p.chains;
             if first + c < p.rows {
                 let w = philox4x32_10(
                     vec4<u32>(block, p.chain_offset + first + c, p.global_step + k, 0u),
@@ -335,9 +360,9 @@ fn mlp_langevin_chain(
         workgroupBarrier();
     }
 
-    for (var e = t; e < dim * CHAINS; e += WG) {
-        let i = e / CHAINS;
-        let c = e % CHAINS;
+    for (var e = t; e < dim * p.chains; e += WG) {
+        let i = e / p.chains;
+        let c = e % p.chains;
         if first + c < p.rows {
             x[(first + c) * dim + i] = mem[XS + i * 2u + c / 4u][c % 4u];
         }

@@ -33,6 +33,7 @@ fn run_in(cwd: &Path, args: &[&str]) -> Output {
         .env_remove("EBM_DEVICE")
         .env_remove("EBM_TENSOR_CORES")
         .env_remove("EBM_CONV_TILES")
+        .env_remove("EBM_MLP_CHAIN_GROUP")
         .env_remove("EBM_CPU_TILES")
         .output()
         .expect("the ebm binary runs")

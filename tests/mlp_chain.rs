@@ -624,3 +624,91 @@ fn gpu_sampler_temperature() {
     let gpu = gpu_or_skip!();
     sampler_temperature(&*gpu);
 }
+
+/// The fused chain with 4 chains per GPU workgroup (`--mlp-chain-group 4`) gives the bits of
+/// the default 8: each chain's sums are the same in the same order. Random MLPs (0–4 hidden
+/// layers of up to 128, every activation), and chain counts that fill no group, one, and
+/// parts of several (1, 3, 4, 5, 13, 70), so that 4-chain groups end mid-way through
+/// 8-chain ones. The chains must move, or equal bits would prove nothing.
+#[test]
+fn gpu_chain_groups_give_the_same_bits() {
+    use ebm::backend::gpu::{GpuOptions, MlpChainGroup};
+    let seed = test_seed();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let activations = [
+        Activation::Relu,
+        Activation::LeakyRelu(0.1),
+        Activation::Silu,
+        Activation::Tanh,
+        Activation::Sigmoid,
+        Activation::Softplus,
+    ];
+    let cases: Vec<(MlpChain, Vec<Vec<f32>>, Vec<f32>)> = (0..6)
+        .map(|case| {
+            let widths = random_widths(&mut rng);
+            let acts = (0..widths.len() - 2)
+                .map(|_| activations[rng.random_range(0..activations.len())])
+                .collect();
+            let params = widths
+                .windows(2)
+                .flat_map(|io| {
+                    let bound = 2.0 / (io[0] as f32).sqrt();
+                    let weight = (0..io[0] * io[1])
+                        .map(|_| rng.random_range(-bound..bound))
+                        .collect();
+                    [weight, uniform(&mut rng, io[1])]
+                })
+                .collect();
+            let rows = [1, 3, 4, 5, 13, 70][case];
+            let chain = MlpChain {
+                update: LangevinUpdate {
+                    rows,
+                    dim: widths[0],
+                    step: 0.05,
+                    noise: 0.02,
+                    grad_clip: rng.random_bool(0.5).then_some(0.3),
+                    lo: -1.5,
+                    hi: 1.5,
+                    seed: rng.random(),
+                    global_step: rng.random_range(0..1000),
+                    chain_offset: rng.random_range(0..1000),
+                },
+                widths: widths.clone(),
+                activations: acts,
+                steps: 3,
+            };
+            let x0 = uniform(&mut rng, rows * widths[0]);
+            (chain, params, x0)
+        })
+        .collect();
+    let run_all = |group: MlpChainGroup| -> Option<Vec<Vec<f32>>> {
+        let gpu = gpu_common::gpu_with(GpuOptions {
+            mlp_chain_group: group,
+            ..GpuOptions::default()
+        })?;
+        assert_eq!(gpu.mlp_chain_group(), group.chains());
+        let out = cases
+            .iter()
+            .map(|(chain, params, x0)| {
+                assert!(gpu.supports(chain), "{:?}", chain.widths);
+                let tensors: Vec<_> = params.iter().map(|p| gpu.upload(p).unwrap()).collect();
+                let mut x = gpu.upload(x0).unwrap();
+                chain.run(&*gpu, &tensors.iter().collect::<Vec<_>>(), &mut x);
+                gpu.read(&x).unwrap()
+            })
+            .collect();
+        Some(out)
+    };
+    let Some(by_eight) = run_all(MlpChainGroup::Eight) else {
+        return;
+    };
+    let by_four = run_all(MlpChainGroup::Four).expect("the adapter opened once");
+    for ((chain, _, x0), (eight, four)) in cases.iter().zip(by_eight.iter().zip(&by_four)) {
+        let what = format!(
+            "widths {:?}, {:?}, {} rows (seed {seed})",
+            chain.widths, chain.activations, chain.update.rows
+        );
+        assert!(rel_err(eight, x0) > 1e-4, "the chain did not move: {what}");
+        assert!(eight == four, "4-chain groups differ from 8: {what}");
+    }
+}

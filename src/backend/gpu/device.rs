@@ -84,6 +84,7 @@ impl GpuBackend {
             report: Box::new(report),
             tensor_cores,
             conv_tiles: options.conv_tiles,
+            mlp_chain_group: options.mlp_chain_group,
             tile_choices: Mutex::default(),
             tuning: AtomicBool::new(false),
             encoder: Mutex::new(None),
@@ -106,6 +107,11 @@ impl GpuBackend {
     /// Which output tiles the f32 conv products use.
     pub fn conv_tiles(&self) -> ConvTiles {
         self.conv_tiles
+    }
+
+    /// Chains per workgroup of the fused MLP Langevin chain: 8 or 4.
+    pub fn mlp_chain_group(&self) -> usize {
+        self.mlp_chain_group.chains()
     }
 
     /// Whether the conv products run on tensor cores, and if not, why.

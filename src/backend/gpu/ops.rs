@@ -20,8 +20,12 @@ impl Backend for GpuBackend {
             ConvTiles::Wide128 => ", conv tiles 128",
             ConvTiles::Auto => ", conv tiles auto",
         };
+        let group = match self.mlp_chain_group {
+            MlpChainGroup::Eight => "",
+            MlpChainGroup::Four => ", MLP chains by 4",
+        };
         format!(
-            "{} ({}{cores}{tiles})",
+            "{} ({}{cores}{tiles}{group})",
             self.report.name, self.report.backend
         )
     }

@@ -9,16 +9,20 @@ pub struct GpuOptions {
     pub tensor_cores: bool,
     /// The output tiles of the f32 conv kernels.
     pub conv_tiles: ConvTiles,
+    /// How many chains a workgroup of the fused MLP Langevin chain runs.
+    pub mlp_chain_group: MlpChainGroup,
 }
 
 impl GpuOptions {
     /// The options the environment asks for: `EBM_TENSOR_CORES=on` (or `1`, `true`) for
-    /// tensor cores, `EBM_CONV_TILES=64|128|auto` for the conv tiles. `ebm --tensor-cores` and
-    /// `ebm --conv-tiles` set them.
+    /// tensor cores, `EBM_CONV_TILES=64|128|auto` for the conv tiles, `EBM_MLP_CHAIN_GROUP=8|4`
+    /// for the fused MLP chain. `ebm --tensor-cores`, `--conv-tiles` and `--mlp-chain-group`
+    /// set them.
     pub fn from_env() -> Self {
         GpuOptions {
             tensor_cores: env_switch("EBM_TENSOR_CORES"),
             conv_tiles: ConvTiles::from_env(),
+            mlp_chain_group: MlpChainGroup::from_env(),
         }
     }
 }
@@ -84,6 +88,51 @@ impl ConvTiles {
     }
 }
 
+/// Chains per workgroup of the fused MLP Langevin chain (shaders/mlp_chain.wgsl). Each
+/// thread computes one unit of a layer for all of its workgroup's chains, so 8 chains give
+/// each weight read 8 multiply-adds, and 4 give twice the workgroups (and threads) for the
+/// same batch: more of a large GPU busy when the batch is small for it. The sums per chain
+/// are the same, so are the results, to the bit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MlpChainGroup {
+    /// 8 chains a workgroup (two vec4s per unit).
+    #[default]
+    Eight,
+    /// 4 chains a workgroup (one vec4 per unit).
+    Four,
+}
+
+impl MlpChainGroup {
+    /// Every choice, in the order `--mlp-chain-group` lists them.
+    pub const ALL: [MlpChainGroup; 2] = [MlpChainGroup::Eight, MlpChainGroup::Four];
+
+    /// Chains per workgroup: 8 or 4.
+    pub fn chains(self) -> usize {
+        match self {
+            MlpChainGroup::Eight => 8,
+            MlpChainGroup::Four => 4,
+        }
+    }
+
+    /// The choice named `value` (`8` or `4`), or `None`.
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|g| g.chains().to_string() == value)
+    }
+
+    /// `EBM_MLP_CHAIN_GROUP`, or the default when unset; a bad value gets one warning.
+    fn from_env() -> Self {
+        match std::env::var("EBM_MLP_CHAIN_GROUP") {
+            Ok(v) if !v.is_empty() => Self::parse(&v).unwrap_or_else(|| {
+                eprintln!("warning: EBM_MLP_CHAIN_GROUP={v:?} is not 8 or 4; using 8");
+                MlpChainGroup::default()
+            }),
+            _ => MlpChainGroup::default(),
+        }
+    }
+}
+
 /// An on/off switch's value: `on`, `1`, `true` or `off`, `0`, `false`, empty; `None` for
 /// anything else. The one reading of the backend's switches (`EBM_TENSOR_CORES`,
 /// `EBM_GPU_BOUNDS_CHECKS`) and of the CLI's `--tensor-cores`.
@@ -117,6 +166,16 @@ mod tests {
             ("yes please", None),
         ] {
             assert_eq!(parse_switch(value), parsed, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn mlp_chain_groups_are_8_and_4() {
+        assert_eq!(MlpChainGroup::default().chains(), 8);
+        assert_eq!(MlpChainGroup::parse("4"), Some(MlpChainGroup::Four));
+        assert_eq!(MlpChainGroup::parse("8"), Some(MlpChainGroup::Eight));
+        for bad in ["", "2", "16", "four"] {
+            assert_eq!(MlpChainGroup::parse(bad), None, "{bad:?}");
         }
     }
 

@@ -18,7 +18,7 @@ mod train_loop;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use ebm::backend::gpu::{ConvTiles, GpuOptions, TensorCores};
+use ebm::backend::gpu::{ConvTiles, GpuOptions, MlpChainGroup, TensorCores};
 use ebm::backend::{choose_backend, AnyBackend, DeviceChoice};
 use ebm::Error;
 
@@ -42,6 +42,10 @@ struct Cli {
     /// faster, timed on its first call). The same results whichever.
     #[arg(long, global = true, env = "EBM_CONV_TILES", value_parser = parse_conv_tiles, default_value = "64")]
     conv_tiles: ConvTiles,
+    /// Chains per workgroup of the GPU's fused MLP Langevin chain: 8, or 4 (twice the
+    /// workgroups for a batch, for a GPU the batch leaves idle). The same results.
+    #[arg(long, global = true, env = "EBM_MLP_CHAIN_GROUP", value_parser = parse_chain_group, default_value = "8")]
+    mlp_chain_group: MlpChainGroup,
     /// The CPU's register tiles for convolutions and wide MLP layers: auto (the widest this
     /// CPU has), avx512, avx2 (the same results to the bit), or off (im2col + gemm).
     #[arg(long, global = true, env = "EBM_CPU_TILES", value_parser = parse_cpu_tiles, default_value = "auto")]
@@ -59,6 +63,11 @@ fn parse_switch(value: &str) -> Result<bool, String> {
 /// `--conv-tiles` or `EBM_CONV_TILES`: 64, 128 or auto.
 fn parse_conv_tiles(value: &str) -> Result<ConvTiles, String> {
     ConvTiles::parse(value).ok_or_else(|| format!("expected 64, 128 or auto, not {value:?}"))
+}
+
+/// `--mlp-chain-group` or `EBM_MLP_CHAIN_GROUP`: 8 or 4.
+fn parse_chain_group(value: &str) -> Result<MlpChainGroup, String> {
+    MlpChainGroup::parse(value).ok_or_else(|| format!("expected 8 or 4, not {value:?}"))
 }
 
 /// `--cpu-tiles` or `EBM_CPU_TILES`: a kind this CPU has, or auto/off.
@@ -186,6 +195,10 @@ fn main() -> ExitCode {
         if cli.tensor_cores { "on" } else { "off" },
     );
     std::env::set_var("EBM_CONV_TILES", cli.conv_tiles.name());
+    std::env::set_var(
+        "EBM_MLP_CHAIN_GROUP",
+        cli.mlp_chain_group.chains().to_string(),
+    );
     // Read once, where the CPU backend first runs a tile or an activation.
     std::env::set_var("EBM_CPU_TILES", &cli.cpu_tiles);
     let result = match cli.command {

@@ -129,6 +129,8 @@ impl Kernel for MlpMala {
             chain_offset: t.chain_offset,
             inv_temp: 1.0 / t.temperature,
             mh_scale: 1.0 / (4.0 * t.eps),
+            // MALA's kernel keeps 8 chains a workgroup.
+            chains: CHAINS as u32,
         };
         dispatch_packed(gpu, &MLP_MALA_CHAIN, inputs, outputs, &params, groups)
     }

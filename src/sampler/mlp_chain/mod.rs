@@ -106,7 +106,10 @@ impl Kernel for MlpChain {
         if u.rows == 0 || self.steps == 0 {
             return Ok(());
         }
-        let groups = gpu.grid(u.rows.div_ceil(CHAINS))?;
+        // Chains per workgroup: 8 unless the device was opened with 4 (GpuOptions); the
+        // same bits either way.
+        let chains = gpu.mlp_chain_group();
+        let groups = gpu.grid(u.rows.div_ceil(chains))?;
         let widths = packed_widths(&self.widths);
         let (codes, slope) = activation_codes(&self.activations);
         let (seed_lo, seed_hi) = seed_words(u.seed);
@@ -129,6 +132,7 @@ impl Kernel for MlpChain {
             chain_offset: u.chain_offset,
             inv_temp: 1.0,
             mh_scale: 0.0,
+            chains: chains as u32,
         };
         // All weights and biases travel in one buffer (one binding however deep the net),
         // packed by device copies into scratch memory the backend keeps between calls.
@@ -255,6 +259,7 @@ struct MlpChainParams {
     chain_offset: u32,
     inv_temp: f32,
     mh_scale: f32,
+    chains: u32,
 }
 
 /// The immediates layout the shader test checks.
@@ -281,6 +286,7 @@ pub(crate) fn immediate_layouts() -> Vec<ImmediateLayout> {
             chain_offset,
             inv_temp,
             mh_scale,
+            chains,
         }
     );
     let widths = std::mem::offset_of!(MlpChainParams, widths);
