@@ -447,6 +447,65 @@ fn gpu_conv_tiles_train_alike() {
     );
 }
 
+/// `--mlp-chain-group 4` (the fused MLP chain with 4 chains a GPU workgroup) trains toy2d to
+/// the same bits as the default 8, and says so on the device line; a bad value is one error
+/// line.
+#[test]
+fn gpu_mlp_chain_groups_train_alike() {
+    let tmp = TempDir::new("cli-chain-group");
+    expect_bad_input(
+        &tmp.0,
+        &["--mlp-chain-group", "2", "info"],
+        &["mlp-chain-group", "2"],
+    );
+    if gpu_common::gpu().is_none() {
+        return;
+    }
+    let mut models = Vec::new();
+    for group in ["8", "4"] {
+        let out = tmp.join(&format!("run-{group}"));
+        let args = [
+            "--device",
+            "gpu",
+            "--mlp-chain-group",
+            group,
+            "train",
+            "toy2d",
+            "--iters",
+            "3",
+            "--batch",
+            "70",
+            "--steps",
+            "4",
+            "--quiet",
+            "--out",
+            path_str(&out),
+        ];
+        let run = {
+            let _turn = gpu_common::gpu_turn();
+            run_ok(&tmp.0, &args)
+        };
+        let said = text(&run.stdout) + &text(&run.stderr);
+        let device = said
+            .lines()
+            .find(|l| l.starts_with("device:"))
+            .unwrap_or("");
+        assert_eq!(
+            device.contains("MLP chains by 4"),
+            group == "4",
+            "{}",
+            describe(&args, &run)
+        );
+        let model = TensorFile::read(&out.join("model.safetensors")).unwrap();
+        assert!(!model.tensors.is_empty(), "an empty model");
+        models.push(model.tensors);
+    }
+    assert!(
+        models[0] == models[1],
+        "the 4- and 8-chain runs' models differ"
+    );
+}
+
 #[test]
 fn bench_json_cpu() {
     let tmp = TempDir::new("cli-bench");
