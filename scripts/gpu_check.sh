@@ -13,16 +13,18 @@
 #   3. ebm against PyTorch eager fp32 (TF32 off) and PyTorch's default TF32 convolutions,
 #      alternating over ROUNDS rounds (scripts/compare.sh), on toy2d (also with
 #      --mlp-chain-group 4, sampling) and anatomy32;
-#   4. per-kernel profiles of toy2d and anatomy32, with each conv kernel's GFLOP/s and its
-#      share of the f32 peak (scripts/profile_table.py), anatomy32 also with --conv-tiles auto
-#      (each product timed on 64×64 and 128×128 tiles, both times listed) and on tensor
-#      cores; then anatomy32 with --conv-tiles auto against PyTorch; the samplers'
-#      chain-steps/s (ULA, MALA, HMC, annealed) on the shipped toy model and an AIS log Z;
+#   4. per-kernel profiles of toy2d (also with --mlp-chain-group 4) and anatomy32, with each
+#      conv kernel's GFLOP/s and its share of the f32 peak (scripts/profile_table.py),
+#      anatomy32 also with --conv-tiles auto (each product timed on 64×64 and 128×128 tiles,
+#      both times listed) and on tensor cores; then anatomy32 with --conv-tiles auto against
+#      PyTorch;
 #   5. a 300-iteration full-width (n_f = 64) MNIST demo on the GPU, with its picture;
 #   6. the MNIST demo again with the conv products on tensor cores (--tensor-cores), beside
 #      the f32 run's metrics and picture; anatomy32 on tensor cores against PyTorch;
 #   7. the same comparison on mnist32 and resnet32 (where the build has it);
-#   8. torch.compile on toy2d (one round: it compiles for a minute).
+#   8. torch.compile on toy2d (one round: it compiles for a minute);
+#   9. the samplers' chain-steps/s (ULA, MALA, HMC, annealed) on the shipped toy model and
+#      an AIS log Z (kernels unchanged since they were last measured).
 # $OUT gets summary.txt (all the tables), the demo's sample grid, and gpu-check.tar.gz with
 # every log and JSON line (the device tool brings back at most 8 files).
 set -uo pipefail
@@ -155,16 +157,6 @@ if section "anatomy32 with --conv-tiles auto vs PyTorch, $ROUNDS alternating rou
     scripts/compare.sh anatomy32 2>>"$W/bench.err" | tee -a "$SUMMARY"
 fi
 
-if section "samplers on the GPU: ULA (fused), MALA, HMC L=5, annealed; AIS" 25; then
-  M=tests/golden/toy2d-8gaussians-trained.safetensors
-  for s in ula mala hmc annealed; do
-    timeout 60 "$BIN/ebm" --device gpu sample --model "$M" --n 10000 --steps 200 --sampler "$s" \
-      --leapfrog 5 --step-size 0.1 --out "$W/samples-$s.safetensors" 2>&1 | grep -E "chain-steps|acceptance" |
-      sed "s/^/$s: /" | tee -a "$SUMMARY"
-  done
-  timeout 60 "$BIN/ebm" --device gpu eval loglik --model "$M" --data 8gaussians 2>&1 | tee -a "$SUMMARY"
-fi
-
 mnist_demo() {  # mnist_demo RUN_NAME PICTURE_NAME [EBM_FLAGS…]: the 300-iteration demo, its grid to $OUT
   local run=$1 picture=$2 t0=$SECONDS
   shift 2
@@ -199,6 +191,16 @@ compare mnist32 3
 if section "toy2d vs torch.compile (one round: compiling takes a minute)" 90; then
   DEADLINE=$(( $(date +%s) + $(left) )) DEVICE=gpu ROUNDS=1 ITERS=5 VARIANTS=compile EBM_BIN=$BIN EBM_REF=$REF JSONL=$W/compile.jsonl \
     scripts/compare.sh toy2d 2>>"$W/bench.err" | tee -a "$SUMMARY"
+fi
+
+if section "samplers on the GPU: ULA (fused), MALA, HMC L=5, annealed; AIS" 25; then
+  M=tests/golden/toy2d-8gaussians-trained.safetensors
+  for s in ula mala hmc annealed; do
+    timeout 60 "$BIN/ebm" --device gpu sample --model "$M" --n 10000 --steps 200 --sampler "$s" \
+      --leapfrog 5 --step-size 0.1 --out "$W/samples-$s.safetensors" 2>&1 | grep -E "chain-steps|acceptance" |
+      sed "s/^/$s: /" | tee -a "$SUMMARY"
+  done
+  timeout 60 "$BIN/ebm" --device gpu eval loglik --model "$M" --data 8gaussians 2>&1 | tee -a "$SUMMARY"
 fi
 
 say ""
