@@ -375,76 +375,63 @@ fn cpu_tile_kinds_agree_to_the_bit() {
     }
 }
 
+/// Train on the GPU once per value of the global option `flag` (`run`: the training
+/// subcommand and its options), check that the device line names `marker` for the second
+/// value only, and return each run's model tensors. A bad value (`bad`) is one error line.
+/// `None` without a GPU.
+fn gpu_models_by(
+    name: &str,
+    flag: &str,
+    [first, second, bad]: [&str; 3],
+    run: &[&str],
+    marker: &str,
+) -> Option<Vec<std::collections::BTreeMap<String, ebm::tensorfile::Tensor>>> {
+    let tmp = TempDir::new(name);
+    expect_bad_input(&tmp.0, &[flag, bad, "info"], &[&flag[2..], bad]);
+    gpu_common::gpu()?;
+    let mut models = Vec::new();
+    for value in [first, second] {
+        let out = tmp.join(&format!("run-{value}"));
+        let mut args = vec!["--device", "gpu", flag, value, "train"];
+        args.extend_from_slice(run);
+        args.extend(["--quiet", "--out", path_str(&out)]);
+        let done = {
+            let _turn = gpu_common::gpu_turn();
+            run_ok(&tmp.0, &args)
+        };
+        let said = text(&done.stdout) + &text(&done.stderr);
+        let device = said
+            .lines()
+            .find(|l| l.starts_with("device:"))
+            .unwrap_or("");
+        let named = device.contains(marker);
+        assert_eq!(named, value == second, "{}", describe(&args, &done));
+        let model = TensorFile::read(&out.join("model.safetensors")).unwrap();
+        assert!(!model.tensors.is_empty(), "an empty model");
+        models.push(model.tensors);
+    }
+    Some(models)
+}
+
 /// `--conv-tiles 128` (the GPU's 128×128-tile conv kernels for the layers with 128 or more
 /// channels: here the ConvNet's last two at n_f = 32) trains exactly like the 64×64 tiles:
 /// the same sums in the same order (tests/gpu_conv.rs), so after two iterations the models
 /// are the same to the bit. The device line names the choice; a bad value is one error line.
 #[test]
 fn gpu_conv_tiles_train_alike() {
-    let tmp = TempDir::new("cli-conv-tiles");
-    expect_bad_input(
-        &tmp.0,
-        &["--conv-tiles", "96", "info"],
-        &["conv-tiles", "96"],
-    );
-    if gpu_common::gpu().is_none() {
-        return;
+    let run = [
+        "images", "--nf", "32", "--iters", "2", "--batch", "8", "--steps", "3", "--buffer", "32",
+    ];
+    let values = ["64", "128", "96"];
+    if let Some(m) = gpu_models_by(
+        "cli-conv-tiles",
+        "--conv-tiles",
+        values,
+        &run,
+        "conv tiles 128",
+    ) {
+        assert!(m[0] == m[1], "the 128- and 64-tile runs' models differ");
     }
-    let mut weights = Vec::new();
-    for tiles in ["64", "128"] {
-        let out = tmp.join(&format!("run-{tiles}"));
-        let args = [
-            "--device",
-            "gpu",
-            "--conv-tiles",
-            tiles,
-            "train",
-            "images",
-            "--nf",
-            "32",
-            "--iters",
-            "2",
-            "--batch",
-            "8",
-            "--steps",
-            "3",
-            "--buffer",
-            "32",
-            "--quiet",
-            "--out",
-            path_str(&out),
-        ];
-        let run = {
-            let _turn = gpu_common::gpu_turn();
-            run_ok(&tmp.0, &args)
-        };
-        let said = text(&run.stdout) + &text(&run.stderr);
-        let device = said
-            .lines()
-            .find(|l| l.starts_with("device:"))
-            .unwrap_or("");
-        assert_eq!(
-            device.contains("conv tiles 128"),
-            tiles == "128",
-            "{}",
-            describe(&args, &run)
-        );
-        // Every parameter tensor, in name order, as one vector.
-        let checkpoint = TensorFile::read(&out.join("model.safetensors")).unwrap();
-        let mut names: Vec<_> = checkpoint.tensors.keys().cloned().collect();
-        names.sort();
-        let all: Vec<f32> = names
-            .iter()
-            .flat_map(|n| checkpoint.tensors[n].data.clone())
-            .collect();
-        assert!(!all.is_empty(), "an empty model");
-        weights.push(all);
-    }
-    let e = rel_err(&weights[1], &weights[0]);
-    assert!(
-        weights[0] == weights[1],
-        "the 128- and 64-tile runs' models differ (by {e:.3e})"
-    );
 }
 
 /// `--mlp-chain-group 4` (the fused MLP chain with 4 chains a GPU workgroup) trains toy2d to
@@ -452,58 +439,12 @@ fn gpu_conv_tiles_train_alike() {
 /// line.
 #[test]
 fn gpu_mlp_chain_groups_train_alike() {
-    let tmp = TempDir::new("cli-chain-group");
-    expect_bad_input(
-        &tmp.0,
-        &["--mlp-chain-group", "2", "info"],
-        &["mlp-chain-group", "2"],
-    );
-    if gpu_common::gpu().is_none() {
-        return;
+    let run = ["toy2d", "--iters", "3", "--batch", "70", "--steps", "4"];
+    let values = ["8", "4", "2"];
+    let marker = "MLP chains by 4";
+    if let Some(m) = gpu_models_by("cli-chain-group", "--mlp-chain-group", values, &run, marker) {
+        assert!(m[0] == m[1], "the 4- and 8-chain runs' models differ");
     }
-    let mut models = Vec::new();
-    for group in ["8", "4"] {
-        let out = tmp.join(&format!("run-{group}"));
-        let args = [
-            "--device",
-            "gpu",
-            "--mlp-chain-group",
-            group,
-            "train",
-            "toy2d",
-            "--iters",
-            "3",
-            "--batch",
-            "70",
-            "--steps",
-            "4",
-            "--quiet",
-            "--out",
-            path_str(&out),
-        ];
-        let run = {
-            let _turn = gpu_common::gpu_turn();
-            run_ok(&tmp.0, &args)
-        };
-        let said = text(&run.stdout) + &text(&run.stderr);
-        let device = said
-            .lines()
-            .find(|l| l.starts_with("device:"))
-            .unwrap_or("");
-        assert_eq!(
-            device.contains("MLP chains by 4"),
-            group == "4",
-            "{}",
-            describe(&args, &run)
-        );
-        let model = TensorFile::read(&out.join("model.safetensors")).unwrap();
-        assert!(!model.tensors.is_empty(), "an empty model");
-        models.push(model.tensors);
-    }
-    assert!(
-        models[0] == models[1],
-        "the 4- and 8-chain runs' models differ"
-    );
 }
 
 #[test]

@@ -164,34 +164,29 @@ fn check_conv_ops_within(
     }
 }
 
-#[test]
-fn conv2d_forward_matches_cpu() {
+/// `op` on the GPU against the CPU on [`conv_shapes`].
+fn random_shapes_match_cpu(op: &str) {
     let gpu = gpu_or_skip!();
     let seed = test_seed();
     let mut rng = StdRng::seed_from_u64(seed);
     for s in conv_shapes(&mut rng) {
-        check_conv_ops(&gpu, &mut rng, s, &["forward"], seed);
+        check_conv_ops(&gpu, &mut rng, s, &[op], seed);
     }
+}
+
+#[test]
+fn conv2d_forward_matches_cpu() {
+    random_shapes_match_cpu("forward");
 }
 
 #[test]
 fn conv2d_backward_data_matches_cpu() {
-    let gpu = gpu_or_skip!();
-    let seed = test_seed();
-    let mut rng = StdRng::seed_from_u64(seed);
-    for s in conv_shapes(&mut rng) {
-        check_conv_ops(&gpu, &mut rng, s, &["backward_data"], seed);
-    }
+    random_shapes_match_cpu("backward_data");
 }
 
 #[test]
 fn conv2d_backward_params_matches_cpu() {
-    let gpu = gpu_or_skip!();
-    let seed = test_seed();
-    let mut rng = StdRng::seed_from_u64(seed);
-    for s in conv_shapes(&mut rng) {
-        check_conv_ops(&gpu, &mut rng, s, &["backward_params"], seed);
-    }
+    random_shapes_match_cpu("backward_params");
 }
 
 /// The tensor-core conv kernels (conv2d_coop.wgsl: f16 operands, f32 sums) against the CPU,
@@ -287,6 +282,23 @@ fn conv2d_tensor_cores_match_cpu() {
     }
 }
 
+/// A random shape for the 128×128-tile kernels: 128 to `most` channels on both sides (so one
+/// full row tile and a partial one), batch 1–3, images up to 11 a side, kernel 1–5, stride
+/// 1–3, padding up to half the kernel.
+fn random_wide_shape(rng: &mut StdRng, most: usize) -> Conv2dShape {
+    let kernel = rng.random_range(1..=5);
+    Conv2dShape {
+        batch: rng.random_range(1..=3),
+        in_channels: rng.random_range(128..=most),
+        out_channels: rng.random_range(128..=most),
+        height: rng.random_range(kernel..=11),
+        width: rng.random_range(kernel..=11),
+        kernel,
+        stride: rng.random_range(1..=3),
+        padding: rng.random_range(0..=kernel / 2),
+    }
+}
+
 /// The 128×128-tile kernels (conv2d_wide.wgsl, `--conv-tiles 128`) against the CPU, all three
 /// products: random shapes with 128–200 channels on both sides (a full row tile and a partial
 /// one, odd images, strides 1–3, kernels 1–5, a stride past the kernel), and anatomy32's
@@ -308,21 +320,7 @@ fn conv2d_wide_tiles_match_cpu() {
     assert!(gpu.name().contains("conv tiles 128"), "{}", gpu.name());
     let profiled = gpu.set_profiling(true).is_supported();
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut shapes: Vec<Conv2dShape> = (0..5)
-        .map(|_| {
-            let kernel = rng.random_range(1..=5);
-            Conv2dShape {
-                batch: rng.random_range(1..=3),
-                in_channels: rng.random_range(128..=200),
-                out_channels: rng.random_range(128..=200),
-                height: rng.random_range(kernel..=11),
-                width: rng.random_range(kernel..=11),
-                kernel,
-                stride: rng.random_range(1..=3),
-                padding: rng.random_range(0..=kernel / 2),
-            }
-        })
-        .collect();
+    let mut shapes: Vec<Conv2dShape> = (0..5).map(|_| random_wide_shape(&mut rng, 200)).collect();
     shapes.push(Conv2dShape {
         batch: 2,
         in_channels: 129,
@@ -474,21 +472,7 @@ fn conv_tile_sizes_give_the_same_bits() {
     use ebm::backend::gpu::{ConvTiles, GpuOptions};
     let seed = test_seed();
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut shapes: Vec<Conv2dShape> = (0..4)
-        .map(|_| {
-            let kernel = rng.random_range(1..=5);
-            Conv2dShape {
-                batch: rng.random_range(1..=3),
-                in_channels: rng.random_range(128..=300),
-                out_channels: rng.random_range(128..=300),
-                height: rng.random_range(kernel..=11),
-                width: rng.random_range(kernel..=11),
-                kernel,
-                stride: rng.random_range(1..=3),
-                padding: rng.random_range(0..=kernel / 2),
-            }
-        })
-        .collect();
+    let mut shapes: Vec<Conv2dShape> = (0..4).map(|_| random_wide_shape(&mut rng, 300)).collect();
     shapes.push(Conv2dShape {
         batch: 20,
         in_channels: 256,

@@ -27,7 +27,7 @@ use ebm::backend::{Activation, Backend};
 use ebm::nn::{EnergyNet, LayerSpec, Net};
 use ebm::sampler::{LangevinUpdate, MlpChain};
 use ebm::{CpuBackend, Spec};
-use gpu_common::{rel_err, test_seed};
+use gpu_common::{diff_norm, norm, rel_err, test_seed};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
@@ -208,19 +208,7 @@ fn run<B: Backend>(b: &B, sh: &Shape, x: &[f32], p: &[Vec<f32>], r: &[f32]) -> R
 /// while a wrong or missing term is off by ≥ 1e-3; TOL·FLOOR = 1e-6 keeps both apart.
 fn check(what: &str, sh: &Shape, seed: u64, got: &[f32], want: &[f32]) {
     const FLOOR: f64 = 1e-2;
-    assert_eq!(got.len(), want.len(), "{what}: lengths differ");
-    let norm = want
-        .iter()
-        .map(|&w| f64::from(w).powi(2))
-        .sum::<f64>()
-        .sqrt();
-    let diff = got
-        .iter()
-        .zip(want)
-        .map(|(&g, &w)| (f64::from(g) - f64::from(w)).powi(2))
-        .sum::<f64>()
-        .sqrt();
-    let e = diff / norm.max(FLOOR * (want.len() as f64).sqrt());
+    let e = diff_norm(got, want) / norm(want).max(FLOOR * (want.len() as f64).sqrt());
     assert!(
         e <= TOL,
         "{what}: error {e:.3e} of max(‖want‖, {FLOOR}·√n) > {TOL:e} for {sh:?} \

@@ -438,6 +438,45 @@ fn layered_chain<B: Backend>(b: &B, chain: &MlpChain, params: &[Vec<f32>], x0: &
     b.read(&x).expect("read")
 }
 
+/// Random parameters for an MLP of `widths` (weights within ±2/√fan-in, biases within ±1)
+/// and a 3-step chain of `rows` chains on it with random settings (clip or not, seed, step
+/// counter, chain offset).
+fn random_chain(
+    rng: &mut StdRng,
+    widths: &[usize],
+    activations: &[Activation],
+    rows: usize,
+) -> (MlpChain, Vec<Vec<f32>>) {
+    let params = widths
+        .windows(2)
+        .flat_map(|io| {
+            let bound = 2.0 / (io[0] as f32).sqrt();
+            let weight = (0..io[0] * io[1])
+                .map(|_| rng.random_range(-bound..bound))
+                .collect();
+            [weight, uniform(rng, io[1])]
+        })
+        .collect();
+    let chain = MlpChain {
+        update: LangevinUpdate {
+            rows,
+            dim: widths[0],
+            step: 0.05,
+            noise: 0.02,
+            grad_clip: rng.random_bool(0.5).then_some(0.3),
+            lo: -1.5,
+            hi: 1.5,
+            seed: rng.random(),
+            global_step: rng.random_range(0..1000),
+            chain_offset: rng.random_range(0..1000),
+        },
+        widths: widths.to_vec(),
+        activations: activations.to_vec(),
+        steps: 3,
+    };
+    (chain, params)
+}
+
 /// Tanh, sigmoid, softplus and square in the fused chain (codes 3–6 of mlp_chain.wgsl, the
 /// CPU's shared activation code): the fused chain against the layer-by-layer one on each
 /// device, and the GPU's against the CPU's, with those activations mixed with SiLU and ReLU.
@@ -480,35 +519,8 @@ fn fused_chain_runs_tanh_sigmoid_softplus_square() {
                 }
             })
             .collect();
-        let params: Vec<Vec<f32>> = widths
-            .windows(2)
-            .flat_map(|io| {
-                let bound = 2.0 / (io[0] as f32).sqrt();
-                let weight = (0..io[0] * io[1])
-                    .map(|_| rng.random_range(-bound..bound))
-                    .collect();
-                let bias = (0..io[1]).map(|_| rng.random_range(-1.0f32..1.0)).collect();
-                [weight, bias]
-            })
-            .collect();
         let rows = [1, 9, 70][case % 3];
-        let chain = MlpChain {
-            update: LangevinUpdate {
-                rows,
-                dim: widths[0],
-                step: 0.05,
-                noise: 0.02,
-                grad_clip: rng.random_bool(0.5).then_some(0.3),
-                lo: -1.5,
-                hi: 1.5,
-                seed: rng.random(),
-                global_step: rng.random_range(0..1000),
-                chain_offset: rng.random_range(0..1000),
-            },
-            widths: widths.clone(),
-            activations: activations.clone(),
-            steps: 3,
-        };
+        let (chain, params) = random_chain(&mut rng, &widths, &activations, rows);
         let x0 = uniform(&mut rng, rows * widths[0]);
         let what = format!("widths {widths:?}, {activations:?}, {rows} rows (seed {seed})");
 
@@ -646,37 +658,11 @@ fn gpu_chain_groups_give_the_same_bits() {
     let cases: Vec<(MlpChain, Vec<Vec<f32>>, Vec<f32>)> = (0..6)
         .map(|case| {
             let widths = random_widths(&mut rng);
-            let acts = (0..widths.len() - 2)
+            let acts: Vec<Activation> = (0..widths.len() - 2)
                 .map(|_| activations[rng.random_range(0..activations.len())])
                 .collect();
-            let params = widths
-                .windows(2)
-                .flat_map(|io| {
-                    let bound = 2.0 / (io[0] as f32).sqrt();
-                    let weight = (0..io[0] * io[1])
-                        .map(|_| rng.random_range(-bound..bound))
-                        .collect();
-                    [weight, uniform(&mut rng, io[1])]
-                })
-                .collect();
             let rows = [1, 3, 4, 5, 13, 70][case];
-            let chain = MlpChain {
-                update: LangevinUpdate {
-                    rows,
-                    dim: widths[0],
-                    step: 0.05,
-                    noise: 0.02,
-                    grad_clip: rng.random_bool(0.5).then_some(0.3),
-                    lo: -1.5,
-                    hi: 1.5,
-                    seed: rng.random(),
-                    global_step: rng.random_range(0..1000),
-                    chain_offset: rng.random_range(0..1000),
-                },
-                widths: widths.clone(),
-                activations: acts,
-                steps: 3,
-            };
+            let (chain, params) = random_chain(&mut rng, &widths, &acts, rows);
             let x0 = uniform(&mut rng, rows * widths[0]);
             (chain, params, x0)
         })

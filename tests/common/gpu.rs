@@ -73,19 +73,28 @@ macro_rules! gpu_or_skip {
 /// ‖got − want‖₂ / ‖want‖₂, in f64; the absolute 2-norm of the difference when `want` is 0.
 /// Elementwise relative error is ill-posed near zero (docs/ARCHITECTURE.md, Correctness), this is not.
 pub fn rel_err(got: &[f32], want: &[f32]) -> f64 {
-    assert_eq!(got.len(), want.len(), "lengths differ");
-    let diff: f64 = got
-        .iter()
-        .zip(want)
-        .map(|(&g, &w)| (g as f64 - w as f64).powi(2))
-        .sum::<f64>()
-        .sqrt();
-    let norm: f64 = want.iter().map(|&w| (w as f64).powi(2)).sum::<f64>().sqrt();
+    let diff = diff_norm(got, want);
+    let norm = norm(want);
     if norm == 0.0 {
         diff
     } else {
         diff / norm
     }
+}
+
+/// ‖got − want‖₂ in f64 (the lengths must agree).
+pub fn diff_norm(got: &[f32], want: &[f32]) -> f64 {
+    assert_eq!(got.len(), want.len(), "lengths differ");
+    got.iter()
+        .zip(want)
+        .map(|(&g, &w)| (f64::from(g) - f64::from(w)).powi(2))
+        .sum::<f64>()
+        .sqrt()
+}
+
+/// ‖v‖₂ in f64.
+pub fn norm(v: &[f32]) -> f64 {
+    v.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>().sqrt()
 }
 
 /// The seed for this run's random shapes and data: `EBM_TEST_SEED` if set (to reproduce a
@@ -139,17 +148,8 @@ pub fn assert_close_scaled(
     what: &str,
     seed: u64,
 ) {
-    let diff: f64 = got
-        .iter()
-        .zip(want)
-        .map(|(&g, &w)| (g as f64 - w as f64).powi(2))
-        .sum::<f64>()
-        .sqrt();
-    let norm: f64 = scale
-        .iter()
-        .map(|&v| (v as f64).powi(2))
-        .sum::<f64>()
-        .sqrt();
+    let diff = diff_norm(got, want);
+    let norm = norm(scale);
     assert!(
         diff <= tol * norm,
         "{what}: error {:.3e} of the summed magnitudes > {tol:.0e} (EBM_TEST_SEED={seed})",
