@@ -207,23 +207,7 @@ fn conv2d_tensor_cores_match_cpu() {
     };
     let mut rng = StdRng::seed_from_u64(seed);
     let mut shapes = conv_shapes(&mut rng);
-    for (c, o, size, k, st, pad) in [
-        (3, 64, 32, 3, 1, 1),
-        (64, 128, 32, 4, 2, 1),
-        (256, 512, 8, 4, 2, 1),
-        (512, 1, 4, 4, 1, 0),
-    ] {
-        shapes.push(Conv2dShape {
-            batch: 3,
-            in_channels: c,
-            out_channels: o,
-            height: size,
-            width: size,
-            kernel: k,
-            stride: st,
-            padding: pad,
-        });
-    }
+    shapes.extend(anatomy32_layers(64, 3));
     match cores.tensor_cores() {
         TensorCores::On(shape) => {
             eprintln!("tensor cores on {}: {shape}", cores.name());
@@ -331,24 +315,7 @@ fn conv2d_wide_tiles_match_cpu() {
         stride: 3,
         padding: 1,
     });
-    for (c, o, size, k, st, pad) in [
-        (3, 64, 32, 3, 1, 1),
-        (64, 128, 32, 4, 2, 1),
-        (128, 256, 16, 4, 2, 1),
-        (256, 512, 8, 4, 2, 1),
-        (512, 1, 4, 4, 1, 0),
-    ] {
-        shapes.push(Conv2dShape {
-            batch: 2,
-            in_channels: c,
-            out_channels: o,
-            height: size,
-            width: size,
-            kernel: k,
-            stride: st,
-            padding: pad,
-        });
-    }
+    shapes.extend(anatomy32_layers(64, 2));
     let ops = ["forward", "backward_data", "backward_params"];
     for s in shapes {
         check_conv_ops(&gpu, &mut rng, s, &ops, seed);
@@ -383,17 +350,27 @@ fn conv2d_anatomy32_layers_match_cpu() {
     let gpu = gpu_or_skip!();
     let seed = test_seed();
     let mut rng = StdRng::seed_from_u64(seed);
-    let nf = 8;
-    let layers = [
+    for s in anatomy32_layers(8, 2) {
+        let ops = ["forward", "backward_data", "backward_params"];
+        check_conv_ops(&gpu, &mut rng, s, &ops, seed);
+    }
+}
+
+/// anatomy32's five conv layers (docs/ARCHITECTURE.md, Reference workloads) at width `nf`
+/// for `batch` samples: the real kernel sizes, strides and paddings, and the spatial sizes
+/// 32 → 32 → 16 → 8 → 4 → 1.
+fn anatomy32_layers(nf: usize, batch: usize) -> Vec<Conv2dShape> {
+    [
         (3, nf, 32, 3, 1, 1),
         (nf, 2 * nf, 32, 4, 2, 1),
         (2 * nf, 4 * nf, 16, 4, 2, 1),
         (4 * nf, 8 * nf, 8, 4, 2, 1),
         (8 * nf, 1, 4, 4, 1, 0),
-    ];
-    for (in_channels, out_channels, size, kernel, stride, padding) in layers {
-        let s = Conv2dShape {
-            batch: 2,
+    ]
+    .into_iter()
+    .map(
+        |(in_channels, out_channels, size, kernel, stride, padding)| Conv2dShape {
+            batch,
             in_channels,
             out_channels,
             height: size,
@@ -401,10 +378,9 @@ fn conv2d_anatomy32_layers_match_cpu() {
             kernel,
             stride,
             padding,
-        };
-        let ops = ["forward", "backward_data", "backward_params"];
-        check_conv_ops(&gpu, &mut rng, s, &ops, seed);
-    }
+        },
+    )
+    .collect()
 }
 
 /// More than 65535 column tiles: the conv grid spills into y and the shader flattens it
