@@ -315,6 +315,34 @@ fn info_lists_cpu() {
     // --cpu-tiles off takes every product to im2col, and says so where the CPU has tiles.
     let off = text(&run_ok(&tmp.0, &["--cpu-tiles", "off", "info"]).stdout);
     assert!(off.contains("convolutions on im2col + gemm"), "{off}");
+    // The GPU kernel choices: the defaults, then what the options ask for.
+    let kernels = |out: &str| {
+        out.lines()
+            .find(|l| l.starts_with("GPU kernels:"))
+            .unwrap_or_else(|| panic!("no `GPU kernels:` line:\n{out}"))
+            .to_string()
+    };
+    let defaults = kernels(&stdout);
+    for want in ["conv tiles 64", "MLP chain 8 chains", "tensor cores off"] {
+        assert!(defaults.contains(want), "{defaults:?} lacks {want:?}");
+    }
+    let args = [
+        "--conv-tiles",
+        "auto",
+        "--mlp-chain-group",
+        "4",
+        "--tensor-cores",
+        "on",
+        "info",
+    ];
+    let asked = kernels(&text(&run_ok(&tmp.0, &args).stdout));
+    for want in [
+        "conv tiles auto",
+        "MLP chain 4 chains",
+        "tensor cores asked for",
+    ] {
+        assert!(asked.contains(want), "{asked:?} lacks {want:?}");
+    }
 }
 
 /// The CPU's tile kinds give the same bits: a short ConvNet run (direct convolutions in its

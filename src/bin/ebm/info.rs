@@ -1,6 +1,6 @@
 //! `ebm info`: what this machine offers.
 
-use ebm::backend::gpu::describe_adapters;
+use ebm::backend::gpu::{describe_adapters, GpuOptions};
 
 pub fn run() -> ebm::Result<()> {
     let adapters = describe_adapters();
@@ -10,6 +10,15 @@ pub fn run() -> ebm::Result<()> {
     for (i, adapter) in adapters.iter().enumerate() {
         println!("GPU adapter {i}: {adapter}");
     }
+    // The kernel choices a GPU run would take (main() put the options in the environment).
+    let gpu = GpuOptions::from_env();
+    println!(
+        "GPU kernels: conv tiles {} (--conv-tiles 64|128|auto), fused MLP chain {} chains a \
+         workgroup (--mlp-chain-group 8|4), tensor cores {} (--tensor-cores)",
+        gpu.conv_tiles.name(),
+        gpu.mlp_chain_group.chains(),
+        if gpu.tensor_cores { "asked for" } else { "off" },
+    );
     // A build without the default `gemm-avx512` feature stands for a CPU without AVX-512
     // (scripts/compare.sh ISA=avx2 checks for this note).
     let gemm_note = if !cfg!(feature = "gemm-avx512") && ebm::backend::cpu::Isa::Avx512.supported()
