@@ -277,8 +277,10 @@ fn energy_and_gradient(t: u32, xs: u32, en: u32) -> u32 {
         let n_out = width(layer + 1u);
         let w_off = weight_offset(layer);
         let g_dst = select(BUF0, BUF1, g_src == BUF0);
+        // The pre-activations of the layer below, where there is one (not for the input).
+        let below = PRE + max(layer, 1u) * REGION - REGION;
         for (var i = t; i < n_in; i += WG) {
-            let pre = PRE + (layer - 1u) * REGION + i * 2u;
+            let pre = below + i * 2u;
             var acc0 = vec4<f32>(0.0);
             if p.chains == CHAINS {
                 var acc1 = vec4<f32>(0.0);
