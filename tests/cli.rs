@@ -462,6 +462,60 @@ fn gpu_conv_tiles_train_alike() {
     }
 }
 
+/// A GPU run may resume under another `--conv-tiles`: two ConvNet iterations (n_f = 32: two
+/// layers of 128 channels or more) on 64×64 tiles, resumed for two more with `auto` (which
+/// times both sizes and may take either), end on the model of four uninterrupted iterations
+/// on 64×64 tiles, to the bit.
+#[test]
+fn gpu_resume_under_other_conv_tiles() {
+    if gpu_common::gpu().is_none() {
+        return;
+    }
+    let tmp = TempDir::new("cli-tiles-resume");
+    let train = |tiles: &str, out: &Path, more: &[&str]| {
+        let mut args = vec![
+            "--device",
+            "gpu",
+            "--conv-tiles",
+            tiles,
+            "train",
+            "images",
+            "--nf",
+            "32",
+            "--batch",
+            "4",
+            "--steps",
+            "3",
+            "--buffer",
+            "16",
+            "--ckpt-every",
+            "2",
+            "--quiet",
+            "--out",
+            path_str(out),
+        ];
+        args.extend_from_slice(more);
+        let _turn = gpu_common::gpu_turn();
+        run_ok(&tmp.0, &args);
+        TensorFile::read(&out.join("model.safetensors"))
+            .unwrap()
+            .tensors
+    };
+    let straight = train("64", &tmp.join("straight"), &["--iters", "4"]);
+    let resumed = tmp.join("resumed");
+    train("64", &resumed, &["--iters", "2"]);
+    let checkpoint = resumed.join("checkpoint.safetensors");
+    let resumed = train(
+        "auto",
+        &resumed,
+        &["--iters", "4", "--resume", path_str(&checkpoint)],
+    );
+    assert!(
+        straight == resumed,
+        "resumed under --conv-tiles auto, the model differs from the uninterrupted run's"
+    );
+}
+
 /// `--mlp-chain-group 4` (the fused MLP chain with 4 chains a GPU workgroup) trains toy2d to
 /// the same bits as the default 8, and says so on the device line; a bad value is one error
 /// line.
