@@ -11,8 +11,8 @@
 #   1. `ebm info`, the driver and PyTorch's view of the GPU, the device's f32 peak;
 #   2. every test executable with CI=true and EBM_DEVICE=gpu (a missing adapter fails);
 #   3. ebm against PyTorch eager fp32 (TF32 off) and PyTorch's default TF32 convolutions,
-#      alternating over ROUNDS rounds (scripts/compare.sh), on toy2d (also with
-#      --mlp-chain-group 4, sampling) and anatomy32;
+#      alternating over ROUNDS rounds (scripts/compare.sh), on toy2d (and its sampling with
+#      --mlp-chain-group 4 against fp32) and anatomy32;
 #   4. per-kernel profiles of toy2d (also with --mlp-chain-group 4) and anatomy32, with each
 #      conv kernel's GFLOP/s and its share of the f32 peak (scripts/profile_table.py),
 #      anatomy32 also with --conv-tiles auto (each product timed on 64×64 and 128×128 tiles,

@@ -191,10 +191,10 @@ fn act_derivative(code: u32, z: vec4<f32>) -> vec4<f32> {
     }
 }
 
-// E and ∇ₓE of this workgroup's CHAINS chains whose inputs are at region `xs` of `mem`:
+// E and ∇ₓE of this workgroup's `p.chains` chains whose inputs are at region `xs` of `mem`:
 // forward through the hidden layers (pre-activations kept), the energies into
-// energies[en] (chains 0–3) and energies[en + 1] (chains 4–7), then backward. Returns the
-// region of `mem` that holds ∇ₓE.
+// energies[en] (chains 0–3) and, with 8 chains, energies[en + 1] (chains 4–7), then
+// backward. Returns the region of `mem` that holds ∇ₓE.
 fn energy_and_gradient(t: u32, xs: u32, en: u32) -> u32 {
     let hidden = p.layers - 1u;
     // Forward through the hidden layers: PRE[l] = W·a + b, a ← act(PRE[l]).
@@ -237,8 +237,8 @@ fn energy_and_gradient(t: u32, xs: u32, en: u32) -> u32 {
         workgroupBarrier();
     }
 
-    // The energies E = W_L·a + b_L of the chains (threads 0 and 1, four chains each), before
-    // the backward pass reuses the buffers.
+    // The energies E = W_L·a + b_L of the chains (thread 0, and thread 1 with 8 chains: four
+    // chains each), before the backward pass reuses the buffers.
     let n_last = width(hidden);
     let last = weight_offset(hidden);
     var a_src = xs;
@@ -256,16 +256,14 @@ fn energy_and_gradient(t: u32, xs: u32, en: u32) -> u32 {
 
     // dE/d(last hidden output) = the last weight row, times act' of that layer.
     for (var i = t; i < n_last; i += WG) {
-        var g0 = vec4<f32>(params[last + i]);
-        var g1 = g0;
-        if hidden > 0u {
-            let code = activation_code(hidden - 1u);
-            let pre = PRE + (hidden - 1u) * REGION + i * 2u;
-            g0 *= act_derivative(code, mem[pre]);
-            g1 *= act_derivative(code, mem[pre + 1u]);
+        for (var part = 0u; part < p.chains / 4u; part++) {
+            var g = vec4<f32>(params[last + i]);
+            if hidden > 0u {
+                let pre = PRE + (hidden - 1u) * REGION + i * 2u + part;
+                g *= act_derivative(activation_code(hidden - 1u), mem[pre]);
+            }
+            mem[BUF0 + i * 2u + part] = g;
         }
-        mem[BUF0 + i * 2u] = g0;
-        mem[BUF0 + i * 2u + 1u] = g1;
     }
     workgroupBarrier();
 

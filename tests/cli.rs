@@ -496,19 +496,24 @@ fn gpu_resume_under_other_conv_tiles() {
         ];
         args.extend_from_slice(more);
         let _turn = gpu_common::gpu_turn();
-        run_ok(&tmp.0, &args);
-        TensorFile::read(&out.join("model.safetensors"))
-            .unwrap()
-            .tensors
+        let done = run_ok(&tmp.0, &args);
+        let said = text(&done.stdout) + &text(&done.stderr);
+        let model = TensorFile::read(&out.join("model.safetensors")).unwrap();
+        (model.tensors, said)
     };
-    let straight = train("64", &tmp.join("straight"), &["--iters", "4"]);
+    let (straight, _) = train("64", &tmp.join("straight"), &["--iters", "4"]);
     let resumed = tmp.join("resumed");
     train("64", &resumed, &["--iters", "2"]);
     let checkpoint = resumed.join("checkpoint.safetensors");
-    let resumed = train(
+    let (resumed, said) = train(
         "auto",
         &resumed,
         &["--iters", "4", "--resume", path_str(&checkpoint)],
+    );
+    // It resumed (two more iterations, not four from scratch), under auto.
+    assert!(
+        said.contains("done: 2 iterations") && said.contains("conv tiles auto"),
+        "{said}"
     );
     assert!(
         straight == resumed,

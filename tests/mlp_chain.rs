@@ -639,9 +639,13 @@ fn gpu_sampler_temperature() {
 
 /// The fused chain with 4 chains per GPU workgroup (`--mlp-chain-group 4`) gives the bits of
 /// the default 8: each chain's sums are the same in the same order. Random MLPs (0–4 hidden
-/// layers of up to 128, every activation), and chain counts that fill no group, one, and
+/// layers of up to 128, every activation, square included), and chain counts that fill no group, one, and
 /// parts of several (1, 3, 4, 5, 13, 70), so that 4-chain groups end mid-way through
-/// 8-chain ones. The chains must move, or equal bits would prove nothing.
+/// 8-chain ones; one input 33–128 wide. The chains must move, or equal bits would prove
+/// nothing.
+///
+/// Mutation that makes it fail (checked, then reverted): one term of the 4-chain forward loop
+/// scaled by 1.0000001 in shaders/mlp_chain.wgsl.
 #[test]
 fn gpu_chain_groups_give_the_same_bits() {
     use ebm::backend::gpu::{GpuOptions, MlpChainGroup};
@@ -654,10 +658,16 @@ fn gpu_chain_groups_give_the_same_bits() {
         Activation::Tanh,
         Activation::Sigmoid,
         Activation::Softplus,
+        Activation::Square,
     ];
     let cases: Vec<(MlpChain, Vec<Vec<f32>>, Vec<f32>)> = (0..6)
         .map(|case| {
-            let widths = random_widths(&mut rng);
+            let mut widths = random_widths(&mut rng);
+            if case == 5 {
+                // An input wide enough that a workgroup's chains span two passes of its 128
+                // threads (dim · chains > 128) in the loads, the update and the stores.
+                widths[0] = rng.random_range(33..=128);
+            }
             let acts: Vec<Activation> = (0..widths.len() - 2)
                 .map(|_| activations[rng.random_range(0..activations.len())])
                 .collect();
@@ -695,6 +705,10 @@ fn gpu_chain_groups_give_the_same_bits() {
             chain.widths, chain.activations, chain.update.rows
         );
         assert!(rel_err(eight, x0) > 1e-4, "the chain did not move: {what}");
-        assert!(eight == four, "4-chain groups differ from 8: {what}");
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert!(
+            bits(eight) == bits(four),
+            "4-chain groups differ from 8: {what}"
+        );
     }
 }
