@@ -389,6 +389,17 @@ fn gpu_fused_chain_is_one_dispatch() {
     assert_eq!(after.submissions - before.submissions, 1);
 }
 
+/// `chain` run as the fused op on `b` from `x0`, with parameters `params`.
+fn fused_chain<B: Backend>(b: &B, chain: &MlpChain, params: &[Vec<f32>], x0: &[f32]) -> Vec<f32> {
+    let params: Vec<B::Tensor> = params
+        .iter()
+        .map(|p| b.upload(p).expect("upload"))
+        .collect();
+    let mut x = b.upload(x0).expect("upload");
+    chain.run(b, &params.iter().collect::<Vec<_>>(), &mut x);
+    b.read(&x).expect("read")
+}
+
 /// The chain of `chain` layer by layer with the backend's own ops (linear, activation,
 /// their backward passes, the Langevin update): the reference for the activations that
 /// [`random_mlp`] does not draw (tanh, sigmoid, softplus, square).
@@ -524,8 +535,7 @@ fn fused_chain_runs_tanh_sigmoid_softplus_square() {
         let x0 = uniform(&mut rng, rows * widths[0]);
         let what = format!("widths {widths:?}, {activations:?}, {rows} rows (seed {seed})");
 
-        let mut on_cpu = x0.clone();
-        chain.run(&cpu, &params.iter().collect::<Vec<_>>(), &mut on_cpu);
+        let on_cpu = fused_chain(&cpu, &chain, &params, &x0);
         let cpu_layered = layered_chain(&cpu, &chain, &params, &x0);
         let err = rel_err(&cpu_layered, &on_cpu);
         assert!(err <= TOL, "CPU layer-by-layer vs fused {err:.2e}: {what}");
@@ -537,10 +547,7 @@ fn fused_chain_runs_tanh_sigmoid_softplus_square() {
 
         let Some(gpu) = gpu.as_ref() else { continue };
         assert!(gpu.supports(&chain), "{what}");
-        let tensors: Vec<_> = params.iter().map(|p| gpu.upload(p).unwrap()).collect();
-        let mut x = gpu.upload(&x0).unwrap();
-        chain.run(&**gpu, &tensors.iter().collect::<Vec<_>>(), &mut x);
-        let on_gpu = gpu.read(&x).unwrap();
+        let on_gpu = fused_chain(&**gpu, &chain, &params, &x0);
         let gpu_layered = layered_chain(&**gpu, &chain, &params, &x0);
         for (name, got) in [("fused", &on_gpu), ("layer-by-layer", &gpu_layered)] {
             let err = rel_err(got, &on_cpu);
@@ -687,10 +694,7 @@ fn gpu_chain_groups_give_the_same_bits() {
             .iter()
             .map(|(chain, params, x0)| {
                 assert!(gpu.supports(chain), "{:?}", chain.widths);
-                let tensors: Vec<_> = params.iter().map(|p| gpu.upload(p).unwrap()).collect();
-                let mut x = gpu.upload(x0).unwrap();
-                chain.run(&*gpu, &tensors.iter().collect::<Vec<_>>(), &mut x);
-                gpu.read(&x).unwrap()
+                fused_chain(&*gpu, chain, params, x0)
             })
             .collect();
         Some(out)

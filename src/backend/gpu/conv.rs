@@ -319,8 +319,10 @@ impl GpuBackend {
         operands: [&GpuTensor; 2],
         bias: Option<&GpuTensor>,
     ) -> Option<[f64; 2]> {
-        let pending = self.submit_pending();
-        self.wait_for(pending)?;
+        // `None`, the error deferred, if the device failed.
+        let wait = |index| self.wait_until(index).map_err(|e| self.defer_error(e)).ok();
+        // Everything submitted so far, this product's earlier work included, runs first.
+        wait(self.submit_pending())?;
         // The trials' output: a tensor of its own, freed after the timing (the real output
         // must not change, and the split-K scratch may already hold more than it needs).
         let Ok(trial) = self.zeros(p.out_len) else {
@@ -336,7 +338,7 @@ impl GpuBackend {
             let recorded = self.dispatches.load(Ordering::Relaxed) - dispatched;
             let start = Instant::now();
             let submitted = self.submit_pending();
-            self.wait_for(submitted)?;
+            wait(submitted)?;
             let seconds = start.elapsed().as_secs_f64();
             let failed =
                 recorded < TUNING_REPEATS as u64 || (clean && lock(&self.error).take().is_some());
@@ -357,22 +359,6 @@ impl GpuBackend {
         }
         self.tuning.store(false, Ordering::Relaxed);
         best
-    }
-
-    /// Wait until submission `index` (if any) has run; `None` (the error deferred) if the
-    /// device failed.
-    fn wait_for(&self, index: Option<wgpu::SubmissionIndex>) -> Option<()> {
-        let Some(index) = index else {
-            return Some(());
-        };
-        self.device
-            .poll(wgpu::PollType::Wait {
-                submission_index: Some(index),
-                timeout: None,
-            })
-            .map(|_| ())
-            .map_err(|e| self.defer_error(self.device_error("waiting for the device", e)))
-            .ok()
     }
 
     /// What `--conv-tiles auto` chose so far, one line per product: its kernel and GEMM

@@ -144,9 +144,7 @@ impl Backend for GpuBackend {
 
     fn wait(&self) -> Result<()> {
         self.submit_pending();
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| self.device_error("waiting for the device", e))?;
+        self.wait_until(None)?;
         self.take_error()
     }
 

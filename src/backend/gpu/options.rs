@@ -64,16 +64,9 @@ impl ConvTiles {
         Self::ALL.into_iter().find(|t| t.name() == value)
     }
 
-    /// `EBM_CONV_TILES`, or the default when unset. A library user's bad value gets one
-    /// warning and the default (the CLI refuses it before it gets here).
+    /// `EBM_CONV_TILES` (see [`env_choice`]).
     fn from_env() -> Self {
-        match std::env::var("EBM_CONV_TILES") {
-            Ok(v) if !v.is_empty() => Self::parse(&v).unwrap_or_else(|| {
-                eprintln!("warning: EBM_CONV_TILES={v:?} is not 64, 128 or auto; using 64");
-                ConvTiles::default()
-            }),
-            _ => ConvTiles::default(),
-        }
+        env_choice("EBM_CONV_TILES", Self::parse, "64, 128 or auto", "64")
     }
 
     /// The tile side for a product with `rows` rows of output, or `None` where it is to be
@@ -121,15 +114,27 @@ impl MlpChainGroup {
             .find(|g| g.chains().to_string() == value)
     }
 
-    /// `EBM_MLP_CHAIN_GROUP`, or the default when unset; a bad value gets one warning.
+    /// `EBM_MLP_CHAIN_GROUP` (see [`env_choice`]).
     fn from_env() -> Self {
-        match std::env::var("EBM_MLP_CHAIN_GROUP") {
-            Ok(v) if !v.is_empty() => Self::parse(&v).unwrap_or_else(|| {
-                eprintln!("warning: EBM_MLP_CHAIN_GROUP={v:?} is not 8 or 4; using 8");
-                MlpChainGroup::default()
-            }),
-            _ => MlpChainGroup::default(),
-        }
+        env_choice("EBM_MLP_CHAIN_GROUP", Self::parse, "8 or 4", "8")
+    }
+}
+
+/// Environment variable `name` read by `parse`, or the default (named `default`) when it is
+/// unset or empty. A library user's bad value gets one warning naming the `expected` values,
+/// and the default (the CLI refuses it before it gets here).
+fn env_choice<T: Default>(
+    name: &str,
+    parse: fn(&str) -> Option<T>,
+    expected: &str,
+    default: &str,
+) -> T {
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => parse(&v).unwrap_or_else(|| {
+            eprintln!("warning: {name}={v:?} is not {expected}; using {default}");
+            T::default()
+        }),
+        _ => T::default(),
     }
 }
 

@@ -26,6 +26,17 @@ impl GpuBackend {
         Some(index)
     }
 
+    /// Wait until submission `index` has run, or, for `None`, everything submitted so far.
+    pub(super) fn wait_until(&self, index: Option<wgpu::SubmissionIndex>) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::Wait {
+                submission_index: index,
+                timeout: None,
+            })
+            .map(|_| ())
+            .map_err(|e| self.device_error("waiting for the device", e))
+    }
+
     /// An error from wgpu while talking to the device; a deferred error (above all a lost
     /// device) explains it better, so it wins.
     pub(super) fn device_error(&self, what: &str, e: impl std::fmt::Display) -> Error {
@@ -118,12 +129,7 @@ impl GpuBackend {
         slice.map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
         });
-        self.device
-            .poll(wgpu::PollType::Wait {
-                submission_index: index,
-                timeout: None,
-            })
-            .map_err(|e| self.device_error("waiting for the device", e))?;
+        self.wait_until(index)?;
         let mapped = rx
             .recv()
             .map_err(|_| Error::Gpu("buffer mapping was dropped".into()))?;
