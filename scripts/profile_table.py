@@ -11,6 +11,8 @@ the net's per-layer forward FLOPs (`scripts/ebm_ref.py flops --verbose`, a multi
             the fused MLP chain = 2 × forward FLOPs × B·K;
   train:    forward = layer FLOPs × (B·K + 2B), backward-data = layer FLOPs × B·K plus, for
             every layer but the first, × 2B; backward-weight = layer FLOPs × 2B.
+On the GPU the linear layers run on the conv products (as 1×1 convolutions of 1×1 images), so
+there the conv2d_* kernels count the conv and the linear layers.
 Kernels without a FLOP count (activations, pooling, the update) show time only.
 """
 import argparse
@@ -28,27 +30,31 @@ def layer_flops(workload, nf):
     out = subprocess.run([sys.executable, ref, "flops", "--workload", workload, "--nf", str(nf), "--verbose"],
                          capture_output=True, text=True, check=True).stdout
     rows = json.loads(out)["per_layer"]
-    kinds = defaultdict(list)  # "conv2d" / "linear" -> [flops per sample of each such layer]
-    for r in rows:
-        if r["flops"]:
-            kinds[r["type"]].append(r["flops"])
-    return kinds, sum(r["flops"] for r in rows)
+    # (type, flops per sample) of every layer that multiplies, in the net's order.
+    layers = [(r["type"], r["flops"]) for r in rows if r["flops"]]
+    return layers, sum(r["flops"] for r in rows)
 
 
-def kernel_flops(kernel, measure, kinds, total, B, K):
+def kernel_flops(kernel, measure, layers, total, B, K, device):
     # The tensor-core products (conv2d_*_coop) do the f32 kernels' work; the split-K sums
     # (conv2d_sum_*) only add partial products up. The 128-tile products (conv2d_*_wide) share
     # a product's layers with the 64-tile ones: main() rates them together.
     if kernel.startswith("conv2d_sum"):
         return None
     kernel = product_of(kernel)
-    family = "conv2d" if kernel.startswith("conv2d") else "linear" if kernel.startswith("linear") else None
+    if kernel.startswith("conv2d"):
+        types = {"conv2d", "linear"} if device == "gpu" else {"conv2d"}
+    elif kernel.startswith("linear"):
+        types = {"linear"}
+    else:
+        types = set()
     if kernel == "mlp_langevin_chain":
         return 2 * total * B * K
-    if family is None or not kinds.get(family):
+    mine = [f for t, f in layers if t in types]
+    if not mine:
         return None
-    layers = kinds[family]
-    every, first = sum(layers), layers[0]
+    # The net's first layer gets no input gradient in training.
+    every, first = sum(mine), (layers[0][1] if layers[0][0] in types else 0)
     if kernel.endswith("_bias"):
         return None
     if kernel.endswith("_forward"):
@@ -89,7 +95,8 @@ def main():
     for (workload, measure), recs in groups.items():
         B, K = DEFAULTS.get(workload, (100, 100))
         B, K = args.batch or B, args.steps or K
-        kinds, total = layer_flops(workload, args.nf)
+        layers, total = layer_flops(workload, args.nf)
+        device = recs[0].get("device", "")
         kernel_s = sum(r["seconds"] for r in recs)
         print(f"\n{workload} {measure} (B = {B}, K = {K}): {kernel_s * 1e3:.2f} ms in kernels, "
               f"{recs[0]['wall_seconds'] * 1e3:.2f} ms wall clock ({recs[0]['source']})")
@@ -100,13 +107,13 @@ def main():
         for r in sorted(recs, key=lambda r: -r["seconds"]):
             # A product split between 64- and 128-tile kernels has no FLOP count per kernel.
             alone = len(products[product_of(r["kernel"])]) == 1
-            f = kernel_flops(r["kernel"], measure, kinds, total, B, K) if alone else None
+            f = kernel_flops(r["kernel"], measure, layers, total, B, K, device) if alone else None
             gfs, peak = rate(f, r["seconds"], args.peak)
             print(f"  {r['kernel']:<26} {r['calls']:>6} {r['seconds'] * 1e3:9.3f} {100 * r['share']:5.1f}% {gfs} {peak}")
         for product, rs in sorted(products.items()):
             if len(rs) > 1:
                 seconds = sum(r["seconds"] for r in rs)
-                f = kernel_flops(product, measure, kinds, total, B, K)
+                f = kernel_flops(product, measure, layers, total, B, K, device)
                 gfs, peak = rate(f, seconds, args.peak)
                 name = product + " (all)"
                 calls = sum(r["calls"] for r in rs)

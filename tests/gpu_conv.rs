@@ -1,7 +1,8 @@
 //! The conv2d kernels on the GPU against the CPU twin on fresh random shapes and data: the
 //! 64×64-tile f32 products (conv2d.wgsl), the 128×128-tile ones (conv2d_wide.wgsl,
 //! `--conv-tiles 128`), the tensor-core ones where the adapter has them (conv2d_coop.wgsl),
-//! anatomy32's real layers, a grid past the per-dimension limit and a bad geometry.
+//! anatomy32's real layers, a grid past the per-dimension limit and a bad geometry; and the
+//! linear layers, which run on the same products as 1×1 convolutions of 1×1 images.
 //!
 //! Outputs the GPU must overwrite start stale (7.0), and sums that can cancel are compared
 //! against the same sums over magnitudes ([`assert_close_scaled`]), to [`TOL`].
@@ -10,7 +11,8 @@
 #[path = "common/gpu.rs"]
 mod gpu_common;
 
-use ebm::backend::{Backend, Conv2dShape, CpuBackend, GpuBackend};
+use ebm::backend::gpu::{ConvTiles, GpuOptions, TensorCores};
+use ebm::backend::{Backend, Conv2dShape, CpuBackend, GpuBackend, LinearShape};
 use ebm::Error;
 use gpu_common::{abs, assert_close_scaled, randn, read, test_seed, up, CHANNELS, TOL};
 use rand::rngs::StdRng;
@@ -20,6 +22,127 @@ use rand::{RngExt, SeedableRng};
 /// a sum of n terms is off by ≈ 1e-3·‖|terms|‖ in the 2-norm, independent of n; 4e-3 leaves
 /// room, and a wrong tap or a dropped tile still gives 0.1–1.
 const TENSOR_CORE_TOL: f64 = 4e-3;
+
+const BATCHES: [usize; 4] = [1, 7, 33, 130];
+const INPUTS: [usize; 5] = [1, 2, 3, 17, 65];
+
+/// Linear shapes: every batch of [`BATCHES`] with every input width of [`INPUTS`] (outputs
+/// 1, 16, 31 or random), then the products a toy2d training step runs on 2B = 2048 rows (the
+/// 2-wide first layer's weight gradient sums 2048 terms into a 128×2 matrix: split-K) and a
+/// 512-wide layer over two 128-row tiles.
+fn linear_shapes(rng: &mut StdRng) -> Vec<LinearShape> {
+    let mut shapes = Vec::new();
+    for batch in BATCHES {
+        for inputs in INPUTS {
+            let outputs = [1, 16, 31, rng.random_range(2..=40)][rng.random_range(0..4)];
+            shapes.push(LinearShape {
+                batch,
+                inputs,
+                outputs,
+            });
+        }
+    }
+    for (batch, inputs, outputs) in [
+        (2048, 2, 128),
+        (2048, 128, 128),
+        (2048, 128, 1),
+        (100, 512, 300),
+    ] {
+        shapes.push(LinearShape {
+            batch,
+            inputs,
+            outputs,
+        });
+    }
+    shapes
+}
+
+/// The three linear ops on `gpu` against the CPU for shape `s` on random data: the forward
+/// and the input gradient to `tol`, the parameter gradients (always f32) to [`TOL`]. dw and
+/// db start stale and must be overwritten, not accumulated into.
+fn check_linear(gpu: &GpuBackend, rng: &mut StdRng, s: LinearShape, tol: f64, seed: u64) {
+    let cpu = CpuBackend::new();
+    let LinearShape {
+        batch,
+        inputs,
+        outputs,
+    } = s;
+    let what = format!("{s:?} on {}", gpu.name());
+    let x = randn(rng, batch * inputs);
+    let w = randn(rng, outputs * inputs);
+    let b = randn(rng, outputs);
+    let dy = randn(rng, batch * outputs);
+
+    let mut y = vec![0.0; batch * outputs];
+    cpu.linear_forward(s, &x, &w, &b, &mut y);
+    let mut y_scale = vec![0.0; batch * outputs];
+    cpu.linear_forward(s, &abs(&x), &abs(&w), &abs(&b), &mut y_scale);
+    let mut gy = up(gpu, &vec![7.0; batch * outputs]);
+    gpu.linear_forward(s, &up(gpu, &x), &up(gpu, &w), &up(gpu, &b), &mut gy);
+    let what_f = format!("forward {what}");
+    assert_close_scaled(&read(gpu, &gy), &y, &y_scale, tol, &what_f, seed);
+
+    let mut dx = vec![0.0; batch * inputs];
+    cpu.linear_backward_data(s, &dy, &w, &mut dx);
+    let mut dx_scale = vec![0.0; batch * inputs];
+    cpu.linear_backward_data(s, &abs(&dy), &abs(&w), &mut dx_scale);
+    let mut gdx = up(gpu, &vec![7.0; batch * inputs]);
+    gpu.linear_backward_data(s, &up(gpu, &dy), &up(gpu, &w), &mut gdx);
+    let what_d = format!("backward_data {what}");
+    assert_close_scaled(&read(gpu, &gdx), &dx, &dx_scale, tol, &what_d, seed);
+
+    let (mut dw, mut db) = (vec![0.0; outputs * inputs], vec![0.0; outputs]);
+    cpu.linear_backward_params(s, &dy, &x, &mut dw, &mut db);
+    let (mut dw_scale, mut db_scale) = (vec![0.0; outputs * inputs], vec![0.0; outputs]);
+    cpu.linear_backward_params(s, &abs(&dy), &abs(&x), &mut dw_scale, &mut db_scale);
+    let mut gdw = up(gpu, &vec![7.0; outputs * inputs]);
+    let mut gdb = up(gpu, &vec![7.0; outputs]);
+    gpu.linear_backward_params(s, &up(gpu, &dy), &up(gpu, &x), &mut gdw, &mut gdb);
+    let what_w = format!("dw {what}");
+    assert_close_scaled(&read(gpu, &gdw), &dw, &dw_scale, TOL, &what_w, seed);
+    let what_b = format!("db {what}");
+    assert_close_scaled(&read(gpu, &gdb), &db, &db_scale, TOL, &what_b, seed);
+}
+
+/// The linear layers on the conv products' 64×64 tiles (the default) and on 128×128 tiles.
+#[test]
+fn linear_matches_cpu() {
+    let seed = test_seed();
+    let mut rng = StdRng::seed_from_u64(seed);
+    for conv_tiles in [ConvTiles::Square64, ConvTiles::Wide128] {
+        let Some(gpu) = gpu_common::gpu_with(GpuOptions {
+            conv_tiles,
+            ..GpuOptions::default()
+        }) else {
+            return;
+        };
+        for s in linear_shapes(&mut rng) {
+            check_linear(&gpu, &mut rng, s, TOL, seed);
+        }
+    }
+}
+
+/// With tensor cores the linear layers' forward and input gradient take f16 operands, like
+/// the convolutions', to [`TENSOR_CORE_TOL`]; the weight gradient stays f32. Skipped where
+/// the adapter has none (`conv2d_tensor_cores_match_cpu` checks the f32 fallback).
+#[test]
+fn linear_tensor_cores_match_cpu() {
+    let seed = test_seed();
+    let Some(cores) = gpu_common::gpu_with(GpuOptions {
+        tensor_cores: true,
+        ..GpuOptions::default()
+    }) else {
+        return;
+    };
+    if let TensorCores::Off(why) = cores.tensor_cores() {
+        eprintln!("skipping: tensor cores off ({why})");
+        return;
+    }
+    let mut rng = StdRng::seed_from_u64(seed);
+    for s in linear_shapes(&mut rng) {
+        check_linear(&cores, &mut rng, s, TENSOR_CORE_TOL, seed);
+    }
+}
 
 /// A random conv shape: batch 1..3, channels from [`CHANNELS`], H and W 5..13 (odd and
 /// even), kernel 1..4, stride 1..3, padding 0..2 (so the input gradient's stride phases come
@@ -197,7 +320,6 @@ fn conv2d_backward_params_matches_cpu() {
 /// reason, and give the f32 results bit for bit.
 #[test]
 fn conv2d_tensor_cores_match_cpu() {
-    use ebm::backend::gpu::{GpuOptions, TensorCores};
     let seed = test_seed();
     let Some(cores) = gpu_common::gpu_with(GpuOptions {
         tensor_cores: true,
@@ -291,7 +413,6 @@ fn random_wide_shape(rng: &mut StdRng, most: usize) -> Conv2dShape {
 /// gradient.
 #[test]
 fn conv2d_wide_tiles_match_cpu() {
-    use ebm::backend::gpu::{ConvTiles, GpuOptions};
     let seed = test_seed();
     let options = GpuOptions {
         conv_tiles: ConvTiles::Wide128,

@@ -49,21 +49,31 @@ fn sample_with<B: Backend>(b: &B, steps: usize, fused: bool) -> Vec<f32> {
 }
 
 /// The kernels one Langevin step runs on the toy2d MLP, with their counts per step:
-/// forward (linear, SiLU), backward to the input (the same), then the update.
-fn expected(steps: usize) -> Vec<(&'static str, u64)> {
+/// forward (linear, SiLU), backward to the input (the same), then the update. The CPU names
+/// its linear ops; the GPU runs them on the conv products (as 1×1 convolutions of 1×1
+/// images), whose kernels it names.
+fn expected(steps: usize, source: &str) -> Vec<(&'static str, u64)> {
     let k = steps as u64;
+    let (forward, backward) = if source == GPU {
+        ("conv2d_forward", "conv2d_backward_data")
+    } else {
+        ("linear_forward", "linear_backward_data")
+    };
     vec![
-        ("linear_forward", LINEAR * k),
+        (forward, LINEAR * k),
         ("silu_forward", SILU * k),
-        ("linear_backward_data", LINEAR * k),
+        (backward, LINEAR * k),
         ("silu_backward", SILU * k),
         ("langevin_update", k),
     ]
 }
 
+/// The GPU profiles' source.
+const GPU: &str = "GPU timestamp queries";
+
 fn check(p: &Profile, steps: usize, source: &str) {
     assert_eq!(p.source, source);
-    let want = expected(steps);
+    let want = expected(steps, source);
     assert_eq!(
         p.kernels.len(),
         want.len(),
@@ -133,7 +143,7 @@ fn gpu_profile_names_the_kernels() {
         eprintln!("skipping: {} has no timestamp queries", gpu.name());
         return;
     }
-    profile_roundtrip(&*gpu, 3, "GPU timestamp queries");
+    profile_roundtrip(&*gpu, 3, GPU);
 }
 
 /// 70 steps × 15 kernels = 1050 passes: more than one query set's worth, so a full set is
@@ -148,7 +158,7 @@ fn gpu_profile_spans_query_sets() {
     sample(&*gpu, 70);
     let p = gpu.take_profile().unwrap();
     gpu.set_profiling(false);
-    check(&p, 70, "GPU timestamp queries");
+    check(&p, 70, GPU);
 }
 
 #[test]
@@ -232,7 +242,7 @@ fn bench_profile_json_rows() {
         .filter(|r: &serde_json::Value| r.get("kernel").is_some())
         .collect();
     let names: Vec<&str> = rows.iter().filter_map(|r| r["kernel"].as_str()).collect();
-    for (name, calls) in expected(2) {
+    for (name, calls) in expected(2, "CPU wall clock per op") {
         let row = rows
             .iter()
             .find(|r| r["kernel"] == name)

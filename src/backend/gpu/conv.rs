@@ -149,31 +149,44 @@ impl GpuBackend {
         let Some(params) = self.conv_params(s) else {
             return;
         };
-        let taps = s.in_channels * s.kernel * s.kernel;
         if s.out_channels == 0 {
             return;
         }
-        // With an empty batch the kernels store zeros, as the CPU does.
-        if taps > 0 {
-            // The weight gradient always runs in f32 (it feeds Adam directly).
-            let product = ConvProduct {
-                kernels: ConvKernels {
-                    square: &kernels::CONV2D_BACKWARD_WEIGHT,
-                    wide: Some(&kernels::CONV2D_BACKWARD_WEIGHT_WIDE),
-                },
-                sum: &kernels::CONV2D_SUM_WEIGHT,
-                rows: s.out_channels,
-                cols: taps,
-                phases: 1,
-                k_len: s.batch * s.out_height() * s.out_width(),
-                out_len: s.out_channels * taps,
-            };
-            self.conv_product(&product, params, [dy, x], dw, None);
-        }
+        self.conv2d_backward_weight(s, params, dy, x, dw);
         let Some(groups) = self.grid_or_defer(s.out_channels) else {
             return;
         };
         self.dispatch(&kernels::CONV2D_BACKWARD_BIAS, &[dy, db], &params, groups);
+    }
+
+    /// The weight gradient alone (the linear layers sum their bias gradient their own way).
+    /// With an empty batch the kernels store zeros, as the CPU does.
+    pub(super) fn conv2d_backward_weight(
+        &self,
+        s: Conv2dShape,
+        params: ConvParams,
+        dy: &GpuTensor,
+        x: &GpuTensor,
+        dw: &mut GpuTensor,
+    ) {
+        let taps = s.in_channels * s.kernel * s.kernel;
+        if s.out_channels * taps == 0 {
+            return;
+        }
+        // The weight gradient always runs in f32 (it feeds Adam directly).
+        let product = ConvProduct {
+            kernels: ConvKernels {
+                square: &kernels::CONV2D_BACKWARD_WEIGHT,
+                wide: Some(&kernels::CONV2D_BACKWARD_WEIGHT_WIDE),
+            },
+            sum: &kernels::CONV2D_SUM_WEIGHT,
+            rows: s.out_channels,
+            cols: taps,
+            phases: 1,
+            k_len: s.batch * s.out_height() * s.out_width(),
+            out_len: s.out_channels * taps,
+        };
+        self.conv_product(&product, params, [dy, x], dw, None);
     }
 
     /// A product's kernels: the f32 ones on both tile sizes, or the tensor-core one (64×64

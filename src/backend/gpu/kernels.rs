@@ -69,9 +69,6 @@ macro_rules! kernels {
 }
 
 kernels! {
-    LINEAR_FORWARD: LINEAR_WGSL, "linear_forward", [(0, Read), (1, Read), (2, ReadWrite), (3, Read)];
-    LINEAR_BACKWARD_DATA: LINEAR_WGSL, "linear_backward_data", [(0, Read), (1, Read), (2, ReadWrite)];
-    LINEAR_BACKWARD_PARAMS: LINEAR_WGSL, "linear_backward_params", [(0, Read), (1, Read), (2, ReadWrite)];
     LINEAR_BACKWARD_BIAS: LINEAR_WGSL, "linear_backward_bias", [(0, Read), (2, ReadWrite)];
     RELU_FORWARD: ACTIVATION_WGSL, "relu_forward", [(0, Read), (1, ReadWrite)];
     LEAKY_RELU_FORWARD: ACTIVATION_WGSL, "leaky_relu_forward", [(0, Read), (1, ReadWrite)];

@@ -23,18 +23,6 @@ impl GpuBackend {
         })
     }
 
-    /// Grid of 16×16 output tiles over a `rows` × `cols` matrix.
-    pub(super) fn tile_grid(&self, rows: usize, cols: usize) -> Option<(u32, u32, u32)> {
-        let max = self.report.max_compute_workgroups_per_dimension as usize;
-        let (gx, gy) = (cols.div_ceil(TILE as usize), rows.div_ceil(TILE as usize));
-        if !self.check(gx <= max && gy <= max, || {
-            format!("a {rows}×{cols} matrix needs more than {max} tiles per dimension")
-        }) {
-            return None;
-        }
-        Some((gx as u32, gy as u32, 1))
-    }
-
     /// The upsampling kernels' parameters (factor ≥ 1 checked above the backend), or `None`
     /// (error deferred) for an output past the u32 index range.
     pub(super) fn upsample_params(&self, s: UpsampleShape) -> Option<kernels::UpsampleParams> {
@@ -63,6 +51,7 @@ impl GpuBackend {
         })
     }
 
+    /// y = x·wᵀ + b on the conv products (see [`as_conv`]).
     pub(super) fn linear_forward(
         &self,
         s: LinearShape,
@@ -71,16 +60,10 @@ impl GpuBackend {
         b: &GpuTensor,
         y: &mut GpuTensor,
     ) {
-        let (n, o) = (s.batch, s.outputs);
-        if n * o == 0 {
-            return;
-        }
-        let (Some(params), Some(groups)) = (self.linear_dims(s), self.tile_grid(n, o)) else {
-            return;
-        };
-        self.dispatch(&kernels::LINEAR_FORWARD, &[x, w, y, b], &params, groups);
+        self.conv2d_forward(as_conv(s), x, w, b, y);
     }
 
+    /// dx = dy·w on the conv products.
     pub(super) fn linear_backward_data(
         &self,
         s: LinearShape,
@@ -88,21 +71,11 @@ impl GpuBackend {
         w: &GpuTensor,
         dx: &mut GpuTensor,
     ) {
-        let (n, i) = (s.batch, s.inputs);
-        if n * i == 0 {
-            return;
-        }
-        let (Some(params), Some(groups)) = (self.linear_dims(s), self.tile_grid(n, i)) else {
-            return;
-        };
-        self.dispatch(
-            &kernels::LINEAR_BACKWARD_DATA,
-            &[dy, w, dx],
-            &params,
-            groups,
-        );
+        self.conv2d_backward_data(as_conv(s), dy, w, dx);
     }
 
+    /// dw = dyᵀ·x on the conv products; db = Σ_b dy by linear.wgsl's column sums, which
+    /// read the [batch, outputs] rows coalesced.
     pub(super) fn linear_backward_params(
         &self,
         s: LinearShape,
@@ -111,26 +84,15 @@ impl GpuBackend {
         dw: &mut GpuTensor,
         db: &mut GpuTensor,
     ) {
-        let (i, o) = (s.inputs, s.outputs);
-        if o == 0 {
+        if s.outputs == 0 {
             return;
         }
-        let Some(params) = self.linear_dims(s) else {
+        let (Some(params), Some(conv)) = (self.linear_dims(s), self.conv_params(as_conv(s))) else {
             return;
         };
-        if i > 0 {
-            let Some(groups) = self.tile_grid(o, i) else {
-                return;
-            };
-            self.dispatch(
-                &kernels::LINEAR_BACKWARD_PARAMS,
-                &[dy, x, dw],
-                &params,
-                groups,
-            );
-        }
+        self.conv2d_backward_weight(as_conv(s), conv, dy, x, dw);
         // A workgroup per 16 outputs (the shader's TILE), spilling into y.
-        let Some(groups) = self.grid_or_defer(o.div_ceil(TILE as usize)) else {
+        let Some(groups) = self.grid_or_defer(s.outputs.div_ceil(TILE as usize)) else {
             return;
         };
         self.dispatch(&kernels::LINEAR_BACKWARD_BIAS, &[dy, db], &params, groups);
@@ -242,5 +204,23 @@ impl GpuBackend {
         let params = row_params(s.channels, s.batch * s.pixels, s.pixels, 0.0);
         let k = &kernels::CHANNEL_SUM;
         self.rows_kernel(k, &[dy, db], params, s.channels, false, s.len());
+    }
+}
+
+/// A linear layer as the 1×1 convolution of 1×1 images it is: y\[b, o\] = bias\[o\] +
+/// Σᵢ w\[o, i\]·x\[b, i\] is conv2d's forward with batch b, i input and o output channels, in
+/// the same memory layout (PyTorch's \[O, I\] weight is its \[O, I, 1, 1\]). So the dense
+/// layers run on the tuned conv products (register-blocked tiles, split-K, 128×128 tiles,
+/// tensor cores) rather than on kernels of their own.
+fn as_conv(s: LinearShape) -> Conv2dShape {
+    Conv2dShape {
+        batch: s.batch,
+        in_channels: s.inputs,
+        out_channels: s.outputs,
+        height: 1,
+        width: 1,
+        kernel: 1,
+        stride: 1,
+        padding: 0,
     }
 }

@@ -78,7 +78,7 @@ pub use tensor_cores::TensorCores;
 
 /// Threads per workgroup of the elementwise kernels (must match `WG` in the shaders).
 const WG: u32 = 256;
-/// Side of the square output tile of the linear kernels (must match `TILE` in linear.wgsl).
+/// Outputs per workgroup of the linear bias gradient (must match `TILE` in linear.wgsl).
 const TILE: u32 = 16;
 
 /// Sides of the square output tiles of the conv2d kernels (must match `TILE` in conv2d.wgsl
