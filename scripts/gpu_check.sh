@@ -20,7 +20,8 @@
 #      PyTorch;
 #   5. a 300-iteration full-width (n_f = 64) MNIST demo on the GPU, with its picture;
 #   6. the MNIST demo again with the conv products on tensor cores (--tensor-cores), beside
-#      the f32 run's metrics and picture; anatomy32 on tensor cores against PyTorch;
+#      the f32 run's metrics and picture; the toy2d demo in f32 and on tensor cores (its
+#      linear layers), their final KLs; anatomy32 on tensor cores against PyTorch;
 #   7. the same comparison on mnist32 and resnet32 (where the build has it);
 #   8. torch.compile on toy2d (one round: it compiles for a minute);
 #   9. the samplers' chain-steps/s (ULA, MALA, HMC, annealed) on the shipped toy model and
@@ -178,6 +179,19 @@ if section "MNIST demo on tensor cores (--tensor-cores), the same 300 iterations
   mnist_demo mnist-tc mnist-gpu-tensor-cores-samples.png --tensor-cores
   say "f32:          $(tail -1 "$W/mnist/metrics.csv" 2>/dev/null)"
   say "tensor cores: $(tail -1 "$W/mnist-tc/metrics.csv" 2>/dev/null)"
+fi
+
+if section "toy2d demo (8gaussians, 3000 iterations), f32 and on tensor cores" 40; then
+  # The toy demo's training on tensor cores: its linear layers run on the conv products, so
+  # with --tensor-cores their forward and input gradient take f16 operands (the fused
+  # sampling chain stays f32). The final KL to the data beside the f32 run's.
+  for v in f32 tensor-cores; do
+    flag=""; [ "$v" = tensor-cores ] && flag=--tensor-cores
+    t0=$SECONDS
+    timeout "$(( $(left) > 10 ? $(left) / 2 : 5 ))" "$BIN/ebm" $flag --device gpu train toy2d \
+      --dataset 8gaussians --quiet --out "$W/toy2d-$v" >"$W/toy2d-$v.log" 2>&1
+    say "$v: exit $? after $((SECONDS - t0)) s: $(tail -1 "$W/toy2d-$v.log")"
+  done
 fi
 
 if section "anatomy32 on tensor cores (--tensor-cores) vs PyTorch, $ROUNDS alternating rounds" 45; then
