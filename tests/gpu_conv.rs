@@ -122,16 +122,21 @@ fn linear_matches_cpu() {
     }
 }
 
+/// The GPU opened with tensor cores asked for (on only where the adapter has them).
+fn tensor_core_gpu() -> Option<gpu_common::GpuTest> {
+    gpu_common::gpu_with(GpuOptions {
+        tensor_cores: true,
+        ..GpuOptions::default()
+    })
+}
+
 /// With tensor cores the linear layers' forward and input gradient take f16 operands, like
 /// the convolutions', to [`TENSOR_CORE_TOL`]; the weight gradient stays f32. Skipped where
 /// the adapter has none (`conv2d_tensor_cores_match_cpu` checks the f32 fallback).
 #[test]
 fn linear_tensor_cores_match_cpu() {
     let seed = test_seed();
-    let Some(cores) = gpu_common::gpu_with(GpuOptions {
-        tensor_cores: true,
-        ..GpuOptions::default()
-    }) else {
+    let Some(cores) = tensor_core_gpu() else {
         return;
     };
     if let TensorCores::Off(why) = cores.tensor_cores() {
@@ -321,10 +326,7 @@ fn conv2d_backward_params_matches_cpu() {
 #[test]
 fn conv2d_tensor_cores_match_cpu() {
     let seed = test_seed();
-    let Some(cores) = gpu_common::gpu_with(GpuOptions {
-        tensor_cores: true,
-        ..GpuOptions::default()
-    }) else {
+    let Some(cores) = tensor_core_gpu() else {
         return;
     };
     let mut rng = StdRng::seed_from_u64(seed);

@@ -237,5 +237,6 @@ mod tests {
         std::fs::create_dir_all(dir.join("fox")).unwrap();
         let e = err_text(load(&dir, 1, 4, 4));
         assert!(e.contains("fox") && e.contains("no image files"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
