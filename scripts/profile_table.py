@@ -10,7 +10,8 @@ the net's per-layer forward FLOPs (`scripts/ebm_ref.py flops --verbose`, a multi
   sampling: conv/linear forward and backward-data, each = layer FLOPs × B·K;
             the fused MLP chain = 2 × forward FLOPs × B·K;
   train:    forward = layer FLOPs × (B·K + 2B), backward-data = layer FLOPs × B·K plus, for
-            every layer but the first, × 2B; backward-weight = layer FLOPs × 2B.
+            every layer but the first, × 2B; backward-weight = layer FLOPs × 2B; where the
+            fused MLP chain sampled (it is in the profile), the layers ran on the 2B rows only.
 On the GPU the linear layers run on the conv products (as 1×1 convolutions of 1×1 images), so
 there the conv2d_* kernels count the conv and the linear layers.
 Kernels without a FLOP count (activations, pooling, the update) show time only.
@@ -35,7 +36,7 @@ def layer_flops(workload, nf):
     return layers, sum(r["flops"] for r in rows)
 
 
-def kernel_flops(kernel, measure, layers, total, B, K, device):
+def kernel_flops(kernel, measure, layers, total, B, K, device, fused):
     # The tensor-core products (conv2d_*_coop) do the f32 kernels' work; the split-K sums
     # (conv2d_sum_*) only add partial products up. The 128-tile products (conv2d_*_wide) share
     # a product's layers with the 64-tile ones: main() rates them together.
@@ -57,10 +58,11 @@ def kernel_flops(kernel, measure, layers, total, B, K, device):
     every, first = sum(mine), (layers[0][1] if layers[0][0] in types else 0)
     if kernel.endswith("_bias"):
         return None
+    sampled = 0 if fused else B * K  # rows the layers ran on while sampling
     if kernel.endswith("_forward"):
-        return every * (B * K + (2 * B if measure == "train" else 0))
+        return every * (sampled + (2 * B if measure == "train" else 0))
     if kernel.endswith("_backward_data"):
-        return every * B * K + ((every - first) * 2 * B if measure == "train" else 0)
+        return every * sampled + ((every - first) * 2 * B if measure == "train" else 0)
     if kernel.endswith("_backward_weight") or kernel.endswith("_backward_params"):
         return every * 2 * B if measure == "train" else None
     return None
@@ -91,12 +93,12 @@ def main():
     for line in open(args.jsonl):
         if line.startswith("{") and '"kernel"' in line:
             rec = json.loads(line)
-            groups[(rec["workload"], rec["measure"])].append(rec)
-    for (workload, measure), recs in groups.items():
+            groups[(rec["workload"], rec.get("device", ""), rec["measure"])].append(rec)
+    for (workload, device, measure), recs in groups.items():
         B, K = DEFAULTS.get(workload, (100, 100))
         B, K = args.batch or B, args.steps or K
         layers, total = layer_flops(workload, args.nf)
-        device = recs[0].get("device", "")
+        fused = any(r["kernel"] == "mlp_langevin_chain" for r in recs)
         kernel_s = sum(r["seconds"] for r in recs)
         print(f"\n{workload} {measure} (B = {B}, K = {K}): {kernel_s * 1e3:.2f} ms in kernels, "
               f"{recs[0]['wall_seconds'] * 1e3:.2f} ms wall clock ({recs[0]['source']})")
@@ -107,13 +109,13 @@ def main():
         for r in sorted(recs, key=lambda r: -r["seconds"]):
             # A product split between 64- and 128-tile kernels has no FLOP count per kernel.
             alone = len(products[product_of(r["kernel"])]) == 1
-            f = kernel_flops(r["kernel"], measure, layers, total, B, K, device) if alone else None
+            f = kernel_flops(r["kernel"], measure, layers, total, B, K, device, fused) if alone else None
             gfs, peak = rate(f, r["seconds"], args.peak)
             print(f"  {r['kernel']:<26} {r['calls']:>6} {r['seconds'] * 1e3:9.3f} {100 * r['share']:5.1f}% {gfs} {peak}")
         for product, rs in sorted(products.items()):
             if len(rs) > 1:
                 seconds = sum(r["seconds"] for r in rs)
-                f = kernel_flops(product, measure, layers, total, B, K, device)
+                f = kernel_flops(product, measure, layers, total, B, K, device, fused)
                 gfs, peak = rate(f, seconds, args.peak)
                 name = product + " (all)"
                 calls = sum(r["calls"] for r in rs)

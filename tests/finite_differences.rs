@@ -48,8 +48,9 @@
 //!   compared on about 20 random entries per tensor.
 //!
 //! Shapes and data are fresh each run from `test_seed()` (set `EBM_TEST_SEED` to replay; it
-//! is in every failure message), with sizes that are not multiples of the GPU's 16×16
-//! (linear) or 64×64 (conv2d) tiles or 256-wide workgroups. Each check is one generic function run by a CPU test and a GPU
+//! is in every failure message), with sizes that are not multiples of the GPU's 64×64
+//! tiles (conv2d, and the linear layers, which run on the same products) or 256-wide
+//! workgroups. Each check is one generic function run by a CPU test and a GPU
 //! test; the GPU tests use any adapter, lavapipe included, and skip without one unless `CI`
 //! is set.
 

@@ -28,8 +28,9 @@ const INPUTS: [usize; 5] = [1, 2, 3, 17, 65];
 
 /// Linear shapes: every batch of [`BATCHES`] with every input width of [`INPUTS`] (outputs
 /// 1, 16, 31 or random), then the products a toy2d training step runs on 2B = 2048 rows (the
-/// 2-wide first layer's weight gradient sums 2048 terms into a 128×2 matrix: split-K) and a
-/// 512-wide layer over two 128-row tiles.
+/// 2-wide first layer's weight gradient sums 2048 terms into a 128×2 matrix: split-K), a
+/// 512 → 300 layer (300 and 512 rows: 3 and 4 row tiles of 128), and an empty batch (whose
+/// weight gradient is a sum of nothing: zeros).
 fn linear_shapes(rng: &mut StdRng) -> Vec<LinearShape> {
     let mut shapes = Vec::new();
     for batch in BATCHES {
@@ -47,6 +48,7 @@ fn linear_shapes(rng: &mut StdRng) -> Vec<LinearShape> {
         (2048, 128, 128),
         (2048, 128, 1),
         (100, 512, 300),
+        (0, 5, 3),
     ] {
         shapes.push(LinearShape {
             batch,
@@ -59,8 +61,15 @@ fn linear_shapes(rng: &mut StdRng) -> Vec<LinearShape> {
 
 /// The three linear ops on `gpu` against the CPU for shape `s` on random data: the forward
 /// and the input gradient to `tol`, the parameter gradients (always f32) to [`TOL`]. dw and
-/// db start stale and must be overwritten, not accumulated into.
-fn check_linear(gpu: &GpuBackend, rng: &mut StdRng, s: LinearShape, tol: f64, seed: u64) {
+/// db start stale and must be overwritten, not accumulated into. Returns the GPU's y, dx, dw
+/// and db.
+fn check_linear(
+    gpu: &GpuBackend,
+    rng: &mut StdRng,
+    s: LinearShape,
+    tol: f64,
+    seed: u64,
+) -> [Vec<f32>; 4] {
     let cpu = CpuBackend::new();
     let LinearShape {
         batch,
@@ -79,8 +88,8 @@ fn check_linear(gpu: &GpuBackend, rng: &mut StdRng, s: LinearShape, tol: f64, se
     cpu.linear_forward(s, &abs(&x), &abs(&w), &abs(&b), &mut y_scale);
     let mut gy = up(gpu, &vec![7.0; batch * outputs]);
     gpu.linear_forward(s, &up(gpu, &x), &up(gpu, &w), &up(gpu, &b), &mut gy);
-    let what_f = format!("forward {what}");
-    assert_close_scaled(&read(gpu, &gy), &y, &y_scale, tol, &what_f, seed);
+    let gy = read(gpu, &gy);
+    assert_close_scaled(&gy, &y, &y_scale, tol, &format!("forward {what}"), seed);
 
     let mut dx = vec![0.0; batch * inputs];
     cpu.linear_backward_data(s, &dy, &w, &mut dx);
@@ -88,8 +97,9 @@ fn check_linear(gpu: &GpuBackend, rng: &mut StdRng, s: LinearShape, tol: f64, se
     cpu.linear_backward_data(s, &abs(&dy), &abs(&w), &mut dx_scale);
     let mut gdx = up(gpu, &vec![7.0; batch * inputs]);
     gpu.linear_backward_data(s, &up(gpu, &dy), &up(gpu, &w), &mut gdx);
+    let gdx = read(gpu, &gdx);
     let what_d = format!("backward_data {what}");
-    assert_close_scaled(&read(gpu, &gdx), &dx, &dx_scale, tol, &what_d, seed);
+    assert_close_scaled(&gdx, &dx, &dx_scale, tol, &what_d, seed);
 
     let (mut dw, mut db) = (vec![0.0; outputs * inputs], vec![0.0; outputs]);
     cpu.linear_backward_params(s, &dy, &x, &mut dw, &mut db);
@@ -98,27 +108,65 @@ fn check_linear(gpu: &GpuBackend, rng: &mut StdRng, s: LinearShape, tol: f64, se
     let mut gdw = up(gpu, &vec![7.0; outputs * inputs]);
     let mut gdb = up(gpu, &vec![7.0; outputs]);
     gpu.linear_backward_params(s, &up(gpu, &dy), &up(gpu, &x), &mut gdw, &mut gdb);
-    let what_w = format!("dw {what}");
-    assert_close_scaled(&read(gpu, &gdw), &dw, &dw_scale, TOL, &what_w, seed);
-    let what_b = format!("db {what}");
-    assert_close_scaled(&read(gpu, &gdb), &db, &db_scale, TOL, &what_b, seed);
+    let (gdw, gdb) = (read(gpu, &gdw), read(gpu, &gdb));
+    assert_close_scaled(&gdw, &dw, &dw_scale, TOL, &format!("dw {what}"), seed);
+    assert_close_scaled(&gdb, &db, &db_scale, TOL, &format!("db {what}"), seed);
+    [gy, gdx, gdw, gdb]
 }
 
-/// The linear layers on the conv products' 64×64 tiles (the default) and on 128×128 tiles.
+/// Whether the kernels `names` ran since profiling was turned on, where `gpu` can tell.
+fn assert_ran(gpu: &GpuBackend, profiled: bool, names: &[&str]) {
+    if !profiled {
+        eprintln!("{} has no timestamp queries: kernels unchecked", gpu.name());
+        return;
+    }
+    let profile = gpu.take_profile().unwrap();
+    for name in names {
+        assert!(
+            profile.kernel(name).is_some(),
+            "{name} did not run: {profile:?}"
+        );
+    }
+}
+
+/// The linear layers on the conv products' 64×64 tiles (the default), on 128×128 tiles (the
+/// profile must show the wide kernels ran) and under `auto`, each against the CPU and all
+/// three to the same bits, on the same shapes and data.
 #[test]
 fn linear_matches_cpu() {
     let seed = test_seed();
-    let mut rng = StdRng::seed_from_u64(seed);
-    for conv_tiles in [ConvTiles::Square64, ConvTiles::Wide128] {
+    let mut results: Vec<Vec<[Vec<f32>; 4]>> = Vec::new();
+    for conv_tiles in [ConvTiles::Square64, ConvTiles::Wide128, ConvTiles::Auto] {
         let Some(gpu) = gpu_common::gpu_with(GpuOptions {
             conv_tiles,
             ..GpuOptions::default()
         }) else {
             return;
         };
-        for s in linear_shapes(&mut rng) {
-            check_linear(&gpu, &mut rng, s, TOL, seed);
+        let profiled = gpu.set_profiling(true).is_supported();
+        let mut rng = StdRng::seed_from_u64(seed);
+        let shapes = linear_shapes(&mut rng);
+        let outputs: Vec<_> = shapes
+            .iter()
+            .map(|&s| check_linear(&gpu, &mut rng, s, TOL, seed))
+            .collect();
+        if conv_tiles == ConvTiles::Wide128 {
+            let wide = [
+                "conv2d_forward_wide",
+                "conv2d_backward_data_wide",
+                "conv2d_backward_weight_wide",
+            ];
+            assert_ran(&gpu, profiled, &wide);
         }
+        if let Some(first) = results.first() {
+            for ((s, got), want) in shapes.iter().zip(&outputs).zip(first) {
+                for (got, want) in got.iter().zip(want) {
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(got), bits(want), "{s:?} under {conv_tiles:?} vs 64");
+                }
+            }
+        }
+        results.push(outputs);
     }
 }
 
@@ -143,10 +191,13 @@ fn linear_tensor_cores_match_cpu() {
         eprintln!("skipping: tensor cores off ({why})");
         return;
     }
+    let profiled = cores.set_profiling(true).is_supported();
     let mut rng = StdRng::seed_from_u64(seed);
     for s in linear_shapes(&mut rng) {
         check_linear(&cores, &mut rng, s, TENSOR_CORE_TOL, seed);
     }
+    let coop = ["conv2d_forward_coop", "conv2d_backward_data_coop"];
+    assert_ran(&cores, profiled, &coop);
 }
 
 /// A random conv shape: batch 1..3, channels from [`CHANNELS`], H and W 5..13 (odd and
@@ -443,27 +494,15 @@ fn conv2d_wide_tiles_match_cpu() {
     for s in shapes {
         check_conv_ops(&gpu, &mut rng, s, &ops, seed);
     }
-    if !profiled {
-        eprintln!(
-            "{} has no timestamp queries: kernel choice unchecked",
-            gpu.name()
-        );
-        return;
-    }
-    let profile = gpu.take_profile().unwrap();
-    for name in [
+    let kernels = [
         "conv2d_forward_wide",
         "conv2d_backward_data_wide",
         "conv2d_backward_weight_wide",
         "conv2d_forward",
         "conv2d_backward_data",
         "conv2d_backward_weight",
-    ] {
-        assert!(
-            profile.kernel(name).is_some(),
-            "{name} did not run: {profile:?}"
-        );
-    }
+    ];
+    assert_ran(&gpu, profiled, &kernels);
 }
 
 /// Every conv layer of `anatomy32` (docs/ARCHITECTURE.md, Reference workloads) with n_f = 8 instead of 64, batch 2: the

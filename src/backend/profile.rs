@@ -51,7 +51,7 @@ impl ProfileSupport {
 /// The time one kernel (a WGSL entry point, or the CPU op of the same name) took in total.
 #[derive(Clone, Debug, PartialEq)]
 pub struct KernelTime {
-    /// The kernel's WGSL entry-point name, e.g. `linear_forward` or `adam_update`.
+    /// The kernel's WGSL entry-point name, e.g. `conv2d_forward` or `adam_update`.
     pub name: String,
     /// How many times it ran.
     pub calls: u64,

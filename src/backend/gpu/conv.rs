@@ -46,7 +46,10 @@ impl GpuBackend {
         // The kernels form offsets that may dip below 0 by the padding in i32, and mark
         // columns past the end with −2³⁰, which a coordinate must not reach back from.
         if !self.check(largest + s.padding <= i32::MAX as usize, || {
-            format!("a conv2d tensor of {largest} values exceeds the i32 range of the kernels")
+            format!(
+                "a tensor of {largest} values exceeds the i32 range of the conv kernels (which \
+                 also run the linear layers)"
+            )
         }) || !self.check(s.height.max(s.width) + 2 * s.padding < 1 << 29, || {
             format!(
                 "a padded conv2d input of {}×{} (padding {}) exceeds the kernels' coordinate range",

@@ -32,8 +32,9 @@ struct Cli {
     /// Device: auto (a hardware GPU, else the CPU), gpu (any adapter, software included), cpu.
     #[arg(long, global = true, env = "EBM_DEVICE", default_value = "auto")]
     device: String,
-    /// Run the conv products on tensor cores where the GPU offers them (f16 operands, f32
-    /// sums: ≈ 1e-3 relative error where the f32 kernels give 1e-6), like PyTorch's TF32.
+    /// Run the conv and linear layers' forward and input-gradient products on tensor cores
+    /// where the GPU offers them (f16 operands, f32 sums: ≈ 1e-3 relative error where the f32
+    /// kernels give 1e-6), like PyTorch's f16 autocast.
     #[arg(long, global = true, env = "EBM_TENSOR_CORES", value_parser = parse_switch, num_args = 0..=1, default_missing_value = "on", default_value = "off")]
     tensor_cores: bool,
     /// The output tiles of the GPU's f32 conv kernels: 64 (64×64, 4×4 per thread), 128
