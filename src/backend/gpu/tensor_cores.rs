@@ -1,4 +1,4 @@
-//! Tensor cores for the conv products: whether an adapter can run `conv2d_coop.wgsl`, what
+//! Tensor cores for the conv products (and so the linear layers, which run on them): whether an adapter can run `conv2d_coop.wgsl`, what
 //! the device must be opened with for it, and the switch that asks for it.
 //!
 //! wgpu exposes tensor cores as experimental *cooperative matrices*: small matrix products
@@ -6,8 +6,8 @@
 //! shape with f16 inputs and f32 accumulation, spread over 8 subgroups of 32, so an adapter
 //! qualifies only if it lists that shape and runs 32-wide subgroups (NVIDIA does, from Volta
 //! on). The inputs' rounding to f16 costs about three decimal digits (relative error ≈ 1e-3
-//! per output instead of 1e-6), so the path is off unless asked for, like PyTorch's TF32
-//! switch; the exact tests always run the f32 kernels.
+//! per output instead of 1e-6), so the path is off unless asked for, like PyTorch's f16
+//! autocast; the exact tests always run the f32 kernels.
 
 use super::adapter::{AdapterReport, MatrixShape};
 
