@@ -18,8 +18,11 @@
 # programs as on a CPU without AVX-512 — ebm with --cpu-tiles avx2, and PyTorch with
 # ATEN_CPU_CAPABILITY=avx2, ONEDNN_MAX_CPU_ISA=AVX2, MKL_ENABLE_INSTRUCTIONS=AVX2; build ebm
 # for it with `cargo build --release --no-default-features --target-dir target/avx2` and set
-# EBM_BIN=target/avx2/release, so that the gemm crate has no AVX-512 either). Arguments after
-# the workload go to both programs (--nf, --batch, --steps, --only).
+# EBM_BIN=target/avx2/release, so that the gemm crate has no AVX-512 either), SERVE (1: one
+# PyTorch process answers every round's requests, `ebm_ref.py serve`, so that rounds do not
+# each pay seconds for importing torch and starting CUDA; 0: a process per request). ebm
+# starts afresh every round. Arguments after the workload go to both programs (--nf,
+# --batch, --steps, --only).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 [ $# -ge 1 ] || { echo "usage: scripts/compare.sh WORKLOAD [--nf N] [--batch B] [--steps K] [--only sampling|train]" >&2; exit 2; }
@@ -50,6 +53,7 @@ tag() {  # tag ROUND VARIANT: add both to each JSON line (awk: a variant may be 
   awk -v r="$1" -v v="$2" '/^\{/ { sub(/^\{/, "{\"round\": " r ", \"variant\": \"" v "\", ") } { print }'
 }
 DEADLINE=${DEADLINE:-0}
+SERVE=${SERVE:-1}
 until_deadline() {  # the command, cut at DEADLINE when one is set
   if [ "$DEADLINE" -gt 0 ]; then timeout $((DEADLINE - $(date +%s) > 1 ? DEADLINE - $(date +%s) : 1)) "$@"; else "$@"; fi
 }
@@ -59,6 +63,31 @@ ebm_bench() {  # ebm_bench DIR ARGS…: DIR/ebm's JSON lines for this workload
   RAYON_NUM_THREADS=$THREADS until_deadline "$dir/ebm" --device "$DEVICE" bench --workload "$W" \
     --iters "$ITERS" --json "$@"
 }
+# The server, where some variant is PyTorch (bin=DIR variants are other ebm builds).
+if [ "$SERVE" = 1 ] && [ -n "$(printf '%s\n' $VARIANTS | grep -v '^bin=')" ]; then
+  coproc REF_SERVER { exec python3 "$REF" serve; }
+  trap 'kill ${REF_SERVER_PID:-} 2>/dev/null' EXIT
+fi
+ref_bench() {  # ref_bench ARGS…: the reference's output for `bench ARGS…`, from the server if one runs
+  if [ -z "${REF_SERVER_PID:-}" ]; then
+    until_deadline python3 "$REF" bench "$@"
+    return
+  fi
+  local line wait=()
+  printf '%q ' "$@" >&"${REF_SERVER[1]}" && echo >&"${REF_SERVER[1]}" || return 1
+  while :; do
+    [ "$DEADLINE" -gt 0 ] && wait=(-t $((DEADLINE - $(date +%s) > 1 ? DEADLINE - $(date +%s) : 1)))
+    if ! IFS= read -r ${wait[@]+"${wait[@]}"} line <&"${REF_SERVER[0]}"; then
+      # Cut at the deadline, or the server died: no more requests to it.
+      kill "$REF_SERVER_PID" 2>/dev/null
+      unset REF_SERVER_PID
+      return 1
+    fi
+    case $line in '{"served": '*) return 0 ;; esac
+    printf '%s\n' "$line"
+  done
+}
+ANSWER=$(mktemp)
 for r in $(seq 1 "$ROUNDS"); do
   if [ "$DEADLINE" -gt 0 ] && [ "$(date +%s)" -ge "$DEADLINE" ]; then
     echo "deadline: stopped before round $r of $ROUNDS" >&2
@@ -77,8 +106,10 @@ for r in $(seq 1 "$ROUNDS"); do
       compile) extra=(--tf32 off --compile) ;;
       *) echo "error: VARIANTS: unknown '$v' (fp32, tf32, compile, bin=DIR)" >&2; exit 2 ;;
     esac
-    until_deadline python3 "$REF" bench --workload "$W" --device "$TORCH_DEVICE" --threads "$THREADS" \
-      --iters "$ITERS" --json "${extra[@]}" "$@" | tag "$r" "$v" | tee -a "$JSONL" >/dev/null
+    # Not in a pipeline: the server's pipes belong to this shell, not to a subshell.
+    ref_bench --workload "$W" --device "$TORCH_DEVICE" --threads "$THREADS" \
+      --iters "$ITERS" --json "${extra[@]}" "$@" >"$ANSWER"
+    tag "$r" "$v" <"$ANSWER" | tee -a "$JSONL" >/dev/null
   done
   echo "round $r/$ROUNDS done" >&2
 done
