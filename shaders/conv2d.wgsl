@@ -183,7 +183,12 @@ fn conv2d_sum_data(
 ) {
     let i = flat_index(wg, nwg, li);
     let len = p.batch * p.in_channels * p.height * p.width;
-    if i < len {
+    // With a stride past the kernel, the pixels of the phases no tap meets got no partial
+    // products (their slots hold stale scratch): they keep the 0 the host filled in.
+    let iw = i % p.width;
+    let ih = (i / p.width) % p.height;
+    let met = (ih + p.padding) % p.stride < p.kernel && (iw + p.padding) % p.stride < p.kernel;
+    if i < len && met {
         out[i] = split_sum(i, len);
     }
 }

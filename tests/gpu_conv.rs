@@ -505,6 +505,83 @@ fn conv2d_wide_tiles_match_cpu() {
     assert_ran(&gpu, profiled, &kernels);
 }
 
+/// The input gradient into 1–4 channels runs on conv2d_thin.wgsl (no tiles; its own split-K
+/// cut): random shapes with 1–4 input channels, strides 1–3 (a stride past the kernel, whose
+/// untouched phases must still be zeroed, included), up to 300 output channels (K long enough
+/// to be split), images up to 33 wide; anatomy32's and mnist32's first layers at full size;
+/// 5 channels, which stays on the tiles. The profile must show the thin kernel ran.
+#[test]
+fn conv2d_thin_input_gradient_matches_cpu() {
+    let gpu = gpu_or_skip!();
+    let seed = test_seed();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let profiled = gpu.set_profiling(true).is_supported();
+    let mut shapes: Vec<Conv2dShape> = (0..12)
+        .map(|_| {
+            let mut s = random_conv_shape(&mut rng);
+            s.in_channels = rng.random_range(1..=4);
+            s.out_channels = [1, 7, 64, 300][rng.random_range(0..4)];
+            s.height += rng.random_range(0..=20);
+            s
+        })
+        .collect();
+    let layer = |batch, in_channels, kernel, stride, padding| Conv2dShape {
+        batch,
+        in_channels,
+        out_channels: 64,
+        height: 32,
+        width: 32,
+        kernel,
+        stride,
+        padding,
+    };
+    shapes.extend([
+        layer(3, 3, 3, 1, 1),
+        layer(2, 1, 3, 1, 1),
+        layer(2, 4, 2, 3, 0),
+        layer(2, 5, 3, 1, 1),
+    ]);
+    for s in shapes {
+        check_conv_ops(&gpu, &mut rng, s, &["backward_data"], seed);
+    }
+    assert_ran(&gpu, profiled, &["conv2d_backward_data_thin"]);
+}
+
+/// An input gradient with a stride past the kernel (the phases no tap meets stay 0) and its K
+/// split, after a larger split product has left the split-K scratch full of other numbers:
+/// the sums must not copy those into the untouched phases. On the tiles (5 channels) and on
+/// the thin kernel (2).
+#[test]
+fn split_input_gradient_keeps_untouched_phases_zero() {
+    let gpu = gpu_or_skip!();
+    let seed = test_seed();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let stale = Conv2dShape {
+        batch: 2,
+        in_channels: 8,
+        out_channels: 300,
+        height: 16,
+        width: 16,
+        kernel: 3,
+        stride: 1,
+        padding: 1,
+    };
+    for in_channels in [5, 2] {
+        check_conv_ops(&gpu, &mut rng, stale, &["backward_data"], seed);
+        let s = Conv2dShape {
+            batch: 1,
+            in_channels,
+            out_channels: 300,
+            height: 11,
+            width: 10,
+            kernel: 1,
+            stride: 3,
+            padding: 2,
+        };
+        check_conv_ops(&gpu, &mut rng, s, &["backward_data"], seed);
+    }
+}
+
 /// Every conv layer of `anatomy32` (docs/ARCHITECTURE.md, Reference workloads) with n_f = 8 instead of 64, batch 2: the
 /// real kernel sizes, strides, paddings and spatial sizes 32 → 32 → 16 → 8 → 4 → 1.
 #[test]

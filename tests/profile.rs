@@ -51,21 +51,27 @@ fn sample_with<B: Backend>(b: &B, steps: usize, fused: bool) -> Vec<f32> {
 /// The kernels one Langevin step runs on the toy2d MLP, with their counts per step:
 /// forward (linear, SiLU), backward to the input (the same), then the update. The CPU names
 /// its linear ops; the GPU runs them on the conv products (as 1×1 convolutions of 1×1
-/// images), whose kernels it names.
+/// images), whose kernels it names, the gradient into the 2-D input on the thin kernel.
 fn expected(steps: usize, source: &str) -> Vec<(&'static str, u64)> {
     let k = steps as u64;
-    let (forward, backward) = if source == GPU {
-        ("conv2d_forward", "conv2d_backward_data")
-    } else {
-        ("linear_forward", "linear_backward_data")
-    };
-    vec![
-        (forward, LINEAR * k),
+    let mut kernels = vec![
         ("silu_forward", SILU * k),
-        (backward, LINEAR * k),
         ("silu_backward", SILU * k),
         ("langevin_update", k),
-    ]
+    ];
+    if source == GPU {
+        kernels.extend([
+            ("conv2d_forward", LINEAR * k),
+            ("conv2d_backward_data", (LINEAR - 1) * k),
+            ("conv2d_backward_data_thin", k),
+        ]);
+    } else {
+        kernels.extend([
+            ("linear_forward", LINEAR * k),
+            ("linear_backward_data", LINEAR * k),
+        ]);
+    }
+    kernels
 }
 
 /// The GPU profiles' source.

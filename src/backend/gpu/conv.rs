@@ -138,7 +138,13 @@ impl GpuBackend {
             k_len: s.out_channels * taps * taps,
             out_len: s.batch * s.in_len(),
         };
-        self.conv_product(&product, params, [w, dy], dx, None);
+        if s.in_channels <= THIN_ROWS {
+            // An image's or a point's gradient: its own kernel, f32 with tensor cores or not
+            // (a 16-row tensor-core tile would be as empty as a 64-row one).
+            self.record_thin(&product, params, [w, dy], dx);
+        } else {
+            self.conv_product(&product, params, [w, dy], dx, None);
+        }
     }
 
     pub(super) fn conv2d_backward_params(
@@ -233,14 +239,12 @@ impl GpuBackend {
 
     /// Record `p` on `tile`² output tiles: column tiles on x (spilling into y past the
     /// per-dimension limit; the shader flattens them), row tiles × phases on z, with its K
-    /// cut into [`k_splits`] slices on z too (split-K; see conv2d.wgsl). With more than one
-    /// slice, the slices write their partial products into scratch memory and `p.sum` adds
-    /// them (and the bias) into `out`.
+    /// cut into [`k_splits`] slices on z too (split-K; see conv2d.wgsl).
     fn record_product(
         &self,
         p: &ConvProduct,
         tile: usize,
-        mut params: ConvParams,
+        params: ConvParams,
         [a, b]: [&GpuTensor; 2],
         out: &GpuTensor,
         bias: Option<&GpuTensor>,
@@ -262,15 +266,64 @@ impl GpuBackend {
         }) {
             return;
         }
-        let fits = (self.storage_limit() as usize / 4 / p.out_len.max(1)).max(1);
         // The cut follows the 64×64 tiles whichever tile runs (see ConvProduct), the grid
         // limit on z included: a 64-tile z bounds the 128-tile one.
         let square_z = p.rows.div_ceil(CONV_TILE) * p.phases;
         let square_tiles = square_z * p.cols.div_ceil(CONV_TILE);
-        let wanted = k_splits(square_tiles, p.k_len)
-            .min(fits)
-            .min((max / square_z.max(1)).max(1));
-        // Slices of a whole number of 16-steps, none empty.
+        let wanted = k_splits(square_tiles, p.k_len).min((max / square_z.max(1)).max(1));
+        self.record_split(kernel, p, params, wanted, (x, y, z), [a, b], out, bias);
+    }
+
+    /// An input gradient into at most [`THIN_ROWS`] channels (an image's, a 2-D point's) on
+    /// `conv2d_thin.wgsl`: a workgroup of 64 threads per [`THIN_COLS`] columns of each stride
+    /// phase, no tiles. Its workgroups are few and its K walks long, so K is cut by their
+    /// count, as many threads as 64-tile workgroups would have being the aim.
+    fn record_thin(
+        &self,
+        p: &ConvProduct,
+        params: ConvParams,
+        operands: [&GpuTensor; 2],
+        out: &GpuTensor,
+    ) {
+        let max = self.report.max_compute_workgroups_per_dimension as usize;
+        let column_groups = p.cols.div_ceil(THIN_COLS);
+        let Some((x, y, _)) = self.grid_or_defer(column_groups) else {
+            return;
+        };
+        // k_splits counts workgroups of 256 threads.
+        let wanted = k_splits((column_groups * p.phases).div_ceil(4), p.k_len)
+            .min((max / p.phases.max(1)).max(1));
+        let kernel = &kernels::CONV2D_BACKWARD_DATA_THIN;
+        self.record_split(
+            kernel,
+            p,
+            params,
+            wanted,
+            (x, y, p.phases),
+            operands,
+            out,
+            None,
+        );
+    }
+
+    /// Dispatch `kernel` for `p` on the grid (x, y, z · slices), its K cut into `wanted`
+    /// slices or fewer (no more than the scratch memory holds; each a whole number of 16-steps,
+    /// none empty). With more than one slice, the slices write their partial products into
+    /// scratch memory and `p.sum` adds them (and the bias) into `out`.
+    #[allow(clippy::too_many_arguments)]
+    fn record_split(
+        &self,
+        kernel: &WgslEntry,
+        p: &ConvProduct,
+        mut params: ConvParams,
+        wanted: usize,
+        (x, y, z): (u32, u32, usize),
+        [a, b]: [&GpuTensor; 2],
+        out: &GpuTensor,
+        bias: Option<&GpuTensor>,
+    ) {
+        let fits = (self.storage_limit() as usize / 4 / p.out_len.max(1)).max(1);
+        let wanted = wanted.min(fits);
         let chunk = p.k_len.div_ceil(wanted).next_multiple_of(16).max(16);
         let splits = p.k_len.div_ceil(chunk).max(1);
         params.splits = splits as u32;
@@ -476,6 +529,12 @@ fn widest_phase(s: Conv2dShape) -> usize {
 fn bindings<'t>(buffers: [&'t GpuTensor; 3], bias: Option<&'t GpuTensor>) -> Vec<&'t GpuTensor> {
     buffers.into_iter().chain(bias).collect()
 }
+
+/// The most rows (input channels) an input gradient may have to run on `conv2d_thin.wgsl`:
+/// each of its threads holds 4 rows × 4 columns.
+const THIN_ROWS: usize = 4;
+/// Columns per workgroup of `conv2d_thin.wgsl` (must match its THIN_COLS).
+const THIN_COLS: usize = 256;
 
 /// Split-K: how many slices to cut a conv product's K (of `k_len` terms) into when its
 /// output has only `tiles` 64×64 tiles — a deep layer's 8 × 25, a weight gradient's 2 × 16

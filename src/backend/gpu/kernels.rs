@@ -32,6 +32,7 @@ shaders! {
     CONV2D_WGSL: "conv2d.wgsl", preludes: &[CONV2D_GATHER], unchecked_indexing: true;
     CONV2D_COOP_WGSL: "conv2d_coop.wgsl", preludes: &[CONV2D_GATHER], unchecked_indexing: true;
     CONV2D_WIDE_WGSL: "conv2d_wide.wgsl", preludes: &[CONV2D_GATHER], unchecked_indexing: true;
+    CONV2D_THIN_WGSL: "conv2d_thin.wgsl", preludes: &[CONV2D_GATHER], unchecked_indexing: true;
     POOL_WGSL: "pool.wgsl", preludes: &[], unchecked_indexing: false;
     ELEMENTWISE_WGSL: "elementwise.wgsl", preludes: &[], unchecked_indexing: false;
     ROWS_WGSL: "rows.wgsl", preludes: &[WORKGROUP_REDUCE], unchecked_indexing: false;
@@ -86,6 +87,7 @@ kernels! {
     CONV2D_FORWARD_WIDE: CONV2D_WIDE_WGSL, "conv2d_forward_wide", [(0, Read), (1, Read), (2, ReadWrite), (3, Read)];
     CONV2D_BACKWARD_DATA_WIDE: CONV2D_WIDE_WGSL, "conv2d_backward_data_wide", [(0, Read), (1, Read), (2, ReadWrite)];
     CONV2D_BACKWARD_WEIGHT_WIDE: CONV2D_WIDE_WGSL, "conv2d_backward_weight_wide", [(0, Read), (1, Read), (2, ReadWrite)];
+    CONV2D_BACKWARD_DATA_THIN: CONV2D_THIN_WGSL, "conv2d_backward_data_thin", [(0, Read), (1, Read), (2, ReadWrite)];
     CONV2D_FORWARD_COOP: CONV2D_COOP_WGSL, "conv2d_forward_coop", [(0, Read), (1, Read), (2, ReadWrite), (3, Read)];
     CONV2D_BACKWARD_DATA_COOP: CONV2D_COOP_WGSL, "conv2d_backward_data_coop", [(0, Read), (1, Read), (2, ReadWrite)];
     CONV2D_SUM_FORWARD: CONV2D_WGSL, "conv2d_sum_forward", [(0, Read), (2, ReadWrite), (3, Read)];
