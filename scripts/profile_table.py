@@ -38,8 +38,9 @@ def layer_flops(workload, nf):
 
 def kernel_flops(kernel, measure, layers, total, B, K, device, fused):
     # The tensor-core products (conv2d_*_coop) do the f32 kernels' work; the split-K sums
-    # (conv2d_sum_*) only add partial products up. The 128-tile products (conv2d_*_wide) share
-    # a product's layers with the 64-tile ones: main() rates them together.
+    # (conv2d_sum_*) only add partial products up. The 128-tile products (conv2d_*_wide) and
+    # the thin input gradient (conv2d_backward_data_thin) share a product's layers with the
+    # 64-tile ones: main() rates them together.
     if kernel.startswith("conv2d_sum"):
         return None
     kernel = product_of(kernel)
@@ -69,8 +70,9 @@ def kernel_flops(kernel, measure, layers, total, B, K, device, fused):
 
 
 def product_of(kernel):
-    """The product a kernel computes, whatever its tiles: conv2d_forward for conv2d_forward_wide."""
-    return kernel.removesuffix("_coop").removesuffix("_wide")
+    """The product a kernel computes, whatever its tiles: conv2d_forward for conv2d_forward_wide,
+    conv2d_backward_data for conv2d_backward_data_thin (the thin inputs' share of it)."""
+    return kernel.removesuffix("_coop").removesuffix("_wide").removesuffix("_thin")
 
 
 def rate(f, seconds, peak):

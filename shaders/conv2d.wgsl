@@ -6,8 +6,8 @@
 // thread (tx, ty) accumulates its 4×4 block from one vec4 of each tile per kk — 16
 // multiply-adds for two workgroup loads. Meanwhile the next step's operands are already being
 // fetched into registers (software pipelining: the global loads' latency hides behind the
-// arithmetic). A thread whose whole block lies outside C (a 3-channel input gradient fills 3
-// of 64 rows) skips the arithmetic.
+// arithmetic). A thread whose whole block lies outside C (a 5-channel input gradient fills 5
+// of 64 rows; 4 or fewer go to conv2d_thin.wgsl) skips the arithmetic.
 //
 //   conv2d_forward          a = w,  b = x,  out = y,  bias
 //   conv2d_backward_data    a = w,  b = dy, out = dx   (one z slice per stride phase)
@@ -187,7 +187,8 @@ fn conv2d_sum_data(
     // products (their slots hold stale scratch): they keep the 0 the host filled in.
     let iw = i % p.width;
     let ih = (i / p.width) % p.height;
-    let met = (ih + p.padding) % p.stride < p.kernel && (iw + p.padding) % p.stride < p.kernel;
+    let met = p.stride <= p.kernel
+        || ((ih + p.padding) % p.stride < p.kernel && (iw + p.padding) % p.stride < p.kernel);
     if i < len && met {
         out[i] = split_sum(i, len);
     }

@@ -16,7 +16,9 @@
 //                    M = O, N = C·k·k, K = batch·H'·W'
 //
 // A workgroup of 256 threads owns a 64×64 tile of C and walks K 16 at a time (conv2d.wgsl,
-// conv2d_coop.wgsl), or a 128×128 tile, 8 at a time (conv2d_wide.wgsl). Per step each thread
+// conv2d_coop.wgsl), or a 128×128 tile, 8 at a time (conv2d_wide.wgsl); an input gradient
+// into at most 4 channels has no tiles: each thread walks K alone for all rows of 4 columns,
+// with the same `*_a` and `*_b` gathers at one K index (conv2d_thin.wgsl). Per step each thread
 // gathers 4 + 4 values into registers: A rows r..r+3 at one K index (`*_a`) and one B row at
 // 4 consecutive columns (`*_b`); in the 64-tile kernels r = 4ty, A's K index is k0 + tx and
 // B's row k0 + ty at columns 4tx.., (tx, ty) = (li mod 16, li / 16). A K index is kept as

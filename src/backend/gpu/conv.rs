@@ -2,8 +2,9 @@
 //! and split-K, and for `--conv-tiles auto` the timing that picks a tile size per product.
 //!
 //! Each conv op is one implicit GEMM (shaders/conv2d_gather.wgsl; the input gradient one per
-//! stride phase), described by a [`ConvProduct`] and recorded by
-//! [`GpuBackend::conv_product`].
+//! stride phase), described by a [`ConvProduct`] and recorded on tiles by
+//! [`GpuBackend::conv_product`], or, for an input gradient into at most [`THIN_ROWS`]
+//! channels, by [`GpuBackend::record_thin`] (shaders/conv2d_thin.wgsl).
 
 use std::time::Instant;
 
@@ -276,8 +277,9 @@ impl GpuBackend {
 
     /// An input gradient into at most [`THIN_ROWS`] channels (an image's, a 2-D point's) on
     /// `conv2d_thin.wgsl`: a workgroup of 64 threads per [`THIN_COLS`] columns of each stride
-    /// phase, no tiles. Its workgroups are few and its K walks long, so K is cut by their
-    /// count, as many threads as 64-tile workgroups would have being the aim.
+    /// phase, no tiles. Its threads are few and walk K one index at a time, so K is cut until
+    /// there are about [`THIN_THREADS`] of them (slices of 16 indices at the least): a small
+    /// batch (1024 chains of a toy, 256 threads) gets its K in slices of 16.
     fn record_thin(
         &self,
         p: &ConvProduct,
@@ -290,9 +292,16 @@ impl GpuBackend {
         let Some((x, y, _)) = self.grid_or_defer(column_groups) else {
             return;
         };
-        // k_splits counts workgroups of 256 threads.
-        let wanted = k_splits((column_groups * p.phases).div_ceil(4), p.k_len)
-            .min((max / p.phases.max(1)).max(1));
+        if !self.check(p.phases <= max, || {
+            format!("{} stride phases need more than {max} workgroups", p.phases)
+        }) {
+            return;
+        }
+        let threads = column_groups * p.phases * (THIN_COLS / 4);
+        let wanted = THIN_THREADS
+            .div_ceil(threads.max(1))
+            .min((p.k_len / 16).max(1))
+            .min(max / p.phases.max(1));
         let kernel = &kernels::CONV2D_BACKWARD_DATA_THIN;
         self.record_split(
             kernel,
@@ -476,13 +485,13 @@ struct ConvKernels {
 }
 
 /// One conv product C = A·B (rows × cols per stride phase, K = `k_len`) for
-/// [`GpuBackend::conv_product`]: its kernels, the kernel that sums its split-K slices, and
-/// the length of its output.
+/// [`GpuBackend::conv_product`] (or [`GpuBackend::record_thin`]): its kernels, the kernel that
+/// sums its split-K slices, and the length of its output.
 ///
-/// The split-K cut follows from the product's count of 64×64 tiles whichever tile size runs,
-/// so the 64- and the 128-tile kernels cut K alike, sum the same partial products in the same
-/// order, and give the same bits (a 128-tile workgroup does four times the work, so the same
-/// slices keep a GPU as busy).
+/// On tiles the split-K cut follows from the product's count of 64×64 tiles whichever tile
+/// size runs, so the 64- and the 128-tile kernels cut K alike, sum the same partial products
+/// in the same order, and give the same bits (a 128-tile workgroup does four times the work,
+/// so the same slices keep a GPU as busy). The thin kernel cuts by its own thread count.
 struct ConvProduct {
     kernels: ConvKernels,
     sum: &'static WgslEntry,
@@ -533,8 +542,11 @@ fn bindings<'t>(buffers: [&'t GpuTensor; 3], bias: Option<&'t GpuTensor>) -> Vec
 /// The most rows (input channels) an input gradient may have to run on `conv2d_thin.wgsl`:
 /// each of its threads holds 4 rows × 4 columns.
 const THIN_ROWS: usize = 4;
-/// Columns per workgroup of `conv2d_thin.wgsl` (must match its THIN_COLS).
+/// Columns per workgroup of `conv2d_thin.wgsl` (must match its THIN_COLS): 64 threads of 4.
 const THIN_COLS: usize = 256;
+/// The threads split-K aims to give the thin kernel: as many as 1024 workgroups of 256 (the
+/// tiled kernels' aim, [`k_splits`]).
+const THIN_THREADS: usize = 1 << 18;
 
 /// Split-K: how many slices to cut a conv product's K (of `k_len` terms) into when its
 /// output has only `tiles` 64×64 tiles — a deep layer's 8 × 25, a weight gradient's 2 × 16

@@ -34,7 +34,7 @@ struct Cli {
     device: String,
     /// Run the conv and linear layers' forward and input-gradient products on tensor cores
     /// where the GPU offers them (f16 operands, f32 sums: ≈ 1e-3 relative error where the f32
-    /// kernels give 1e-6), like PyTorch's f16 autocast.
+    /// kernels give 1e-6), like PyTorch's f16 autocast; gradients into ≤ 4 channels stay f32.
     #[arg(long, global = true, env = "EBM_TENSOR_CORES", value_parser = parse_switch, num_args = 0..=1, default_missing_value = "on", default_value = "off")]
     tensor_cores: bool,
     /// The output tiles of the GPU's f32 conv kernels: 64 (64×64, 4×4 per thread), 128
