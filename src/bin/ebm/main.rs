@@ -37,10 +37,10 @@ struct Cli {
     /// kernels give 1e-6), like PyTorch's f16 autocast; gradients into ≤ 4 channels stay f32.
     #[arg(long, global = true, env = "EBM_TENSOR_CORES", value_parser = parse_switch, num_args = 0..=1, default_missing_value = "on", default_value = "off")]
     tensor_cores: bool,
-    /// The output tiles of the GPU's f32 conv kernels: 64 (64×64, 4×4 per thread), 128
-    /// (128×128, 8×8 per thread, for products with at least 128 output rows: output channels,
-    /// or input channels for the input gradient), or auto (per product, whichever runs
-    /// faster, timed on its first call). The same results whichever.
+    /// The output tiles of the GPU's f32 conv kernels (which also run the linear layers): 64
+    /// (64×64, 4×4 per thread), 128 (128×128, 8×8 per thread, for products with at least 128
+    /// output rows: output channels, or input channels for the input gradient), or auto (per
+    /// product, whichever runs faster, timed on its first call). The same results whichever.
     #[arg(long, global = true, env = "EBM_CONV_TILES", value_parser = parse_conv_tiles, default_value = "64")]
     conv_tiles: ConvTiles,
     /// Chains per workgroup of the GPU's fused MLP Langevin chain: 8, or 4 (twice the
