@@ -16,8 +16,9 @@
 #   4. per-kernel profiles of toy2d (also with --mlp-chain-group 4) and anatomy32, with each
 #      conv kernel's GFLOP/s and its share of the f32 peak (scripts/profile_table.py),
 #      anatomy32 also with --conv-tiles auto (each product timed on 64×64 and 128×128 tiles,
-#      both times listed) and on tensor cores; then anatomy32 with --conv-tiles auto against
-#      PyTorch;
+#      both times listed) and on tensor cores, and its sampling with the image's gradient on
+#      its own kernel and on the tiles (EBM_THIN_INPUTS, 5 alternating rounds); then anatomy32
+#      with --conv-tiles auto against PyTorch;
 #   5. a 300-iteration full-width (n_f = 64) MNIST demo on the GPU, with its picture;
 #   6. the MNIST demo again with the conv products on tensor cores (--tensor-cores), beside
 #      the f32 run's metrics and picture; the toy2d demo in f32 and on tensor cores (its
@@ -147,9 +148,20 @@ if section "per-kernel profiles (GPU timestamps); anatomy32 again on tensor core
   timeout $(( $(left) / 3 + 1 )) "$BIN/ebm" --tensor-cores --device gpu bench --workload anatomy32 --iters 1 --warmup 0 \
     --profile --json >"$W/profile-tensor-cores.jsonl" 2>>"$W/bench.err"
   python3 scripts/profile_table.py "$W/profile-tensor-cores.jsonl" --peak "$PEAK" | tee -a "$SUMMARY"
-  # What wgpu's bounds clamps would cost the conv kernels (built without them by default).
-  EBM_GPU_BOUNDS_CHECKS=on timeout $(( $(left) / 3 + 1 )) "$BIN/ebm" --device gpu bench --workload anatomy32 \
-    --iters 1 --warmup 0 --only sampling --json 2>>"$W/bench.err" | sed 's/^/bounds checks on: /' | tee -a "$SUMMARY"
+  # The gradient into the 3-channel image on its own kernel (conv2d_thin.wgsl, the default)
+  # or on the tiles (EBM_THIN_INPUTS=tiles): anatomy32 sampling alternated over 5 rounds,
+  # then the profile on the tiles (the one above is on the kernel).
+  for r in 1 2 3 4 5; do
+    for v in kernel tiles; do
+      EBM_THIN_INPUTS=$v timeout $(( $(left) / 10 + 1 )) "$BIN/ebm" --device gpu bench --workload anatomy32 \
+        --iters 2 --warmup 1 --only sampling 2>>"$W/bench.err" | sed "s/^/thin inputs on the $v, round $r: /" |
+        tee -a "$SUMMARY"
+    done
+  done
+  EBM_THIN_INPUTS=tiles timeout $(( $(left) / 3 + 1 )) "$BIN/ebm" --device gpu bench --workload anatomy32 --iters 1 \
+    --warmup 0 --only sampling --profile --json >"$W/profile-thin-tiles.jsonl" 2>>"$W/bench.err"
+  say "anatomy32 sampling with the thin inputs' gradient on the tiles:"
+  python3 scripts/profile_table.py "$W/profile-thin-tiles.jsonl" --peak "$PEAK" | tee -a "$SUMMARY"
 fi
 
 if section "anatomy32 with --conv-tiles auto vs PyTorch, $ROUNDS alternating rounds" 45; then

@@ -323,7 +323,12 @@ fn info_lists_cpu() {
             .to_string()
     };
     let defaults = kernels(&stdout);
-    for want in ["conv tiles 64", "MLP chain 8 chains", "tensor cores off"] {
+    for want in [
+        "conv tiles 64",
+        "MLP chain 8 chains",
+        "tensor cores off",
+        "thin inputs' gradient on the kernel",
+    ] {
         assert!(defaults.contains(want), "{defaults:?} lacks {want:?}");
     }
     let args = [
@@ -333,6 +338,8 @@ fn info_lists_cpu() {
         "4",
         "--tensor-cores",
         "on",
+        "--thin-inputs",
+        "tiles",
         "info",
     ];
     let asked = kernels(&text(&run_ok(&tmp.0, &args).stdout));
@@ -340,6 +347,7 @@ fn info_lists_cpu() {
         "conv tiles auto",
         "MLP chain 4 chains",
         "tensor cores asked for",
+        "thin inputs' gradient on the tiles",
     ] {
         assert!(asked.contains(want), "{asked:?} lacks {want:?}");
     }
@@ -531,6 +539,31 @@ fn gpu_mlp_chain_groups_train_alike() {
     let marker = "MLP chains by 4";
     if let Some(m) = gpu_models_by("cli-chain-group", "--mlp-chain-group", values, &run, marker) {
         assert!(m[0] == m[1], "the 4- and 8-chain runs' models differ");
+    }
+}
+
+/// `--thin-inputs tiles` takes the gradient into the 3-channel image off its own kernel and
+/// onto the tiles: a short ConvNet run trains to the same model up to the last bits (the two
+/// cut K into other slices), the device line names the choice, and a bad value is one error
+/// line.
+#[test]
+fn gpu_thin_inputs_train_alike() {
+    let run = [
+        "images", "--nf", "8", "--iters", "2", "--batch", "8", "--steps", "3", "--buffer", "32",
+    ];
+    let values = ["kernel", "tiles", "thin"];
+    let marker = "thin inputs on tiles";
+    if let Some(m) = gpu_models_by("cli-thin-inputs", "--thin-inputs", values, &run, marker) {
+        for (name, kernel) in &m[0] {
+            let tiles = &m[1][name];
+            let (a, b) = (&kernel.data, &tiles.data);
+            let scale = a.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-3);
+            let worst = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+            assert!(
+                worst <= 1e-4 * scale,
+                "{name}: off by {worst:e} (scale {scale:e})"
+            );
+        }
     }
 }
 

@@ -11,7 +11,7 @@
 #[path = "common/gpu.rs"]
 mod gpu_common;
 
-use ebm::backend::gpu::{ConvTiles, GpuOptions, TensorCores};
+use ebm::backend::gpu::{ConvTiles, GpuOptions, TensorCores, ThinInputs};
 use ebm::backend::{Backend, Conv2dShape, CpuBackend, GpuBackend, LinearShape};
 use ebm::Error;
 use gpu_common::{abs, assert_close_scaled, randn, read, test_seed, up, CHANNELS, TOL};
@@ -515,13 +515,12 @@ fn conv2d_wide_tiles_match_cpu() {
 /// untouched phases must still be zeroed, included), up to 300 output channels (K long enough
 /// to be split), images up to 33 high; anatomy32's and mnist32's first layers at full size; 4
 /// stride phases with K split (300 channels, 4×4 kernel, stride 2); 5 channels, which stays
-/// on the tiles. The profile must show the thin kernel ran.
+/// on the tiles. The profile must show the thin kernel ran. The same shapes with
+/// `EBM_THIN_INPUTS=tiles` ([`ThinInputs::Tiles`]) run on the tiles, and must match too.
 #[test]
 fn conv2d_thin_input_gradient_matches_cpu() {
-    let gpu = gpu_or_skip!();
     let seed = test_seed();
     let mut rng = StdRng::seed_from_u64(seed);
-    let profiled = gpu.set_profiling(true).is_supported();
     let mut shapes: Vec<Conv2dShape> = (0..12)
         .map(|_| {
             let mut s = random_conv_shape(&mut rng);
@@ -557,10 +556,27 @@ fn conv2d_thin_input_gradient_matches_cpu() {
             padding: 1,
         },
     ]);
-    for s in shapes {
-        check_conv_ops(&gpu, &mut rng, s, &["backward_data"], seed);
+    for (thin_inputs, kernel) in [
+        (ThinInputs::Kernel, "conv2d_backward_data_thin"),
+        (ThinInputs::Tiles, "conv2d_backward_data"),
+    ] {
+        let Some(gpu) = gpu_common::gpu_with(GpuOptions {
+            thin_inputs,
+            ..GpuOptions::default()
+        }) else {
+            return;
+        };
+        let profiled = gpu.set_profiling(true).is_supported();
+        for &s in &shapes {
+            check_conv_ops(&gpu, &mut rng, s, &["backward_data"], seed);
+        }
+        if profiled {
+            let profile = gpu.take_profile().unwrap();
+            assert!(profile.kernel(kernel).is_some(), "{kernel}: {profile:?}");
+            let thin_ran = profile.kernel("conv2d_backward_data_thin").is_some();
+            assert_eq!(thin_ran, thin_inputs == ThinInputs::Kernel, "{profile:?}");
+        }
     }
-    assert_ran(&gpu, profiled, &["conv2d_backward_data_thin"]);
 }
 
 /// An input gradient with a stride past the kernel (the phases no tap meets stay 0) and its K

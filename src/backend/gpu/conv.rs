@@ -139,7 +139,7 @@ impl GpuBackend {
             k_len: s.out_channels * taps * taps,
             out_len: s.batch * s.in_len(),
         };
-        if s.in_channels <= THIN_ROWS {
+        if s.in_channels <= THIN_ROWS && self.thin_inputs == ThinInputs::Kernel {
             // An image's or a point's gradient: its own kernel, f32 with tensor cores or not
             // (a 16-row tensor-core tile would be as empty as a 64-row one).
             self.record_thin(&product, params, [w, dy], dx);

@@ -85,6 +85,7 @@ impl GpuBackend {
             tensor_cores,
             conv_tiles: options.conv_tiles,
             mlp_chain_group: options.mlp_chain_group,
+            thin_inputs: options.thin_inputs,
             tile_choices: Mutex::default(),
             tuning: AtomicBool::new(false),
             encoder: Mutex::new(None),

@@ -73,7 +73,7 @@ use super::{
 use crate::{Error, Result};
 pub use adapter::{describe_adapters, AdapterReport, MatrixShape};
 use kernels::{ConvParams, EltParams, LinearParams, PoolParams, RowParams, SnParams};
-pub use options::{ConvTiles, GpuOptions, MlpChainGroup};
+pub use options::{ConvTiles, GpuOptions, MlpChainGroup, ThinInputs};
 pub use tensor_cores::TensorCores;
 
 /// Threads per workgroup of the elementwise kernels (must match `WG` in the shaders).
@@ -131,6 +131,8 @@ pub struct GpuBackend {
     conv_tiles: ConvTiles,
     /// Chains per workgroup of the fused MLP chain ([`GpuOptions::mlp_chain_group`]).
     mlp_chain_group: MlpChainGroup,
+    /// Where the gradient into ≤ 4 input channels runs ([`GpuOptions::thin_inputs`]).
+    thin_inputs: ThinInputs,
     /// `--conv-tiles auto`: the tile size timed fastest for each conv product so far.
     tile_choices: Mutex<HashMap<conv::ProductKey, conv::TileChoice>>,
     /// Set while `--conv-tiles auto` times a product: its trial dispatches stay out of

@@ -24,8 +24,12 @@ impl Backend for GpuBackend {
             MlpChainGroup::Eight => "",
             MlpChainGroup::Four => ", MLP chains by 4",
         };
+        let thin = match self.thin_inputs {
+            ThinInputs::Kernel => "",
+            ThinInputs::Tiles => ", thin inputs on tiles",
+        };
         format!(
-            "{} ({}{cores}{tiles}{group})",
+            "{} ({}{cores}{tiles}{group}{thin})",
             self.report.name, self.report.backend
         )
     }

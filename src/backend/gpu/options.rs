@@ -11,18 +11,22 @@ pub struct GpuOptions {
     pub conv_tiles: ConvTiles,
     /// How many chains a workgroup of the fused MLP Langevin chain runs.
     pub mlp_chain_group: MlpChainGroup,
+    /// Where the gradient into an input of at most 4 channels runs.
+    pub thin_inputs: ThinInputs,
 }
 
 impl GpuOptions {
     /// The options the environment asks for: `EBM_TENSOR_CORES=on` (or `1`, `true`) for
     /// tensor cores, `EBM_CONV_TILES=64|128|auto` for the conv tiles, `EBM_MLP_CHAIN_GROUP=8|4`
-    /// for the fused MLP chain. `ebm --tensor-cores`, `--conv-tiles` and `--mlp-chain-group`
+    /// for the fused MLP chain, `EBM_THIN_INPUTS=kernel|tiles` for the gradient into thin
+    /// inputs. `ebm --tensor-cores`, `--conv-tiles`, `--mlp-chain-group` and `--thin-inputs`
     /// set them.
     pub fn from_env() -> Self {
         GpuOptions {
             tensor_cores: env_switch("EBM_TENSOR_CORES"),
             conv_tiles: ConvTiles::from_env(),
             mlp_chain_group: MlpChainGroup::from_env(),
+            thin_inputs: ThinInputs::from_env(),
         }
     }
 }
@@ -120,6 +124,43 @@ impl MlpChainGroup {
     }
 }
 
+/// Where the gradient into an input of at most 4 channels (an image, a 2-D point) runs: on its
+/// own kernel (`conv2d_thin.wgsl`), or on the tiles like any other product. The tiles are
+/// there to compare the two on a GPU (`--thin-inputs tiles`); the results differ in their
+/// last bits (the two cut K into other slices).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ThinInputs {
+    /// `conv2d_thin.wgsl`: each thread all rows of 4 pixels, no workgroup memory.
+    #[default]
+    Kernel,
+    /// The tiles (64×64, or whatever [`ConvTiles`] and tensor cores choose), 3 rows of 64
+    /// filled for an RGB image.
+    Tiles,
+}
+
+impl ThinInputs {
+    /// Every choice.
+    pub const ALL: [ThinInputs; 2] = [ThinInputs::Kernel, ThinInputs::Tiles];
+
+    /// The value that names it: `kernel` or `tiles`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ThinInputs::Kernel => "kernel",
+            ThinInputs::Tiles => "tiles",
+        }
+    }
+
+    /// The choice named `value` (`kernel` or `tiles`), or `None`.
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.name() == value)
+    }
+
+    /// `EBM_THIN_INPUTS` (see [`env_choice`]).
+    fn from_env() -> Self {
+        env_choice("EBM_THIN_INPUTS", Self::parse, "kernel or tiles", "kernel")
+    }
+}
+
 /// Environment variable `name` read by `parse`, or the default (named `default`) when it is
 /// unset or empty. A library user's bad value gets one warning naming the `expected` values,
 /// and the default (the CLI refuses it before it gets here).
@@ -181,6 +222,17 @@ mod tests {
         assert_eq!(MlpChainGroup::parse("8"), Some(MlpChainGroup::Eight));
         for bad in ["", "2", "16", "four"] {
             assert_eq!(MlpChainGroup::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn thin_inputs_take_kernel_or_tiles() {
+        assert_eq!(ThinInputs::default(), ThinInputs::Kernel);
+        for choice in ThinInputs::ALL {
+            assert_eq!(ThinInputs::parse(choice.name()), Some(choice));
+        }
+        for bad in ["", "thin", "Tiles", "off"] {
+            assert_eq!(ThinInputs::parse(bad), None, "{bad:?}");
         }
     }
 

@@ -14,10 +14,12 @@ pub fn run() -> ebm::Result<()> {
     let gpu = GpuOptions::from_env();
     println!(
         "GPU kernels: conv tiles {} (--conv-tiles 64|128|auto), fused MLP chain {} chains a \
-         workgroup (--mlp-chain-group 8|4), tensor cores {} (--tensor-cores)",
+         workgroup (--mlp-chain-group 8|4), tensor cores {} (--tensor-cores), thin inputs' \
+         gradient on the {} (--thin-inputs kernel|tiles)",
         gpu.conv_tiles.name(),
         gpu.mlp_chain_group.chains(),
         if gpu.tensor_cores { "asked for" } else { "off" },
+        gpu.thin_inputs.name(),
     );
     // A build without the default `gemm-avx512` feature stands for a CPU without AVX-512
     // (scripts/compare.sh ISA=avx2 checks for this note).

@@ -18,7 +18,7 @@ mod train_loop;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use ebm::backend::gpu::{ConvTiles, GpuOptions, MlpChainGroup, TensorCores};
+use ebm::backend::gpu::{ConvTiles, GpuOptions, MlpChainGroup, TensorCores, ThinInputs};
 use ebm::backend::{choose_backend, AnyBackend, DeviceChoice};
 use ebm::Error;
 
@@ -47,6 +47,11 @@ struct Cli {
     /// workgroups for a batch, for a GPU the batch leaves idle). The same results.
     #[arg(long, global = true, env = "EBM_MLP_CHAIN_GROUP", value_parser = parse_chain_group, default_value = "8")]
     mlp_chain_group: MlpChainGroup,
+    /// Where the GPU computes the gradient into an input of at most 4 channels (an image, a
+    /// 2-D point): kernel (its own, `conv2d_thin.wgsl`) or tiles (like any other product; for
+    /// comparing the two). Results differ in the last bits.
+    #[arg(long, global = true, env = "EBM_THIN_INPUTS", value_parser = parse_thin_inputs, default_value = "kernel")]
+    thin_inputs: ThinInputs,
     /// The CPU's register tiles for convolutions and wide MLP layers: auto (the widest this
     /// CPU has), avx512, avx2 (the same results to the bit), or off (im2col + gemm).
     #[arg(long, global = true, env = "EBM_CPU_TILES", value_parser = parse_cpu_tiles, default_value = "auto")]
@@ -69,6 +74,11 @@ fn parse_conv_tiles(value: &str) -> Result<ConvTiles, String> {
 /// `--mlp-chain-group` or `EBM_MLP_CHAIN_GROUP`: 8 or 4.
 fn parse_chain_group(value: &str) -> Result<MlpChainGroup, String> {
     MlpChainGroup::parse(value).ok_or_else(|| format!("expected 8 or 4, not {value:?}"))
+}
+
+/// `--thin-inputs` or `EBM_THIN_INPUTS`: kernel or tiles.
+fn parse_thin_inputs(value: &str) -> Result<ThinInputs, String> {
+    ThinInputs::parse(value).ok_or_else(|| format!("expected kernel or tiles, not {value:?}"))
 }
 
 /// `--cpu-tiles` or `EBM_CPU_TILES`: a kind this CPU has, or auto/off.
@@ -200,6 +210,7 @@ fn main() -> ExitCode {
         "EBM_MLP_CHAIN_GROUP",
         cli.mlp_chain_group.chains().to_string(),
     );
+    std::env::set_var("EBM_THIN_INPUTS", cli.thin_inputs.name());
     // Read once, where the CPU backend first runs a tile or an activation.
     std::env::set_var("EBM_CPU_TILES", &cli.cpu_tiles);
     let result = match cli.command {
