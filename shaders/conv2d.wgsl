@@ -184,14 +184,19 @@ fn conv2d_sum_data(
     let i = flat_index(wg, nwg, li);
     let len = p.batch * p.in_channels * p.height * p.width;
     // With a stride past the kernel, the pixels of the phases no tap meets got no partial
-    // products (their slots hold stale scratch): they keep the 0 the host filled in.
-    let iw = i % p.width;
-    let ih = (i / p.width) % p.height;
-    let met = p.stride <= p.kernel
-        || ((ih + p.padding) % p.stride < p.kernel && (iw + p.padding) % p.stride < p.kernel);
-    if i < len && met {
+    // products (their slots hold stale scratch): they keep the 0 the host filled in. With
+    // any other stride every phase is met, and the test is skipped.
+    if i < len && (p.stride <= p.kernel || tap_meets(i)) {
         out[i] = split_sum(i, len);
     }
+}
+
+// Whether input pixel `i` of dx lies in a stride phase that some tap meets (rh, rw < k; the
+// phases `tap_phases` counts).
+fn tap_meets(i: u32) -> bool {
+    let iw = i % p.width;
+    let ih = (i / p.width) % p.height;
+    return (ih + p.padding) % p.stride < p.kernel && (iw + p.padding) % p.stride < p.kernel;
 }
 
 @compute @workgroup_size(256)

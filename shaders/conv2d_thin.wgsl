@@ -10,8 +10,8 @@
 // memory, no barriers. The sums run over K in the order the tiled kernels use.
 //
 // Grid: column groups of THIN_COLS on x (spilling into y), z = split · phases + phase. The
-// host cuts K by this kernel's own workgroup count (src/backend/gpu/conv.rs), since its
-// workgroups are few and long where the tiled ones were many.
+// host cuts K by this kernel's own thread count (src/backend/gpu/conv.rs, `record_thin`),
+// since it has 16× fewer threads than the tiles for the same product.
 
 // Columns per workgroup: 64 threads × 4. Must match THIN_COLS in src/backend/gpu/conv.rs
 // (which sends only products of at most 4 rows here).
